@@ -1,0 +1,5 @@
+"""The `durable` command line."""
+
+from durable.cli.main import main
+
+__all__ = ["main"]

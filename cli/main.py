@@ -1,0 +1,62 @@
+"""`durable`: one command for every part of the engine.
+
+Subcommands live in their own modules and are attached here; each imports its component
+lazily, so `durable worker` never loads the control plane and vice versa.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+
+import click
+from pydantic import ValidationError
+
+from durable.cli.settings_errors import explain_settings_error
+
+
+@click.group()
+@click.option("--log-level", default="INFO", show_default=True, envvar="DURABLE_LOG_LEVEL",
+              help="Python logging level.")
+def cli(log_level: str) -> None:
+    """durable: a Kubernetes-native durable execution engine on PostgreSQL."""
+    logging.basicConfig(
+        level=log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+@cli.command()
+@click.option("--database-url", envvar="DATABASE_URL", help="PostgreSQL URL (env DATABASE_URL).")
+def migrate(database_url: str | None) -> None:
+    """Apply the database migrations (safe to run concurrently and repeatedly)."""
+    from durable.controlplane.migrator import MigrationError, migrate_url
+    from durable.controlplane.settings import DatabaseSettings
+
+    try:
+        settings = DatabaseSettings(DATABASE_URL=database_url) if database_url else DatabaseSettings()
+    except ValidationError as exc:
+        raise click.UsageError(explain_settings_error(exc)) from None
+    try:
+        applied = asyncio.run(migrate_url(settings.database_url))
+    except MigrationError as exc:
+        raise click.ClickException(str(exc)) from None
+    except (OSError, ConnectionError) as exc:
+        raise click.ClickException(
+            f"cannot reach PostgreSQL at DATABASE_URL: {exc}; check the URL and that the server is up"
+        ) from None
+    if applied:
+        click.echo(f"applied migrations: {', '.join(f'{v:04d}' for v in applied)}")
+    else:
+        click.echo("database is up to date")
+
+
+def main() -> None:
+    """Entry point of the `durable` console script."""
+    from durable.cli import commands  # noqa: F401  (attaches the other subcommands)
+
+    try:
+        cli(standalone_mode=True)
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,59 @@
+"""The error types of durable. Each carries its policy; gRPC codes are mapped in one place
+(`durable.common.status`)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+
+class DurableError(Exception):
+    """Base of every error durable raises on purpose."""
+
+
+class InvalidArgument(DurableError):
+    """A request or a setting is malformed: the message says which field and why."""
+
+
+class NotFound(DurableError):
+    """The named workflow, task or DLQ entry does not exist."""
+
+
+class PayloadTooLarge(InvalidArgument):
+    """A payload is larger than the configured limit."""
+
+
+class ConcurrencyConflict(DurableError):
+    """An optimistic write lost: the workflow history moved since the caller read it."""
+
+
+class StaleAttempt(DurableError):
+    """The caller no longer owns this attempt of the task (it was taken back, retried,
+    completed or cancelled); its call changed nothing."""
+
+
+class WrongState(DurableError):
+    """The object exists but is in a state that does not allow the operation
+    (for example signalling a completed workflow)."""
+
+
+class RetryableError(DurableError):
+    """Raised by an activity for a failure worth retrying, optionally with the next delay."""
+
+    def __init__(
+        self, message: str, *, type: str | None = None, next_retry_delay: timedelta | None = None
+    ) -> None:
+        super().__init__(message)
+        self.type = type or self.__class__.__name__
+        self.next_retry_delay = next_retry_delay
+
+
+class NonRetryableError(DurableError):
+    """Raised by an activity for a failure that no retry can fix: the task goes to the DLQ."""
+
+    def __init__(self, message: str, *, type: str | None = None) -> None:
+        super().__init__(message)
+        self.type = type or self.__class__.__name__
+
+
+class ActivityCancelled(DurableError):
+    """The activity's task was cancelled (its workflow was cancelled or ended)."""

@@ -1,0 +1,37 @@
+"""The one place where durable errors meet gRPC status codes, both directions."""
+
+from __future__ import annotations
+
+import grpc
+
+from durable.common import errors
+
+_TO_CODE: list[tuple[type[BaseException], grpc.StatusCode]] = [
+    (errors.PayloadTooLarge, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (errors.InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
+    (errors.NotFound, grpc.StatusCode.NOT_FOUND),
+    (errors.StaleAttempt, grpc.StatusCode.FAILED_PRECONDITION),
+    (errors.WrongState, grpc.StatusCode.FAILED_PRECONDITION),
+    (errors.ConcurrencyConflict, grpc.StatusCode.ABORTED),
+]
+
+_FROM_CODE: dict[grpc.StatusCode, type[errors.DurableError]] = {
+    grpc.StatusCode.RESOURCE_EXHAUSTED: errors.PayloadTooLarge,
+    grpc.StatusCode.INVALID_ARGUMENT: errors.InvalidArgument,
+    grpc.StatusCode.NOT_FOUND: errors.NotFound,
+    grpc.StatusCode.FAILED_PRECONDITION: errors.WrongState,
+    grpc.StatusCode.ABORTED: errors.ConcurrencyConflict,
+}
+
+
+def code_for(exc: BaseException) -> grpc.StatusCode | None:
+    """The gRPC status for a durable error, or None when it is not one of ours."""
+    for kind, code in _TO_CODE:
+        if isinstance(exc, kind):
+            return code
+    return None
+
+
+def error_for(code: grpc.StatusCode, message: str) -> errors.DurableError:
+    """The durable error a client raises for a status it received."""
+    return _FROM_CODE.get(code, errors.DurableError)(message)

@@ -1,0 +1,1 @@
+"""The durable control plane: the only component with database access."""

@@ -1,0 +1,76 @@
+"""Control-plane settings: validated once, from the environment names the product documents."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class DatabaseSettings(BaseSettings):
+    """Where the engine's PostgreSQL is and how many connections the control plane keeps."""
+
+    model_config = SettingsConfigDict(extra="ignore")
+
+    database_url: str = Field(
+        ...,
+        validation_alias="DATABASE_URL",
+        description="PostgreSQL URL, e.g. postgresql://user:pass@host:5432/db. Required.",
+    )
+    pool_min_size: int = Field(2, ge=0, validation_alias="DATABASE_POOL_MIN", description="Connections kept open.")
+    pool_max_size: int = Field(20, ge=1, validation_alias="DATABASE_POOL_MAX", description="Connection cap.")
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_url(cls, value: str) -> str:
+        if not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError("must start with postgresql:// or postgres://")
+        return value
+
+
+class ReaperSettings(BaseSettings):
+    """The reaper: takes back tasks from workers that stopped heartbeating."""
+
+    model_config = SettingsConfigDict(extra="ignore")
+
+    interval: float = Field(10.0, gt=0, validation_alias="REAPER_INTERVAL_SECONDS", description="Seconds between passes.")
+    stale_after: float = Field(
+        30.0, gt=0, validation_alias="REAPER_STALE_AFTER_SECONDS",
+        description="Seconds without a task heartbeat before a claimed task is taken back.",
+    )
+    worker_lost_after: float = Field(
+        30.0, gt=0, validation_alias="REAPER_WORKER_LOST_AFTER_SECONDS",
+        description="Seconds without a worker heartbeat before the worker is marked lost.",
+    )
+    max_reclaims: int = Field(
+        3, ge=0, validation_alias="REAPER_MAX_RECLAIMS",
+        description="Poison guard: times a task may be taken back before it goes to the DLQ.",
+    )
+    batch_size: int = Field(1000, ge=1, validation_alias="REAPER_BATCH_SIZE", description="Rows per statement.")
+
+
+class GrpcSettings(BaseSettings):
+    """The control plane's gRPC server."""
+
+    model_config = SettingsConfigDict(extra="ignore")
+
+    address: str = Field("0.0.0.0:9001", validation_alias="GRPC_ADDRESS", description="host:port to listen on.")
+    runner_mode: Literal["durable"] = Field(
+        "durable", validation_alias="RUNNER_MODE",
+        description="Kept for the seed's configuration; this build has one runner, 'durable'.",
+    )
+    max_payload_bytes: int = Field(
+        1024 * 1024, ge=1024, validation_alias="DURABLE_MAX_PAYLOAD_BYTES",
+        description="Largest JSON payload accepted, bytes (default 1 MiB).",
+    )
+
+    @field_validator("runner_mode", mode="before")
+    @classmethod
+    def _runner(cls, value: str) -> str:
+        if str(value).lower() == "temporal":
+            raise ValueError(
+                "'temporal' is not available: this build runs only the PostgreSQL-backed "
+                "'durable' runner; unset RUNNER_MODE or set it to 'durable'"
+            )
+        return str(value).lower()

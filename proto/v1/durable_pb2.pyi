@@ -1,0 +1,589 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class RetryPolicy(_message.Message):
+    __slots__ = ("max_attempts", "initial_interval", "backoff_coefficient", "max_interval", "jitter", "non_retryable_error_types")
+    MAX_ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    INITIAL_INTERVAL_FIELD_NUMBER: _ClassVar[int]
+    BACKOFF_COEFFICIENT_FIELD_NUMBER: _ClassVar[int]
+    MAX_INTERVAL_FIELD_NUMBER: _ClassVar[int]
+    JITTER_FIELD_NUMBER: _ClassVar[int]
+    NON_RETRYABLE_ERROR_TYPES_FIELD_NUMBER: _ClassVar[int]
+    max_attempts: int
+    initial_interval: float
+    backoff_coefficient: float
+    max_interval: float
+    jitter: float
+    non_retryable_error_types: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, max_attempts: _Optional[int] = ..., initial_interval: _Optional[float] = ..., backoff_coefficient: _Optional[float] = ..., max_interval: _Optional[float] = ..., jitter: _Optional[float] = ..., non_retryable_error_types: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ActivityOptions(_message.Message):
+    __slots__ = ("retry_policy", "priority", "schedule_to_start_timeout", "start_to_close_timeout", "heartbeat_timeout", "start_delay")
+    RETRY_POLICY_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    SCHEDULE_TO_START_TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    START_TO_CLOSE_TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    START_DELAY_FIELD_NUMBER: _ClassVar[int]
+    retry_policy: RetryPolicy
+    priority: int
+    schedule_to_start_timeout: float
+    start_to_close_timeout: float
+    heartbeat_timeout: float
+    start_delay: float
+    def __init__(self, retry_policy: _Optional[_Union[RetryPolicy, _Mapping]] = ..., priority: _Optional[int] = ..., schedule_to_start_timeout: _Optional[float] = ..., start_to_close_timeout: _Optional[float] = ..., heartbeat_timeout: _Optional[float] = ..., start_delay: _Optional[float] = ...) -> None: ...
+
+class Failure(_message.Message):
+    __slots__ = ("message", "type", "non_retryable", "next_retry_delay", "details_json")
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    NON_RETRYABLE_FIELD_NUMBER: _ClassVar[int]
+    NEXT_RETRY_DELAY_FIELD_NUMBER: _ClassVar[int]
+    DETAILS_JSON_FIELD_NUMBER: _ClassVar[int]
+    message: str
+    type: str
+    non_retryable: bool
+    next_retry_delay: float
+    details_json: str
+    def __init__(self, message: _Optional[str] = ..., type: _Optional[str] = ..., non_retryable: _Optional[bool] = ..., next_retry_delay: _Optional[float] = ..., details_json: _Optional[str] = ...) -> None: ...
+
+class Event(_message.Message):
+    __slots__ = ("sequence_num", "event_type", "event_data_json", "created_at")
+    SEQUENCE_NUM_FIELD_NUMBER: _ClassVar[int]
+    EVENT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    EVENT_DATA_JSON_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    sequence_num: int
+    event_type: str
+    event_data_json: str
+    created_at: float
+    def __init__(self, sequence_num: _Optional[int] = ..., event_type: _Optional[str] = ..., event_data_json: _Optional[str] = ..., created_at: _Optional[float] = ...) -> None: ...
+
+class Task(_message.Message):
+    __slots__ = ("id", "kind", "workflow_id", "activity_id", "activity_type", "input_json", "attempt", "max_attempts", "heartbeat_timeout", "start_to_close_timeout", "history", "decided_through_seq", "heartbeat_details_json")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
+    ACTIVITY_ID_FIELD_NUMBER: _ClassVar[int]
+    ACTIVITY_TYPE_FIELD_NUMBER: _ClassVar[int]
+    INPUT_JSON_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    MAX_ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    START_TO_CLOSE_TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    HISTORY_FIELD_NUMBER: _ClassVar[int]
+    DECIDED_THROUGH_SEQ_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_DETAILS_JSON_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    kind: str
+    workflow_id: str
+    activity_id: str
+    activity_type: str
+    input_json: str
+    attempt: int
+    max_attempts: int
+    heartbeat_timeout: float
+    start_to_close_timeout: float
+    history: _containers.RepeatedCompositeFieldContainer[Event]
+    decided_through_seq: int
+    heartbeat_details_json: str
+    def __init__(self, id: _Optional[str] = ..., kind: _Optional[str] = ..., workflow_id: _Optional[str] = ..., activity_id: _Optional[str] = ..., activity_type: _Optional[str] = ..., input_json: _Optional[str] = ..., attempt: _Optional[int] = ..., max_attempts: _Optional[int] = ..., heartbeat_timeout: _Optional[float] = ..., start_to_close_timeout: _Optional[float] = ..., history: _Optional[_Iterable[_Union[Event, _Mapping]]] = ..., decided_through_seq: _Optional[int] = ..., heartbeat_details_json: _Optional[str] = ...) -> None: ...
+
+class RegisterWorkerRequest(_message.Message):
+    __slots__ = ("worker_id", "worker_group", "activity_types", "workflow_types", "max_concurrency", "hostname", "version")
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    WORKER_GROUP_FIELD_NUMBER: _ClassVar[int]
+    ACTIVITY_TYPES_FIELD_NUMBER: _ClassVar[int]
+    WORKFLOW_TYPES_FIELD_NUMBER: _ClassVar[int]
+    MAX_CONCURRENCY_FIELD_NUMBER: _ClassVar[int]
+    HOSTNAME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    worker_id: str
+    worker_group: str
+    activity_types: _containers.RepeatedScalarFieldContainer[str]
+    workflow_types: _containers.RepeatedScalarFieldContainer[str]
+    max_concurrency: int
+    hostname: str
+    version: str
+    def __init__(self, worker_id: _Optional[str] = ..., worker_group: _Optional[str] = ..., activity_types: _Optional[_Iterable[str]] = ..., workflow_types: _Optional[_Iterable[str]] = ..., max_concurrency: _Optional[int] = ..., hostname: _Optional[str] = ..., version: _Optional[str] = ...) -> None: ...
+
+class RegisterWorkerResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class WorkerHeartbeatRequest(_message.Message):
+    __slots__ = ("worker_id", "current_load")
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    CURRENT_LOAD_FIELD_NUMBER: _ClassVar[int]
+    worker_id: str
+    current_load: int
+    def __init__(self, worker_id: _Optional[str] = ..., current_load: _Optional[int] = ...) -> None: ...
+
+class WorkerHeartbeatResponse(_message.Message):
+    __slots__ = ("status",)
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    status: str
+    def __init__(self, status: _Optional[str] = ...) -> None: ...
+
+class DrainWorkerRequest(_message.Message):
+    __slots__ = ("worker_id",)
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    worker_id: str
+    def __init__(self, worker_id: _Optional[str] = ...) -> None: ...
+
+class DrainWorkerResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class DeregisterWorkerRequest(_message.Message):
+    __slots__ = ("worker_id",)
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    worker_id: str
+    def __init__(self, worker_id: _Optional[str] = ...) -> None: ...
+
+class DeregisterWorkerResponse(_message.Message):
+    __slots__ = ("released_tasks",)
+    RELEASED_TASKS_FIELD_NUMBER: _ClassVar[int]
+    released_tasks: int
+    def __init__(self, released_tasks: _Optional[int] = ...) -> None: ...
+
+class ClaimTasksRequest(_message.Message):
+    __slots__ = ("worker_id", "activity_types", "workflow_types", "max_tasks", "wait_seconds")
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    ACTIVITY_TYPES_FIELD_NUMBER: _ClassVar[int]
+    WORKFLOW_TYPES_FIELD_NUMBER: _ClassVar[int]
+    MAX_TASKS_FIELD_NUMBER: _ClassVar[int]
+    WAIT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    worker_id: str
+    activity_types: _containers.RepeatedScalarFieldContainer[str]
+    workflow_types: _containers.RepeatedScalarFieldContainer[str]
+    max_tasks: int
+    wait_seconds: float
+    def __init__(self, worker_id: _Optional[str] = ..., activity_types: _Optional[_Iterable[str]] = ..., workflow_types: _Optional[_Iterable[str]] = ..., max_tasks: _Optional[int] = ..., wait_seconds: _Optional[float] = ...) -> None: ...
+
+class ClaimTasksResponse(_message.Message):
+    __slots__ = ("tasks",)
+    TASKS_FIELD_NUMBER: _ClassVar[int]
+    tasks: _containers.RepeatedCompositeFieldContainer[Task]
+    def __init__(self, tasks: _Optional[_Iterable[_Union[Task, _Mapping]]] = ...) -> None: ...
+
+class TaskRef(_message.Message):
+    __slots__ = ("task_id", "attempt", "details_json")
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    DETAILS_JSON_FIELD_NUMBER: _ClassVar[int]
+    task_id: str
+    attempt: int
+    details_json: str
+    def __init__(self, task_id: _Optional[str] = ..., attempt: _Optional[int] = ..., details_json: _Optional[str] = ...) -> None: ...
+
+class HeartbeatTasksRequest(_message.Message):
+    __slots__ = ("worker_id", "tasks")
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    TASKS_FIELD_NUMBER: _ClassVar[int]
+    worker_id: str
+    tasks: _containers.RepeatedCompositeFieldContainer[TaskRef]
+    def __init__(self, worker_id: _Optional[str] = ..., tasks: _Optional[_Iterable[_Union[TaskRef, _Mapping]]] = ...) -> None: ...
+
+class TaskHeartbeatResult(_message.Message):
+    __slots__ = ("task_id", "accepted", "cancel_requested")
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    CANCEL_REQUESTED_FIELD_NUMBER: _ClassVar[int]
+    task_id: str
+    accepted: bool
+    cancel_requested: bool
+    def __init__(self, task_id: _Optional[str] = ..., accepted: _Optional[bool] = ..., cancel_requested: _Optional[bool] = ...) -> None: ...
+
+class HeartbeatTasksResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[TaskHeartbeatResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[TaskHeartbeatResult, _Mapping]]] = ...) -> None: ...
+
+class CompleteTaskRequest(_message.Message):
+    __slots__ = ("worker_id", "task_id", "attempt", "result_json")
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    RESULT_JSON_FIELD_NUMBER: _ClassVar[int]
+    worker_id: str
+    task_id: str
+    attempt: int
+    result_json: str
+    def __init__(self, worker_id: _Optional[str] = ..., task_id: _Optional[str] = ..., attempt: _Optional[int] = ..., result_json: _Optional[str] = ...) -> None: ...
+
+class CompleteTaskResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class FailTaskRequest(_message.Message):
+    __slots__ = ("worker_id", "task_id", "attempt", "failure")
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    FAILURE_FIELD_NUMBER: _ClassVar[int]
+    worker_id: str
+    task_id: str
+    attempt: int
+    failure: Failure
+    def __init__(self, worker_id: _Optional[str] = ..., task_id: _Optional[str] = ..., attempt: _Optional[int] = ..., failure: _Optional[_Union[Failure, _Mapping]] = ...) -> None: ...
+
+class FailTaskResponse(_message.Message):
+    __slots__ = ("outcome", "retry_at")
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    RETRY_AT_FIELD_NUMBER: _ClassVar[int]
+    outcome: str
+    retry_at: float
+    def __init__(self, outcome: _Optional[str] = ..., retry_at: _Optional[float] = ...) -> None: ...
+
+class ScheduleActivity(_message.Message):
+    __slots__ = ("activity_id", "activity_type", "input_json", "options")
+    ACTIVITY_ID_FIELD_NUMBER: _ClassVar[int]
+    ACTIVITY_TYPE_FIELD_NUMBER: _ClassVar[int]
+    INPUT_JSON_FIELD_NUMBER: _ClassVar[int]
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    activity_id: str
+    activity_type: str
+    input_json: str
+    options: ActivityOptions
+    def __init__(self, activity_id: _Optional[str] = ..., activity_type: _Optional[str] = ..., input_json: _Optional[str] = ..., options: _Optional[_Union[ActivityOptions, _Mapping]] = ...) -> None: ...
+
+class StartTimer(_message.Message):
+    __slots__ = ("timer_id", "fire_after")
+    TIMER_ID_FIELD_NUMBER: _ClassVar[int]
+    FIRE_AFTER_FIELD_NUMBER: _ClassVar[int]
+    timer_id: str
+    fire_after: float
+    def __init__(self, timer_id: _Optional[str] = ..., fire_after: _Optional[float] = ...) -> None: ...
+
+class CompleteWorkflow(_message.Message):
+    __slots__ = ("result_json",)
+    RESULT_JSON_FIELD_NUMBER: _ClassVar[int]
+    result_json: str
+    def __init__(self, result_json: _Optional[str] = ...) -> None: ...
+
+class FailWorkflow(_message.Message):
+    __slots__ = ("failure",)
+    FAILURE_FIELD_NUMBER: _ClassVar[int]
+    failure: Failure
+    def __init__(self, failure: _Optional[_Union[Failure, _Mapping]] = ...) -> None: ...
+
+class WorkflowAction(_message.Message):
+    __slots__ = ("schedule_activity", "start_timer", "complete_workflow", "fail_workflow")
+    SCHEDULE_ACTIVITY_FIELD_NUMBER: _ClassVar[int]
+    START_TIMER_FIELD_NUMBER: _ClassVar[int]
+    COMPLETE_WORKFLOW_FIELD_NUMBER: _ClassVar[int]
+    FAIL_WORKFLOW_FIELD_NUMBER: _ClassVar[int]
+    schedule_activity: ScheduleActivity
+    start_timer: StartTimer
+    complete_workflow: CompleteWorkflow
+    fail_workflow: FailWorkflow
+    def __init__(self, schedule_activity: _Optional[_Union[ScheduleActivity, _Mapping]] = ..., start_timer: _Optional[_Union[StartTimer, _Mapping]] = ..., complete_workflow: _Optional[_Union[CompleteWorkflow, _Mapping]] = ..., fail_workflow: _Optional[_Union[FailWorkflow, _Mapping]] = ...) -> None: ...
+
+class CompleteWorkflowTaskRequest(_message.Message):
+    __slots__ = ("worker_id", "task_id", "attempt", "seen_through_seq", "actions")
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    SEEN_THROUGH_SEQ_FIELD_NUMBER: _ClassVar[int]
+    ACTIONS_FIELD_NUMBER: _ClassVar[int]
+    worker_id: str
+    task_id: str
+    attempt: int
+    seen_through_seq: int
+    actions: _containers.RepeatedCompositeFieldContainer[WorkflowAction]
+    def __init__(self, worker_id: _Optional[str] = ..., task_id: _Optional[str] = ..., attempt: _Optional[int] = ..., seen_through_seq: _Optional[int] = ..., actions: _Optional[_Iterable[_Union[WorkflowAction, _Mapping]]] = ...) -> None: ...
+
+class CompleteWorkflowTaskResponse(_message.Message):
+    __slots__ = ("applied",)
+    APPLIED_FIELD_NUMBER: _ClassVar[int]
+    applied: bool
+    def __init__(self, applied: _Optional[bool] = ...) -> None: ...
+
+class ReleaseTasksRequest(_message.Message):
+    __slots__ = ("worker_id", "tasks")
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    TASKS_FIELD_NUMBER: _ClassVar[int]
+    worker_id: str
+    tasks: _containers.RepeatedCompositeFieldContainer[TaskRef]
+    def __init__(self, worker_id: _Optional[str] = ..., tasks: _Optional[_Iterable[_Union[TaskRef, _Mapping]]] = ...) -> None: ...
+
+class ReleaseTasksResponse(_message.Message):
+    __slots__ = ("released",)
+    RELEASED_FIELD_NUMBER: _ClassVar[int]
+    released: int
+    def __init__(self, released: _Optional[int] = ...) -> None: ...
+
+class StartWorkflowRequest(_message.Message):
+    __slots__ = ("workflow_type", "workflow_id", "input_json")
+    WORKFLOW_TYPE_FIELD_NUMBER: _ClassVar[int]
+    WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
+    INPUT_JSON_FIELD_NUMBER: _ClassVar[int]
+    workflow_type: str
+    workflow_id: str
+    input_json: str
+    def __init__(self, workflow_type: _Optional[str] = ..., workflow_id: _Optional[str] = ..., input_json: _Optional[str] = ...) -> None: ...
+
+class StartWorkflowResponse(_message.Message):
+    __slots__ = ("workflow_id", "created")
+    WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    workflow_id: str
+    created: bool
+    def __init__(self, workflow_id: _Optional[str] = ..., created: _Optional[bool] = ...) -> None: ...
+
+class SignalWorkflowRequest(_message.Message):
+    __slots__ = ("workflow_id", "signal_type", "payload_json")
+    WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
+    SIGNAL_TYPE_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_JSON_FIELD_NUMBER: _ClassVar[int]
+    workflow_id: str
+    signal_type: str
+    payload_json: str
+    def __init__(self, workflow_id: _Optional[str] = ..., signal_type: _Optional[str] = ..., payload_json: _Optional[str] = ...) -> None: ...
+
+class SignalWorkflowResponse(_message.Message):
+    __slots__ = ("sequence_num",)
+    SEQUENCE_NUM_FIELD_NUMBER: _ClassVar[int]
+    sequence_num: int
+    def __init__(self, sequence_num: _Optional[int] = ...) -> None: ...
+
+class CancelWorkflowRequest(_message.Message):
+    __slots__ = ("workflow_id", "reason")
+    WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    workflow_id: str
+    reason: str
+    def __init__(self, workflow_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class CancelWorkflowResponse(_message.Message):
+    __slots__ = ("cancelled_tasks",)
+    CANCELLED_TASKS_FIELD_NUMBER: _ClassVar[int]
+    cancelled_tasks: int
+    def __init__(self, cancelled_tasks: _Optional[int] = ...) -> None: ...
+
+class WorkflowInfo(_message.Message):
+    __slots__ = ("id", "workflow_type", "status", "input_json", "result_json", "error_json", "created_at", "updated_at", "started_at", "completed_at", "last_event_seq")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    WORKFLOW_TYPE_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    INPUT_JSON_FIELD_NUMBER: _ClassVar[int]
+    RESULT_JSON_FIELD_NUMBER: _ClassVar[int]
+    ERROR_JSON_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    COMPLETED_AT_FIELD_NUMBER: _ClassVar[int]
+    LAST_EVENT_SEQ_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    workflow_type: str
+    status: str
+    input_json: str
+    result_json: str
+    error_json: str
+    created_at: float
+    updated_at: float
+    started_at: float
+    completed_at: float
+    last_event_seq: int
+    def __init__(self, id: _Optional[str] = ..., workflow_type: _Optional[str] = ..., status: _Optional[str] = ..., input_json: _Optional[str] = ..., result_json: _Optional[str] = ..., error_json: _Optional[str] = ..., created_at: _Optional[float] = ..., updated_at: _Optional[float] = ..., started_at: _Optional[float] = ..., completed_at: _Optional[float] = ..., last_event_seq: _Optional[int] = ...) -> None: ...
+
+class DescribeWorkflowRequest(_message.Message):
+    __slots__ = ("workflow_id",)
+    WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
+    workflow_id: str
+    def __init__(self, workflow_id: _Optional[str] = ...) -> None: ...
+
+class DescribeWorkflowResponse(_message.Message):
+    __slots__ = ("workflow",)
+    WORKFLOW_FIELD_NUMBER: _ClassVar[int]
+    workflow: WorkflowInfo
+    def __init__(self, workflow: _Optional[_Union[WorkflowInfo, _Mapping]] = ...) -> None: ...
+
+class ListWorkflowsRequest(_message.Message):
+    __slots__ = ("status", "workflow_type", "limit")
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    WORKFLOW_TYPE_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    status: str
+    workflow_type: str
+    limit: int
+    def __init__(self, status: _Optional[str] = ..., workflow_type: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class ListWorkflowsResponse(_message.Message):
+    __slots__ = ("workflows",)
+    WORKFLOWS_FIELD_NUMBER: _ClassVar[int]
+    workflows: _containers.RepeatedCompositeFieldContainer[WorkflowInfo]
+    def __init__(self, workflows: _Optional[_Iterable[_Union[WorkflowInfo, _Mapping]]] = ...) -> None: ...
+
+class GetHistoryRequest(_message.Message):
+    __slots__ = ("workflow_id", "after_seq")
+    WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
+    AFTER_SEQ_FIELD_NUMBER: _ClassVar[int]
+    workflow_id: str
+    after_seq: int
+    def __init__(self, workflow_id: _Optional[str] = ..., after_seq: _Optional[int] = ...) -> None: ...
+
+class GetHistoryResponse(_message.Message):
+    __slots__ = ("events",)
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    events: _containers.RepeatedCompositeFieldContainer[Event]
+    def __init__(self, events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ...) -> None: ...
+
+class WaitWorkflowRequest(_message.Message):
+    __slots__ = ("workflow_id", "wait_seconds")
+    WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
+    WAIT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    workflow_id: str
+    wait_seconds: float
+    def __init__(self, workflow_id: _Optional[str] = ..., wait_seconds: _Optional[float] = ...) -> None: ...
+
+class EnqueueActivityRequest(_message.Message):
+    __slots__ = ("activity_type", "input_json", "options")
+    ACTIVITY_TYPE_FIELD_NUMBER: _ClassVar[int]
+    INPUT_JSON_FIELD_NUMBER: _ClassVar[int]
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    activity_type: str
+    input_json: str
+    options: ActivityOptions
+    def __init__(self, activity_type: _Optional[str] = ..., input_json: _Optional[str] = ..., options: _Optional[_Union[ActivityOptions, _Mapping]] = ...) -> None: ...
+
+class EnqueueActivityResponse(_message.Message):
+    __slots__ = ("task_id",)
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    task_id: str
+    def __init__(self, task_id: _Optional[str] = ...) -> None: ...
+
+class DeadLetter(_message.Message):
+    __slots__ = ("id", "original_task_id", "workflow_id", "activity_id", "activity_type", "input_json", "attempts", "last_error", "error_history_json", "reason", "dead_at", "requeued_at", "requeue_count")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    ORIGINAL_TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
+    ACTIVITY_ID_FIELD_NUMBER: _ClassVar[int]
+    ACTIVITY_TYPE_FIELD_NUMBER: _ClassVar[int]
+    INPUT_JSON_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
+    ERROR_HISTORY_JSON_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    DEAD_AT_FIELD_NUMBER: _ClassVar[int]
+    REQUEUED_AT_FIELD_NUMBER: _ClassVar[int]
+    REQUEUE_COUNT_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    original_task_id: str
+    workflow_id: str
+    activity_id: str
+    activity_type: str
+    input_json: str
+    attempts: int
+    last_error: str
+    error_history_json: str
+    reason: str
+    dead_at: float
+    requeued_at: float
+    requeue_count: int
+    def __init__(self, id: _Optional[str] = ..., original_task_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., activity_id: _Optional[str] = ..., activity_type: _Optional[str] = ..., input_json: _Optional[str] = ..., attempts: _Optional[int] = ..., last_error: _Optional[str] = ..., error_history_json: _Optional[str] = ..., reason: _Optional[str] = ..., dead_at: _Optional[float] = ..., requeued_at: _Optional[float] = ..., requeue_count: _Optional[int] = ...) -> None: ...
+
+class ListDeadLettersRequest(_message.Message):
+    __slots__ = ("activity_type", "limit")
+    ACTIVITY_TYPE_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    activity_type: str
+    limit: int
+    def __init__(self, activity_type: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class ListDeadLettersResponse(_message.Message):
+    __slots__ = ("entries",)
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    entries: _containers.RepeatedCompositeFieldContainer[DeadLetter]
+    def __init__(self, entries: _Optional[_Iterable[_Union[DeadLetter, _Mapping]]] = ...) -> None: ...
+
+class RequeueDeadLetterRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class RequeueDeadLetterResponse(_message.Message):
+    __slots__ = ("task_id",)
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    task_id: str
+    def __init__(self, task_id: _Optional[str] = ...) -> None: ...
+
+class GetQueueStatsRequest(_message.Message):
+    __slots__ = ("activity_types", "workflow_types")
+    ACTIVITY_TYPES_FIELD_NUMBER: _ClassVar[int]
+    WORKFLOW_TYPES_FIELD_NUMBER: _ClassVar[int]
+    activity_types: _containers.RepeatedScalarFieldContainer[str]
+    workflow_types: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, activity_types: _Optional[_Iterable[str]] = ..., workflow_types: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class TypeStats(_message.Message):
+    __slots__ = ("kind", "type", "pending", "delayed", "claimed", "oldest_pending_age")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    PENDING_FIELD_NUMBER: _ClassVar[int]
+    DELAYED_FIELD_NUMBER: _ClassVar[int]
+    CLAIMED_FIELD_NUMBER: _ClassVar[int]
+    OLDEST_PENDING_AGE_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    type: str
+    pending: int
+    delayed: int
+    claimed: int
+    oldest_pending_age: float
+    def __init__(self, kind: _Optional[str] = ..., type: _Optional[str] = ..., pending: _Optional[int] = ..., delayed: _Optional[int] = ..., claimed: _Optional[int] = ..., oldest_pending_age: _Optional[float] = ...) -> None: ...
+
+class GetQueueStatsResponse(_message.Message):
+    __slots__ = ("types", "as_of")
+    TYPES_FIELD_NUMBER: _ClassVar[int]
+    AS_OF_FIELD_NUMBER: _ClassVar[int]
+    types: _containers.RepeatedCompositeFieldContainer[TypeStats]
+    as_of: float
+    def __init__(self, types: _Optional[_Iterable[_Union[TypeStats, _Mapping]]] = ..., as_of: _Optional[float] = ...) -> None: ...
+
+class ListWorkersRequest(_message.Message):
+    __slots__ = ("worker_group", "include_stopped")
+    WORKER_GROUP_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_STOPPED_FIELD_NUMBER: _ClassVar[int]
+    worker_group: str
+    include_stopped: bool
+    def __init__(self, worker_group: _Optional[str] = ..., include_stopped: _Optional[bool] = ...) -> None: ...
+
+class WorkerInfo(_message.Message):
+    __slots__ = ("id", "worker_group", "activity_types", "workflow_types", "max_concurrency", "current_load", "status", "last_heartbeat_at", "started_at", "hostname", "version")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    WORKER_GROUP_FIELD_NUMBER: _ClassVar[int]
+    ACTIVITY_TYPES_FIELD_NUMBER: _ClassVar[int]
+    WORKFLOW_TYPES_FIELD_NUMBER: _ClassVar[int]
+    MAX_CONCURRENCY_FIELD_NUMBER: _ClassVar[int]
+    CURRENT_LOAD_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    LAST_HEARTBEAT_AT_FIELD_NUMBER: _ClassVar[int]
+    STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    HOSTNAME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    worker_group: str
+    activity_types: _containers.RepeatedScalarFieldContainer[str]
+    workflow_types: _containers.RepeatedScalarFieldContainer[str]
+    max_concurrency: int
+    current_load: int
+    status: str
+    last_heartbeat_at: float
+    started_at: float
+    hostname: str
+    version: str
+    def __init__(self, id: _Optional[str] = ..., worker_group: _Optional[str] = ..., activity_types: _Optional[_Iterable[str]] = ..., workflow_types: _Optional[_Iterable[str]] = ..., max_concurrency: _Optional[int] = ..., current_load: _Optional[int] = ..., status: _Optional[str] = ..., last_heartbeat_at: _Optional[float] = ..., started_at: _Optional[float] = ..., hostname: _Optional[str] = ..., version: _Optional[str] = ...) -> None: ...
+
+class ListWorkersResponse(_message.Message):
+    __slots__ = ("workers",)
+    WORKERS_FIELD_NUMBER: _ClassVar[int]
+    workers: _containers.RepeatedCompositeFieldContainer[WorkerInfo]
+    def __init__(self, workers: _Optional[_Iterable[_Union[WorkerInfo, _Mapping]]] = ...) -> None: ...

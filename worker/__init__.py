@@ -1,0 +1,1 @@
+"""The durable worker SDK and runtime."""
