@@ -15,11 +15,12 @@ from durable.common.errors import (
     WrongState,
 )
 from durable.common.payloads import MAX_PAYLOAD_BYTES, validate_payload
-from durable.common.policies import CircuitBreakerPolicy, RetryPolicy
+from durable.common.policies import ActivityOptions, CircuitBreakerPolicy, RetryPolicy
 
 __all__ = [
     "MAX_PAYLOAD_BYTES",
     "ActivityCancelled",
+    "ActivityOptions",
     "CircuitBreakerPolicy",
     "ConcurrencyConflict",
     "DurableError",

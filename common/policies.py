@@ -71,3 +71,21 @@ class CircuitBreakerPolicy(_Policy):
     reset_timeout: float = Field(30.0, gt=0, description="Time open before half-open, seconds.")
     half_open_max_trials: int = Field(1, ge=1)
     success_threshold: int = Field(1, ge=1)
+
+
+class ActivityOptions(_Policy):
+    """How one activity task is scheduled and supervised."""
+
+    retry_policy: RetryPolicy = Field(default_factory=RetryPolicy)
+    priority: int = Field(0, ge=-1000, le=1000, description="Higher runs first.")
+    schedule_to_start_timeout: float | None = Field(
+        None, gt=0, description="Seconds a task may wait for a worker before it is dead-lettered."
+    )
+    start_to_close_timeout: float | None = Field(
+        None, gt=0, description="Seconds one attempt may run before it counts as failed."
+    )
+    heartbeat_timeout: float | None = Field(
+        None, gt=0, description="Seconds without a heartbeat before the attempt is taken back "
+        "(default: the reaper's threshold)."
+    )
+    start_delay: float = Field(0.0, ge=0, description="Seconds before the task becomes visible.")

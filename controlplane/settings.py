@@ -11,7 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class DatabaseSettings(BaseSettings):
     """Where the engine's PostgreSQL is and how many connections the control plane keeps."""
 
-    model_config = SettingsConfigDict(extra="ignore")
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
 
     database_url: str = Field(
         ...,
@@ -32,7 +32,7 @@ class DatabaseSettings(BaseSettings):
 class ReaperSettings(BaseSettings):
     """The reaper: takes back tasks from workers that stopped heartbeating."""
 
-    model_config = SettingsConfigDict(extra="ignore")
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
 
     interval: float = Field(10.0, gt=0, validation_alias="REAPER_INTERVAL_SECONDS", description="Seconds between passes.")
     stale_after: float = Field(
@@ -53,7 +53,7 @@ class ReaperSettings(BaseSettings):
 class GrpcSettings(BaseSettings):
     """The control plane's gRPC server."""
 
-    model_config = SettingsConfigDict(extra="ignore")
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
 
     address: str = Field("0.0.0.0:9001", validation_alias="GRPC_ADDRESS", description="host:port to listen on.")
     runner_mode: Literal["durable"] = Field(

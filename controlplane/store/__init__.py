@@ -1,0 +1,50 @@
+"""The durable store: every read and write of the engine's tables, on asyncpg.
+
+Only the control plane imports this package. SQL lives in queries.sql.
+"""
+
+from __future__ import annotations
+
+from durable.controlplane.store.base import Clock, utc_now
+from durable.controlplane.store.breakers import BreakerStore
+from durable.controlplane.store.dead_letters import DeadLetterStore
+from durable.controlplane.store.decisions import DecisionStore
+from durable.controlplane.store.records import (
+    CircuitBreaker,
+    ClaimedWorkflowTask,
+    DeadLetter,
+    Event,
+    FailOutcome,
+    ReaperReport,
+    Signal,
+    Task,
+    TypeStats,
+    Worker,
+    WorkflowInstance,
+)
+from durable.controlplane.store.stats import StatsStore
+from durable.controlplane.store.tasks import TaskStore
+from durable.controlplane.store.workers import WorkerStore
+from durable.controlplane.store.workflows import WorkflowStore
+
+
+class Store(WorkflowStore, TaskStore, DecisionStore, DeadLetterStore, BreakerStore, WorkerStore, StatsStore):
+    """Every operation of the engine on PostgreSQL. Construct with an asyncpg pool."""
+
+
+__all__ = [
+    "CircuitBreaker",
+    "ClaimedWorkflowTask",
+    "Clock",
+    "DeadLetter",
+    "Event",
+    "FailOutcome",
+    "ReaperReport",
+    "Signal",
+    "Store",
+    "Task",
+    "TypeStats",
+    "Worker",
+    "WorkflowInstance",
+    "utc_now",
+]

@@ -1,0 +1,140 @@
+"""The reaper: takes back what workers dropped and enforces timeouts.
+
+Each pass, in bounded batches:
+- claimed tasks whose heartbeat is older than the threshold (30 s, or the task's own
+  heartbeat_timeout) go back to `pending` for another worker; a task taken back more than
+  `max_reclaims` times is poison and goes to the dead-letter queue, and so does one whose
+  attempts are used up;
+- claimed tasks past their start-to-close timeout count as a failed attempt (retried or
+  dead-lettered by their retry policy);
+- pending tasks past their schedule-to-start timeout are dead-lettered;
+- workers whose heartbeat is stale are marked `lost`.
+
+Rows are picked with FOR UPDATE SKIP LOCKED, so several control-plane replicas can reap at
+once without taking the same task twice, and claims (which lock only pending rows) never wait
+on a pass.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+
+from durable.controlplane.settings import ReaperSettings
+from durable.controlplane.store import ReaperReport, Store, Task
+from durable.controlplane.store.queries import Q
+
+logger = logging.getLogger(__name__)
+
+
+class Reaper:
+    """A loop with run_once() (tests call it directly) and run() (waits on stop or interval)."""
+
+    def __init__(self, store: Store, settings: ReaperSettings | None = None) -> None:
+        self.store = store
+        self.settings = settings or ReaperSettings()
+        self.totals = ReaperReport()
+
+    async def run_once(self) -> ReaperReport:
+        report = ReaperReport()
+        await self._reclaim_stale(report)
+        await self._time_out_overdue(report)
+        await self._expire_unstarted(report)
+        cutoff = self.store.now() - timedelta(seconds=self.settings.worker_lost_after)
+        report.lost_workers = [r["id"] for r in await self.store.pool.fetch(Q.mark_lost_workers, cutoff)]
+        if report.changed:
+            logger.info(
+                "reaper: reclaimed %d, poisoned %d, timed out %d, unstarted %d, lost workers %s",
+                report.reclaimed, report.poisoned, report.timed_out, report.unstarted,
+                report.lost_workers or "none",
+            )
+        self.totals.reclaimed += report.reclaimed
+        self.totals.poisoned += report.poisoned
+        self.totals.timed_out += report.timed_out
+        self.totals.unstarted += report.unstarted
+        self.totals.lost_workers += report.lost_workers
+        return report
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Pass every `interval` seconds until `stop` is set. A failed pass is logged and retried."""
+        while not stop.is_set():
+            try:
+                await self.run_once()
+            except (OSError, ConnectionError) as exc:
+                logger.warning("reaper pass failed, database unreachable: %s", exc)
+            except Exception:
+                logger.exception("reaper pass failed")
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=self.settings.interval)
+            except TimeoutError:
+                pass
+
+    async def _reclaim_stale(self, report: ReaperReport) -> None:
+        store = self.store
+        now = store.now()
+        doomed: list[Task] = []
+        async with store.pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(Q.stale_claimed_tasks, now, self.settings.stale_after, self.settings.batch_size)
+            back: list[object] = []
+            for row in rows:
+                task = Task.from_row(row)
+                if task.kind == "activity":
+                    await conn.execute(Q.breaker_failure, task.activity_type, now)
+                if task.reclaim_count >= self.settings.max_reclaims or task.failed_attempts >= task.max_attempts:
+                    doomed.append(task)
+                elif task.kind == "workflow" and await conn.fetchval(Q.pending_decision_exists, task.workflow_id):
+                    await conn.execute(Q.supersede_task, task.id, now)
+                else:
+                    back.append(task.id)
+            if back:
+                await conn.execute(Q.reclaim_tasks, back, now)
+            report.reclaimed += len(back)
+        for task in doomed:
+            poison = task.reclaim_count >= self.settings.max_reclaims
+            message = (
+                f"taken back from stopped workers {task.reclaim_count + 1} times (poison guard)"
+                if poison
+                else f"worker {task.claimed_by} stopped heartbeating on the last attempt"
+            )
+            if await self._bury_if_still(task, "poison" if poison else "exhausted", "HeartbeatTimeout", message):
+                report.poisoned += 1
+
+    async def _time_out_overdue(self, report: ReaperReport) -> None:
+        store = self.store
+        now = store.now()
+        rows = await store.pool.fetch(Q.overdue_task_ids, now, self.settings.batch_size)
+        for row in rows:
+            try:
+                await store.fail_task(
+                    row["claimed_by"], row["id"], row["attempt"],
+                    "start-to-close timeout exceeded", error_type="StartToCloseTimeout",
+                )
+                report.timed_out += 1
+            except Exception as exc:  # the worker finished it meanwhile: nothing to do
+                logger.debug("start-to-close for %s skipped: %s", row["id"], exc)
+
+    async def _expire_unstarted(self, report: ReaperReport) -> None:
+        store = self.store
+        now = store.now()
+        rows = await store.pool.fetch(Q.unstarted_task_ids, now, self.settings.batch_size)
+        for row in rows:
+            task = Task.from_row(row)
+            if await self._bury_if_still(
+                task, "schedule_to_start_timeout", "ScheduleToStartTimeout",
+                f"no worker started the task within {task.schedule_to_start_timeout} s",
+            ):
+                report.unstarted += 1
+
+    async def _bury_if_still(self, task: Task, reason: str, error_type: str, message: str) -> bool:
+        """Dead-letter `task` if it is still in the state it was seen in (workflow lock first)."""
+        store = self.store
+        now = store.now()
+        async with store.pool.acquire() as conn, conn.transaction():
+            wf = await store._lock_workflow(conn, task.workflow_id) if task.workflow_id else None
+            row = await conn.fetchrow(Q.lock_task_in_state, task.id, task.status, task.attempt)
+            if row is None:
+                return False
+            current = Task.from_row(row)
+            await store._bury(conn, current, wf, reason, store.error_entry(current, message, error_type, now), now)
+        return True

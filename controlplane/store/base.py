@@ -1,0 +1,222 @@
+"""The store's shared machinery: the pool, the clock, payload rules, event appends, burial.
+
+Lock order, everywhere: a workflow's instance row first, then its task rows. Code that starts
+from a task id reads the task's workflow id without a lock, locks the workflow, then locks the
+task with its fence. Following it keeps cancel, complete, fail, reap and decide free of
+deadlocks.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from durable.common.errors import ConcurrencyConflict, InvalidArgument, NotFound, StaleAttempt
+from durable.common.payloads import DEFAULT_MAX_PAYLOAD_BYTES, encode_payload
+from durable.controlplane.store.queries import Q
+from durable.controlplane.store.records import Task, WorkflowInstance
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), default=str)
+
+
+def parse_uuid(value: Any, field: str) -> UUID:
+    if isinstance(value, UUID):
+        return value
+    try:
+        return UUID(str(value))
+    except ValueError:
+        raise InvalidArgument(f"{field} {value!r} is not a UUID") from None
+
+
+def check_name(value: Any, field: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidArgument(f"{field} is required and must be a non-empty string")
+    if len(value) > 255:
+        raise InvalidArgument(f"{field} is longer than 255 characters")
+    return value
+
+
+def check_names(values: Sequence[str], field: str) -> list[str]:
+    return [check_name(v, field) for v in values]
+
+
+class StoreBase:
+    """Connection pool, clock and the primitives the concept modules share."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        clock: Clock = utc_now,
+        max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+        workflow_task_max_attempts: int = 10,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.pool = pool
+        self.clock = clock
+        self.max_payload_bytes = max_payload_bytes
+        self.workflow_task_max_attempts = workflow_task_max_attempts
+        self.rng = rng or random.Random()
+
+    def now(self) -> datetime:
+        return self.clock()
+
+    def payload(self, value: Any, field: str) -> str:
+        return encode_payload(value, field=field, limit=self.max_payload_bytes, allow_none=True)
+
+    # -- workflows -------------------------------------------------------------------------
+
+    async def _lock_workflow(self, conn: asyncpg.Connection, workflow_id: str) -> WorkflowInstance:
+        row = await conn.fetchrow(Q.lock_workflow, workflow_id)
+        if row is None:
+            raise NotFound(f"workflow {workflow_id!r} does not exist")
+        return WorkflowInstance.from_row(row)  # type: ignore[no-any-return]
+
+    async def _append(
+        self,
+        conn: asyncpg.Connection,
+        workflow_id: str,
+        expected_last_seq: int,
+        events: Sequence[tuple[str, dict[str, Any]]],
+        now: datetime,
+    ) -> int:
+        """Append events after `expected_last_seq`; raise ConcurrencyConflict if it moved."""
+        if not events:
+            return expected_last_seq
+        new_last = await conn.fetchval(
+            Q.advance_workflow_seq, workflow_id, expected_last_seq, len(events), now
+        )
+        if new_last is None:
+            exists = await conn.fetchval(Q.get_workflow, workflow_id)
+            if exists is None:
+                raise NotFound(f"workflow {workflow_id!r} does not exist")
+            raise ConcurrencyConflict(
+                f"workflow {workflow_id!r} history moved past sequence {expected_last_seq}; "
+                "reload the history and retry"
+            )
+        await conn.execute(
+            Q.insert_events,
+            workflow_id,
+            expected_last_seq,
+            [e[0] for e in events],
+            [dumps(e[1]) for e in events],
+            now,
+        )
+        return int(new_last)
+
+    async def _wake(self, conn: asyncpg.Connection, wf: WorkflowInstance, now: datetime) -> None:
+        """Make sure a decision is queued for the workflow."""
+        await conn.execute(Q.wake_workflow, wf.id, wf.workflow_type, now, self.workflow_task_max_attempts)
+
+    # -- tasks -----------------------------------------------------------------------------
+
+    async def _task_workflow_id(self, conn: asyncpg.Connection, task_id: UUID) -> str | None:
+        row = await conn.fetchrow(Q.get_task, task_id)
+        if row is None:
+            raise NotFound(f"task {task_id} does not exist")
+        return row["workflow_id"]  # type: ignore[no-any-return]
+
+    async def _lock_owned(
+        self, conn: asyncpg.Connection, task_id: UUID, worker_id: str, attempt: int
+    ) -> Task:
+        row = await conn.fetchrow(Q.lock_owned_task, task_id, worker_id, attempt)
+        if row is None:
+            current = await conn.fetchrow(Q.get_task, task_id)
+            if current is None:
+                raise NotFound(f"task {task_id} does not exist")
+            raise StaleAttempt(
+                f"task {task_id} attempt {attempt} is no longer held by worker {worker_id!r} "
+                f"(now: status {current['status']}, attempt {current['attempt']}, "
+                f"held by {current['claimed_by']!r}); nothing was changed"
+            )
+        return Task.from_row(row)  # type: ignore[no-any-return]
+
+    async def _bury(
+        self,
+        conn: asyncpg.Connection,
+        task: Task,
+        wf: WorkflowInstance | None,
+        reason: str,
+        error: dict[str, Any],
+        now: datetime,
+    ) -> UUID:
+        """Mark a task dead, dead-letter it with its history, and tell its workflow.
+
+        The caller holds the workflow's lock (when the task has one) and the task's.
+        """
+        entry = [error] if error else []
+        last_error = f"{error.get('type', 'Error')}: {error.get('message', '')}" if error else task.last_error
+        row = await conn.fetchrow(Q.bury_task, task.id, last_error, dumps(entry), now)
+        dead = Task.from_row(row)
+        dlq_id: UUID = await conn.fetchval(
+            Q.insert_dead_letter,
+            dead.id,
+            dead.workflow_id,
+            dead.activity_id,
+            dead.activity_type,
+            dumps(dead.input),
+            dead.attempt,
+            last_error,
+            dumps(dead.error_history),
+            reason,
+            now,
+        )
+        if wf is not None and not wf.is_terminal:
+            failure = {"message": error.get("message", ""), "type": error.get("type", "Error")}
+            if dead.kind == "activity":
+                await self._append(
+                    conn,
+                    wf.id,
+                    wf.last_event_seq,
+                    [(
+                        "ActivityFailed",
+                        {
+                            "activity_id": dead.activity_id,
+                            "activity_type": dead.activity_type,
+                            "error": failure,
+                            "attempts": dead.attempt,
+                            "reason": reason,
+                            "dead_letter_id": str(dlq_id),
+                        },
+                    )],
+                    now,
+                )
+                await self._wake(conn, wf, now)
+            elif dead.kind == "workflow":
+                # Decision code that keeps failing: the workflow cannot make progress.
+                await self._append(
+                    conn, wf.id, wf.last_event_seq, [("WorkflowFailed", {"error": failure})], now
+                )
+                await conn.execute(Q.set_workflow_status, wf.id, "failed", None, dumps(failure), now)
+                await conn.execute(Q.cancel_open_steps, wf.id, now)
+        return dlq_id
+
+    @staticmethod
+    def error_entry(
+        task: Task, message: str, type_: str, now: datetime, worker_id: str | None = None
+    ) -> dict[str, Any]:
+        return {
+            "attempt": task.attempt,
+            "type": type_,
+            "message": message,
+            "worker": worker_id or task.claimed_by,
+            "at": now.isoformat(),
+        }
+
+    @staticmethod
+    def after(now: datetime, seconds: float) -> datetime:
+        return now + timedelta(seconds=seconds)

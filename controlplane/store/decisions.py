@@ -1,0 +1,164 @@
+"""Workflow decisions and durable timers.
+
+A decision is what a worker returns after replaying a workflow's history. It is applied in
+one transaction, conditional on the history not having moved since the worker read it: when
+it moved, the decision is dropped (a newer decision task already waits with the longer
+history), so no decision is ever applied twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from durable.common.errors import InvalidArgument
+from durable.common.policies import ActivityOptions
+from durable.controlplane.store.base import StoreBase, check_name, dumps, parse_uuid
+from durable.controlplane.store.queries import Q
+from durable.controlplane.store.records import Task
+
+ACTION_TYPES = ("schedule_activity", "start_timer", "complete_workflow", "fail_workflow")
+MAX_ACTIONS = 1000
+MAX_TIMER_SECONDS = 366 * 24 * 3600.0
+
+
+class DecisionStore(StoreBase):
+    async def complete_workflow_task(
+        self,
+        worker_id: str,
+        task_id: Any,
+        attempt: int,
+        seen_through_seq: int,
+        actions: Sequence[dict[str, Any]],
+    ) -> bool:
+        """Apply a decision. Returns False (and changes nothing but the task) when the history
+        moved past `seen_through_seq` or the workflow already ended."""
+        task_id = parse_uuid(task_id, "task_id")
+        if len(actions) > MAX_ACTIONS:
+            raise InvalidArgument(f"a decision may carry at most {MAX_ACTIONS} actions")
+        planned = [self._check_action(i, a) for i, a in enumerate(actions)]
+        terminal_at = [i for i, a in enumerate(planned) if a["type"] in ("complete_workflow", "fail_workflow")]
+        if terminal_at and terminal_at[0] != len(planned) - 1:
+            raise InvalidArgument("complete_workflow/fail_workflow must be the last action, and only one")
+        now = self.now()
+        async with self.pool.acquire() as conn, conn.transaction():
+            workflow_id = await self._task_workflow_id(conn, task_id)
+            if workflow_id is None:
+                raise InvalidArgument(f"task {task_id} is not a workflow task")
+            wf = await self._lock_workflow(conn, workflow_id)
+            task = await self._lock_owned(conn, task_id, worker_id, attempt)
+            if task.kind != "workflow":
+                raise InvalidArgument(f"task {task_id} is a {task.kind} task, not a workflow task")
+            if wf.is_terminal or wf.last_event_seq != seen_through_seq:
+                await conn.execute(Q.complete_task, task_id, dumps({"applied": False}), now)
+                if not wf.is_terminal:
+                    await self._wake(conn, wf, now)
+                return False
+            events: list[tuple[str, dict[str, Any]]] = []
+            terminal: tuple[str, dict[str, Any]] | None = None
+            for action in planned:
+                kind = action["type"]
+                if kind == "schedule_activity":
+                    opts: ActivityOptions = action["options"]
+                    inserted = await self._insert_task(
+                        conn, "activity", wf.id, action["activity_id"], action["activity_type"],
+                        action["input_json"], opts, now,
+                    )
+                    if inserted is not None:
+                        events.append((
+                            "ActivityScheduled",
+                            {
+                                "activity_id": action["activity_id"],
+                                "activity_type": action["activity_type"],
+                                "input": action["input"],
+                                "task_id": str(inserted),
+                            },
+                        ))
+                elif kind == "start_timer":
+                    fire_at = now + timedelta(seconds=action["fire_after"])
+                    inserted = await self._insert_task(
+                        conn, "timer", wf.id, action["timer_id"], "timer",
+                        dumps({"timer_id": action["timer_id"]}), ActivityOptions(start_delay=action["fire_after"]), now,
+                    )
+                    if inserted is not None:
+                        events.append(("TimerStarted", {"timer_id": action["timer_id"], "fire_at": fire_at.isoformat()}))
+                elif kind == "complete_workflow":
+                    events.append(("WorkflowCompleted", {"result": action["result"]}))
+                    terminal = ("completed", action["result"])
+                else:
+                    events.append(("WorkflowFailed", {"error": action["error"]}))
+                    terminal = ("failed", action["error"])
+            await self._append(conn, wf.id, wf.last_event_seq, events, now)
+            await conn.execute(Q.mark_decided, wf.id, now)
+            await conn.execute(Q.mark_signals_delivered, wf.id, seen_through_seq, now)
+            await conn.execute(Q.complete_task, task_id, dumps({"applied": True, "actions": len(planned)}), now)
+            if terminal is not None:
+                status, value = terminal
+                await conn.execute(
+                    Q.set_workflow_status, wf.id, status,
+                    dumps(value) if status == "completed" else None,
+                    dumps(value) if status == "failed" else None,
+                    now,
+                )
+                await conn.execute(Q.cancel_open_steps, wf.id, now)
+        return True
+
+    def _check_action(self, index: int, action: dict[str, Any]) -> dict[str, Any]:
+        field = f"actions[{index}]"
+        kind = action.get("type")
+        if kind not in ACTION_TYPES:
+            raise InvalidArgument(f"{field}.type {kind!r} is not one of {', '.join(ACTION_TYPES)}")
+        if kind == "schedule_activity":
+            activity_type = check_name(action.get("activity_type"), f"{field}.activity_type")
+            activity_id = check_name(action.get("activity_id"), f"{field}.activity_id")
+            input_value = action.get("input") or {}
+            options = action.get("options")
+            opts = options if isinstance(options, ActivityOptions) else ActivityOptions.parse(
+                options, field=f"{field}.options"
+            )
+            return {
+                "type": kind,
+                "activity_type": activity_type,
+                "activity_id": activity_id,
+                "input": input_value,
+                "input_json": self.payload(input_value, f"{field}.input"),
+                "options": opts,
+            }
+        if kind == "start_timer":
+            timer_id = check_name(action.get("timer_id"), f"{field}.timer_id")
+            fire_after = action.get("fire_after")
+            if not isinstance(fire_after, int | float) or not 0 <= fire_after <= MAX_TIMER_SECONDS:
+                raise InvalidArgument(f"{field}.fire_after must be 0..{MAX_TIMER_SECONDS:.0f} seconds")
+            return {"type": kind, "timer_id": timer_id, "fire_after": float(fire_after)}
+        if kind == "complete_workflow":
+            result = action.get("result") or {}
+            self.payload(result, f"{field}.result")
+            return {"type": kind, "result": result}
+        error = action.get("error") or {}
+        if not isinstance(error, dict) or not error.get("message"):
+            raise InvalidArgument(f"{field}.error needs a message")
+        self.payload(error, f"{field}.error")
+        return {"type": kind, "error": error}
+
+    async def fire_due_timers(self, limit: int = 100) -> int:
+        """Fire timers whose time has come: TimerFired event + a decision for the workflow."""
+        now = self.now()
+        fired = 0
+        async with self.pool.acquire() as conn:
+            due = await conn.fetch(Q.due_timers, now, limit)
+            for row in due:
+                async with conn.transaction():
+                    wf = await self._lock_workflow(conn, row["workflow_id"])
+                    locked = await conn.fetchrow(Q.lock_pending_task, row["id"])
+                    if locked is None:
+                        continue
+                    timer = Task.from_row(locked)
+                    await conn.execute(Q.complete_task, timer.id, dumps({"fired_at": now.isoformat()}), now)
+                    if not wf.is_terminal:
+                        await self._append(
+                            conn, wf.id, wf.last_event_seq, [("TimerFired", {"timer_id": timer.activity_id})], now
+                        )
+                        await self._wake(conn, wf, now)
+                    fired += 1
+        return fired

@@ -1,0 +1,400 @@
+-- Named queries of the durable store. Only durable.controlplane.store knows these names.
+-- Every query that depends on the current time takes it as a parameter, so tests can move it.
+
+-- name: insert_workflow
+INSERT INTO durable_workflow_instances (id, workflow_type, input, created_at, updated_at)
+VALUES ($1, $2, $3::jsonb, $4, $4)
+ON CONFLICT (id) DO NOTHING
+RETURNING id;
+
+-- name: get_workflow
+SELECT * FROM durable_workflow_instances WHERE id = $1;
+
+-- name: lock_workflow
+SELECT * FROM durable_workflow_instances WHERE id = $1 FOR UPDATE;
+
+-- name: list_workflows
+SELECT * FROM durable_workflow_instances
+WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR workflow_type = $2)
+ORDER BY created_at DESC, id
+LIMIT $3;
+
+-- name: advance_workflow_seq
+-- Optimistic: succeeds only when nobody appended since the caller read last_event_seq = $2.
+UPDATE durable_workflow_instances
+SET last_event_seq = last_event_seq + $3, updated_at = $4
+WHERE id = $1 AND last_event_seq = $2
+RETURNING last_event_seq;
+
+-- name: insert_events
+INSERT INTO durable_workflow_events (workflow_id, sequence_num, event_type, event_data, created_at)
+SELECT $1, $2 + ord, event_type, event_data::jsonb, $5
+FROM unnest($3::text[], $4::text[]) WITH ORDINALITY AS e(event_type, event_data, ord);
+
+-- name: load_events
+SELECT sequence_num, event_type, event_data, created_at
+FROM durable_workflow_events
+WHERE workflow_id = $1 AND sequence_num > $2
+ORDER BY sequence_num;
+
+-- name: load_events_many
+SELECT workflow_id, sequence_num, event_type, event_data, created_at
+FROM durable_workflow_events
+WHERE workflow_id = ANY($1::text[])
+ORDER BY workflow_id, sequence_num;
+
+-- name: set_workflow_status
+UPDATE durable_workflow_instances
+SET status = $2,
+    result = COALESCE($3::jsonb, result),
+    error = COALESCE($4::jsonb, error),
+    updated_at = $5,
+    started_at = CASE WHEN $2 = 'running' THEN COALESCE(started_at, $5) ELSE started_at END,
+    completed_at = CASE WHEN $2 IN ('completed', 'failed', 'cancelled') THEN $5 ELSE completed_at END
+WHERE id = $1
+RETURNING *;
+
+-- name: mark_decided
+UPDATE durable_workflow_instances
+SET decided_through_seq = last_event_seq, updated_at = $2,
+    status = CASE WHEN status = 'pending' THEN 'running' ELSE status END,
+    started_at = COALESCE(started_at, $2)
+WHERE id = $1;
+
+-- name: start_workflows_running
+-- Skips rows another transaction holds: the decision's own commit sets `running` too.
+UPDATE durable_workflow_instances
+SET status = 'running', started_at = COALESCE(started_at, $2), updated_at = $2
+WHERE id IN (
+    SELECT id FROM durable_workflow_instances
+    WHERE id = ANY($1::text[]) AND status = 'pending'
+    FOR UPDATE SKIP LOCKED
+);
+
+-- name: wake_workflow
+-- Queue a decision for the workflow unless one is already waiting.
+INSERT INTO durable_task_queue (kind, workflow_id, activity_type, visible_at, created_at, max_attempts)
+VALUES ('workflow', $1, $2, $3, $3, $4)
+ON CONFLICT (workflow_id) WHERE kind = 'workflow' AND status = 'pending' DO NOTHING;
+
+-- name: insert_task
+INSERT INTO durable_task_queue (
+    kind, workflow_id, activity_id, activity_type, input, priority, visible_at, max_attempts,
+    retry_policy, schedule_to_start_timeout, start_to_close_timeout, heartbeat_timeout, created_at)
+VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9::jsonb, $10, $11, $12, $13)
+ON CONFLICT (workflow_id, kind, activity_id)
+    WHERE kind IN ('activity', 'timer') AND status IN ('pending', 'claimed', 'completed')
+    DO NOTHING
+RETURNING id;
+
+-- name: worker_status
+SELECT status FROM durable_workers WHERE id = $1;
+
+-- name: claim_tasks
+-- Hand out up to $4 visible pending tasks of the worker's types, highest priority first.
+-- Activity types in $6 are held back by an open circuit breaker.
+WITH next AS (
+    SELECT id FROM durable_task_queue
+    WHERE status = 'pending' AND visible_at <= $5
+      AND ((kind = 'activity' AND activity_type = ANY($2::text[]) AND activity_type <> ALL($6::text[]))
+        OR (kind = 'workflow' AND activity_type = ANY($3::text[])))
+    ORDER BY priority DESC, visible_at, id
+    LIMIT $4
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE durable_task_queue t
+SET status = 'claimed', claimed_by = $1, claimed_at = $5, heartbeat_at = $5, attempt = t.attempt + 1
+FROM next
+WHERE t.id = next.id
+RETURNING t.*;
+
+-- name: claim_tasks_of_type
+-- The same, for a single activity type in half-open trial mode.
+WITH next AS (
+    SELECT id FROM durable_task_queue
+    WHERE status = 'pending' AND visible_at <= $4 AND kind = 'activity' AND activity_type = $2
+    ORDER BY priority DESC, visible_at, id
+    LIMIT $3
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE durable_task_queue t
+SET status = 'claimed', claimed_by = $1, claimed_at = $4, heartbeat_at = $4, attempt = t.attempt + 1
+FROM next
+WHERE t.id = next.id
+RETURNING t.*;
+
+-- name: lock_owned_task
+-- The fence: the row only when this worker still holds this attempt.
+SELECT * FROM durable_task_queue
+WHERE id = $1 AND status = 'claimed' AND claimed_by = $2 AND attempt = $3
+FOR UPDATE;
+
+-- name: get_task
+SELECT * FROM durable_task_queue WHERE id = $1;
+
+-- name: heartbeat_tasks
+UPDATE durable_task_queue t
+SET heartbeat_at = $2,
+    heartbeat_details = COALESCE(h.details::jsonb, t.heartbeat_details)
+FROM unnest($3::uuid[], $4::int[], $5::text[]) AS h(id, attempt, details)
+WHERE t.id = h.id AND t.attempt = h.attempt AND t.status = 'claimed' AND t.claimed_by = $1
+RETURNING t.id;
+
+-- name: cancel_flags
+SELECT id, cancel_requested, status FROM durable_task_queue WHERE id = ANY($1::uuid[]);
+
+-- name: complete_task
+UPDATE durable_task_queue
+SET status = 'completed', result = $2::jsonb, completed_at = $3
+WHERE id = $1;
+
+-- name: retry_task
+UPDATE durable_task_queue
+SET status = 'pending', claimed_by = NULL, claimed_at = NULL, heartbeat_at = NULL,
+    visible_at = $2, last_error = $3, error_history = error_history || $4::jsonb
+WHERE id = $1;
+
+-- name: bury_task
+UPDATE durable_task_queue
+SET status = 'dead', last_error = $2, error_history = error_history || $3::jsonb, completed_at = $4
+WHERE id = $1
+RETURNING *;
+
+-- name: supersede_task
+-- A workflow task that lost to a newer pending decision of the same workflow.
+UPDATE durable_task_queue
+SET status = 'cancelled', completed_at = $2
+WHERE id = $1;
+
+-- name: insert_dead_letter
+INSERT INTO durable_dead_letter_queue (
+    original_task_id, workflow_id, activity_id, activity_type, input, attempts, last_error,
+    error_history, reason, dead_at)
+VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8::jsonb, $9, $10)
+RETURNING id;
+
+-- name: pending_decision_exists
+SELECT EXISTS (
+    SELECT 1 FROM durable_task_queue
+    WHERE workflow_id = $1 AND kind = 'workflow' AND status = 'pending'
+);
+
+-- name: owned_tasks
+SELECT * FROM durable_task_queue WHERE status = 'claimed' AND claimed_by = $1 FOR UPDATE;
+
+-- name: release_task
+UPDATE durable_task_queue
+SET status = 'pending', claimed_by = NULL, claimed_at = NULL, heartbeat_at = NULL,
+    visible_at = $2, release_count = release_count + 1
+WHERE id = $1;
+
+-- name: cancel_workflow_tasks
+UPDATE durable_task_queue
+SET status = 'cancelled', cancel_requested = true, completed_at = $2
+WHERE workflow_id = $1 AND status IN ('pending', 'claimed')
+RETURNING id, status;
+
+-- name: cancel_open_steps
+-- When a workflow ends: its activities and timers that have not run yet are cancelled.
+UPDATE durable_task_queue
+SET status = 'cancelled', cancel_requested = true, completed_at = $2
+WHERE workflow_id = $1 AND status IN ('pending', 'claimed') AND kind IN ('activity', 'timer');
+
+-- name: insert_signal
+INSERT INTO durable_signals (workflow_id, signal_type, payload, sequence_num, created_at)
+VALUES ($1, $2, $3::jsonb, $4, $5)
+RETURNING id;
+
+-- name: mark_signals_delivered
+UPDATE durable_signals SET delivered_at = $3
+WHERE workflow_id = $1 AND sequence_num <= $2 AND delivered_at IS NULL;
+
+-- name: list_signals
+SELECT * FROM durable_signals WHERE workflow_id = $1 ORDER BY id;
+
+-- name: list_dead_letters
+SELECT * FROM durable_dead_letter_queue
+WHERE ($1::text IS NULL OR activity_type = $1)
+ORDER BY dead_at DESC, id
+LIMIT $2;
+
+-- name: get_dead_letter
+SELECT * FROM durable_dead_letter_queue WHERE id = $1;
+
+-- name: requeue_dead_letter
+-- The same statement operators run by hand; the durable_dlq_requeue trigger enqueues the task.
+UPDATE durable_dead_letter_queue SET requeued_at = $2 WHERE id = $1
+RETURNING requeued_task_id;
+
+-- name: register_worker
+INSERT INTO durable_workers (
+    id, worker_group, activity_types, workflow_types, max_concurrency, current_load, status,
+    last_heartbeat_at, started_at, stopped_at, hostname, version)
+VALUES ($1, $2, $3::text[], $4::text[], $5, 0, 'active', $6, $6, NULL, $7, $8)
+ON CONFLICT (id) DO UPDATE SET
+    worker_group = EXCLUDED.worker_group, activity_types = EXCLUDED.activity_types,
+    workflow_types = EXCLUDED.workflow_types, max_concurrency = EXCLUDED.max_concurrency,
+    current_load = 0, status = 'active', last_heartbeat_at = EXCLUDED.last_heartbeat_at,
+    started_at = EXCLUDED.started_at, stopped_at = NULL, hostname = EXCLUDED.hostname,
+    version = EXCLUDED.version;
+
+-- name: worker_heartbeat
+-- A worker marked lost that heartbeats again is alive: it becomes active.
+UPDATE durable_workers
+SET current_load = $2, last_heartbeat_at = $3,
+    status = CASE WHEN status = 'lost' THEN 'active' ELSE status END
+WHERE id = $1 AND status <> 'stopped'
+RETURNING status;
+
+-- name: set_worker_status
+UPDATE durable_workers
+SET status = $2, stopped_at = CASE WHEN $2 = 'stopped' THEN $3 ELSE stopped_at END,
+    current_load = CASE WHEN $2 = 'stopped' THEN 0 ELSE current_load END
+WHERE id = $1
+RETURNING status;
+
+-- name: list_workers
+SELECT * FROM durable_workers
+WHERE ($1::text IS NULL OR worker_group = $1) AND ($2 OR status <> 'stopped')
+ORDER BY id;
+
+-- name: mark_lost_workers
+UPDATE durable_workers SET status = 'lost'
+WHERE status IN ('active', 'draining') AND last_heartbeat_at < $1
+RETURNING id;
+
+-- name: stale_claimed_tasks
+-- Claimed tasks whose worker stopped heartbeating (per-task heartbeat_timeout, else $2 s).
+SELECT * FROM durable_task_queue
+WHERE status = 'claimed'
+  AND heartbeat_at < $1::timestamptz - make_interval(secs => COALESCE(heartbeat_timeout, $2))
+ORDER BY heartbeat_at
+LIMIT $3
+FOR UPDATE SKIP LOCKED;
+
+-- name: overdue_task_ids
+-- Claimed tasks past their start-to-close timeout.
+SELECT id, workflow_id, claimed_by, attempt FROM durable_task_queue
+WHERE status = 'claimed' AND start_to_close_timeout IS NOT NULL
+  AND claimed_at < $1::timestamptz - make_interval(secs => start_to_close_timeout)
+ORDER BY claimed_at
+LIMIT $2;
+
+-- name: unstarted_task_ids
+-- Pending tasks past their schedule-to-start timeout (counted from creation).
+SELECT * FROM durable_task_queue
+WHERE status = 'pending' AND schedule_to_start_timeout IS NOT NULL
+  AND created_at < $1::timestamptz - make_interval(secs => schedule_to_start_timeout)
+ORDER BY created_at
+LIMIT $2;
+
+-- name: lock_task_in_state
+SELECT * FROM durable_task_queue WHERE id = $1 AND status = $2 AND attempt = $3 FOR UPDATE;
+
+-- name: reclaim_tasks
+UPDATE durable_task_queue
+SET status = 'pending', claimed_by = NULL, claimed_at = NULL, heartbeat_at = NULL,
+    visible_at = $2::timestamptz, reclaim_count = reclaim_count + 1,
+    last_error = 'worker stopped heartbeating', error_history = error_history || jsonb_build_array(
+        jsonb_build_object('attempt', attempt, 'type', 'HeartbeatTimeout',
+                           'message', 'worker ' || claimed_by || ' stopped heartbeating',
+                           'worker', claimed_by, 'at', $2::timestamptz))
+WHERE id = ANY($1::uuid[]);
+
+-- name: due_timers
+SELECT id, workflow_id FROM durable_task_queue
+WHERE kind = 'timer' AND status = 'pending' AND activity_type = 'timer' AND visible_at <= $1
+ORDER BY visible_at
+LIMIT $2;
+
+-- name: lock_pending_task
+SELECT * FROM durable_task_queue WHERE id = $1 AND status = 'pending' FOR UPDATE SKIP LOCKED;
+
+-- name: get_workflows
+SELECT * FROM durable_workflow_instances WHERE id = ANY($1::text[]);
+
+-- name: breakers_for
+SELECT * FROM durable_circuit_breaker_state WHERE key = ANY($1::text[]);
+
+-- name: breakers_to_half_open
+UPDATE durable_circuit_breaker_state
+SET state = 'half_open', half_open_in_flight = 0, success_count = 0, updated_at = $2
+WHERE key = ANY($1::text[]) AND state = 'open'
+  AND opened_at + make_interval(secs => reset_timeout_seconds) <= $2;
+
+-- name: lock_breaker
+SELECT * FROM durable_circuit_breaker_state WHERE key = $1 FOR UPDATE;
+
+-- name: set_trials_in_flight
+UPDATE durable_circuit_breaker_state SET half_open_in_flight = $2, updated_at = $3 WHERE key = $1;
+
+-- name: configure_breaker
+INSERT INTO durable_circuit_breaker_state (
+    key, failure_threshold, window_seconds, reset_timeout_seconds, half_open_max_trials,
+    success_threshold, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+ON CONFLICT (key) DO UPDATE SET
+    failure_threshold = EXCLUDED.failure_threshold, window_seconds = EXCLUDED.window_seconds,
+    reset_timeout_seconds = EXCLUDED.reset_timeout_seconds,
+    half_open_max_trials = EXCLUDED.half_open_max_trials,
+    success_threshold = EXCLUDED.success_threshold, updated_at = EXCLUDED.updated_at
+RETURNING *;
+
+-- name: breaker_failure
+-- One atomic statement per failure (the row is locked), so concurrent workers never lose a count.
+UPDATE durable_circuit_breaker_state b
+SET failure_count = c.new_count,
+    window_started_at = c.new_window,
+    state = CASE WHEN b.state = 'half_open' OR (b.state = 'closed' AND c.new_count >= b.failure_threshold)
+                 THEN 'open' ELSE b.state END,
+    opened_at = CASE WHEN b.state = 'half_open' OR (b.state = 'closed' AND c.new_count >= b.failure_threshold)
+                 THEN $2 ELSE b.opened_at END,
+    half_open_in_flight = CASE WHEN b.state = 'half_open' THEN 0 ELSE b.half_open_in_flight END,
+    success_count = 0,
+    updated_at = $2
+FROM (
+    SELECT key,
+           CASE WHEN state <> 'closed' THEN failure_count
+                WHEN window_started_at IS NULL
+                  OR window_started_at + make_interval(secs => window_seconds) <= $2 THEN 1
+                ELSE failure_count + 1 END AS new_count,
+           CASE WHEN state = 'closed' AND (window_started_at IS NULL
+                  OR window_started_at + make_interval(secs => window_seconds) <= $2) THEN $2
+                ELSE window_started_at END AS new_window
+    FROM durable_circuit_breaker_state WHERE key = $1 FOR UPDATE
+) c
+WHERE b.key = c.key
+RETURNING b.state;
+
+-- name: breaker_success
+UPDATE durable_circuit_breaker_state b
+SET success_count = CASE WHEN b.state = 'half_open' THEN b.success_count + 1 ELSE 0 END,
+    half_open_in_flight = CASE WHEN b.state = 'half_open'
+        THEN GREATEST(b.half_open_in_flight - 1, 0) ELSE b.half_open_in_flight END,
+    state = CASE WHEN b.state = 'half_open' AND b.success_count + 1 >= b.success_threshold
+        THEN 'closed' ELSE b.state END,
+    failure_count = CASE WHEN b.state = 'half_open' AND b.success_count + 1 >= b.success_threshold
+        THEN 0 ELSE b.failure_count END,
+    window_started_at = CASE WHEN b.state = 'half_open' AND b.success_count + 1 >= b.success_threshold
+        THEN NULL ELSE b.window_started_at END,
+    opened_at = CASE WHEN b.state = 'half_open' AND b.success_count + 1 >= b.success_threshold
+        THEN NULL ELSE b.opened_at END,
+    updated_at = $2
+WHERE b.key = $1
+RETURNING b.state;
+
+-- name: queue_stats
+SELECT kind, activity_type AS type,
+       count(*) FILTER (WHERE status = 'pending' AND visible_at <= $3) AS pending,
+       count(*) FILTER (WHERE status = 'pending' AND visible_at > $3) AS delayed,
+       count(*) FILTER (WHERE status = 'claimed') AS claimed,
+       min(visible_at) FILTER (WHERE status = 'pending' AND visible_at <= $3) AS oldest_visible_at
+FROM durable_task_queue
+WHERE status IN ('pending', 'claimed')
+  AND ((kind = 'activity' AND activity_type = ANY($1::text[]))
+    OR (kind = 'workflow' AND activity_type = ANY($2::text[])))
+GROUP BY kind, activity_type
+ORDER BY kind, activity_type;
+
+-- name: get_worker
+SELECT * FROM durable_workers WHERE id = $1;

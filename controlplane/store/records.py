@@ -1,0 +1,201 @@
+"""What the store hands back: plain, immutable records."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, fields
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
+
+
+class _FromRow:
+    _json_fields: tuple[str, ...] = ()
+
+    @classmethod
+    def from_row(cls, row: asyncpg.Record) -> Any:
+        names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+        values = {k: row[k] for k in row.keys() if k in names}
+        for name in cls._json_fields:
+            if name in values:
+                values[name] = _json(values[name])
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class WorkflowInstance(_FromRow):
+    id: str
+    workflow_type: str
+    status: str
+    input: dict[str, Any]
+    result: dict[str, Any] | None
+    error: dict[str, Any] | None
+    last_event_seq: int
+    decided_through_seq: int
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+    _json_fields = ("input", "result", "error")
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in ("completed", "failed", "cancelled")
+
+
+@dataclass(frozen=True)
+class Event(_FromRow):
+    sequence_num: int
+    event_type: str
+    event_data: dict[str, Any]
+    created_at: datetime
+    _json_fields = ("event_data",)
+
+
+@dataclass(frozen=True)
+class Task(_FromRow):
+    id: Any  # uuid.UUID
+    kind: str
+    workflow_id: str | None
+    activity_id: str | None
+    activity_type: str
+    input: dict[str, Any]
+    status: str
+    priority: int
+    visible_at: datetime
+    attempt: int
+    max_attempts: int
+    release_count: int
+    reclaim_count: int
+    retry_policy: dict[str, Any]
+    claimed_by: str | None
+    claimed_at: datetime | None
+    heartbeat_at: datetime | None
+    last_error: str | None
+    error_history: list[dict[str, Any]]
+    created_at: datetime
+    result: dict[str, Any] | None = None
+    heartbeat_details: dict[str, Any] | None = None
+    cancel_requested: bool = False
+    schedule_to_start_timeout: float | None = None
+    start_to_close_timeout: float | None = None
+    heartbeat_timeout: float | None = None
+    completed_at: datetime | None = None
+    _json_fields = ("input", "result", "retry_policy", "error_history", "heartbeat_details")
+
+    @property
+    def failed_attempts(self) -> int:
+        """Attempts that ended in failure or a crash (handed-back claims do not count)."""
+        return self.attempt - self.release_count
+
+
+@dataclass(frozen=True)
+class ClaimedWorkflowTask:
+    """A workflow task with what the worker needs to replay it."""
+
+    task: Task
+    workflow: WorkflowInstance
+    history: list[Event]
+
+
+@dataclass(frozen=True)
+class DeadLetter(_FromRow):
+    id: Any
+    original_task_id: Any
+    workflow_id: str | None
+    activity_id: str | None
+    activity_type: str
+    input: dict[str, Any]
+    attempts: int
+    last_error: str | None
+    error_history: list[dict[str, Any]]
+    reason: str
+    dead_at: datetime
+    requeued_at: datetime | None
+    requeue_count: int
+    requeued_task_id: Any
+    _json_fields = ("input", "error_history")
+
+
+@dataclass(frozen=True)
+class Worker(_FromRow):
+    id: str
+    worker_group: str
+    activity_types: list[str]
+    workflow_types: list[str]
+    max_concurrency: int
+    current_load: int
+    status: str
+    last_heartbeat_at: datetime
+    started_at: datetime
+    stopped_at: datetime | None
+    hostname: str | None
+    version: str | None
+
+
+@dataclass(frozen=True)
+class Signal(_FromRow):
+    id: int
+    workflow_id: str
+    signal_type: str
+    payload: dict[str, Any]
+    sequence_num: int | None
+    created_at: datetime
+    delivered_at: datetime | None
+    _json_fields = ("payload",)
+
+
+@dataclass(frozen=True)
+class CircuitBreaker(_FromRow):
+    key: str
+    state: str
+    failure_count: int
+    success_count: int
+    half_open_in_flight: int
+    window_started_at: datetime | None
+    opened_at: datetime | None
+    failure_threshold: int
+    window_seconds: float
+    reset_timeout_seconds: float
+    half_open_max_trials: int
+    success_threshold: int
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class TypeStats:
+    kind: str
+    type: str
+    pending: int
+    delayed: int
+    claimed: int
+    oldest_pending_age: float
+
+
+@dataclass(frozen=True)
+class FailOutcome:
+    """What became of a failed attempt."""
+
+    outcome: str  # "retrying" or "dead"
+    retry_at: datetime | None = None
+    dead_letter_id: Any = None
+
+
+@dataclass
+class ReaperReport:
+    """What one reaper pass did."""
+
+    reclaimed: int = 0
+    poisoned: int = 0
+    timed_out: int = 0
+    unstarted: int = 0
+    lost_workers: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.reclaimed or self.poisoned or self.timed_out or self.unstarted or self.lost_workers)

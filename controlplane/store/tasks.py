@@ -1,0 +1,302 @@
+"""The task queue: enqueue, claim, heartbeat, complete, fail, hand back.
+
+Complete, fail and heartbeat are fenced by owner and attempt: a worker whose task was taken
+back cannot touch the new attempt; its late call raises StaleAttempt and changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from durable.common.errors import InvalidArgument, WrongState
+from durable.common.policies import ActivityOptions, RetryPolicy
+from durable.controlplane.store.base import StoreBase, check_name, check_names, dumps, parse_uuid
+from durable.controlplane.store.queries import Q
+from durable.controlplane.store.records import (
+    ClaimedWorkflowTask,
+    Event,
+    FailOutcome,
+    Task,
+    WorkflowInstance,
+)
+
+MAX_CLAIM_BATCH = 1000
+
+
+class TaskStore(StoreBase):
+    async def enqueue_activity(
+        self,
+        activity_type: str,
+        input: dict[str, Any] | None = None,
+        *,
+        options: ActivityOptions | dict[str, Any] | None = None,
+    ) -> UUID:
+        """Queue a standalone activity task (one that belongs to no workflow)."""
+        check_name(activity_type, "activity_type")
+        opts = options if isinstance(options, ActivityOptions) else ActivityOptions.parse(options, field="options")
+        input_json = self.payload(input, "input")
+        now = self.now()
+        async with self.pool.acquire() as conn:
+            return await self._insert_task(conn, "activity", None, None, activity_type, input_json, opts, now)  # type: ignore[return-value]
+
+    async def _insert_task(
+        self,
+        conn: asyncpg.Connection,
+        kind: str,
+        workflow_id: str | None,
+        activity_id: str | None,
+        activity_type: str,
+        input_json: str,
+        opts: ActivityOptions,
+        now: datetime,
+    ) -> UUID | None:
+        """Insert a task; None when the (workflow, step id) already has a live task."""
+        policy = opts.retry_policy
+        return await conn.fetchval(  # type: ignore[no-any-return]
+            Q.insert_task,
+            kind,
+            workflow_id,
+            activity_id,
+            activity_type,
+            input_json,
+            opts.priority,
+            now + timedelta(seconds=opts.start_delay),
+            policy.max_attempts,
+            policy.model_dump_json(),
+            opts.schedule_to_start_timeout,
+            opts.start_to_close_timeout,
+            opts.heartbeat_timeout,
+            now,
+        )
+
+    # -- claim -----------------------------------------------------------------------------
+
+    async def claim(
+        self,
+        worker_id: str,
+        activity_types: Sequence[str] = (),
+        workflow_types: Sequence[str] = (),
+        limit: int = 1,
+    ) -> tuple[list[Task], list[ClaimedWorkflowTask]]:
+        """Claim up to `limit` visible tasks of the given types for a registered worker.
+
+        Returns (activity tasks, workflow tasks with their histories).
+        """
+        check_name(worker_id, "worker_id")
+        activity_types = check_names(activity_types, "activity_types")
+        workflow_types = check_names(workflow_types, "workflow_types")
+        if not 1 <= limit <= MAX_CLAIM_BATCH:
+            raise InvalidArgument(f"max_tasks must be between 1 and {MAX_CLAIM_BATCH}")
+        if not activity_types and not workflow_types:
+            raise InvalidArgument("name at least one activity type or workflow type to claim")
+        now = self.now()
+        async with self.pool.acquire() as conn:
+            async with conn.transaction():
+                status = await conn.fetchval(Q.worker_status, worker_id)
+                if status is None or status == "stopped":
+                    raise WrongState(
+                        f"worker {worker_id!r} is not registered (status: {status or 'unknown'}); "
+                        "register it before claiming"
+                    )
+                if status == "lost":  # a worker that claims is alive after all
+                    await conn.execute(Q.worker_heartbeat, worker_id, 0, now)
+                if status == "draining":
+                    return [], []
+                blocked, trials = await self._breaker_admission(conn, activity_types, now)
+                rows = []
+                for key, slots in trials.items():
+                    got = await conn.fetch(Q.claim_tasks_of_type, worker_id, key, min(slots, limit - len(rows)), now)
+                    rows.extend(got)
+                    await self._return_unused_trials(conn, key, slots - len(got), now)
+                    if len(rows) >= limit:
+                        break
+                if len(rows) < limit:
+                    rows.extend(
+                        await conn.fetch(
+                            Q.claim_tasks,
+                            worker_id,
+                            activity_types,
+                            workflow_types,
+                            limit - len(rows),
+                            now,
+                            sorted(blocked | set(trials)),
+                        )
+                    )
+            tasks = [Task.from_row(r) for r in rows]
+            activities = [t for t in tasks if t.kind == "activity"]
+            decisions = [t for t in tasks if t.kind == "workflow"]
+            return activities, await self._with_histories(conn, decisions, now)
+
+    async def _with_histories(
+        self, conn: asyncpg.Connection, decisions: list[Task], now: datetime
+    ) -> list[ClaimedWorkflowTask]:
+        if not decisions:
+            return []
+        ids = [t.workflow_id for t in decisions]
+        # Best effort and lock-free for the claimer: a workflow being cancelled is skipped.
+        await conn.execute(Q.start_workflows_running, ids, now)
+        workflows = {
+            r["id"]: WorkflowInstance.from_row(r)
+            for r in await conn.fetch(Q.get_workflows, ids)
+        }
+        histories: dict[str, list[Event]] = {i: [] for i in ids if i}
+        for row in await conn.fetch(Q.load_events_many, ids):
+            histories[row["workflow_id"]].append(Event.from_row(row))
+        return [
+            ClaimedWorkflowTask(task=t, workflow=workflows[t.workflow_id], history=histories[t.workflow_id])  # type: ignore[index]
+            for t in decisions
+        ]
+
+    # -- heartbeat -------------------------------------------------------------------------
+
+    async def heartbeat_tasks(
+        self, worker_id: str, refs: Sequence[tuple[Any, int, dict[str, Any] | None]]
+    ) -> list[tuple[UUID, bool, bool]]:
+        """Record that the worker still runs these attempts.
+
+        Returns (task_id, accepted, cancel_requested) per task: not accepted means the worker
+        no longer owns that attempt and must stop it.
+        """
+        check_name(worker_id, "worker_id")
+        ids = [parse_uuid(r[0], "task_id") for r in refs]
+        attempts = [int(r[1]) for r in refs]
+        details = [self.payload(r[2], "details") if r[2] is not None else None for r in refs]
+        now = self.now()
+        async with self.pool.acquire() as conn:
+            accepted = {r["id"] for r in await conn.fetch(Q.heartbeat_tasks, worker_id, now, ids, attempts, details)}
+            flags = {r["id"]: r for r in await conn.fetch(Q.cancel_flags, ids)}
+        out = []
+        for task_id in ids:
+            flag = flags.get(task_id)
+            cancelled = bool(flag and (flag["cancel_requested"] or flag["status"] == "cancelled"))
+            out.append((task_id, task_id in accepted, cancelled))
+        return out
+
+    # -- complete / fail ---------------------------------------------------------------------
+
+    async def complete_task(
+        self, worker_id: str, task_id: Any, attempt: int, result: dict[str, Any] | None = None
+    ) -> None:
+        """Record an activity's result and let its workflow decide what comes next."""
+        task_id = parse_uuid(task_id, "task_id")
+        result_json = self.payload(result, "result")
+        now = self.now()
+        async with self.pool.acquire() as conn, conn.transaction():
+            workflow_id = await self._task_workflow_id(conn, task_id)
+            wf = await self._lock_workflow(conn, workflow_id) if workflow_id else None
+            task = await self._lock_owned(conn, task_id, worker_id, attempt)
+            if task.kind != "activity":
+                raise InvalidArgument(f"task {task_id} is a {task.kind} task; complete it with its own call")
+            await conn.execute(Q.complete_task, task_id, result_json, now)
+            await conn.execute(Q.breaker_success, task.activity_type, now)
+            if wf is not None and not wf.is_terminal:
+                await self._append(
+                    conn,
+                    wf.id,
+                    wf.last_event_seq,
+                    [(
+                        "ActivityCompleted",
+                        {
+                            "activity_id": task.activity_id,
+                            "activity_type": task.activity_type,
+                            "result": result or {},
+                            "attempt": task.attempt,
+                        },
+                    )],
+                    now,
+                )
+                await self._wake(conn, wf, now)
+
+    async def fail_task(
+        self,
+        worker_id: str,
+        task_id: Any,
+        attempt: int,
+        message: str,
+        *,
+        error_type: str = "Error",
+        non_retryable: bool = False,
+        next_retry_delay: float | None = None,
+    ) -> FailOutcome:
+        """Record a failed attempt: retry after the backoff, or dead-letter the task."""
+        task_id = parse_uuid(task_id, "task_id")
+        if next_retry_delay is not None and next_retry_delay < 0:
+            raise InvalidArgument("next_retry_delay must be >= 0 seconds")
+        message = (message or "")[:10_000]
+        error_type = (error_type or "Error")[:255]
+        now = self.now()
+        async with self.pool.acquire() as conn, conn.transaction():
+            workflow_id = await self._task_workflow_id(conn, task_id)
+            wf = await self._lock_workflow(conn, workflow_id) if workflow_id else None
+            task = await self._lock_owned(conn, task_id, worker_id, attempt)
+            return await self._fail_locked(conn, task, wf, message, error_type, non_retryable, next_retry_delay, now)
+
+    async def _fail_locked(
+        self,
+        conn: asyncpg.Connection,
+        task: Task,
+        wf: WorkflowInstance | None,
+        message: str,
+        error_type: str,
+        non_retryable: bool,
+        next_retry_delay: float | None,
+        now: datetime,
+    ) -> FailOutcome:
+        policy = RetryPolicy.parse(task.retry_policy, field="retry_policy")
+        entry = self.error_entry(task, message, error_type, now)
+        if task.kind == "activity":
+            await conn.execute(Q.breaker_failure, task.activity_type, now)
+        if non_retryable or error_type in policy.non_retryable_error_types:
+            dlq = await self._bury(conn, task, wf, "non_retryable", entry, now)
+            return FailOutcome("dead", dead_letter_id=dlq)
+        if task.failed_attempts >= task.max_attempts:
+            dlq = await self._bury(conn, task, wf, "exhausted", entry, now)
+            return FailOutcome("dead", dead_letter_id=dlq)
+        delay = (
+            timedelta(seconds=next_retry_delay)
+            if next_retry_delay
+            else policy.delay(task.failed_attempts, self.rng)
+        )
+        retry_at = now + delay
+        if task.kind == "workflow" and await conn.fetchval(Q.pending_decision_exists, task.workflow_id):
+            # A newer decision already waits with a longer history; this one is superseded.
+            await conn.execute(Q.supersede_task, task.id, now)
+            return FailOutcome("retrying", retry_at=now)
+        await conn.execute(Q.retry_task, task.id, retry_at, f"{error_type}: {message}", dumps([entry]))
+        return FailOutcome("retrying", retry_at=retry_at)
+
+    # -- hand back ---------------------------------------------------------------------------
+
+    async def release_tasks(self, worker_id: str, refs: Sequence[tuple[Any, int]] | None = None) -> int:
+        """Hand tasks back to the queue at once (a draining worker). Does not burn an attempt.
+
+        With no refs, every task the worker holds is released.
+        """
+        check_name(worker_id, "worker_id")
+        wanted = None if not refs else {(parse_uuid(t, "task_id"), int(a)) for t, a in refs}
+        now = self.now()
+        released = 0
+        async with self.pool.acquire() as conn, conn.transaction():
+            for row in await conn.fetch(Q.owned_tasks, worker_id):
+                task = Task.from_row(row)
+                if wanted is not None and (task.id, task.attempt) not in wanted:
+                    continue
+                if task.kind == "workflow" and await conn.fetchval(Q.pending_decision_exists, task.workflow_id):
+                    await conn.execute(Q.supersede_task, task.id, now)
+                else:
+                    await conn.execute(Q.release_task, task.id, now)
+                released += 1
+        return released
+
+    async def get_task(self, task_id: Any) -> Task:
+        from durable.common.errors import NotFound
+
+        row = await self.pool.fetchrow(Q.get_task, parse_uuid(task_id, "task_id"))
+        if row is None:
+            raise NotFound(f"task {task_id} does not exist")
+        return Task.from_row(row)  # type: ignore[no-any-return]

@@ -1,0 +1,170 @@
+"""Workflow instances and their event log: start, read, append, signal, cancel."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from durable.common.errors import InvalidArgument, NotFound, WrongState
+from durable.controlplane.store.base import StoreBase, check_name, dumps
+from durable.controlplane.store.queries import Q
+from durable.controlplane.store.records import Event, Signal, WorkflowInstance
+
+WORKFLOW_STATUSES = ("pending", "running", "completed", "failed", "cancelled")
+TERMINAL = ("completed", "failed", "cancelled")
+_TRANSITIONS = {
+    "pending": {"running", "completed", "failed", "cancelled"},
+    "running": {"completed", "failed", "cancelled"},
+}
+
+
+class WorkflowStore(StoreBase):
+    async def start_workflow(
+        self, workflow_type: str, input: dict[str, Any] | None = None, workflow_id: str | None = None
+    ) -> tuple[WorkflowInstance, bool]:
+        """Start a workflow; with a caller-chosen id that exists, return the existing one.
+
+        Returns (instance, created).
+        """
+        check_name(workflow_type, "workflow_type")
+        if workflow_id is not None and workflow_id != "":
+            check_name(workflow_id, "workflow_id")
+        else:
+            workflow_id = str(uuid.uuid4())
+        input_json = self.payload(input, "input")
+        now = self.now()
+        async with self.pool.acquire() as conn, conn.transaction():
+            inserted = await conn.fetchval(Q.insert_workflow, workflow_id, workflow_type, input_json, now)
+            if inserted is None:
+                row = await conn.fetchrow(Q.get_workflow, workflow_id)
+                return WorkflowInstance.from_row(row), False
+            wf = await self._lock_workflow(conn, workflow_id)
+            await self._append(
+                conn,
+                workflow_id,
+                0,
+                [("WorkflowStarted", {"workflow_type": workflow_type, "input": wf.input})],
+                now,
+            )
+            await self._wake(conn, wf, now)
+            row = await conn.fetchrow(Q.get_workflow, workflow_id)
+        return WorkflowInstance.from_row(row), True
+
+    async def get_workflow(self, workflow_id: str) -> WorkflowInstance:
+        row = await self.pool.fetchrow(Q.get_workflow, workflow_id)
+        if row is None:
+            raise NotFound(f"workflow {workflow_id!r} does not exist")
+        return WorkflowInstance.from_row(row)  # type: ignore[no-any-return]
+
+    async def list_workflows(
+        self, status: str | None = None, workflow_type: str | None = None, limit: int = 50
+    ) -> list[WorkflowInstance]:
+        if status is not None and status not in WORKFLOW_STATUSES:
+            raise InvalidArgument(f"status {status!r} is not one of {', '.join(WORKFLOW_STATUSES)}")
+        if not 1 <= limit <= 1000:
+            raise InvalidArgument("limit must be between 1 and 1000")
+        rows = await self.pool.fetch(Q.list_workflows, status, workflow_type, limit)
+        return [WorkflowInstance.from_row(r) for r in rows]
+
+    async def load_events(self, workflow_id: str, after_seq: int = 0) -> list[Event]:
+        rows = await self.pool.fetch(Q.load_events, workflow_id, after_seq)
+        if not rows and await self.pool.fetchval(Q.get_workflow, workflow_id) is None:
+            raise NotFound(f"workflow {workflow_id!r} does not exist")
+        return [Event.from_row(r) for r in rows]
+
+    async def append_events(
+        self,
+        workflow_id: str,
+        expected_last_seq: int,
+        events: Sequence[tuple[str, dict[str, Any]]],
+    ) -> int:
+        """Append events if the history still ends at `expected_last_seq`.
+
+        A conflicting append raises ConcurrencyConflict and writes nothing.
+        """
+        checked = []
+        for event_type, data in events:
+            check_name(event_type, "event_type")
+            self.payload(data, "event_data")
+            checked.append((event_type, data))
+        now = self.now()
+        async with self.pool.acquire() as conn, conn.transaction():
+            return await self._append(conn, workflow_id, expected_last_seq, checked, now)
+
+    async def set_workflow_status(
+        self,
+        workflow_id: str,
+        status: str,
+        *,
+        result: dict[str, Any] | None = None,
+        error: dict[str, Any] | None = None,
+    ) -> WorkflowInstance:
+        """Move a workflow along pending -> running -> completed | failed | cancelled."""
+        if status not in WORKFLOW_STATUSES:
+            raise InvalidArgument(f"status {status!r} is not one of {', '.join(WORKFLOW_STATUSES)}")
+        result_json = self.payload(result, "result") if result is not None else None
+        error_json = dumps(error) if error is not None else None
+        now = self.now()
+        async with self.pool.acquire() as conn, conn.transaction():
+            wf = await self._lock_workflow(conn, workflow_id)
+            if status not in _TRANSITIONS.get(wf.status, set()):
+                raise WrongState(f"workflow {workflow_id!r} cannot go from {wf.status} to {status}")
+            row = await conn.fetchrow(Q.set_workflow_status, workflow_id, status, result_json, error_json, now)
+            if status in TERMINAL:
+                await conn.execute(Q.cancel_open_steps, workflow_id, now)
+        return WorkflowInstance.from_row(row)  # type: ignore[no-any-return]
+
+    async def signal_workflow(
+        self, workflow_id: str, signal_type: str, payload: dict[str, Any] | None = None
+    ) -> int:
+        """Deliver a custom signal: recorded, then handed to the workflow in order, once.
+
+        Returns the sequence number of the SignalReceived event.
+        """
+        check_name(signal_type, "signal_type")
+        if signal_type == "cancel":
+            raise InvalidArgument("use cancel_workflow to cancel a workflow")
+        payload_json = self.payload(payload, "payload")
+        now = self.now()
+        async with self.pool.acquire() as conn, conn.transaction():
+            wf = await self._lock_workflow(conn, workflow_id)
+            if wf.is_terminal:
+                raise WrongState(f"workflow {workflow_id!r} is {wf.status}; it takes no more signals")
+            seq = await self._append(
+                conn,
+                workflow_id,
+                wf.last_event_seq,
+                [("SignalReceived", {"signal_type": signal_type, "payload": payload or {}})],
+                now,
+            )
+            await conn.execute(Q.insert_signal, workflow_id, signal_type, payload_json, seq, now)
+            await self._wake(conn, wf, now)
+        return seq
+
+    async def cancel_workflow(self, workflow_id: str, reason: str = "") -> int:
+        """Cancel a workflow: its pending and running tasks are cancelled, it ends `cancelled`.
+
+        Cancelling a cancelled workflow is a no-op; returns the number of tasks cancelled.
+        """
+        now = self.now()
+        async with self.pool.acquire() as conn, conn.transaction():
+            wf = await self._lock_workflow(conn, workflow_id)
+            if wf.status == "cancelled":
+                return 0
+            if wf.is_terminal:
+                raise WrongState(f"workflow {workflow_id!r} already ended {wf.status}")
+            await self._append(
+                conn, workflow_id, wf.last_event_seq, [("WorkflowCancelled", {"reason": reason})], now
+            )
+            await conn.execute(
+                Q.insert_signal, workflow_id, "cancel", dumps({"reason": reason}), wf.last_event_seq + 1, now
+            )
+            await conn.execute(Q.mark_signals_delivered, workflow_id, wf.last_event_seq + 1, now)
+            cancelled = await conn.fetch(Q.cancel_workflow_tasks, workflow_id, now)
+            await conn.execute(Q.set_workflow_status, workflow_id, "cancelled", None, None, now)
+        return len(cancelled)
+
+    async def list_signals(self, workflow_id: str) -> list[Signal]:
+        rows = await self.pool.fetch(Q.list_signals, workflow_id)
+        return [Signal.from_row(r) for r in rows]
