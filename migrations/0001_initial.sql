@@ -150,7 +150,6 @@ BEGIN
     RETURNING id INTO fresh_id;
     NEW.requeue_count := OLD.requeue_count + 1;
     NEW.requeued_task_id := fresh_id;
-    PERFORM pg_notify('durable_tasks', original.kind || ':' || original.activity_type);
     RETURN NEW;
 END;
 $$;
@@ -207,3 +206,26 @@ CREATE TABLE durable_circuit_breaker_state (
     updated_at           timestamptz NOT NULL DEFAULT now(),
     CHECK ((state = 'open') <= (opened_at IS NOT NULL))
 );
+
+-- Push dispatch: every statement that makes tasks pending tells listeners which types have
+-- work (NOTIFY is delivered on commit and de-duplicated per transaction). Control planes wake
+-- their long-polling workers at once; polling stays as the fallback for delayed tasks.
+CREATE FUNCTION durable_notify_tasks() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    types text;
+BEGIN
+    SELECT string_agg(DISTINCT kind || ':' || activity_type, ',') INTO types
+    FROM changed WHERE status = 'pending';
+    IF types IS NOT NULL THEN
+        PERFORM pg_notify('durable_tasks', left(types, 7900));
+    END IF;
+    RETURN NULL;
+END;
+$$;
+
+CREATE TRIGGER durable_notify_tasks_insert
+    AFTER INSERT ON durable_task_queue REFERENCING NEW TABLE AS changed
+    FOR EACH STATEMENT EXECUTE FUNCTION durable_notify_tasks();
+CREATE TRIGGER durable_notify_tasks_update
+    AFTER UPDATE ON durable_task_queue REFERENCING NEW TABLE AS changed
+    FOR EACH STATEMENT EXECUTE FUNCTION durable_notify_tasks();

@@ -1,0 +1,190 @@
+"""The control-plane process: gRPC server, reaper, timers, push dispatch and health, supervised.
+
+Start order: settings are already validated; connect the pool (and migrate when asked);
+start the background loops; bind the gRPC server; report SERVING once the database answers.
+Stop order (SIGTERM): NOT_SERVING, stop the server with a grace period for in-flight calls,
+stop the loops, close the pool. A background loop that dies stops the process loudly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from typing import Any
+
+import asyncpg
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from durable.controlplane.dispatch import TaskListener, TaskSignals
+from durable.controlplane.grpc import client_service, worker_service
+from durable.controlplane.migrator import migrate
+from durable.controlplane.reaper import Reaper
+from durable.controlplane.settings import DatabaseSettings, GrpcSettings, ReaperSettings
+from durable.controlplane.store import Clock, Store, utc_now
+from durable.controlplane.timers import TimerFirer
+
+logger = logging.getLogger(__name__)
+
+SERVICE_NAMES = ("", "durable.v1.WorkerService", "durable.v1.ClientService")
+STARTUP_MESSAGE = "Using Durable execution engine runner (PostgreSQL-backed)"
+
+
+class DatabaseHealth:
+    """Checks the database every `interval` seconds and sets the gRPC health status."""
+
+    def __init__(self, pool: asyncpg.Pool, servicer: health.aio.HealthServicer, *, interval: float = 2.0) -> None:
+        self.pool = pool
+        self.servicer = servicer
+        self.interval = interval
+        self.serving: bool | None = None
+
+    async def run_once(self) -> bool:
+        try:
+            async with asyncio.timeout(max(self.interval, 1.0)):
+                await self.pool.fetchval("SELECT 1")
+            ok = True
+        except Exception as exc:  # any failure means not serving
+            ok = False
+            if self.serving is not False:
+                logger.error("database unreachable, reporting NOT_SERVING: %s", exc)
+        if ok and self.serving is False:
+            logger.info("database reachable again, reporting SERVING")
+        if ok != self.serving:
+            status = health_pb2.HealthCheckResponse.SERVING if ok else health_pb2.HealthCheckResponse.NOT_SERVING
+            for name in SERVICE_NAMES:
+                await self.servicer.set(name, status)
+        self.serving = ok
+        return ok
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await self.run_once()
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=self.interval)
+            except TimeoutError:
+                pass
+
+
+class ControlPlane:
+    """One control-plane instance. `await start()`, then `await stop()` (idempotent, waits)."""
+
+    def __init__(
+        self,
+        database: DatabaseSettings,
+        grpc_settings: GrpcSettings | None = None,
+        reaper: ReaperSettings | None = None,
+        *,
+        run_migrations: bool = False,
+        clock: Clock = utc_now,
+        poll_interval: float = 1.0,
+        health_interval: float = 2.0,
+        timer_interval: float = 0.5,
+    ) -> None:
+        self.database = database
+        self.grpc_settings = grpc_settings or GrpcSettings()
+        self.reaper_settings = reaper or ReaperSettings()
+        self.run_migrations = run_migrations
+        self.clock = clock
+        self.poll_interval = poll_interval
+        self.health_interval = health_interval
+        self.timer_interval = timer_interval
+        self.port: int | None = None
+        self.failed = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._stopped = False
+        self._tasks: list[asyncio.Task[None]] = []
+        self._server: grpc.aio.Server | None = None
+        self.pool: asyncpg.Pool | None = None
+        self.store: Store | None = None
+        self.health = health.aio.HealthServicer()
+
+    @property
+    def address(self) -> str:
+        host = self.grpc_settings.address.rsplit(":", 1)[0]
+        host = "127.0.0.1" if host in ("0.0.0.0", "[::]", "") else host
+        return f"{host}:{self.port}"
+
+    async def start(self) -> None:
+        dsn = self.database.database_url
+        self.pool = await asyncpg.create_pool(
+            dsn, min_size=self.database.pool_min_size, max_size=self.database.pool_max_size
+        )
+        if self.run_migrations:
+            async with self.pool.acquire() as conn:
+                applied = await migrate(conn)
+            if applied:
+                logger.info("applied migrations %s", applied)
+        limit = self.grpc_settings.max_payload_bytes
+        self.store = Store(self.pool, clock=self.clock, max_payload_bytes=limit)
+        signals = TaskSignals()
+        for name in SERVICE_NAMES:
+            await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        db_health = DatabaseHealth(self.pool, self.health, interval=self.health_interval)
+        await db_health.run_once()
+
+        self._supervise("reaper", Reaper(self.store, self.reaper_settings).run(self._stop))
+        self._supervise("timers", TimerFirer(self.store, interval=self.timer_interval).run(self._stop))
+        self._supervise("task-listener", TaskListener(dsn, signals).run(self._stop))
+        self._supervise("database-health", db_health.run(self._stop))
+
+        self._server = grpc.aio.server(
+            options=[
+                ("grpc.max_receive_message_length", 2 * limit + 1024 * 1024),
+                ("grpc.max_send_message_length", 64 * 1024 * 1024),
+                ("grpc.keepalive_time_ms", 30_000),
+                ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+                ("grpc.keepalive_permit_without_calls", 1),
+            ]
+        )
+        worker_service.add_to_server(
+            worker_service.WorkerService(self.store, signals, poll_interval=self.poll_interval, max_payload_bytes=limit),
+            self._server,
+        )
+        client_service.add_to_server(client_service.ClientService(self.store, max_payload_bytes=limit), self._server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
+        self.port = self._server.add_insecure_port(self.grpc_settings.address)
+        if not self.port:
+            raise OSError(f"cannot listen on GRPC_ADDRESS={self.grpc_settings.address}")
+        await self._server.start()
+        logger.info(STARTUP_MESSAGE)
+        logger.info("control plane listening on %s", self.grpc_settings.address.rsplit(":", 1)[0] + f":{self.port}")
+
+    def _supervise(self, name: str, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro, name=f"durable-controlplane-{name}")
+
+        def done(t: asyncio.Task[None]) -> None:
+            if t.cancelled() or self._stop.is_set():
+                return
+            exc = t.exception()
+            logger.critical("background loop %s stopped unexpectedly: %r; shutting down", name, exc)
+            self.failed.set()
+
+        task.add_done_callback(done)
+        self._tasks.append(task)
+
+    async def wait(self) -> None:
+        """Until stop() is called or a background loop dies."""
+        stop = asyncio.ensure_future(self._stop.wait())
+        fail = asyncio.ensure_future(self.failed.wait())
+        try:
+            await asyncio.wait({stop, fail}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+            fail.cancel()
+
+    async def stop(self, grace: float = 5.0) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        self._stop.set()
+        await self.health.enter_graceful_shutdown()
+        if self._server is not None:
+            await self._server.stop(grace)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.pool is not None:
+            await self.pool.close()
+        logger.info("control plane stopped")

@@ -1,0 +1,49 @@
+"""`durable controlplane`: run the control plane until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+
+import click
+from pydantic import ValidationError
+
+from durable.cli.settings_errors import explain_settings_error
+
+
+@click.command("controlplane")
+@click.option("--migrate", "run_migrations", is_flag=True, help="Apply database migrations before serving.")
+def controlplane_command(run_migrations: bool) -> None:
+    """Run the control plane: gRPC server (GRPC_ADDRESS, default 0.0.0.0:9001), reaper and timers."""
+    from durable.controlplane.app import ControlPlane
+    from durable.controlplane.settings import DatabaseSettings, GrpcSettings, ReaperSettings
+
+    try:
+        settings = (DatabaseSettings(), GrpcSettings(), ReaperSettings())
+    except ValidationError as exc:
+        raise click.UsageError(explain_settings_error(exc)) from None
+    sys.exit(asyncio.run(_serve(ControlPlane(*settings, run_migrations=run_migrations))))
+
+
+async def _serve(plane: object) -> int:
+    from durable.controlplane.app import ControlPlane
+
+    assert isinstance(plane, ControlPlane)
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    try:
+        await plane.start()
+    except (OSError, ConnectionError) as exc:
+        click.echo(f"error: cannot start the control plane: {exc}", err=True)
+        await plane.stop()
+        return 2
+    waiter = asyncio.ensure_future(stopping.wait())
+    dying = asyncio.ensure_future(plane.wait())
+    await asyncio.wait({waiter, dying}, return_when=asyncio.FIRST_COMPLETED)
+    waiter.cancel()
+    dying.cancel()
+    await plane.stop()
+    return 1 if plane.failed.is_set() else 0

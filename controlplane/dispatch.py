@@ -1,0 +1,105 @@
+"""Push dispatch: long-polling claims sleep until PostgreSQL says tasks of their types arrived.
+
+A trigger on durable_task_queue sends NOTIFY durable_tasks with "kind:type,..." whenever a
+statement leaves tasks pending (enqueue, retry, reclaim, hand-back, requeue). One listening
+connection per control plane turns those into wake-ups of exactly the claims that wait on
+those types. Claims also re-check on an interval, the fallback for delayed tasks and for
+notifications lost while the listener reconnects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+
+import asyncpg
+
+logger = logging.getLogger(__name__)
+
+CHANNEL = "durable_tasks"
+
+
+class TaskSignals:
+    """Wake-ups for waiting claims, keyed "activity:<type>" and "workflow:<type>"."""
+
+    def __init__(self) -> None:
+        self._waiters: dict[str, set[asyncio.Event]] = defaultdict(set)
+
+    @contextmanager
+    def waiting(self, keys: Iterable[str]) -> Iterator[asyncio.Event]:
+        """Register before claiming, so a notification between claim and wait is not lost."""
+        event = asyncio.Event()
+        keys = list(keys)
+        for key in keys:
+            self._waiters[key].add(event)
+        try:
+            yield event
+        finally:
+            for key in keys:
+                waiters = self._waiters.get(key)
+                if waiters is not None:
+                    waiters.discard(event)
+                    if not waiters:
+                        del self._waiters[key]
+
+    def notify(self, keys: Iterable[str]) -> None:
+        for key in keys:
+            for event in self._waiters.get(key, ()):
+                event.set()
+
+    def notify_all(self) -> None:
+        for waiters in self._waiters.values():
+            for event in waiters:
+                event.set()
+
+    @property
+    def waiting_count(self) -> int:
+        return len({id(e) for w in self._waiters.values() for e in w})
+
+
+class TaskListener:
+    """Holds one LISTEN connection; reconnects with backoff; wakes everyone after a gap."""
+
+    def __init__(self, dsn: str, signals: TaskSignals, *, reconnect_max: float = 5.0) -> None:
+        self.dsn = dsn
+        self.signals = signals
+        self.reconnect_max = reconnect_max
+        self.connected = asyncio.Event()
+
+    def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+        self.signals.notify(payload.split(","))
+
+    async def run(self, stop: asyncio.Event) -> None:
+        delay = 0.1
+        while not stop.is_set():
+            conn = None
+            try:
+                conn = await asyncpg.connect(self.dsn)
+                lost = asyncio.Event()
+                conn.add_termination_listener(lambda _c: lost.set())
+                await conn.add_listener(CHANNEL, self._on_notify)
+                self.connected.set()
+                self.signals.notify_all()  # anything that arrived while we were away
+                delay = 0.1
+                stopping = asyncio.ensure_future(stop.wait())
+                losing = asyncio.ensure_future(lost.wait())
+                try:
+                    await asyncio.wait({stopping, losing}, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    stopping.cancel()
+                    losing.cancel()
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                logger.warning("task listener lost the database (%s); retrying in %.1f s", exc, delay)
+            finally:
+                self.connected.clear()
+                if conn is not None and not conn.is_closed():
+                    await conn.close(timeout=2)
+            if not stop.is_set():
+                try:
+                    await asyncio.wait_for(stop.wait(), timeout=delay)
+                except TimeoutError:
+                    pass
+                delay = min(delay * 2, self.reconnect_max)

@@ -1,0 +1,117 @@
+"""durable.v1.ClientService: start, signal and inspect workflows; the DLQ; statistics."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import grpc
+
+from durable.common.errors import InvalidArgument
+from durable.controlplane.grpc import convert
+from durable.controlplane.grpc.errors import rpc
+from durable.controlplane.store import Store
+from durable.proto.v1 import durable_pb2 as pb
+from durable.proto.v1 import durable_pb2_grpc as pb_grpc
+
+MAX_WAIT_SECONDS = 300.0
+
+
+def _required(value: str, field: str) -> str:
+    if not value:
+        raise InvalidArgument(f"{field} is required")
+    return value
+
+
+class ClientService(pb_grpc.ClientServiceServicer):
+    def __init__(self, store: Store, *, max_payload_bytes: int) -> None:
+        self.store = store
+        self.limit = max_payload_bytes
+
+    @rpc
+    async def StartWorkflow(self, request: pb.StartWorkflowRequest, context: Any) -> pb.StartWorkflowResponse:
+        input_value = convert.load(request.input_json, "input_json", self.limit)
+        wf, created = await self.store.start_workflow(
+            _required(request.workflow_type, "workflow_type"), input_value, request.workflow_id or None
+        )
+        return pb.StartWorkflowResponse(workflow_id=wf.id, created=created)
+
+    @rpc
+    async def SignalWorkflow(self, request: pb.SignalWorkflowRequest, context: Any) -> pb.SignalWorkflowResponse:
+        payload = convert.load(request.payload_json, "payload_json", self.limit)
+        seq = await self.store.signal_workflow(
+            _required(request.workflow_id, "workflow_id"), _required(request.signal_type, "signal_type"), payload
+        )
+        return pb.SignalWorkflowResponse(sequence_num=seq)
+
+    @rpc
+    async def CancelWorkflow(self, request: pb.CancelWorkflowRequest, context: Any) -> pb.CancelWorkflowResponse:
+        n = await self.store.cancel_workflow(_required(request.workflow_id, "workflow_id"), request.reason)
+        return pb.CancelWorkflowResponse(cancelled_tasks=n)
+
+    @rpc
+    async def DescribeWorkflow(self, request: pb.DescribeWorkflowRequest, context: Any) -> pb.DescribeWorkflowResponse:
+        wf = await self.store.get_workflow(_required(request.workflow_id, "workflow_id"))
+        return pb.DescribeWorkflowResponse(workflow=convert.workflow(wf))
+
+    @rpc
+    async def ListWorkflows(self, request: pb.ListWorkflowsRequest, context: Any) -> pb.ListWorkflowsResponse:
+        rows = await self.store.list_workflows(
+            request.status or None, request.workflow_type or None, request.limit or 50
+        )
+        return pb.ListWorkflowsResponse(workflows=[convert.workflow(w) for w in rows])
+
+    @rpc
+    async def GetHistory(self, request: pb.GetHistoryRequest, context: Any) -> pb.GetHistoryResponse:
+        if request.after_seq < 0:
+            raise InvalidArgument("after_seq must be >= 0")
+        events = await self.store.load_events(_required(request.workflow_id, "workflow_id"), request.after_seq)
+        return pb.GetHistoryResponse(events=[convert.event(e) for e in events])
+
+    @rpc
+    async def WaitWorkflow(self, request: pb.WaitWorkflowRequest, context: Any) -> pb.DescribeWorkflowResponse:
+        workflow_id = _required(request.workflow_id, "workflow_id")
+        if not 0 <= request.wait_seconds <= MAX_WAIT_SECONDS:
+            raise InvalidArgument(f"wait_seconds must be between 0 and {MAX_WAIT_SECONDS:.0f}")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + request.wait_seconds
+        delay = 0.02
+        while True:
+            wf = await self.store.get_workflow(workflow_id)
+            remaining = deadline - loop.time()
+            if wf.is_terminal or remaining <= 0:
+                return pb.DescribeWorkflowResponse(workflow=convert.workflow(wf))
+            await asyncio.sleep(min(delay, remaining))
+            delay = min(delay * 1.5, 0.5)
+
+    @rpc
+    async def EnqueueActivity(self, request: pb.EnqueueActivityRequest, context: Any) -> pb.EnqueueActivityResponse:
+        input_value = convert.load(request.input_json, "input_json", self.limit)
+        task_id = await self.store.enqueue_activity(
+            _required(request.activity_type, "activity_type"), input_value, options=convert.activity_options(request.options)
+        )
+        return pb.EnqueueActivityResponse(task_id=str(task_id))
+
+    @rpc
+    async def ListDeadLetters(self, request: pb.ListDeadLettersRequest, context: Any) -> pb.ListDeadLettersResponse:
+        rows = await self.store.list_dead_letters(request.activity_type or None, request.limit or 100)
+        return pb.ListDeadLettersResponse(entries=[convert.dead_letter(d) for d in rows])
+
+    @rpc
+    async def RequeueDeadLetter(self, request: pb.RequeueDeadLetterRequest, context: Any) -> pb.RequeueDeadLetterResponse:
+        task_id = await self.store.requeue_dead_letter(_required(request.id, "id"))
+        return pb.RequeueDeadLetterResponse(task_id=str(task_id))
+
+    @rpc
+    async def GetQueueStats(self, request: pb.GetQueueStatsRequest, context: Any) -> pb.GetQueueStatsResponse:
+        stats = await self.store.queue_stats(list(request.activity_types), list(request.workflow_types))
+        return pb.GetQueueStatsResponse(types=[convert.type_stats(s) for s in stats], as_of=convert.ts(self.store.now()))
+
+    @rpc
+    async def ListWorkers(self, request: pb.ListWorkersRequest, context: Any) -> pb.ListWorkersResponse:
+        rows = await self.store.list_workers(request.worker_group or None, request.include_stopped)
+        return pb.ListWorkersResponse(workers=[convert.worker(w) for w in rows])
+
+
+def add_to_server(service: ClientService, server: grpc.aio.Server) -> None:
+    pb_grpc.add_ClientServiceServicer_to_server(service, server)

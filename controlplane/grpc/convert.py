@@ -1,0 +1,175 @@
+"""Between protobuf messages and the store's records and arguments."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from durable.common.errors import InvalidArgument
+from durable.common.payloads import decode_payload
+from durable.controlplane.store import (
+    ClaimedWorkflowTask,
+    DeadLetter,
+    Event,
+    Task,
+    TypeStats,
+    Worker,
+    WorkflowInstance,
+)
+from durable.proto.v1 import durable_pb2 as pb
+
+
+def ts(value: datetime | None) -> float:
+    return value.timestamp() if value else 0.0
+
+
+def dump(value: Any) -> str:
+    return "" if value is None else json.dumps(value, separators=(",", ":"), default=str)
+
+
+def load(text: str, field: str, limit: int) -> dict[str, Any]:
+    return decode_payload(text, field=field, limit=limit)
+
+
+def retry_policy(msg: pb.RetryPolicy) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if msg.max_attempts:
+        out["max_attempts"] = msg.max_attempts
+    if msg.initial_interval:
+        out["initial_interval"] = msg.initial_interval
+    if msg.backoff_coefficient:
+        out["backoff_coefficient"] = msg.backoff_coefficient
+    if msg.max_interval:
+        out["max_interval"] = msg.max_interval
+    if msg.HasField("jitter"):
+        out["jitter"] = msg.jitter
+    if msg.non_retryable_error_types:
+        out["non_retryable_error_types"] = list(msg.non_retryable_error_types)
+    return out
+
+
+def activity_options(msg: pb.ActivityOptions) -> dict[str, Any]:
+    out: dict[str, Any] = {"retry_policy": retry_policy(msg.retry_policy), "priority": msg.priority}
+    for name in ("schedule_to_start_timeout", "start_to_close_timeout", "heartbeat_timeout"):
+        value = getattr(msg, name)
+        if value < 0:
+            raise InvalidArgument(f"options.{name} must be >= 0 seconds (0 = none)")
+        if value:
+            out[name] = value
+    if msg.start_delay < 0:
+        raise InvalidArgument("options.start_delay must be >= 0 seconds")
+    out["start_delay"] = msg.start_delay
+    return out
+
+
+def action(msg: pb.WorkflowAction, index: int, limit: int) -> dict[str, Any]:
+    which = msg.WhichOneof("action")
+    field = f"actions[{index}]"
+    if which == "schedule_activity":
+        a = msg.schedule_activity
+        return {
+            "type": "schedule_activity",
+            "activity_id": a.activity_id,
+            "activity_type": a.activity_type,
+            "input": load(a.input_json, f"{field}.input_json", limit),
+            "options": activity_options(a.options),
+        }
+    if which == "start_timer":
+        return {"type": "start_timer", "timer_id": msg.start_timer.timer_id, "fire_after": msg.start_timer.fire_after}
+    if which == "complete_workflow":
+        return {"type": "complete_workflow", "result": load(msg.complete_workflow.result_json, f"{field}.result_json", limit)}
+    if which == "fail_workflow":
+        f = msg.fail_workflow.failure
+        error: dict[str, Any] = {"message": f.message, "type": f.type or "WorkflowFailed"}
+        if f.details_json:
+            error["details"] = load(f.details_json, f"{field}.failure.details_json", limit)
+        return {"type": "fail_workflow", "error": error}
+    raise InvalidArgument(f"{field} has no action set")
+
+
+def event(e: Event) -> pb.Event:
+    return pb.Event(
+        sequence_num=e.sequence_num, event_type=e.event_type, event_data_json=dump(e.event_data), created_at=ts(e.created_at)
+    )
+
+
+def task(t: Task) -> pb.Task:
+    return pb.Task(
+        id=str(t.id),
+        kind=t.kind,
+        workflow_id=t.workflow_id or "",
+        activity_id=t.activity_id or "",
+        activity_type=t.activity_type,
+        input_json=dump(t.input),
+        attempt=t.attempt,
+        max_attempts=t.max_attempts,
+        heartbeat_timeout=t.heartbeat_timeout or 0.0,
+        start_to_close_timeout=t.start_to_close_timeout or 0.0,
+        heartbeat_details_json=dump(t.heartbeat_details),
+    )
+
+
+def workflow_task(c: ClaimedWorkflowTask) -> pb.Task:
+    msg = task(c.task)
+    msg.input_json = dump(c.workflow.input)
+    msg.history.extend(event(e) for e in c.history)
+    msg.decided_through_seq = c.workflow.decided_through_seq
+    return msg
+
+
+def workflow(w: WorkflowInstance) -> pb.WorkflowInfo:
+    return pb.WorkflowInfo(
+        id=w.id,
+        workflow_type=w.workflow_type,
+        status=w.status,
+        input_json=dump(w.input),
+        result_json=dump(w.result),
+        error_json=dump(w.error),
+        created_at=ts(w.created_at),
+        updated_at=ts(w.updated_at),
+        started_at=ts(w.started_at),
+        completed_at=ts(w.completed_at),
+        last_event_seq=w.last_event_seq,
+    )
+
+
+def dead_letter(d: DeadLetter) -> pb.DeadLetter:
+    return pb.DeadLetter(
+        id=str(d.id),
+        original_task_id=str(d.original_task_id),
+        workflow_id=d.workflow_id or "",
+        activity_id=d.activity_id or "",
+        activity_type=d.activity_type,
+        input_json=dump(d.input),
+        attempts=d.attempts,
+        last_error=d.last_error or "",
+        error_history_json=dump({"errors": d.error_history}),
+        reason=d.reason,
+        dead_at=ts(d.dead_at),
+        requeued_at=ts(d.requeued_at),
+        requeue_count=d.requeue_count,
+    )
+
+
+def type_stats(s: TypeStats) -> pb.TypeStats:
+    return pb.TypeStats(
+        kind=s.kind, type=s.type, pending=s.pending, delayed=s.delayed, claimed=s.claimed,
+        oldest_pending_age=s.oldest_pending_age,
+    )
+
+
+def worker(w: Worker) -> pb.WorkerInfo:
+    return pb.WorkerInfo(
+        id=w.id,
+        worker_group=w.worker_group,
+        activity_types=w.activity_types,
+        workflow_types=w.workflow_types,
+        max_concurrency=w.max_concurrency,
+        current_load=w.current_load,
+        status=w.status,
+        last_heartbeat_at=ts(w.last_heartbeat_at),
+        started_at=ts(w.started_at),
+        hostname=w.hostname or "",
+        version=w.version or "",
+    )

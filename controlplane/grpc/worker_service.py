@@ -1,0 +1,157 @@
+"""durable.v1.WorkerService: what worker processes call."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import grpc
+
+from durable.common.errors import InvalidArgument
+from durable.controlplane.dispatch import TaskSignals
+from durable.controlplane.grpc import convert
+from durable.controlplane.grpc.errors import rpc
+from durable.controlplane.store import Store
+from durable.proto.v1 import durable_pb2 as pb
+from durable.proto.v1 import durable_pb2_grpc as pb_grpc
+
+MAX_WAIT_SECONDS = 60.0
+
+
+def _required(value: str, field: str) -> str:
+    if not value:
+        raise InvalidArgument(f"{field} is required")
+    return value
+
+
+class WorkerService(pb_grpc.WorkerServiceServicer):
+    def __init__(
+        self, store: Store, signals: TaskSignals, *, poll_interval: float = 1.0, max_payload_bytes: int
+    ) -> None:
+        self.store = store
+        self.signals = signals
+        self.poll_interval = poll_interval
+        self.limit = max_payload_bytes
+
+    @rpc
+    async def RegisterWorker(self, request: pb.RegisterWorkerRequest, context: Any) -> pb.RegisterWorkerResponse:
+        if request.max_concurrency < 0:
+            raise InvalidArgument("max_concurrency must be >= 1 (0 = default 10)")
+        await self.store.register_worker(
+            _required(request.worker_id, "worker_id"),
+            worker_group=request.worker_group or "default",
+            activity_types=list(request.activity_types),
+            workflow_types=list(request.workflow_types),
+            max_concurrency=request.max_concurrency or 10,
+            hostname=request.hostname or None,
+            version=request.version or None,
+        )
+        return pb.RegisterWorkerResponse()
+
+    @rpc
+    async def WorkerHeartbeat(self, request: pb.WorkerHeartbeatRequest, context: Any) -> pb.WorkerHeartbeatResponse:
+        status = await self.store.worker_heartbeat(_required(request.worker_id, "worker_id"), request.current_load)
+        return pb.WorkerHeartbeatResponse(status=status)
+
+    @rpc
+    async def DrainWorker(self, request: pb.DrainWorkerRequest, context: Any) -> pb.DrainWorkerResponse:
+        await self.store.drain_worker(_required(request.worker_id, "worker_id"))
+        return pb.DrainWorkerResponse()
+
+    @rpc
+    async def DeregisterWorker(self, request: pb.DeregisterWorkerRequest, context: Any) -> pb.DeregisterWorkerResponse:
+        released = await self.store.deregister_worker(_required(request.worker_id, "worker_id"))
+        return pb.DeregisterWorkerResponse(released_tasks=released)
+
+    @rpc
+    async def ClaimTasks(self, request: pb.ClaimTasksRequest, context: Any) -> pb.ClaimTasksResponse:
+        worker_id = _required(request.worker_id, "worker_id")
+        if request.wait_seconds < 0 or request.wait_seconds > MAX_WAIT_SECONDS:
+            raise InvalidArgument(f"wait_seconds must be between 0 and {MAX_WAIT_SECONDS:.0f}")
+        activity_types = list(request.activity_types)
+        workflow_types = list(request.workflow_types)
+        limit = request.max_tasks or 1
+        keys = [f"activity:{t}" for t in activity_types] + [f"workflow:{t}" for t in workflow_types]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + request.wait_seconds
+        while True:
+            with self.signals.waiting(keys) as woken:
+                activities, decisions = await self.store.claim(worker_id, activity_types, workflow_types, limit)
+                if activities or decisions:
+                    response = pb.ClaimTasksResponse()
+                    response.tasks.extend(convert.task(t) for t in activities)
+                    response.tasks.extend(convert.workflow_task(d) for d in decisions)
+                    return response
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    return pb.ClaimTasksResponse()
+                try:
+                    await asyncio.wait_for(woken.wait(), timeout=min(remaining, self.poll_interval))
+                except TimeoutError:
+                    pass
+
+    @rpc
+    async def HeartbeatTasks(self, request: pb.HeartbeatTasksRequest, context: Any) -> pb.HeartbeatTasksResponse:
+        refs = [
+            (
+                _required(r.task_id, "tasks[].task_id"),
+                r.attempt,
+                convert.load(r.details_json, "tasks[].details_json", self.limit) if r.details_json else None,
+            )
+            for r in request.tasks
+        ]
+        results = await self.store.heartbeat_tasks(_required(request.worker_id, "worker_id"), refs)
+        return pb.HeartbeatTasksResponse(
+            results=[
+                pb.TaskHeartbeatResult(task_id=str(tid), accepted=ok, cancel_requested=cancelled)
+                for tid, ok, cancelled in results
+            ]
+        )
+
+    @rpc
+    async def CompleteTask(self, request: pb.CompleteTaskRequest, context: Any) -> pb.CompleteTaskResponse:
+        result = convert.load(request.result_json, "result_json", self.limit)
+        await self.store.complete_task(
+            _required(request.worker_id, "worker_id"), _required(request.task_id, "task_id"), request.attempt, result
+        )
+        return pb.CompleteTaskResponse()
+
+    @rpc
+    async def FailTask(self, request: pb.FailTaskRequest, context: Any) -> pb.FailTaskResponse:
+        failure = request.failure
+        if not failure.message and not failure.type:
+            raise InvalidArgument("failure.message or failure.type is required")
+        outcome = await self.store.fail_task(
+            _required(request.worker_id, "worker_id"),
+            _required(request.task_id, "task_id"),
+            request.attempt,
+            failure.message,
+            error_type=failure.type or "Error",
+            non_retryable=failure.non_retryable,
+            next_retry_delay=failure.next_retry_delay or None,
+        )
+        return pb.FailTaskResponse(outcome=outcome.outcome, retry_at=convert.ts(outcome.retry_at))
+
+    @rpc
+    async def CompleteWorkflowTask(
+        self, request: pb.CompleteWorkflowTaskRequest, context: Any
+    ) -> pb.CompleteWorkflowTaskResponse:
+        actions = [convert.action(a, i, self.limit) for i, a in enumerate(request.actions)]
+        applied = await self.store.complete_workflow_task(
+            _required(request.worker_id, "worker_id"),
+            _required(request.task_id, "task_id"),
+            request.attempt,
+            request.seen_through_seq,
+            actions,
+        )
+        return pb.CompleteWorkflowTaskResponse(applied=applied)
+
+    @rpc
+    async def ReleaseTasks(self, request: pb.ReleaseTasksRequest, context: Any) -> pb.ReleaseTasksResponse:
+        refs = [(_required(r.task_id, "tasks[].task_id"), r.attempt) for r in request.tasks]
+        released = await self.store.release_tasks(_required(request.worker_id, "worker_id"), refs or None)
+        return pb.ReleaseTasksResponse(released=released)
+
+
+def add_to_server(service: WorkerService, server: grpc.aio.Server) -> None:
+    pb_grpc.add_WorkerServiceServicer_to_server(service, server)

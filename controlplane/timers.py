@@ -1,0 +1,39 @@
+"""Fires durable timers: a timer is a row in the task queue, so it survives restarts."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from durable.controlplane.store import Store
+
+logger = logging.getLogger(__name__)
+
+
+class TimerFirer:
+    """A loop with run_once() (fires what is due) and run() (every `interval` seconds)."""
+
+    def __init__(self, store: Store, *, interval: float = 0.5, batch_size: int = 100) -> None:
+        self.store = store
+        self.interval = interval
+        self.batch_size = batch_size
+
+    async def run_once(self) -> int:
+        fired = await self.store.fire_due_timers(self.batch_size)
+        if fired:
+            logger.debug("fired %d timers", fired)
+        return fired
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                while await self.run_once() >= self.batch_size and not stop.is_set():
+                    pass
+            except (OSError, ConnectionError) as exc:
+                logger.warning("timer pass failed, database unreachable: %s", exc)
+            except Exception:
+                logger.exception("timer pass failed")
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=self.interval)
+            except TimeoutError:
+                pass

@@ -1,0 +1,147 @@
+"""The control plane's gRPC API against real PostgreSQL: happy paths and status codes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+
+import asyncpg
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from durable.proto.v1 import durable_pb2 as pb
+from durable.proto.v1 import durable_pb2_grpc as pb_grpc
+from tests.support.controlplane import running_control_plane
+
+
+@pytest.fixture
+async def channel(database_url: str) -> AsyncIterator[grpc.aio.Channel]:
+    async with running_control_plane(database_url, poll_interval=0.2) as address:
+        async with grpc.aio.insecure_channel(address) as ch:
+            yield ch
+
+
+@pytest.fixture
+def workers(channel: grpc.aio.Channel) -> pb_grpc.WorkerServiceStub:
+    return pb_grpc.WorkerServiceStub(channel)
+
+
+@pytest.fixture
+def client(channel: grpc.aio.Channel) -> pb_grpc.ClientServiceStub:
+    return pb_grpc.ClientServiceStub(channel)
+
+
+async def _register(workers: pb_grpc.WorkerServiceStub, wid: str = "w1") -> None:
+    await workers.RegisterWorker(pb.RegisterWorkerRequest(worker_id=wid, activity_types=["echo"], workflow_types=["wf"], max_concurrency=4))
+
+
+async def test_activity_round_trip(workers: pb_grpc.WorkerServiceStub, client: pb_grpc.ClientServiceStub) -> None:
+    await _register(workers)
+    enq = await client.EnqueueActivity(pb.EnqueueActivityRequest(activity_type="echo", input_json='{"x": 1}'))
+    stats = await client.GetQueueStats(pb.GetQueueStatsRequest(activity_types=["echo"]))
+    assert [(s.type, s.pending, s.claimed) for s in stats.types] == [("echo", 1, 0)]
+    got = await workers.ClaimTasks(pb.ClaimTasksRequest(worker_id="w1", activity_types=["echo"], max_tasks=5))
+    [task] = got.tasks
+    assert task.id == enq.task_id and json.loads(task.input_json) == {"x": 1} and task.attempt == 1
+    hb = await workers.HeartbeatTasks(pb.HeartbeatTasksRequest(worker_id="w1", tasks=[pb.TaskRef(task_id=task.id, attempt=1)]))
+    assert hb.results[0].accepted and not hb.results[0].cancel_requested
+    await workers.CompleteTask(pb.CompleteTaskRequest(worker_id="w1", task_id=task.id, attempt=1, result_json='{"y": 2}'))
+    with pytest.raises(grpc.aio.AioRpcError) as late:
+        await workers.CompleteTask(pb.CompleteTaskRequest(worker_id="w1", task_id=task.id, attempt=1, result_json="{}"))
+    assert late.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "no longer held" in late.value.details()
+
+
+async def test_long_poll_wakes_on_enqueue(workers: pb_grpc.WorkerServiceStub, client: pb_grpc.ClientServiceStub) -> None:
+    await _register(workers)
+    claim = asyncio.ensure_future(
+        workers.ClaimTasks(pb.ClaimTasksRequest(worker_id="w1", activity_types=["echo"], max_tasks=1, wait_seconds=30))
+    )
+    await asyncio.sleep(0.3)  # let the claim start waiting; the assertion below does not depend on it
+    assert not claim.done()
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    await client.EnqueueActivity(pb.EnqueueActivityRequest(activity_type="echo", input_json="{}"))
+    got = await asyncio.wait_for(claim, timeout=10)
+    assert len(got.tasks) == 1
+    print(f"long-poll pickup after enqueue: {(loop.time() - start) * 1000:.1f} ms")
+
+
+async def test_health_serving(channel: grpc.aio.Channel) -> None:
+    stub = health_pb2_grpc.HealthStub(channel)
+    for service in ("", "durable.v1.WorkerService", "durable.v1.ClientService"):
+        reply = await stub.Check(health_pb2.HealthCheckRequest(service=service))
+        assert reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
+BAD_CALLS = [
+    ("RegisterWorker", "workers", pb.RegisterWorkerRequest(), grpc.StatusCode.INVALID_ARGUMENT, "worker_id is required"),
+    ("WorkerHeartbeat", "workers", pb.WorkerHeartbeatRequest(worker_id="ghost"), grpc.StatusCode.NOT_FOUND, "not registered"),
+    ("DrainWorker", "workers", pb.DrainWorkerRequest(worker_id="ghost"), grpc.StatusCode.NOT_FOUND, "not registered"),
+    ("DeregisterWorker", "workers", pb.DeregisterWorkerRequest(worker_id=""), grpc.StatusCode.INVALID_ARGUMENT, "worker_id"),
+    ("ClaimTasks", "workers", pb.ClaimTasksRequest(worker_id="ghost", activity_types=["echo"]), grpc.StatusCode.FAILED_PRECONDITION, "not registered"),
+    ("ClaimTasks", "workers", pb.ClaimTasksRequest(worker_id="w1"), grpc.StatusCode.INVALID_ARGUMENT, "at least one"),
+    ("ClaimTasks", "workers", pb.ClaimTasksRequest(worker_id="w1", activity_types=["echo"], wait_seconds=-1), grpc.StatusCode.INVALID_ARGUMENT, "wait_seconds"),
+    ("HeartbeatTasks", "workers", pb.HeartbeatTasksRequest(worker_id="w1", tasks=[pb.TaskRef(task_id="nope", attempt=1)]), grpc.StatusCode.INVALID_ARGUMENT, "not a UUID"),
+    ("CompleteTask", "workers", pb.CompleteTaskRequest(worker_id="w1", task_id="00000000-0000-0000-0000-000000000000", attempt=1), grpc.StatusCode.NOT_FOUND, "does not exist"),
+    ("CompleteTask", "workers", pb.CompleteTaskRequest(worker_id="w1", task_id="x", attempt=1, result_json="[1]"), grpc.StatusCode.INVALID_ARGUMENT, "JSON object"),
+    ("CompleteTask", "workers", pb.CompleteTaskRequest(worker_id="w1", task_id="x", attempt=1, result_json="{"), grpc.StatusCode.INVALID_ARGUMENT, "not valid JSON"),
+    ("FailTask", "workers", pb.FailTaskRequest(worker_id="w1", task_id="x", attempt=1), grpc.StatusCode.INVALID_ARGUMENT, "failure.message"),
+    ("CompleteWorkflowTask", "workers", pb.CompleteWorkflowTaskRequest(worker_id="w1", task_id="x", actions=[pb.WorkflowAction()]), grpc.StatusCode.INVALID_ARGUMENT, "no action set"),
+    ("ReleaseTasks", "workers", pb.ReleaseTasksRequest(), grpc.StatusCode.INVALID_ARGUMENT, "worker_id"),
+    ("StartWorkflow", "client", pb.StartWorkflowRequest(), grpc.StatusCode.INVALID_ARGUMENT, "workflow_type is required"),
+    ("StartWorkflow", "client", pb.StartWorkflowRequest(workflow_type="wf", input_json='"text"'), grpc.StatusCode.INVALID_ARGUMENT, "JSON object"),
+    ("StartWorkflow", "client", pb.StartWorkflowRequest(workflow_type="wf", workflow_id="x" * 300), grpc.StatusCode.INVALID_ARGUMENT, "longer than 255"),
+    ("SignalWorkflow", "client", pb.SignalWorkflowRequest(workflow_id="nope", signal_type="s"), grpc.StatusCode.NOT_FOUND, "does not exist"),
+    ("SignalWorkflow", "client", pb.SignalWorkflowRequest(workflow_id="nope"), grpc.StatusCode.INVALID_ARGUMENT, "signal_type"),
+    ("CancelWorkflow", "client", pb.CancelWorkflowRequest(workflow_id="nope"), grpc.StatusCode.NOT_FOUND, "does not exist"),
+    ("DescribeWorkflow", "client", pb.DescribeWorkflowRequest(workflow_id="nope"), grpc.StatusCode.NOT_FOUND, "does not exist"),
+    ("DescribeWorkflow", "client", pb.DescribeWorkflowRequest(), grpc.StatusCode.INVALID_ARGUMENT, "workflow_id is required"),
+    ("ListWorkflows", "client", pb.ListWorkflowsRequest(status="exploded"), grpc.StatusCode.INVALID_ARGUMENT, "not one of"),
+    ("GetHistory", "client", pb.GetHistoryRequest(workflow_id="nope"), grpc.StatusCode.NOT_FOUND, "does not exist"),
+    ("WaitWorkflow", "client", pb.WaitWorkflowRequest(workflow_id="nope"), grpc.StatusCode.NOT_FOUND, "does not exist"),
+    ("EnqueueActivity", "client", pb.EnqueueActivityRequest(activity_type="echo", options=pb.ActivityOptions(retry_policy=pb.RetryPolicy(max_attempts=-1))), grpc.StatusCode.INVALID_ARGUMENT, "max_attempts"),
+    ("EnqueueActivity", "client", pb.EnqueueActivityRequest(activity_type="echo", options=pb.ActivityOptions(start_delay=-5)), grpc.StatusCode.INVALID_ARGUMENT, "start_delay"),
+    ("ListDeadLetters", "client", pb.ListDeadLettersRequest(limit=5000), grpc.StatusCode.INVALID_ARGUMENT, "limit"),
+    ("RequeueDeadLetter", "client", pb.RequeueDeadLetterRequest(id="nope"), grpc.StatusCode.INVALID_ARGUMENT, "not a UUID"),
+    ("RequeueDeadLetter", "client", pb.RequeueDeadLetterRequest(id="00000000-0000-0000-0000-000000000000"), grpc.StatusCode.NOT_FOUND, "does not exist"),
+    ("GetQueueStats", "client", pb.GetQueueStatsRequest(activity_types=[""]), grpc.StatusCode.INVALID_ARGUMENT, "activity_types"),
+]
+
+
+@pytest.mark.parametrize(("method", "service", "request_msg", "code", "text"), BAD_CALLS, ids=[f"{c[0]}-{i}" for i, c in enumerate(BAD_CALLS)])
+async def test_bad_input_gets_the_right_status_and_writes_nothing(
+    workers: pb_grpc.WorkerServiceStub,
+    client: pb_grpc.ClientServiceStub,
+    db: asyncpg.Connection,
+    method: str,
+    service: str,
+    request_msg: object,
+    code: grpc.StatusCode,
+    text: str,
+) -> None:
+    await _register(workers)
+    before = await _row_counts(db)
+    stub = workers if service == "workers" else client
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await getattr(stub, method)(request_msg)
+    assert err.value.code() == code, err.value.details()
+    assert text in err.value.details()
+    assert await _row_counts(db) == before
+
+
+async def test_oversized_payload_is_resource_exhausted(client: pb_grpc.ClientServiceStub, db: asyncpg.Connection) -> None:
+    big = json.dumps({"blob": "x" * (1024 * 1024 + 10)})
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await client.StartWorkflow(pb.StartWorkflowRequest(workflow_type="wf", input_json=big))
+    assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "over the limit" in err.value.details()
+    assert await db.fetchval("SELECT count(*) FROM durable_workflow_instances") == 0
+
+
+async def _row_counts(db: asyncpg.Connection) -> dict[str, int]:
+    tables = ["durable_workflow_instances", "durable_workflow_events", "durable_task_queue",
+              "durable_dead_letter_queue", "durable_signals"]
+    return {t: await db.fetchval(f"SELECT count(*) FROM {t}") for t in tables}
