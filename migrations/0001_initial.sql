@@ -141,12 +141,12 @@ BEGIN
     END IF;
     INSERT INTO durable_task_queue (
         kind, workflow_id, activity_id, activity_type, input, priority, max_attempts, retry_policy,
-        schedule_to_start_timeout, start_to_close_timeout, heartbeat_timeout, visible_at)
+        schedule_to_start_timeout, start_to_close_timeout, heartbeat_timeout, visible_at, created_at)
     VALUES (
         original.kind, original.workflow_id, original.activity_id, original.activity_type,
         original.input, original.priority, original.max_attempts, original.retry_policy,
         original.schedule_to_start_timeout, original.start_to_close_timeout,
-        original.heartbeat_timeout, now())
+        original.heartbeat_timeout, NEW.requeued_at, NEW.requeued_at)
     RETURNING id INTO fresh_id;
     NEW.requeue_count := OLD.requeue_count + 1;
     NEW.requeued_task_id := fresh_id;

@@ -195,10 +195,10 @@ WHERE workflow_id = $1 AND status IN ('pending', 'claimed')
 RETURNING id, status;
 
 -- name: cancel_open_steps
--- When a workflow ends: its activities and timers that have not run yet are cancelled.
+-- When a workflow ends: its tasks and timers that have not finished are cancelled.
 UPDATE durable_task_queue
 SET status = 'cancelled', cancel_requested = true, completed_at = $2
-WHERE workflow_id = $1 AND status IN ('pending', 'claimed') AND kind IN ('activity', 'timer');
+WHERE workflow_id = $1 AND status IN ('pending', 'claimed');
 
 -- name: insert_signal
 INSERT INTO durable_signals (workflow_id, signal_type, payload, sequence_num, created_at)
