@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from durable.cli import client_commands
 from durable.cli.main import cli
 from durable.controlplane.cli import controlplane_command
 
 cli.add_command(controlplane_command)
+cli.add_command(client_commands.workflows)
+cli.add_command(client_commands.dlq)
+cli.add_command(client_commands.stats)
+cli.add_command(client_commands.workers)

@@ -1,1 +1,7 @@
-"""Client for the durable control plane."""
+"""Client for the durable control plane: start, signal and inspect workflows over gRPC."""
+
+from __future__ import annotations
+
+from durable.client.client import DEFAULT_ADDRESS, Client, EventView, Unavailable, WorkflowView
+
+__all__ = ["DEFAULT_ADDRESS", "Client", "EventView", "Unavailable", "WorkflowView"]

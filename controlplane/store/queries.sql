@@ -398,3 +398,14 @@ ORDER BY kind, activity_type;
 
 -- name: get_worker
 SELECT * FROM durable_workers WHERE id = $1;
+
+-- name: queue_stats_all
+SELECT kind, activity_type AS type,
+       count(*) FILTER (WHERE status = 'pending' AND visible_at <= $1) AS pending,
+       count(*) FILTER (WHERE status = 'pending' AND visible_at > $1) AS delayed,
+       count(*) FILTER (WHERE status = 'claimed') AS claimed,
+       min(visible_at) FILTER (WHERE status = 'pending' AND visible_at <= $1) AS oldest_visible_at
+FROM durable_task_queue
+WHERE status IN ('pending', 'claimed') AND kind IN ('activity', 'workflow')
+GROUP BY kind, activity_type
+ORDER BY kind, activity_type;

@@ -15,12 +15,16 @@ class StatsStore(StoreBase):
     ) -> list[TypeStats]:
         """Pending, delayed and claimed counts and the oldest pending age, per type.
 
-        Every requested type is in the answer, with zeros when nothing is queued.
+        Every requested type is in the answer, with zeros when nothing is queued. With no
+        types named, every type that has pending or running tasks.
         """
         activity_types = check_names(activity_types, "activity_types")
         workflow_types = check_names(workflow_types, "workflow_types")
         now = self.now()
-        rows = await self.pool.fetch(Q.queue_stats, activity_types, workflow_types, now)
+        if not activity_types and not workflow_types:
+            rows = await self.pool.fetch(Q.queue_stats_all, now)
+        else:
+            rows = await self.pool.fetch(Q.queue_stats, activity_types, workflow_types, now)
         found = {
             (r["kind"], r["type"]): TypeStats(
                 kind=r["kind"],
@@ -35,4 +39,6 @@ class StatsStore(StoreBase):
             for r in rows
         }
         wanted = [("activity", t) for t in activity_types] + [("workflow", t) for t in workflow_types]
+        if not wanted:
+            return list(found.values())
         return [found.get(k, TypeStats(k[0], k[1], 0, 0, 0, 0.0)) for k in dict.fromkeys(wanted)]
