@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from durable.cli import client_commands
+from durable.cli.dev import dev_command
 from durable.cli.main import cli
 from durable.controlplane.cli import controlplane_command
 
@@ -11,3 +12,4 @@ cli.add_command(client_commands.workflows)
 cli.add_command(client_commands.dlq)
 cli.add_command(client_commands.stats)
 cli.add_command(client_commands.workers)
+cli.add_command(dev_command)
