@@ -44,8 +44,8 @@ def embedded_postgres(data_dir: Path | None) -> Iterator[str]:
 @click.command("dev")
 @click.option("--serve", is_flag=True, help="Stay up after the first agent turn (Ctrl-C stops).")
 @click.option("--message", default="What is 2+3*4?", show_default=True, help="The agent turn's message.")
-@click.option("--port", default=9001, show_default=True, help="Control-plane gRPC port on 127.0.0.1.")
-@click.option("--health-port", default=9002, show_default=True, help="Worker health port.")
+@click.option("--port", default=9001, show_default=True, help="Control-plane gRPC port on 127.0.0.1 (0: any).")
+@click.option("--health-port", default=9002, show_default=True, help="Worker health port (0: any).")
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None,
               help="Keep the embedded database here (default: a temporary one, deleted on exit).")
 def dev_command(serve: bool, message: str, port: int, health_port: int, data_dir: Path | None) -> None:

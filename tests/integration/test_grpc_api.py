@@ -145,3 +145,24 @@ async def _row_counts(db: asyncpg.Connection) -> dict[str, int]:
     tables = ["durable_workflow_instances", "durable_workflow_events", "durable_task_queue",
               "durable_dead_letter_queue", "durable_signals"]
     return {t: await db.fetchval(f"SELECT count(*) FROM {t}") for t in tables}
+
+
+async def test_late_completion_from_a_reclaimed_attempt_is_rejected(database_url: str, db: asyncpg.Connection) -> None:
+    async with running_control_plane(database_url, stale_after=0.5, interval=0.1, worker_lost_after=60) as address:
+        async with grpc.aio.insecure_channel(address) as ch:
+            workers, client = pb_grpc.WorkerServiceStub(ch), pb_grpc.ClientServiceStub(ch)
+            await _register(workers, "slowpoke")
+            await _register(workers, "rescuer")
+            await client.EnqueueActivity(pb.EnqueueActivityRequest(activity_type="echo", input_json="{}"))
+            [first] = (await workers.ClaimTasks(pb.ClaimTasksRequest(worker_id="slowpoke", activity_types=["echo"]))).tasks
+            # slowpoke stops heartbeating; the reaper takes the task back and rescuer gets attempt 2
+            got = await workers.ClaimTasks(pb.ClaimTasksRequest(worker_id="rescuer", activity_types=["echo"], wait_seconds=20))
+            [second] = got.tasks
+            assert second.id == first.id and second.attempt == 2
+            with pytest.raises(grpc.aio.AioRpcError) as late:
+                await workers.CompleteTask(pb.CompleteTaskRequest(worker_id="slowpoke", task_id=first.id, attempt=1, result_json='{"late": true}'))
+            assert late.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+            hb = await workers.HeartbeatTasks(pb.HeartbeatTasksRequest(worker_id="slowpoke", tasks=[pb.TaskRef(task_id=first.id, attempt=1)]))
+            assert not hb.results[0].accepted
+            await workers.CompleteTask(pb.CompleteTaskRequest(worker_id="rescuer", task_id=second.id, attempt=2, result_json='{"ok": true}'))
+    assert await db.fetchval("SELECT result FROM durable_task_queue") == '{"ok": true}'

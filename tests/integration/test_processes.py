@@ -75,6 +75,7 @@ async def test_sigkilled_worker_loses_nothing(database_url: str, tmp_path: Path,
     assert view.result == {"worker": "survivor", "attempt": 2}
     runs = [(r["kind"], r["worker"], r["attempt"]) for r in read_records(records)]
     assert runs == [("started", "doomed", 1), ("started", "survivor", 2), ("finished", "survivor", 2)]
+    assert not any(r["has_database_url"] for r in read_records(records))  # workers work without it
     task = await db.fetchrow("SELECT status, attempt, reclaim_count FROM durable_task_queue WHERE kind = 'activity'")
     assert dict(task) == {"status": "completed", "attempt": 2, "reclaim_count": 1}
 
@@ -101,3 +102,31 @@ async def test_sigterm_hands_back_tasks_at_once_and_exits_zero(database_url: str
             with worker_process(address, "next", log_dir=tmp_path, DURABLE_TEST_RECORD=str(records)):
                 view = await client.wait_workflow(workflow_id, timeout=30)
     assert view.status == "completed" and view.result["worker"] == "next"
+
+
+async def test_workers_reconnect_when_the_control_plane_restarts(database_url: str, tmp_path: Path) -> None:
+    from tests.support.controlplane import free_port
+
+    port = free_port()
+    records = tmp_path / "records.jsonl"
+    release = tmp_path / "release"
+    with control_plane_process(database_url, port=port) as (first, address):
+        await wait_serving(address)
+        with worker_process(address, "steady", log_dir=tmp_path, DURABLE_TEST_RECORD=str(records),
+                            DURABLE_RECONNECT_MAX_BACKOFF="0.5") as steady:
+            async with Client(address) as client:
+                workflow_id, _ = await client.start_workflow("one_slow_step", {"release": str(release)})
+                await wait_for(lambda: read_records(records), 30, "the activity to start")
+            first.send_signal(signal.SIGTERM)
+            assert await asyncio.to_thread(first.wait, 15) == 0
+            # the activity finishes while the control plane is down; its completion must not be lost
+            release.touch()
+            await wait_for(lambda: any(r["kind"] == "finished" for r in read_records(records)), 30, "the activity to finish")
+            with control_plane_process(database_url, port=port) as (_, again):
+                await wait_serving(again)
+                async with Client(again) as client:
+                    view = await client.wait_workflow(workflow_id, timeout=60)
+                    assert view.status == "completed" and view.result == {"worker": "steady", "attempt": 1}
+                    second, _ = await client.start_workflow("one_slow_step", {"release": str(release)})
+                    assert (await client.wait_workflow(second, timeout=60)).status == "completed"
+            assert steady.poll() is None  # the worker rode out the restart

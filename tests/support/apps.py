@@ -19,7 +19,8 @@ def record(kind: str, ctx: ActivityContext, **extra: Any) -> None:
     if not path:
         return
     line = {"kind": kind, "task": ctx.task_id, "attempt": ctx.attempt, "workflow": ctx.workflow_id,
-            "worker": os.environ.get("WORKER_ID"), "pid": os.getpid(), **extra}
+            "worker": os.environ.get("WORKER_ID"), "pid": os.getpid(),
+            "has_database_url": "DATABASE_URL" in os.environ, **extra}
     with open(path, "a") as f:
         f.write(json.dumps(line) + "\n")
 
