@@ -27,7 +27,10 @@ from durable.controlplane.timers import TimerFirer
 
 logger = logging.getLogger(__name__)
 
+# Readiness: these follow the database. Liveness ("liveness") stays SERVING while the process
+# runs, so a database outage makes pods unready but does not get them restarted.
 SERVICE_NAMES = ("", "durable.v1.WorkerService", "durable.v1.ClientService")
+LIVENESS_SERVICE = "liveness"
 STARTUP_MESSAGE = "Using Durable execution engine runner (PostgreSQL-backed)"
 
 
@@ -121,6 +124,7 @@ class ControlPlane:
         signals = TaskSignals()
         for name in SERVICE_NAMES:
             await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        await self.health.set(LIVENESS_SERVICE, health_pb2.HealthCheckResponse.SERVING)
         db_health = DatabaseHealth(self.pool, self.health, interval=self.health_interval)
         await db_health.run_once()
 

@@ -166,3 +166,9 @@ async def test_late_completion_from_a_reclaimed_attempt_is_rejected(database_url
             assert not hb.results[0].accepted
             await workers.CompleteTask(pb.CompleteTaskRequest(worker_id="rescuer", task_id=second.id, attempt=2, result_json='{"ok": true}'))
     assert await db.fetchval("SELECT result FROM durable_task_queue") == '{"ok": true}'
+
+
+async def test_liveness_service_is_serving(channel: grpc.aio.Channel) -> None:
+    stub = health_pb2_grpc.HealthStub(channel)
+    reply = await stub.Check(health_pb2.HealthCheckRequest(service="liveness"))
+    assert reply.status == health_pb2.HealthCheckResponse.SERVING
