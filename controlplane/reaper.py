@@ -80,7 +80,7 @@ class Reaper:
             for row in rows:
                 task = Task.from_row(row)
                 if task.kind == "activity":
-                    await conn.execute(Q.breaker_failure, task.activity_type, now)
+                    await store._breaker_failure(conn, task.activity_type, now)
                 if task.reclaim_count >= self.settings.max_reclaims or task.failed_attempts >= task.max_attempts:
                     doomed.append(task)
                 elif task.kind == "workflow" and await conn.fetchval(Q.pending_decision_exists, task.workflow_id):
@@ -89,6 +89,7 @@ class Reaper:
                     back.append(task.id)
             if back:
                 await conn.execute(Q.reclaim_tasks, back, now)
+                await store.notify(conn, {f"{r['kind']}:{r['activity_type']}" for r in rows if r["id"] in back})
             report.reclaimed += len(back)
         for task in doomed:
             poison = task.reclaim_count >= self.settings.max_reclaims

@@ -207,15 +207,16 @@ CREATE TABLE durable_circuit_breaker_state (
     CHECK ((state = 'open') <= (opened_at IS NOT NULL))
 );
 
--- Push dispatch: every statement that makes tasks pending tells listeners which types have
--- work (NOTIFY is delivered on commit and de-duplicated per transaction). Control planes wake
--- their long-polling workers at once; polling stays as the fallback for delayed tasks.
+-- Push dispatch: every statement that inserts tasks tells listeners which types have work
+-- (NOTIFY is delivered on commit and de-duplicated per transaction). Control planes wake their
+-- long-polling workers at once. Updates that make tasks pending again (reclaim, hand-back)
+-- notify explicitly; polling stays as the fallback for tasks that become visible later.
 CREATE FUNCTION durable_notify_tasks() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     types text;
 BEGIN
     SELECT string_agg(DISTINCT kind || ':' || activity_type, ',') INTO types
-    FROM changed WHERE status = 'pending';
+    FROM inserted WHERE status = 'pending';
     IF types IS NOT NULL THEN
         PERFORM pg_notify('durable_tasks', left(types, 7900));
     END IF;
@@ -224,8 +225,5 @@ END;
 $$;
 
 CREATE TRIGGER durable_notify_tasks_insert
-    AFTER INSERT ON durable_task_queue REFERENCING NEW TABLE AS changed
-    FOR EACH STATEMENT EXECUTE FUNCTION durable_notify_tasks();
-CREATE TRIGGER durable_notify_tasks_update
-    AFTER UPDATE ON durable_task_queue REFERENCING NEW TABLE AS changed
+    AFTER INSERT ON durable_task_queue REFERENCING NEW TABLE AS inserted
     FOR EACH STATEMENT EXECUTE FUNCTION durable_notify_tasks();

@@ -7,7 +7,8 @@ from typing import Any
 
 import grpc
 
-from durable.common.errors import InvalidArgument
+from durable.common.errors import DurableError, InvalidArgument
+from durable.common.status import code_for
 from durable.controlplane.dispatch import TaskSignals
 from durable.controlplane.grpc import convert
 from durable.controlplane.grpc.errors import rpc
@@ -16,6 +17,7 @@ from durable.proto.v1 import durable_pb2 as pb
 from durable.proto.v1 import durable_pb2_grpc as pb_grpc
 
 MAX_WAIT_SECONDS = 60.0
+MAX_BATCH = 1000
 
 
 def _required(value: str, field: str) -> str:
@@ -115,6 +117,32 @@ class WorkerService(pb_grpc.WorkerServiceServicer):
             _required(request.worker_id, "worker_id"), _required(request.task_id, "task_id"), request.attempt, result
         )
         return pb.CompleteTaskResponse()
+
+    @rpc
+    async def CompleteTasks(self, request: pb.CompleteTasksRequest, context: Any) -> pb.CompleteTasksResponse:
+        if len(request.completions) > MAX_BATCH:
+            raise InvalidArgument(f"at most {MAX_BATCH} completions per call")
+        items: list[tuple[str, int, dict[str, Any] | None]] = []
+        early: dict[int, DurableError] = {}
+        for index, c in enumerate(request.completions):
+            try:
+                items.append((_required(c.task_id, "completions[].task_id"), c.attempt,
+                              convert.load(c.result_json, "result_json", self.limit)))
+            except DurableError as exc:
+                early[index] = exc
+                items.append((c.task_id, c.attempt, None))
+        checked = [item for i, item in enumerate(items) if i not in early]
+        results = iter(await self.store.complete_tasks(_required(request.worker_id, "worker_id"), checked))
+        response = pb.CompleteTasksResponse()
+        for index, (task_id, _, _) in enumerate(items):
+            error = early.get(index)
+            if error is None:
+                _, error = next(results)
+            outcome = response.outcomes.add(task_id=str(task_id), accepted=error is None)
+            if error is not None:
+                outcome.code = (code_for(error) or grpc.StatusCode.INTERNAL).name
+                outcome.message = str(error)
+        return response
 
     @rpc
     async def FailTask(self, request: pb.FailTaskRequest, context: Any) -> pb.FailTaskResponse:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import random
+import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -71,6 +72,36 @@ class StoreBase:
         self.max_payload_bytes = max_payload_bytes
         self.workflow_task_max_attempts = workflow_task_max_attempts
         self.rng = rng or random.Random()
+        # Activity types with a circuit breaker, refreshed every BREAKER_CACHE_SECONDS, so the
+        # hot paths skip breaker work for the (usual) types that have none. A breaker
+        # configured through another control-plane replica applies here within that time.
+        self._breaker_keys: frozenset[str] = frozenset()
+        self._breaker_keys_read_at: float | None = None
+
+    BREAKER_CACHE_SECONDS = 2.0
+
+    async def breaker_keys(self, conn: asyncpg.Connection) -> frozenset[str]:
+        loop_time = time.monotonic()
+        if self._breaker_keys_read_at is None or loop_time - self._breaker_keys_read_at > self.BREAKER_CACHE_SECONDS:
+            self._breaker_keys = frozenset(r["key"] for r in await conn.fetch(Q.breaker_keys))
+            self._breaker_keys_read_at = loop_time
+        return self._breaker_keys
+
+    def forget_breaker_keys(self) -> None:
+        self._breaker_keys_read_at = None
+
+    async def _breaker_success(self, conn: asyncpg.Connection, activity_type: str, now: datetime) -> None:
+        if activity_type in await self.breaker_keys(conn):
+            await conn.execute(Q.breaker_success, activity_type, now)
+
+    async def _breaker_failure(self, conn: asyncpg.Connection, activity_type: str, now: datetime) -> None:
+        if activity_type in await self.breaker_keys(conn):
+            await conn.execute(Q.breaker_failure, activity_type, now)
+
+    async def notify(self, conn: asyncpg.Connection, keys: set[str]) -> None:
+        """Wake long-polling claims of these "kind:type" keys (delivered on commit)."""
+        if keys:
+            await conn.execute(Q.notify_tasks, ",".join(sorted(keys))[:7900])
 
     def now(self) -> datetime:
         return self.clock()

@@ -29,6 +29,7 @@ class BreakerStore(StoreBase):
         p = policy if isinstance(policy, CircuitBreakerPolicy) else CircuitBreakerPolicy.parse(
             policy, field="circuit_breaker"  # type: ignore[arg-type]
         )
+        self.forget_breaker_keys()
         row = await self.pool.fetchrow(
             Q.configure_breaker,
             key,
@@ -51,9 +52,11 @@ class BreakerStore(StoreBase):
         self, conn: asyncpg.Connection, activity_types: Sequence[str], now: datetime
     ) -> tuple[set[str], dict[str, int]]:
         """Within a claim: which types are held back, and trial slots reserved for half-open ones."""
-        if not activity_types:
+        keys = await self.breaker_keys(conn)
+        guarded = [t for t in activity_types if t in keys]
+        if not guarded:
             return set(), {}
-        rows = await conn.fetch(Q.breakers_for, list(activity_types))
+        rows = await conn.fetch(Q.breakers_for, guarded)
         if not rows or all(r["state"] == "closed" for r in rows):
             return set(), {}
         await conn.execute(Q.breakers_to_half_open, [r["key"] for r in rows], now)

@@ -91,14 +91,16 @@ RETURNING id;
 SELECT status FROM durable_workers WHERE id = $1;
 
 -- name: claim_tasks
--- Hand out up to $4 visible pending tasks of the worker's types, highest priority first.
+-- Hand out up to $4 visible pending tasks of the worker's types, highest priority first, to
+-- an active worker (no rows at all when it is not active: the caller then asks why).
 -- Activity types in $6 are held back by an open circuit breaker.
 WITH next AS (
     SELECT id FROM durable_task_queue
     WHERE status = 'pending' AND visible_at <= $5
       AND ((kind = 'activity' AND activity_type = ANY($2::text[]) AND activity_type <> ALL($6::text[]))
         OR (kind = 'workflow' AND activity_type = ANY($3::text[])))
-    ORDER BY priority DESC, visible_at, id
+      AND EXISTS (SELECT 1 FROM durable_workers WHERE id = $1 AND status = 'active')
+    ORDER BY priority DESC, visible_at
     LIMIT $4
     FOR UPDATE SKIP LOCKED
 )
@@ -142,6 +144,21 @@ RETURNING t.id;
 
 -- name: cancel_flags
 SELECT id, cancel_requested, status FROM durable_task_queue WHERE id = ANY($1::uuid[]);
+
+-- name: complete_standalone_tasks
+-- The fast path: standalone activities still held by this worker and attempt, in one statement.
+UPDATE durable_task_queue t
+SET status = 'completed', result = c.result::jsonb, completed_at = $2
+FROM unnest($3::uuid[], $4::int[], $5::text[]) AS c(id, attempt, result)
+WHERE t.id = c.id AND t.attempt = c.attempt AND t.status = 'claimed' AND t.claimed_by = $1
+  AND t.kind = 'activity' AND t.workflow_id IS NULL
+RETURNING t.id, t.activity_type;
+
+-- name: breaker_keys
+SELECT key FROM durable_circuit_breaker_state;
+
+-- name: notify_tasks
+SELECT pg_notify('durable_tasks', $1);
 
 -- name: complete_task
 UPDATE durable_task_queue

@@ -13,7 +13,7 @@ from uuid import UUID
 
 import asyncpg
 
-from durable.common.errors import InvalidArgument, WrongState
+from durable.common.errors import DurableError, InvalidArgument, WrongState
 from durable.common.policies import ActivityOptions, RetryPolicy
 from durable.controlplane.store.base import StoreBase, check_name, check_names, dumps, parse_uuid
 from durable.controlplane.store.queries import Q
@@ -96,41 +96,55 @@ class TaskStore(StoreBase):
             raise InvalidArgument("name at least one activity type or workflow type to claim")
         now = self.now()
         async with self.pool.acquire() as conn:
-            async with conn.transaction():
-                status = await conn.fetchval(Q.worker_status, worker_id)
-                if status is None or status == "stopped":
-                    raise WrongState(
-                        f"worker {worker_id!r} is not registered (status: {status or 'unknown'}); "
-                        "register it before claiming"
-                    )
-                if status == "lost":  # a worker that claims is alive after all
-                    await conn.execute(Q.worker_heartbeat, worker_id, 0, now)
-                if status == "draining":
-                    return [], []
-                blocked, trials = await self._breaker_admission(conn, activity_types, now)
-                rows = []
-                for key, slots in trials.items():
-                    got = await conn.fetch(Q.claim_tasks_of_type, worker_id, key, min(slots, limit - len(rows)), now)
-                    rows.extend(got)
-                    await self._return_unused_trials(conn, key, slots - len(got), now)
-                    if len(rows) >= limit:
+            for _ in range(2):
+                async with conn.transaction():
+                    rows = await self._claim_rows(conn, worker_id, activity_types, workflow_types, limit, now)
+                    if rows:
                         break
-                if len(rows) < limit:
-                    rows.extend(
-                        await conn.fetch(
-                            Q.claim_tasks,
-                            worker_id,
-                            activity_types,
-                            workflow_types,
-                            limit - len(rows),
-                            now,
-                            sorted(blocked | set(trials)),
+                    status = await conn.fetchval(Q.worker_status, worker_id)
+                    if status is None or status == "stopped":
+                        raise WrongState(
+                            f"worker {worker_id!r} is not registered (status: {status or 'unknown'}); "
+                            "register it before claiming"
                         )
-                    )
+                    if status != "lost":  # active with nothing to do, or draining
+                        break
+                    # A worker that claims is alive after all: reactivate it and try again.
+                    await conn.execute(Q.worker_heartbeat, worker_id, 0, now)
             tasks = [Task.from_row(r) for r in rows]
             activities = [t for t in tasks if t.kind == "activity"]
             decisions = [t for t in tasks if t.kind == "workflow"]
             return activities, await self._with_histories(conn, decisions, now)
+
+    async def _claim_rows(
+        self,
+        conn: asyncpg.Connection,
+        worker_id: str,
+        activity_types: list[str],
+        workflow_types: list[str],
+        limit: int,
+        now: datetime,
+    ) -> list[asyncpg.Record]:
+        blocked, trials = await self._breaker_admission(conn, activity_types, now)  # type: ignore[attr-defined]
+        rows: list[asyncpg.Record] = []
+        if trials and await conn.fetchval(Q.worker_status, worker_id) == "active":
+            for key, slots in trials.items():
+                got = await conn.fetch(Q.claim_tasks_of_type, worker_id, key, min(slots, limit - len(rows)), now)
+                rows.extend(got)
+                await self._return_unused_trials(conn, key, slots - len(got), now)  # type: ignore[attr-defined]
+                if len(rows) >= limit:
+                    return rows
+        elif trials:
+            for key, slots in trials.items():
+                await self._return_unused_trials(conn, key, slots, now)  # type: ignore[attr-defined]
+            trials = {}
+        rows.extend(
+            await conn.fetch(
+                Q.claim_tasks, worker_id, activity_types, workflow_types, limit - len(rows), now,
+                sorted(blocked | set(trials)),
+            )
+        )
+        return rows
 
     async def _with_histories(
         self, conn: asyncpg.Connection, decisions: list[Task], now: datetime
@@ -183,17 +197,67 @@ class TaskStore(StoreBase):
         self, worker_id: str, task_id: Any, attempt: int, result: dict[str, Any] | None = None
     ) -> None:
         """Record an activity's result and let its workflow decide what comes next."""
-        task_id = parse_uuid(task_id, "task_id")
-        result_json = self.payload(result, "result")
+        [(_, error)] = await self.complete_tasks(worker_id, [(task_id, attempt, result)])
+        if error is not None:
+            raise error
+
+    async def complete_tasks(
+        self, worker_id: str, items: Sequence[tuple[Any, int, dict[str, Any] | None]]
+    ) -> list[tuple[Any, DurableError | None]]:
+        """Complete several activity attempts at once; per item, None or the error it met.
+
+        Standalone activities complete in one statement for the whole batch; the others go
+        through the workflow path one by one (they append events under the workflow's lock).
+        """
+        check_name(worker_id, "worker_id")
+        outcomes: dict[int, DurableError | None] = {}
+        valid: list[tuple[int, UUID, int, str, dict[str, Any] | None]] = []
+        for index, (task_id, attempt, result) in enumerate(items):
+            try:
+                valid.append((index, parse_uuid(task_id, "task_id"), int(attempt), self.payload(result, "result"), result))
+            except DurableError as exc:
+                outcomes[index] = exc
         now = self.now()
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with self.pool.acquire() as conn:
+            done = {}
+            if valid:
+                async with conn.transaction():
+                    rows = await conn.fetch(
+                        Q.complete_standalone_tasks, worker_id, now,
+                        [v[1] for v in valid], [v[2] for v in valid], [v[3] for v in valid],
+                    )
+                    done = {r["id"]: r["activity_type"] for r in rows}
+                    for activity_type in set(done.values()):
+                        await self._breaker_success(conn, activity_type, now)
+            for index, task_id, attempt, result_json, result in valid:
+                if task_id in done:
+                    outcomes[index] = None
+                    continue
+                try:
+                    await self._complete_one(conn, worker_id, task_id, attempt, result_json, result, now)
+                    outcomes[index] = None
+                except DurableError as exc:
+                    outcomes[index] = exc
+        return [(items[i][0], outcomes[i]) for i in range(len(items))]
+
+    async def _complete_one(
+        self,
+        conn: asyncpg.Connection,
+        worker_id: str,
+        task_id: UUID,
+        attempt: int,
+        result_json: str,
+        result: dict[str, Any] | None,
+        now: datetime,
+    ) -> None:
+        async with conn.transaction():
             workflow_id = await self._task_workflow_id(conn, task_id)
             wf = await self._lock_workflow(conn, workflow_id) if workflow_id else None
             task = await self._lock_owned(conn, task_id, worker_id, attempt)
             if task.kind != "activity":
                 raise InvalidArgument(f"task {task_id} is a {task.kind} task; complete it with its own call")
             await conn.execute(Q.complete_task, task_id, result_json, now)
-            await conn.execute(Q.breaker_success, task.activity_type, now)
+            await self._breaker_success(conn, task.activity_type, now)
             if wf is not None and not wf.is_terminal:
                 await self._append(
                     conn,
@@ -250,7 +314,7 @@ class TaskStore(StoreBase):
         policy = RetryPolicy.parse(task.retry_policy, field="retry_policy")
         entry = self.error_entry(task, message, error_type, now)
         if task.kind == "activity":
-            await conn.execute(Q.breaker_failure, task.activity_type, now)
+            await self._breaker_failure(conn, task.activity_type, now)
         if non_retryable or error_type in policy.non_retryable_error_types:
             dlq = await self._bury(conn, task, wf, "non_retryable", entry, now)
             return FailOutcome("dead", dead_letter_id=dlq)
@@ -281,6 +345,7 @@ class TaskStore(StoreBase):
         wanted = None if not refs else {(parse_uuid(t, "task_id"), int(a)) for t, a in refs}
         now = self.now()
         released = 0
+        woken: set[str] = set()
         async with self.pool.acquire() as conn, conn.transaction():
             for row in await conn.fetch(Q.owned_tasks, worker_id):
                 task = Task.from_row(row)
@@ -290,7 +355,9 @@ class TaskStore(StoreBase):
                     await conn.execute(Q.supersede_task, task.id, now)
                 else:
                     await conn.execute(Q.release_task, task.id, now)
+                    woken.add(f"{task.kind}:{task.activity_type}")
                 released += 1
+            await self.notify(conn, woken)
         return released
 
     async def get_task(self, task_id: Any) -> Task:

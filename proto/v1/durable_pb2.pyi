@@ -222,6 +222,42 @@ class CompleteTaskResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
+class TaskCompletion(_message.Message):
+    __slots__ = ("task_id", "attempt", "result_json")
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    RESULT_JSON_FIELD_NUMBER: _ClassVar[int]
+    task_id: str
+    attempt: int
+    result_json: str
+    def __init__(self, task_id: _Optional[str] = ..., attempt: _Optional[int] = ..., result_json: _Optional[str] = ...) -> None: ...
+
+class CompleteTasksRequest(_message.Message):
+    __slots__ = ("worker_id", "completions")
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    COMPLETIONS_FIELD_NUMBER: _ClassVar[int]
+    worker_id: str
+    completions: _containers.RepeatedCompositeFieldContainer[TaskCompletion]
+    def __init__(self, worker_id: _Optional[str] = ..., completions: _Optional[_Iterable[_Union[TaskCompletion, _Mapping]]] = ...) -> None: ...
+
+class CompletionOutcome(_message.Message):
+    __slots__ = ("task_id", "accepted", "code", "message")
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    task_id: str
+    accepted: bool
+    code: str
+    message: str
+    def __init__(self, task_id: _Optional[str] = ..., accepted: _Optional[bool] = ..., code: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+
+class CompleteTasksResponse(_message.Message):
+    __slots__ = ("outcomes",)
+    OUTCOMES_FIELD_NUMBER: _ClassVar[int]
+    outcomes: _containers.RepeatedCompositeFieldContainer[CompletionOutcome]
+    def __init__(self, outcomes: _Optional[_Iterable[_Union[CompletionOutcome, _Mapping]]] = ...) -> None: ...
+
 class FailTaskRequest(_message.Message):
     __slots__ = ("worker_id", "task_id", "attempt", "failure")
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]

@@ -73,6 +73,11 @@ class WorkerServiceStub:
                 request_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.CompleteTaskRequest.SerializeToString,
                 response_deserializer=durable_dot_proto_dot_v1_dot_durable__pb2.CompleteTaskResponse.FromString,
                 _registered_method=True)
+        self.CompleteTasks = channel.unary_unary(
+                '/durable.v1.WorkerService/CompleteTasks',
+                request_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.CompleteTasksRequest.SerializeToString,
+                response_deserializer=durable_dot_proto_dot_v1_dot_durable__pb2.CompleteTasksResponse.FromString,
+                _registered_method=True)
         self.FailTask = channel.unary_unary(
                 '/durable.v1.WorkerService/FailTask',
                 request_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.FailTaskRequest.SerializeToString,
@@ -140,6 +145,13 @@ class WorkerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CompleteTasks(self, request, context):
+        """Several completions in one call (a worker coalesces results); outcomes per task.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def FailTask(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -195,6 +207,11 @@ def add_WorkerServiceServicer_to_server(servicer, server):
                     servicer.CompleteTask,
                     request_deserializer=durable_dot_proto_dot_v1_dot_durable__pb2.CompleteTaskRequest.FromString,
                     response_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.CompleteTaskResponse.SerializeToString,
+            ),
+            'CompleteTasks': grpc.unary_unary_rpc_method_handler(
+                    servicer.CompleteTasks,
+                    request_deserializer=durable_dot_proto_dot_v1_dot_durable__pb2.CompleteTasksRequest.FromString,
+                    response_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.CompleteTasksResponse.SerializeToString,
             ),
             'FailTask': grpc.unary_unary_rpc_method_handler(
                     servicer.FailTask,
@@ -405,6 +422,33 @@ class WorkerService:
             '/durable.v1.WorkerService/CompleteTask',
             durable_dot_proto_dot_v1_dot_durable__pb2.CompleteTaskRequest.SerializeToString,
             durable_dot_proto_dot_v1_dot_durable__pb2.CompleteTaskResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CompleteTasks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/durable.v1.WorkerService/CompleteTasks',
+            durable_dot_proto_dot_v1_dot_durable__pb2.CompleteTasksRequest.SerializeToString,
+            durable_dot_proto_dot_v1_dot_durable__pb2.CompleteTasksResponse.FromString,
             options,
             channel_credentials,
             insecure,

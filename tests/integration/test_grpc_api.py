@@ -172,3 +172,22 @@ async def test_liveness_service_is_serving(channel: grpc.aio.Channel) -> None:
     stub = health_pb2_grpc.HealthStub(channel)
     reply = await stub.Check(health_pb2.HealthCheckRequest(service="liveness"))
     assert reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
+async def test_complete_tasks_in_one_call_with_per_task_outcomes(
+    workers: pb_grpc.WorkerServiceStub, client: pb_grpc.ClientServiceStub, db: asyncpg.Connection
+) -> None:
+    await _register(workers)
+    for i in range(5):
+        await client.EnqueueActivity(pb.EnqueueActivityRequest(activity_type="echo", input_json=json.dumps({"i": i})))
+    tasks = (await workers.ClaimTasks(pb.ClaimTasksRequest(worker_id="w1", activity_types=["echo"], max_tasks=10))).tasks
+    assert len(tasks) == 5
+    completions = [pb.TaskCompletion(task_id=t.id, attempt=t.attempt, result_json=json.dumps({"i": i})) for i, t in enumerate(tasks[:3])]
+    completions.append(pb.TaskCompletion(task_id=tasks[3].id, attempt=7, result_json="{}"))  # a stale attempt
+    completions.append(pb.TaskCompletion(task_id=tasks[4].id, attempt=tasks[4].attempt, result_json="[]"))  # not an object
+    reply = await workers.CompleteTasks(pb.CompleteTasksRequest(worker_id="w1", completions=completions))
+    assert [o.accepted for o in reply.outcomes] == [True, True, True, False, False]
+    assert [o.code for o in reply.outcomes[3:]] == ["FAILED_PRECONDITION", "INVALID_ARGUMENT"]
+    assert "JSON object" in reply.outcomes[4].message
+    assert await db.fetchval("SELECT count(*) FROM durable_task_queue WHERE status = 'completed'") == 3
+    assert await db.fetchval("SELECT count(*) FROM durable_task_queue WHERE status = 'claimed'") == 2
