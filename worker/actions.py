@@ -1,0 +1,152 @@
+"""The actions a workflow handler returns, and the helpers that build them.
+
+Handlers are deterministic: they return a list of these plain values and the replay engine
+(`durable.worker.replay`) turns the new ones into a decision for the control plane.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+from typing import Any
+
+from durable.common import InvalidArgument, RetryPolicy
+
+Seconds = float | int | timedelta
+
+
+def to_seconds(value: Seconds | None, *, field: str) -> float | None:
+    """A duration as float seconds (None stays None); negative values are rejected."""
+    if value is None:
+        return None
+    number = value.total_seconds() if isinstance(value, timedelta) else float(value)
+    if number < 0:
+        raise InvalidArgument(f"{field} must be >= 0 seconds, got {number}")
+    return number
+
+
+def retry_policy_of(value: RetryPolicy | dict[str, Any] | None, *, field: str) -> RetryPolicy | None:
+    """Accept a RetryPolicy or a mapping of its fields (validated)."""
+    if value is None or isinstance(value, RetryPolicy):
+        return value
+    parsed: RetryPolicy = RetryPolicy.parse(dict(value), field=field)
+    return parsed
+
+
+@dataclass(frozen=True)
+class ActivityOptions:
+    """Per-activity options; None means "not given" (the registry's or the engine's default)."""
+
+    retry_policy: RetryPolicy | None = None
+    priority: int | None = None
+    schedule_to_start_timeout: float | None = None
+    start_to_close_timeout: float | None = None
+    heartbeat_timeout: float | None = None
+    start_delay: float | None = None
+
+    def merged_over(self, defaults: ActivityOptions) -> ActivityOptions:
+        """These options, with every unset field taken from `defaults`."""
+        return ActivityOptions(
+            **{
+                name: getattr(self, name) if getattr(self, name) is not None
+                else getattr(defaults, name)
+                for name in self.__dataclass_fields__
+            }
+        )
+
+
+@dataclass(frozen=True)
+class ScheduleActivity:
+    """Run an activity. `activity_id` None: the replay engine assigns f"{type}-{n}"."""
+
+    activity_type: str
+    input: dict[str, Any]
+    activity_id: str | None = None
+    options: ActivityOptions = field(default_factory=ActivityOptions)
+
+    def with_id(self, activity_id: str) -> ScheduleActivity:
+        return replace(self, activity_id=activity_id)
+
+
+@dataclass(frozen=True)
+class StartTimer:
+    """Fire `on_timer_fired(timer_id)` after `fire_after` seconds."""
+
+    fire_after: float
+    timer_id: str | None = None
+
+    def with_id(self, timer_id: str) -> StartTimer:
+        return replace(self, timer_id=timer_id)
+
+
+@dataclass(frozen=True)
+class CompleteWorkflow:
+    """End the workflow successfully with `result`."""
+
+    result: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class FailWorkflow:
+    """End the workflow as failed."""
+
+    message: str
+    type: str = "WorkflowFailed"
+    details: dict[str, Any] | None = None
+
+
+Action = ScheduleActivity | StartTimer | CompleteWorkflow | FailWorkflow
+TERMINAL_ACTIONS = (CompleteWorkflow, FailWorkflow)
+
+
+def schedule_activity(
+    activity_type: str,
+    input: dict[str, Any] | None = None,
+    activity_id: str | None = None,
+    retry_policy: RetryPolicy | dict[str, Any] | None = None,
+    priority: int | None = None,
+    start_to_close_timeout: Seconds | None = None,
+    schedule_to_start_timeout: Seconds | None = None,
+    heartbeat_timeout: Seconds | None = None,
+    start_delay: Seconds | None = None,
+) -> ScheduleActivity:
+    """Schedule the activity `activity_type` with `input` (a JSON object).
+
+    Options left out come from the activity's registration in the same App, if any, and
+    otherwise from the control plane's defaults. `priority` is -1000..1000, higher first.
+    """
+    if not activity_type:
+        raise InvalidArgument("activity_type must not be empty")
+    if priority is not None and not -1000 <= priority <= 1000:
+        raise InvalidArgument(f"priority must be within -1000..1000, got {priority}")
+    options = ActivityOptions(
+        retry_policy=retry_policy_of(retry_policy, field="retry_policy"),
+        priority=priority,
+        schedule_to_start_timeout=to_seconds(schedule_to_start_timeout, field="schedule_to_start_timeout"),
+        start_to_close_timeout=to_seconds(start_to_close_timeout, field="start_to_close_timeout"),
+        heartbeat_timeout=to_seconds(heartbeat_timeout, field="heartbeat_timeout"),
+        start_delay=to_seconds(start_delay, field="start_delay"),
+    )
+    return ScheduleActivity(
+        activity_type=activity_type,
+        input=dict(input or {}),
+        activity_id=activity_id,
+        options=options,
+    )
+
+
+def start_timer(seconds: Seconds, timer_id: str | None = None) -> StartTimer:
+    """Start a timer firing after `seconds` seconds; `timer_id` None: "timer-{n}"."""
+    after = to_seconds(seconds, field="seconds")
+    assert after is not None
+    return StartTimer(fire_after=after, timer_id=timer_id)
+
+
+def complete(result: dict[str, Any] | None = None) -> CompleteWorkflow:
+    """Complete the workflow with `result` (a JSON object)."""
+    return CompleteWorkflow(result=dict(result or {}))
+
+
+def fail(message: str, type: str | None = None, details: dict[str, Any] | None = None) -> FailWorkflow:
+    """Fail the workflow with `message`; `type` names the error (default "WorkflowFailed")."""
+    return FailWorkflow(message=message, type=type or "WorkflowFailed", details=details)

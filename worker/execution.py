@@ -1,0 +1,243 @@
+"""Running one claimed task: an activity's code or a workflow decision, then its report.
+
+A task's report (CompleteTask, FailTask, CompleteWorkflowTask) is retried while the control
+plane is unreachable; a FAILED_PRECONDITION or NOT_FOUND answer means the worker no longer
+owns the attempt, and the result is dropped. A task cancelled locally (lost, cancelled by its
+workflow, handed back on drain) is never reported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import Any
+
+from durable.common import DurableError, InvalidArgument, NotFound, WrongState
+from durable.common.payloads import decode_payload, encode_payload
+from durable.proto.v1 import durable_pb2 as pb
+from durable.worker.app import ActivityDefinition, App
+from durable.worker.context import ActivityContext
+from durable.worker.link import Backoff, ControlPlaneLink, ControlPlaneUnreachable
+from durable.worker.protocol import (
+    actions_to_proto,
+    failure_from_exception,
+    failure_to_proto,
+    history_from_proto,
+)
+from durable.worker.replay import WorkflowCodeError, replay
+
+log = logging.getLogger(__name__)
+
+# Other errors of a report call (INTERNAL, UNKNOWN, ...) are retried this many times.
+MAX_REPORT_ERRORS = 5
+
+
+@dataclass
+class RunningTask:
+    """A claimed task while this worker holds it."""
+
+    task: pb.Task
+    ctx: ActivityContext | None = None
+    handle: asyncio.Task[Any] | None = None
+    phase: str = "running"  # running -> reporting
+    cancel_reason: str | None = None
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def ref(self) -> pb.TaskRef:
+        details = self.ctx.heartbeat_details_json if self.ctx is not None else ""
+        return pb.TaskRef(task_id=self.task.id, attempt=self.task.attempt, details_json=details)
+
+    def cancel(self, reason: str, *, hard_after: float | None) -> None:
+        """Stop the task locally; it will not be reported. `hard_after` seconds later (None:
+        never) an async activity still running is interrupted with CancelledError."""
+        if self.cancel_reason is None:
+            self.cancel_reason = reason
+            log.info("task %s (%s) cancelled: %s", self.task.id, self.task.activity_type, reason)
+        if self.ctx is not None:
+            self.ctx._cancel(reason)
+        handle = self.handle
+        if hard_after is None or handle is None or handle.done():
+            return
+        if hard_after <= 0:
+            if self.phase == "running" or self.phase == "reporting":
+                handle.cancel()
+            return
+        loop = asyncio.get_running_loop()
+        loop.call_later(hard_after, lambda: None if handle.done() else handle.cancel())
+
+
+class TaskRunner:
+    """Executes claimed tasks of one App and reports their outcome."""
+
+    def __init__(
+        self,
+        app: App,
+        link: ControlPlaneLink,
+        *,
+        worker_id: str,
+        executor: Executor,
+        backoff: Callable[[], Backoff],
+    ) -> None:
+        self.app = app
+        self.link = link
+        self.worker_id = worker_id
+        self.executor = executor
+        self._backoff = backoff
+
+    async def execute(self, running: RunningTask) -> None:
+        """Run the task to its end and report it (unless it was cancelled locally)."""
+        task = running.task
+        try:
+            if task.kind == "workflow":
+                method, request = self._decide(task)
+            else:
+                method, request = await self._run_activity(running)
+        except asyncio.CancelledError:
+            if running.cancel_reason is None:
+                raise
+            return
+        if running.cancel_reason is not None:
+            log.info("task %s: result dropped (%s)", task.id, running.cancel_reason)
+            return
+        running.phase = "reporting"
+        try:
+            await self._report(running, method, request)
+        except asyncio.CancelledError:
+            if running.cancel_reason is None:
+                raise
+
+    # -- activities ---------------------------------------------------------------------------
+
+    async def _run_activity(self, running: RunningTask) -> tuple[str, Any]:
+        task = running.task
+        definition = self.app.activities.get(task.activity_type)
+        if definition is None:
+            failure = failure_to_proto(
+                f"activity type {task.activity_type!r} is not registered on worker "
+                f"{self.worker_id}",
+                "ActivityNotRegistered",
+            )
+            return "FailTask", self._fail_request(task, failure)
+        ctx = running.ctx or ActivityContext.for_task(task)
+        running.ctx = ctx
+        try:
+            data = decode_payload(task.input_json, field="activity input")
+        except DurableError as exc:
+            failure = failure_to_proto(str(exc), type(exc).__name__, non_retryable=True)
+            return "FailTask", self._fail_request(task, failure)
+        timeout = task.start_to_close_timeout or definition.options.start_to_close_timeout or None
+        try:
+            result = await asyncio.wait_for(self._call(definition, ctx, data), timeout)
+        except asyncio.CancelledError:
+            raise
+        except TimeoutError:
+            failure = failure_to_proto(
+                f"activity {task.activity_type} exceeded its start_to_close_timeout of "
+                f"{timeout} s",
+                "StartToCloseTimeout",
+            )
+            return "FailTask", self._fail_request(task, failure)
+        except Exception as exc:  # noqa: BLE001 - user code may raise anything
+            if running.cancel_reason is None:
+                log.info(
+                    "activity %s (task %s, attempt %d) failed: %s: %s",
+                    task.activity_type, task.id, task.attempt, type(exc).__name__, exc,
+                )
+            return "FailTask", self._fail_request(task, failure_from_exception(exc))
+        try:
+            result_json = encode_payload(result, field="activity result", allow_none=True)
+        except DurableError as exc:
+            failure = failure_to_proto(str(exc), type(exc).__name__, non_retryable=True)
+            return "FailTask", self._fail_request(task, failure)
+        return "CompleteTask", pb.CompleteTaskRequest(
+            worker_id=self.worker_id, task_id=task.id, attempt=task.attempt, result_json=result_json
+        )
+
+    async def _call(self, definition: ActivityDefinition, ctx: ActivityContext, data: Any) -> Any:
+        if definition.is_async:
+            return await definition.fn(ctx, data)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, definition.fn, ctx, data)
+
+    def _fail_request(self, task: pb.Task, failure: pb.Failure) -> pb.FailTaskRequest:
+        return pb.FailTaskRequest(
+            worker_id=self.worker_id, task_id=task.id, attempt=task.attempt, failure=failure
+        )
+
+    # -- workflow decisions -------------------------------------------------------------------
+
+    def _decide(self, task: pb.Task) -> tuple[str, Any]:
+        definition = self.app.workflows.get(task.activity_type)
+        if definition is None:
+            failure = failure_to_proto(
+                f"workflow type {task.activity_type!r} is not registered on worker "
+                f"{self.worker_id}",
+                "WorkflowNotRegistered",
+            )
+            return "FailTask", self._fail_request(task, failure)
+        try:
+            decision = replay(
+                definition.cls,
+                history_from_proto(task.history),
+                task.decided_through_seq,
+                workflow_id=task.workflow_id,
+                workflow_type=definition.name,
+                activity_defaults=self.app.activity_options,
+            )
+            actions = actions_to_proto(decision.actions)
+        except (WorkflowCodeError, DurableError, ValueError) as exc:
+            log.warning("workflow %s (task %s): decision failed: %s", task.workflow_id, task.id, exc)
+            cause = exc.__cause__ if isinstance(exc, WorkflowCodeError) and exc.__cause__ else exc
+            failure = failure_to_proto(str(exc), type(cause).__name__)
+            return "FailTask", self._fail_request(task, failure)
+        return "CompleteWorkflowTask", pb.CompleteWorkflowTaskRequest(
+            worker_id=self.worker_id,
+            task_id=task.id,
+            attempt=task.attempt,
+            seen_through_seq=decision.seen_through_seq,
+            actions=actions,
+        )
+
+    # -- reports ------------------------------------------------------------------------------
+
+    async def _report(self, running: RunningTask, method: str, request: Any) -> None:
+        task = running.task
+        backoff = self._backoff()
+        errors = 0
+        while running.cancel_reason is None:
+            try:
+                response = await self.link.call(method, request)
+            except ControlPlaneUnreachable:
+                await asyncio.sleep(backoff.next_delay())
+                continue
+            except (WrongState, NotFound) as exc:
+                log.info("task %s: %s refused (%s); dropped", task.id, method, exc)
+                return
+            except InvalidArgument as exc:
+                if method == "FailTask":
+                    log.error("task %s: FailTask rejected: %s; dropped", task.id, exc)
+                    return
+                # The result broke a rule the control plane enforces (size, shape): report
+                # it as a non-retryable failure of this attempt instead.
+                log.warning("task %s: %s rejected: %s; failing it", task.id, method, exc)
+                failure = failure_to_proto(str(exc), type(exc).__name__, non_retryable=True)
+                method, request = "FailTask", self._fail_request(task, failure)
+                continue
+            except DurableError as exc:
+                errors += 1
+                if errors >= MAX_REPORT_ERRORS:
+                    log.error("task %s: %s failed %d times (%s); giving up, the control plane "
+                              "will take the task back", task.id, method, errors, exc)
+                    return
+                await asyncio.sleep(backoff.next_delay())
+                continue
+            if method == "CompleteWorkflowTask" and not response.applied:
+                log.info("workflow %s: history moved; decision dropped, a new task follows",
+                         task.workflow_id)
+            elif method == "FailTask":
+                log.debug("task %s failed: outcome %s", task.id, response.outcome)
+            return
