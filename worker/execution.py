@@ -19,6 +19,7 @@ from durable.common import DurableError, InvalidArgument, NotFound, WrongState
 from durable.common.payloads import decode_payload, encode_payload
 from durable.proto.v1 import durable_pb2 as pb
 from durable.worker.app import ActivityDefinition, App
+from durable.worker.batching import CompletionBatcher
 from durable.worker.context import ActivityContext
 from durable.worker.link import Backoff, ControlPlaneLink, ControlPlaneUnreachable
 from durable.worker.protocol import (
@@ -87,6 +88,7 @@ class TaskRunner:
         self.worker_id = worker_id
         self.executor = executor
         self._backoff = backoff
+        self.completions = CompletionBatcher(link, worker_id)
 
     async def execute(self, running: RunningTask) -> None:
         """Run the task to its end and report it (unless it was cancelled locally)."""
@@ -210,7 +212,10 @@ class TaskRunner:
         errors = 0
         while running.cancel_reason is None:
             try:
-                response = await self.link.call(method, request)
+                if method == "CompleteTask":
+                    response = await self.completions.complete(request)
+                else:
+                    response = await self.link.call(method, request)
             except ControlPlaneUnreachable:
                 await asyncio.sleep(backoff.next_delay())
                 continue

@@ -111,7 +111,8 @@ class TaskStore(StoreBase):
                         break
                     # A worker that claims is alive after all: reactivate it and try again.
                     await conn.execute(Q.worker_heartbeat, worker_id, 0, now)
-            tasks = [Task.from_row(r) for r in rows]
+            # UPDATE ... RETURNING keeps no order: hand tasks out highest priority first.
+            tasks = sorted((Task.from_row(r) for r in rows), key=lambda t: (-t.priority, t.visible_at))
             activities = [t for t in tasks if t.kind == "activity"]
             decisions = [t for t in tasks if t.kind == "workflow"]
             return activities, await self._with_histories(conn, decisions, now)

@@ -124,6 +124,24 @@ class FakeWorkerService(pb_grpc.WorkerServiceServicer):
         self.completed[request.task_id] = request.result_json
         return pb.CompleteTaskResponse()
 
+    async def CompleteTasks(self, request: Any, context: Any) -> Any:
+        # Each completion of the batch counts as one CompleteTask call for the assertions.
+        for completion in request.completions:
+            self.calls.append(("CompleteTask", completion))
+        if self.unavailable:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "control plane restarting")
+        outcomes = []
+        for c in request.completions:
+            task = self.held.get(c.task_id)
+            if c.task_id in self.refuse_completion or task is None or task.attempt != c.attempt:
+                outcomes.append(pb.CompletionOutcome(task_id=c.task_id, accepted=False,
+                                                     code="FAILED_PRECONDITION", message="stale attempt"))
+                continue
+            del self.held[c.task_id]
+            self.completed[c.task_id] = c.result_json
+            outcomes.append(pb.CompletionOutcome(task_id=c.task_id, accepted=True))
+        return pb.CompleteTasksResponse(outcomes=outcomes)
+
     async def FailTask(self, request: Any, context: Any) -> Any:
         await self._enter("FailTask", request, context)
         await self._finish(request, context)
