@@ -10,6 +10,7 @@ import grpc
 
 from durable.common.errors import DurableError
 from durable.common.payloads import encode_payload
+from durable.common.security import ClientSecurity, load_client_security, open_channel
 from durable.common.status import error_for
 from durable.proto.v1 import durable_pb2 as pb
 from durable.proto.v1 import durable_pb2_grpc as pb_grpc
@@ -74,10 +75,13 @@ class Client:
     Use as `async with Client("host:9001") as client: ...`.
     """
 
-    def __init__(self, address: str = DEFAULT_ADDRESS, *, timeout: float = 30.0) -> None:
+    def __init__(
+        self, address: str = DEFAULT_ADDRESS, *, timeout: float = 30.0, security: ClientSecurity | None = None
+    ) -> None:
         self.address = address
         self.timeout = timeout
-        self._channel = grpc.aio.insecure_channel(address)
+        # Token and TLS from DURABLE_AUTH_TOKEN(_FILE) and DURABLE_TLS_* unless given.
+        self._channel = open_channel(address, security or load_client_security())
         self._stub = pb_grpc.ClientServiceStub(self._channel)
 
     async def __aenter__(self) -> Client:

@@ -17,6 +17,7 @@ import asyncpg
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from durable.common.security import ServerSecurity, TokenAuthInterceptor
 from durable.controlplane.dispatch import TaskListener, TaskSignals
 from durable.controlplane.grpc import client_service, worker_service
 from durable.controlplane.migrator import migrate
@@ -79,6 +80,7 @@ class ControlPlane:
         grpc_settings: GrpcSettings | None = None,
         reaper: ReaperSettings | None = None,
         *,
+        security: ServerSecurity | None = None,
         run_migrations: bool = False,
         clock: Clock = utc_now,
         poll_interval: float = 1.0,
@@ -89,6 +91,7 @@ class ControlPlane:
         self.grpc_settings = grpc_settings or GrpcSettings()
         self.reaper_settings = reaper or ReaperSettings()
         self.run_migrations = run_migrations
+        self.security = security or ServerSecurity()
         self.clock = clock
         self.poll_interval = poll_interval
         self.health_interval = health_interval
@@ -133,7 +136,9 @@ class ControlPlane:
         self._supervise("task-listener", TaskListener(dsn, signals).run(self._stop))
         self._supervise("database-health", db_health.run(self._stop))
 
+        tokens = self.security.tokens()
         self._server = grpc.aio.server(
+            interceptors=[TokenAuthInterceptor(tokens)] if tokens else None,
             options=[
                 ("grpc.max_receive_message_length", 2 * limit + 1024 * 1024),
                 ("grpc.max_send_message_length", 64 * 1024 * 1024),
@@ -148,11 +153,20 @@ class ControlPlane:
         )
         client_service.add_to_server(client_service.ClientService(self.store, max_payload_bytes=limit), self._server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
-        self.port = self._server.add_insecure_port(self.grpc_settings.address)
+        credentials = self.security.server_credentials()
+        if credentials is None:
+            self.port = self._server.add_insecure_port(self.grpc_settings.address)
+        else:
+            self.port = self._server.add_secure_port(self.grpc_settings.address, credentials)
         if not self.port:
             raise OSError(f"cannot listen on GRPC_ADDRESS={self.grpc_settings.address}")
         await self._server.start()
         logger.info(STARTUP_MESSAGE)
+        logger.info(
+            "authentication: %s; transport: %s",
+            "bearer token" if tokens else "none (set DURABLE_AUTH_TOKEN_FILE to require a token)",
+            ("mutual TLS" if self.security.tls_client_ca_file else "TLS") if credentials else "plaintext",
+        )
         logger.info("control plane listening on %s", self.grpc_settings.address.rsplit(":", 1)[0] + f":{self.port}")
 
     def _supervise(self, name: str, coro: Coroutine[Any, Any, None]) -> None:

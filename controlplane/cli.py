@@ -17,13 +17,16 @@ from durable.cli.settings_errors import explain_settings_error
 def controlplane_command(run_migrations: bool) -> None:
     """Run the control plane: gRPC server (GRPC_ADDRESS, default 0.0.0.0:9001), reaper and timers."""
     from durable.controlplane.app import ControlPlane
+    from durable.common.security import ServerSecurity
     from durable.controlplane.settings import DatabaseSettings, GrpcSettings, ReaperSettings
 
     try:
         settings = (DatabaseSettings(), GrpcSettings(), ReaperSettings())
+        security = ServerSecurity()
     except ValidationError as exc:
         raise click.UsageError(explain_settings_error(exc)) from None
-    sys.exit(asyncio.run(_serve(ControlPlane(*settings, run_migrations=run_migrations))))
+    plane = ControlPlane(*settings, security=security, run_migrations=run_migrations)
+    sys.exit(asyncio.run(_serve(plane)))
 
 
 async def _serve(plane: object) -> int:

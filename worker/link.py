@@ -12,6 +12,7 @@ from typing import Any
 import grpc
 
 from durable.common import DurableError
+from durable.common.security import ClientSecurity, open_channel
 from durable.common.status import error_for
 from durable.proto.v1 import durable_pb2_grpc as pb_grpc
 
@@ -59,12 +60,14 @@ class ControlPlaneLink:
         *,
         rpc_timeout: float,
         on_change: Callable[[bool], Awaitable[None]] | None = None,
+        security: ClientSecurity | None = None,
     ) -> None:
         self.address = address
         self.rpc_timeout = rpc_timeout
         self._on_change = on_change
-        self._channel = grpc.aio.insecure_channel(
+        self._channel = open_channel(
             address,
+            security,
             options=[
                 ("grpc.keepalive_time_ms", 20_000),
                 ("grpc.keepalive_timeout_ms", 10_000),

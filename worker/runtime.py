@@ -18,6 +18,7 @@ from importlib import metadata
 from typing import Any
 
 from durable.common import DurableError, InvalidArgument
+from durable.common.security import load_client_security
 from durable.proto.v1 import durable_pb2 as pb
 from durable.worker.app import App
 from durable.worker.execution import RunningTask, TaskRunner
@@ -56,6 +57,7 @@ class Worker:
     def __init__(self, app: App, settings: WorkerSettings | None = None) -> None:
         self.app = app
         self.settings = settings or WorkerSettings.from_env()
+        self.security = load_client_security()  # DURABLE_AUTH_TOKEN(_FILE), DURABLE_TLS_*
         self.worker_id = self.settings.worker_id
         self.activity_types = _served(
             app.activities, self.settings.activity_type_filter, "DURABLE_ACTIVITY_TYPES"
@@ -147,6 +149,7 @@ class Worker:
                 self.settings.grpc_address,
                 rpc_timeout=self.settings.rpc_timeout,
                 on_change=self._on_link_change,
+                security=self.security,
             )
             self._runner = TaskRunner(
                 self.app,

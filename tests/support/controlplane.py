@@ -14,6 +14,7 @@ from typing import Any
 
 import grpc
 
+from durable.common.security import ServerSecurity
 from durable.controlplane.app import ControlPlane
 from durable.controlplane.settings import DatabaseSettings, GrpcSettings, ReaperSettings
 
@@ -23,7 +24,8 @@ async def running_control_plane(database_url: str, **settings: Any) -> AsyncIter
     """Start a control plane on 127.0.0.1 and an ephemeral port; yield "127.0.0.1:<port>".
 
     Keyword settings: any ReaperSettings field (stale_after=2, interval=0.5, ...), and
-    poll_interval, health_interval, timer_interval, clock, max_payload_bytes.
+    poll_interval, health_interval, timer_interval, clock, max_payload_bytes, address, and
+    security (a durable.common.security.ServerSecurity).
     """
     reaper_fields = set(ReaperSettings.model_fields)
     reaper = ReaperSettings(**{k: v for k, v in settings.items() if k in reaper_fields})
@@ -31,10 +33,13 @@ async def running_control_plane(database_url: str, **settings: Any) -> AsyncIter
     grpc_kwargs: dict[str, Any] = {"address": "127.0.0.1:0"}
     if "max_payload_bytes" in settings:
         grpc_kwargs["max_payload_bytes"] = settings["max_payload_bytes"]
+    if "address" in settings:
+        grpc_kwargs["address"] = settings["address"]
     plane = ControlPlane(
         DatabaseSettings(database_url=database_url, pool_min_size=1, pool_max_size=10),
         GrpcSettings(**grpc_kwargs),
         reaper,
+        security=settings.get("security") or ServerSecurity(),
         **extra,
     )
     await plane.start()

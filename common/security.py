@@ -1,0 +1,179 @@
+"""Who may talk to the control plane: a bearer token, and TLS (optionally mutual) when certificates
+are configured. Both sides read the same environment names.
+
+Clients (workers, the operator, the CLI):
+  DURABLE_AUTH_TOKEN / DURABLE_AUTH_TOKEN_FILE   the token sent as `authorization: Bearer ...`
+  DURABLE_TLS_CA_FILE                            trust this CA for the server (enables TLS)
+  DURABLE_TLS_CERT_FILE, DURABLE_TLS_KEY_FILE    the client certificate, for mutual TLS
+  DURABLE_TLS_SERVER_NAME                        override the name checked in the server cert
+The control plane:
+  DURABLE_AUTH_TOKEN / DURABLE_AUTH_TOKEN_FILE   the accepted token(s), comma-separated
+  DURABLE_TLS_CERT_FILE, DURABLE_TLS_KEY_FILE    its certificate (enables TLS)
+  DURABLE_TLS_CLIENT_CA_FILE                     require client certificates signed by this CA
+The gRPC health service answers without a token, so Kubernetes probes keep working.
+"""
+
+from __future__ import annotations
+
+import hmac
+from pathlib import Path
+from typing import Any
+
+import grpc
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+AUTH_HEADER = "authorization"
+OPEN_METHOD_PREFIXES = ("/grpc.health.v1.Health/",)
+
+
+def _read(path: str | None, variable: str) -> bytes | None:
+    if not path:
+        return None
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise ValueError(f"{variable}={path!r} cannot be read: {exc.strerror}") from None
+
+
+class _Security(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    auth_token: str | None = Field(None, validation_alias="DURABLE_AUTH_TOKEN", description="Bearer token.")
+    auth_token_file: str | None = Field(
+        None, validation_alias="DURABLE_AUTH_TOKEN_FILE", description="File holding the token (a mounted Secret)."
+    )
+    tls_cert_file: str | None = Field(None, validation_alias="DURABLE_TLS_CERT_FILE", description="PEM certificate.")
+    tls_key_file: str | None = Field(None, validation_alias="DURABLE_TLS_KEY_FILE", description="PEM private key.")
+
+    def tokens(self) -> list[str]:
+        raw = self.auth_token
+        if raw is None and self.auth_token_file:
+            data = _read(self.auth_token_file, "DURABLE_AUTH_TOKEN_FILE")
+            raw = data.decode().strip() if data else None
+        return [t.strip() for t in (raw or "").split(",") if t.strip()]
+
+    @model_validator(mode="after")
+    def _pairs(self) -> Any:
+        if bool(self.tls_cert_file) != bool(self.tls_key_file):
+            raise ValueError("DURABLE_TLS_CERT_FILE and DURABLE_TLS_KEY_FILE must be set together")
+        if self.auth_token and self.auth_token_file:
+            raise ValueError("set DURABLE_AUTH_TOKEN or DURABLE_AUTH_TOKEN_FILE, not both")
+        self.tokens()  # a missing token file fails at start, naming the variable
+        return self
+
+
+class ClientSecurity(_Security):
+    """How workers, the operator and the CLI authenticate to the control plane."""
+
+    tls_ca_file: str | None = Field(None, validation_alias="DURABLE_TLS_CA_FILE", description="CA of the server.")
+    tls_server_name: str | None = Field(
+        None, validation_alias="DURABLE_TLS_SERVER_NAME", description="Name to verify in the server certificate."
+    )
+
+    @property
+    def uses_tls(self) -> bool:
+        return bool(self.tls_ca_file or self.tls_cert_file)
+
+
+class ServerSecurity(_Security):
+    """What the control plane accepts."""
+
+    tls_client_ca_file: str | None = Field(
+        None, validation_alias="DURABLE_TLS_CLIENT_CA_FILE", description="Require client certificates from this CA."
+    )
+
+    @model_validator(mode="after")
+    def _client_ca_needs_tls(self) -> Any:
+        if self.tls_client_ca_file and not self.tls_cert_file:
+            raise ValueError("DURABLE_TLS_CLIENT_CA_FILE needs DURABLE_TLS_CERT_FILE and DURABLE_TLS_KEY_FILE")
+        return self
+
+    def server_credentials(self) -> grpc.ServerCredentials | None:
+        if not self.tls_cert_file:
+            return None
+        key = _read(self.tls_key_file, "DURABLE_TLS_KEY_FILE")
+        cert = _read(self.tls_cert_file, "DURABLE_TLS_CERT_FILE")
+        client_ca = _read(self.tls_client_ca_file, "DURABLE_TLS_CLIENT_CA_FILE")
+        return grpc.ssl_server_credentials(
+            [(key, cert)], root_certificates=client_ca, require_client_auth=client_ca is not None
+        )
+
+
+class _BearerToken(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
+    def __init__(self, token: str) -> None:
+        self._metadata = (AUTH_HEADER, f"Bearer {token}")
+
+    async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        metadata = list(details.metadata or ()) + [self._metadata]
+        return await continuation(details._replace(metadata=metadata), request)
+
+
+def load_client_security() -> ClientSecurity:
+    """ClientSecurity from the environment; a bad value raises InvalidArgument naming it."""
+    from pydantic import ValidationError
+
+    from durable.common.errors import InvalidArgument
+
+    try:
+        return ClientSecurity()
+    except ValidationError as exc:
+        problems = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
+        raise InvalidArgument(f"invalid security configuration: {problems}") from None
+
+
+def open_channel(
+    address: str, security: ClientSecurity | None = None, options: list[tuple[str, Any]] | None = None
+) -> grpc.aio.Channel:
+    """A channel to the control plane with the configured token and TLS."""
+    security = security or ClientSecurity()
+    tokens = security.tokens()
+    interceptors = [_BearerToken(tokens[0])] if tokens else None
+    opts = list(options or [])
+    if security.tls_server_name:
+        opts.append(("grpc.ssl_target_name_override", security.tls_server_name))
+    if security.uses_tls:
+        credentials = grpc.ssl_channel_credentials(
+            root_certificates=_read(security.tls_ca_file, "DURABLE_TLS_CA_FILE"),
+            private_key=_read(security.tls_key_file, "DURABLE_TLS_KEY_FILE"),
+            certificate_chain=_read(security.tls_cert_file, "DURABLE_TLS_CERT_FILE"),
+        )
+        return grpc.aio.secure_channel(address, credentials, options=opts, interceptors=interceptors)
+    return grpc.aio.insecure_channel(address, options=opts, interceptors=interceptors)
+
+
+class TokenAuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """Refuses calls without a valid bearer token (compared in constant time); health stays open."""
+
+    def __init__(self, tokens: list[str]) -> None:
+        self._tokens = [t.encode() for t in tokens]
+
+        async def refuse(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            await context.abort(
+                grpc.StatusCode.UNAUTHENTICATED,
+                "missing or invalid bearer token: send `authorization: Bearer <token>` "
+                "(workers and the CLI read DURABLE_AUTH_TOKEN or DURABLE_AUTH_TOKEN_FILE)",
+            )
+
+        self._refuse = grpc.unary_unary_rpc_method_handler(refuse)
+
+    def _valid(self, presented: str | bytes | None) -> bool:
+        if presented is None:
+            return False
+        value = presented.decode() if isinstance(presented, bytes) else presented
+        scheme, _, token = value.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            return False
+        candidate = token.strip().encode()
+        ok = False
+        for expected in self._tokens:
+            ok |= hmac.compare_digest(candidate, expected)  # no early exit: constant time
+        return ok
+
+    async def intercept_service(self, continuation: Any, details: grpc.HandlerCallDetails) -> Any:
+        if details.method.startswith(OPEN_METHOD_PREFIXES):
+            return await continuation(details)
+        presented = dict(details.invocation_metadata or ()).get(AUTH_HEADER)
+        if self._valid(presented):
+            return await continuation(details)
+        return self._refuse
