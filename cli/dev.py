@@ -83,7 +83,7 @@ async def _dev(url: str, serve: bool, message: str, port: int, health_port: int)
         return 2
     address = plane.address
     click.echo(f"control plane on {address} (migrated); starting a worker ...")
-    worker = Worker.from_env(app, grpc_address=address, health_port=health_port, worker_id="dev-worker")
+    worker = Worker.from_env(app, grpc_address=address, health_port=health_port, worker_id="dev-worker", metrics_port=0)
     worker_run = asyncio.create_task(worker.run(handle_signals=False), name="durable-dev-worker")
     try:
         await asyncio.wait_for(worker.wait_started(), timeout=30)

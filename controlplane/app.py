@@ -20,9 +20,10 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from durable.common.security import ServerSecurity, TokenAuthInterceptor
 from durable.controlplane.dispatch import TaskListener, TaskSignals
 from durable.controlplane.grpc import client_service, worker_service
+from durable.controlplane.metrics import ControlPlaneMetrics
 from durable.controlplane.migrator import migrate
 from durable.controlplane.reaper import Reaper
-from durable.controlplane.settings import DatabaseSettings, GrpcSettings, ReaperSettings
+from durable.controlplane.settings import DatabaseSettings, GrpcSettings, MetricsSettings, ReaperSettings
 from durable.controlplane.store import Clock, Store, utc_now
 from durable.controlplane.timers import TimerFirer
 
@@ -81,6 +82,7 @@ class ControlPlane:
         reaper: ReaperSettings | None = None,
         *,
         security: ServerSecurity | None = None,
+        metrics: MetricsSettings | None = None,
         run_migrations: bool = False,
         clock: Clock = utc_now,
         poll_interval: float = 1.0,
@@ -92,6 +94,8 @@ class ControlPlane:
         self.reaper_settings = reaper or ReaperSettings()
         self.run_migrations = run_migrations
         self.security = security or ServerSecurity()
+        self.metrics_settings = metrics or MetricsSettings(port=0)
+        self.metrics = ControlPlaneMetrics(interval=self.metrics_settings.refresh)
         self.clock = clock
         self.poll_interval = poll_interval
         self.health_interval = health_interval
@@ -123,7 +127,7 @@ class ControlPlane:
             if applied:
                 logger.info("applied migrations %s", applied)
         limit = self.grpc_settings.max_payload_bytes
-        self.store = Store(self.pool, clock=self.clock, max_payload_bytes=limit)
+        self.store = Store(self.pool, clock=self.clock, max_payload_bytes=limit, observer=self.metrics)
         signals = TaskSignals()
         for name in SERVICE_NAMES:
             await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
@@ -131,7 +135,11 @@ class ControlPlane:
         db_health = DatabaseHealth(self.pool, self.health, interval=self.health_interval)
         await db_health.run_once()
 
-        self._supervise("reaper", Reaper(self.store, self.reaper_settings).run(self._stop))
+        self._supervise("reaper", Reaper(self.store, self.reaper_settings, self.metrics.record_reaper).run(self._stop))
+        self._supervise("metrics-state", self.metrics.run(self.store, self._stop))
+        if self.metrics_settings.port:
+            port = self.metrics.serve(self.metrics_settings.port)
+            logger.info("metrics on :%d/metrics", port)
         self._supervise("timers", TimerFirer(self.store, interval=self.timer_interval).run(self._stop))
         self._supervise("task-listener", TaskListener(dsn, signals).run(self._stop))
         self._supervise("database-health", db_health.run(self._stop))
@@ -203,6 +211,7 @@ class ControlPlane:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.metrics.close()
         if self.pool is not None:
             await self.pool.close()
         logger.info("control plane stopped")

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 
 from durable.controlplane.settings import ReaperSettings
@@ -31,9 +32,15 @@ logger = logging.getLogger(__name__)
 class Reaper:
     """A loop with run_once() (tests call it directly) and run() (waits on stop or interval)."""
 
-    def __init__(self, store: Store, settings: ReaperSettings | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        settings: ReaperSettings | None = None,
+        on_report: Callable[[ReaperReport], None] | None = None,
+    ) -> None:
         self.store = store
         self.settings = settings or ReaperSettings()
+        self.on_report = on_report
         self.totals = ReaperReport()
 
     async def run_once(self) -> ReaperReport:
@@ -54,6 +61,8 @@ class Reaper:
         self.totals.timed_out += report.timed_out
         self.totals.unstarted += report.unstarted
         self.totals.lost_workers += report.lost_workers
+        if self.on_report is not None:
+            self.on_report(report)
         return report
 
     async def run(self, stop: asyncio.Event) -> None:

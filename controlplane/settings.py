@@ -74,3 +74,15 @@ class GrpcSettings(BaseSettings):
                 "'durable' runner; unset RUNNER_MODE or set it to 'durable'"
             )
         return str(value).lower()
+
+
+class MetricsSettings(BaseSettings):
+    """Prometheus metrics of the control plane."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    port: int = Field(9090, ge=0, le=65535, validation_alias="METRICS_PORT", description="HTTP port of /metrics; 0 = off.")
+    refresh: float = Field(
+        5.0, gt=0, validation_alias="METRICS_REFRESH_SECONDS",
+        description="Seconds between reads of the database state the metrics report (backlog, DLQ, workers).",
+    )

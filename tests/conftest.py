@@ -15,6 +15,11 @@ if not os.environ.get("XDG_RUNTIME_DIR"):
     os.chmod(_runtime, 0o700)
     os.environ["XDG_RUNTIME_DIR"] = _runtime
 
+# Many control planes and workers start in one test session: no fixed metrics ports unless a
+# test asks for one (child processes inherit this).
+os.environ.setdefault("METRICS_PORT", "0")
+os.environ.setdefault("WORKER_METRICS_PORT", "0")
+
 from durable.controlplane.migrator import migrate_url  # noqa: E402
 from tests.support.postgres import (  # noqa: E402
     create_database,

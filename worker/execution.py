@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from durable.worker.app import ActivityDefinition, App
 from durable.worker.batching import CompletionBatcher
 from durable.worker.context import ActivityContext
 from durable.worker.link import Backoff, ControlPlaneLink, ControlPlaneUnreachable
+from durable.worker.metrics import WorkerMetrics
 from durable.worker.protocol import (
     actions_to_proto,
     failure_from_exception,
@@ -82,6 +84,7 @@ class TaskRunner:
         worker_id: str,
         executor: Executor,
         backoff: Callable[[], Backoff],
+        metrics: WorkerMetrics | None = None,
     ) -> None:
         self.app = app
         self.link = link
@@ -89,9 +92,20 @@ class TaskRunner:
         self.executor = executor
         self._backoff = backoff
         self.completions = CompletionBatcher(link, worker_id)
+        self.metrics = metrics
 
     async def execute(self, running: RunningTask) -> None:
         """Run the task to its end and report it (unless it was cancelled locally)."""
+        started = time.perf_counter()
+        outcome = "cancelled"
+        try:
+            outcome = await self._execute(running)
+        finally:
+            if self.metrics is not None:
+                task = running.task
+                self.metrics.observe(task.kind, task.activity_type, outcome, time.perf_counter() - started)
+
+    async def _execute(self, running: RunningTask) -> str:
         task = running.task
         try:
             if task.kind == "workflow":
@@ -101,16 +115,18 @@ class TaskRunner:
         except asyncio.CancelledError:
             if running.cancel_reason is None:
                 raise
-            return
+            return "cancelled"
         if running.cancel_reason is not None:
             log.info("task %s: result dropped (%s)", task.id, running.cancel_reason)
-            return
+            return "cancelled"
         running.phase = "reporting"
         try:
             await self._report(running, method, request)
         except asyncio.CancelledError:
             if running.cancel_reason is None:
                 raise
+            return "cancelled"
+        return {"CompleteTask": "completed", "FailTask": "failed"}.get(method, "decided")
 
     # -- activities ---------------------------------------------------------------------------
 

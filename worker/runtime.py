@@ -24,6 +24,7 @@ from durable.worker.app import App
 from durable.worker.execution import RunningTask, TaskRunner
 from durable.worker.health import HealthServer
 from durable.worker.link import Backoff, ControlPlaneLink
+from durable.worker.metrics import WorkerMetrics
 from durable.worker.loops import ClaimLoop, Registrar, TaskHeartbeatLoop, WorkerHeartbeatLoop
 from durable.worker.settings import WorkerSettings
 from durable.worker.supervisor import CriticalTaskFailed, Supervisor
@@ -58,6 +59,7 @@ class Worker:
         self.app = app
         self.settings = settings or WorkerSettings.from_env()
         self.security = load_client_security()  # DURABLE_AUTH_TOKEN(_FILE), DURABLE_TLS_*
+        self.metrics = WorkerMetrics(running=lambda: len(self.running))
         self.worker_id = self.settings.worker_id
         self.activity_types = _served(
             app.activities, self.settings.activity_type_filter, "DURABLE_ACTIVITY_TYPES"
@@ -157,8 +159,11 @@ class Worker:
                 worker_id=self.worker_id,
                 executor=self._executor,
                 backoff=self.new_backoff,
+                metrics=self.metrics,
             )
             self.health_port = await self.health.start()
+            if self.settings.metrics_port:
+                self.metrics.serve(self.settings.metrics_port, self.settings.health_host)
             if handle_signals:
                 installed = self._install_signal_handlers(loop)
             log.info(
@@ -262,6 +267,7 @@ class Worker:
             log.info("deregistered (%d task(s) released)", response.released_tasks)
         await self.supervisor.cancel_all()
         await self.health.stop()
+        self.metrics.close()
         await self.link.close()
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)

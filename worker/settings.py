@@ -80,6 +80,13 @@ class WorkerSettings(BaseSettings):
         le=65535,
         description="Port of the grpc.health.v1 server (0: any free port). Default 9002.",
     )
+    metrics_port: int = Field(
+        9090,
+        alias="WORKER_METRICS_PORT",
+        ge=0,
+        le=65535,
+        description="Port of the Prometheus /metrics endpoint (0: off). Default 9090.",
+    )
     health_host: str = Field(
         "0.0.0.0",
         alias="WORKER_HEALTH_HOST",

@@ -55,6 +55,28 @@ def check_names(values: Sequence[str], field: str) -> list[str]:
     return [check_name(v, field) for v in values]
 
 
+class StoreObserver:
+    """Told about what the store did, after it committed (metrics implement it)."""
+
+    def claimed(self, kind: str, activity_type: str, seconds: float) -> None:
+        """A task was handed out; `seconds` is the time of the claim statement."""
+
+    def claim_timed(self, seconds: float) -> None:
+        """One claim statement ran (whether or not it found work)."""
+
+    def completed(self, activity_type: str) -> None:
+        """An activity completion was accepted."""
+
+    def failed(self, activity_type: str, outcome: str) -> None:
+        """A failed attempt was recorded: outcome "retrying" or "dead"."""
+
+    def workflow_started(self, workflow_type: str) -> None:
+        """A workflow was created."""
+
+    def decided(self, workflow_type: str, applied: bool) -> None:
+        """A decision was applied, or dropped because the history moved."""
+
+
 class StoreBase:
     """Connection pool, clock and the primitives the concept modules share."""
 
@@ -66,8 +88,10 @@ class StoreBase:
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
         workflow_task_max_attempts: int = 10,
         rng: random.Random | None = None,
+        observer: StoreObserver | None = None,
     ) -> None:
         self.pool = pool
+        self.observer = observer or StoreObserver()
         self.clock = clock
         self.max_payload_bytes = max_payload_bytes
         self.workflow_task_max_attempts = workflow_task_max_attempts

@@ -9,14 +9,17 @@ history), so no decision is ever applied twice.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
+from uuid import UUID
+
+import asyncpg
 
 from durable.common.errors import InvalidArgument
 from durable.common.policies import ActivityOptions
 from durable.controlplane.store.base import StoreBase, check_name, dumps, parse_uuid
 from durable.controlplane.store.queries import Q
-from durable.controlplane.store.records import Task
+from durable.controlplane.store.records import Task, WorkflowInstance
 
 ACTION_TYPES = ("schedule_activity", "start_timer", "complete_workflow", "fail_workflow")
 MAX_ACTIONS = 1000
@@ -54,55 +57,70 @@ class DecisionStore(StoreBase):
                 await conn.execute(Q.complete_task, task_id, dumps({"applied": False}), now)
                 if not wf.is_terminal:
                     await self._wake(conn, wf, now)
-                return False
-            events: list[tuple[str, dict[str, Any]]] = []
-            terminal: tuple[str, dict[str, Any]] | None = None
-            for action in planned:
-                kind = action["type"]
-                if kind == "schedule_activity":
-                    opts: ActivityOptions = action["options"]
-                    inserted = await self._insert_task(
-                        conn, "activity", wf.id, action["activity_id"], action["activity_type"],
-                        action["input_json"], opts, now,
-                    )
-                    if inserted is not None:
-                        events.append((
-                            "ActivityScheduled",
-                            {
-                                "activity_id": action["activity_id"],
-                                "activity_type": action["activity_type"],
-                                "input": action["input"],
-                                "task_id": str(inserted),
-                            },
-                        ))
-                elif kind == "start_timer":
-                    fire_at = now + timedelta(seconds=action["fire_after"])
-                    inserted = await self._insert_task(
-                        conn, "timer", wf.id, action["timer_id"], "timer",
-                        dumps({"timer_id": action["timer_id"]}), ActivityOptions(start_delay=action["fire_after"]), now,
-                    )
-                    if inserted is not None:
-                        events.append(("TimerStarted", {"timer_id": action["timer_id"], "fire_at": fire_at.isoformat()}))
-                elif kind == "complete_workflow":
-                    events.append(("WorkflowCompleted", {"result": action["result"]}))
-                    terminal = ("completed", action["result"])
-                else:
-                    events.append(("WorkflowFailed", {"error": action["error"]}))
-                    terminal = ("failed", action["error"])
-            await self._append(conn, wf.id, wf.last_event_seq, events, now)
-            await conn.execute(Q.mark_decided, wf.id, now)
-            await conn.execute(Q.mark_signals_delivered, wf.id, seen_through_seq, now)
-            await conn.execute(Q.complete_task, task_id, dumps({"applied": True, "actions": len(planned)}), now)
-            if terminal is not None:
-                status, value = terminal
-                await conn.execute(
-                    Q.set_workflow_status, wf.id, status,
-                    dumps(value) if status == "completed" else None,
-                    dumps(value) if status == "failed" else None,
-                    now,
+                applied = False
+            else:
+                await self._apply(conn, wf, task_id, seen_through_seq, planned, now)
+                applied = True
+        self.observer.decided(wf.workflow_type, applied)
+        return applied
+
+    async def _apply(
+        self,
+        conn: asyncpg.Connection,
+        wf: WorkflowInstance,
+        task_id: UUID,
+        seen_through_seq: int,
+        planned: list[dict[str, Any]],
+        now: datetime,
+    ) -> None:
+        """Record the decision's events and tasks; the caller holds the workflow's lock."""
+        events: list[tuple[str, dict[str, Any]]] = []
+        terminal: tuple[str, dict[str, Any]] | None = None
+        for action in planned:
+            kind = action["type"]
+            if kind == "schedule_activity":
+                opts: ActivityOptions = action["options"]
+                inserted = await self._insert_task(
+                    conn, "activity", wf.id, action["activity_id"], action["activity_type"],
+                    action["input_json"], opts, now,
                 )
-                await conn.execute(Q.cancel_open_steps, wf.id, now)
-        return True
+                if inserted is not None:
+                    events.append((
+                        "ActivityScheduled",
+                        {
+                            "activity_id": action["activity_id"],
+                            "activity_type": action["activity_type"],
+                            "input": action["input"],
+                            "task_id": str(inserted),
+                        },
+                    ))
+            elif kind == "start_timer":
+                fire_at = now + timedelta(seconds=action["fire_after"])
+                inserted = await self._insert_task(
+                    conn, "timer", wf.id, action["timer_id"], "timer",
+                    dumps({"timer_id": action["timer_id"]}), ActivityOptions(start_delay=action["fire_after"]), now,
+                )
+                if inserted is not None:
+                    events.append(("TimerStarted", {"timer_id": action["timer_id"], "fire_at": fire_at.isoformat()}))
+            elif kind == "complete_workflow":
+                events.append(("WorkflowCompleted", {"result": action["result"]}))
+                terminal = ("completed", action["result"])
+            else:
+                events.append(("WorkflowFailed", {"error": action["error"]}))
+                terminal = ("failed", action["error"])
+        await self._append(conn, wf.id, wf.last_event_seq, events, now)
+        await conn.execute(Q.mark_decided, wf.id, now)
+        await conn.execute(Q.mark_signals_delivered, wf.id, seen_through_seq, now)
+        await conn.execute(Q.complete_task, task_id, dumps({"applied": True, "actions": len(planned)}), now)
+        if terminal is not None:
+            status, value = terminal
+            await conn.execute(
+                Q.set_workflow_status, wf.id, status,
+                dumps(value) if status == "completed" else None,
+                dumps(value) if status == "failed" else None,
+                now,
+            )
+            await conn.execute(Q.cancel_open_steps, wf.id, now)
 
     def _check_action(self, index: int, action: dict[str, Any]) -> dict[str, Any]:
         field = f"actions[{index}]"

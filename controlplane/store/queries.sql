@@ -436,3 +436,13 @@ FROM durable_task_queue
 WHERE status IN ('pending', 'claimed') AND kind IN ('activity', 'workflow')
 GROUP BY kind, activity_type
 ORDER BY kind, activity_type;
+
+-- name: dead_letter_counts
+SELECT activity_type, count(*) AS n FROM durable_dead_letter_queue
+WHERE requeued_at IS NULL GROUP BY activity_type;
+
+-- name: breaker_states
+SELECT key, state FROM durable_circuit_breaker_state;
+
+-- name: worker_counts
+SELECT status, count(*) AS n FROM durable_workers GROUP BY status;

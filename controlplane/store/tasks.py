@@ -6,6 +6,7 @@ back cannot touch the new attempt; its late call raises StaleAttempt and changes
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -98,7 +99,9 @@ class TaskStore(StoreBase):
         async with self.pool.acquire() as conn:
             for _ in range(2):
                 async with conn.transaction():
+                    started = time.perf_counter()
                     rows = await self._claim_rows(conn, worker_id, activity_types, workflow_types, limit, now)
+                    self.observer.claim_timed(time.perf_counter() - started)
                     if rows:
                         break
                     status = await conn.fetchval(Q.worker_status, worker_id)
@@ -113,6 +116,8 @@ class TaskStore(StoreBase):
                     await conn.execute(Q.worker_heartbeat, worker_id, 0, now)
             # UPDATE ... RETURNING keeps no order: hand tasks out highest priority first.
             tasks = sorted((Task.from_row(r) for r in rows), key=lambda t: (-t.priority, t.visible_at))
+            for t in tasks:
+                self.observer.claimed(t.kind, t.activity_type, 0.0)
             activities = [t for t in tasks if t.kind == "activity"]
             decisions = [t for t in tasks if t.kind == "workflow"]
             return activities, await self._with_histories(conn, decisions, now)
@@ -230,13 +235,16 @@ class TaskStore(StoreBase):
                     done = {r["id"]: r["activity_type"] for r in rows}
                     for activity_type in set(done.values()):
                         await self._breaker_success(conn, activity_type, now)
+            for activity_type in done.values():
+                self.observer.completed(activity_type)
             for index, task_id, attempt, result_json, result in valid:
                 if task_id in done:
                     outcomes[index] = None
                     continue
                 try:
-                    await self._complete_one(conn, worker_id, task_id, attempt, result_json, result, now)
+                    activity_type = await self._complete_one(conn, worker_id, task_id, attempt, result_json, result, now)
                     outcomes[index] = None
+                    self.observer.completed(activity_type)
                 except DurableError as exc:
                     outcomes[index] = exc
         return [(items[i][0], outcomes[i]) for i in range(len(items))]
@@ -250,7 +258,7 @@ class TaskStore(StoreBase):
         result_json: str,
         result: dict[str, Any] | None,
         now: datetime,
-    ) -> None:
+    ) -> str:
         async with conn.transaction():
             workflow_id = await self._task_workflow_id(conn, task_id)
             wf = await self._lock_workflow(conn, workflow_id) if workflow_id else None
@@ -276,6 +284,7 @@ class TaskStore(StoreBase):
                     now,
                 )
                 await self._wake(conn, wf, now)
+        return task.activity_type
 
     async def fail_task(
         self,
@@ -299,7 +308,9 @@ class TaskStore(StoreBase):
             workflow_id = await self._task_workflow_id(conn, task_id)
             wf = await self._lock_workflow(conn, workflow_id) if workflow_id else None
             task = await self._lock_owned(conn, task_id, worker_id, attempt)
-            return await self._fail_locked(conn, task, wf, message, error_type, non_retryable, next_retry_delay, now)
+            outcome = await self._fail_locked(conn, task, wf, message, error_type, non_retryable, next_retry_delay, now)
+        self.observer.failed(task.activity_type, outcome.outcome)
+        return outcome
 
     async def _fail_locked(
         self,

@@ -49,6 +49,7 @@ class WorkflowStore(StoreBase):
             )
             await self._wake(conn, wf, now)
             row = await conn.fetchrow(Q.get_workflow, workflow_id)
+        self.observer.workflow_started(workflow_type)
         return WorkflowInstance.from_row(row), True
 
     async def get_workflow(self, workflow_id: str) -> WorkflowInstance:

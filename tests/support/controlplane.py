@@ -40,6 +40,7 @@ async def running_control_plane(database_url: str, **settings: Any) -> AsyncIter
         GrpcSettings(**grpc_kwargs),
         reaper,
         security=settings.get("security") or ServerSecurity(),
+        metrics=settings.get("metrics"),
         **extra,
     )
     await plane.start()
@@ -64,6 +65,7 @@ def control_plane_process(database_url: str, port: int | None = None, **env: str
         "DATABASE_URL": database_url,
         "GRPC_ADDRESS": f"127.0.0.1:{port}",
         "PYTHONUNBUFFERED": "1",
+        "METRICS_PORT": "0",
         **env,
     }
     proc = subprocess.Popen(

@@ -1,0 +1,164 @@
+"""Prometheus metrics of the control plane, on METRICS_PORT (default 9090, 0 = off).
+
+Events (claims, completions, failures, reclaims) are counted where they happen. State that
+lives in the database (backlog, oldest pending age, DLQ size, breaker states, workers) is
+read by a loop every `interval` seconds, never on the scrape itself, so scrapes cost the
+database nothing and many replicas can be scraped at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from durable.controlplane.store import ReaperReport, Store
+from durable.controlplane.store.base import StoreObserver
+from durable.controlplane.store.queries import Q
+
+logger = logging.getLogger(__name__)
+
+BREAKER_STATES = ("closed", "half_open", "open")
+WORKER_STATUSES = ("active", "draining", "stopped", "lost")
+
+
+class _DatabaseState(Collector):
+    """Serves the last snapshot taken by ControlPlaneMetrics.refresh()."""
+
+    def __init__(self) -> None:
+        self.backlog: list[Any] = []
+        self.dlq: list[Any] = []
+        self.breakers: list[Any] = []
+        self.workers: list[Any] = []
+        self.up = 0.0
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        pending = GaugeMetricFamily("durable_tasks_pending", "Tasks waiting for a worker, visible now.", labels=["kind", "type"])
+        delayed = GaugeMetricFamily("durable_tasks_delayed", "Pending tasks not yet visible (backoff, start delay).", labels=["kind", "type"])
+        running = GaugeMetricFamily("durable_tasks_running", "Tasks claimed by a worker.", labels=["kind", "type"])
+        oldest = GaugeMetricFamily(
+            "durable_oldest_pending_task_age_seconds", "Age of the oldest visible pending task.", labels=["kind", "type"]
+        )
+        for s in self.backlog:
+            labels = [s.kind, s.type]
+            pending.add_metric(labels, s.pending)
+            delayed.add_metric(labels, s.delayed)
+            running.add_metric(labels, s.claimed)
+            oldest.add_metric(labels, s.oldest_pending_age)
+        dlq = GaugeMetricFamily("durable_dead_letter_tasks", "Dead-letter entries not requeued.", labels=["type"])
+        for row in self.dlq:
+            dlq.add_metric([row["activity_type"]], row["n"])
+        breakers = GaugeMetricFamily(
+            "durable_circuit_breaker_state", "1 for the state each breaker is in.", labels=["key", "state"]
+        )
+        for row in self.breakers:
+            for state in BREAKER_STATES:
+                breakers.add_metric([row["key"], state], 1.0 if row["state"] == state else 0.0)
+        workers = GaugeMetricFamily("durable_workers", "Registered workers by status.", labels=["status"])
+        counts = {r["status"]: r["n"] for r in self.workers}
+        for status in WORKER_STATUSES:
+            workers.add_metric([status], counts.get(status, 0))
+        up = GaugeMetricFamily("durable_database_up", "1 when the last state refresh reached the database.")
+        up.add_metric([], self.up)
+        yield from (pending, delayed, running, oldest, dlq, breakers, workers, up)
+
+
+class ControlPlaneMetrics(StoreObserver):
+    """One registry per control plane (so several can live in one test process). It is the
+    store's observer: the store reports claims, completions and failures as they commit."""
+
+    def __init__(self, *, interval: float = 5.0) -> None:
+        self.registry = CollectorRegistry()
+        self.interval = interval
+        self.claims = Counter("durable_tasks_claimed", "Tasks handed to workers.", ["kind", "type"], registry=self.registry)
+        self.claim_latency = Histogram(
+            "durable_claim_duration_seconds", "Time of one claim statement (not the long-poll wait).",
+            registry=self.registry, buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+        )
+        self.completions = Counter("durable_tasks_completed", "Activity completions accepted.", ["type"], registry=self.registry)
+        self.failures = Counter(
+            "durable_task_failures", "Failed attempts reported, by outcome (retrying or dead).", ["type", "outcome"],
+            registry=self.registry,
+        )
+        self.retries = Counter("durable_task_retries", "Failed attempts scheduled for a retry.", ["type"], registry=self.registry)
+        self.reclaims = Counter("durable_reaper_reclaimed_tasks", "Tasks taken back from silent workers.", registry=self.registry)
+        self.poisoned = Counter("durable_reaper_poisoned_tasks", "Tasks dead-lettered by the poison guard.", registry=self.registry)
+        self.timeouts = Counter(
+            "durable_reaper_timed_out_tasks", "Attempts failed by start-to-close or schedule-to-start timeouts.",
+            registry=self.registry,
+        )
+        self.workflows_started = Counter("durable_workflows_started", "Workflows started.", ["type"], registry=self.registry)
+        self.decisions = Counter(
+            "durable_workflow_decisions", "Workflow decisions, applied or dropped on a moved history.", ["type", "result"],
+            registry=self.registry,
+        )
+        self.state = _DatabaseState()
+        self.registry.register(self.state)
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+        self.port: int | None = None
+
+    # -- StoreObserver ---------------------------------------------------------------------
+
+    def claimed(self, kind: str, activity_type: str, seconds: float) -> None:
+        self.claims.labels(kind, activity_type).inc()
+
+    def claim_timed(self, seconds: float) -> None:
+        self.claim_latency.observe(seconds)
+
+    def completed(self, activity_type: str) -> None:
+        self.completions.labels(activity_type).inc()
+
+    def failed(self, activity_type: str, outcome: str) -> None:
+        self.failures.labels(activity_type, outcome).inc()
+        if outcome == "retrying":
+            self.retries.labels(activity_type).inc()
+
+    def workflow_started(self, workflow_type: str) -> None:
+        self.workflows_started.labels(workflow_type).inc()
+
+    def decided(self, workflow_type: str, applied: bool) -> None:
+        self.decisions.labels(workflow_type, "applied" if applied else "dropped").inc()
+
+    def record_reaper(self, report: ReaperReport) -> None:
+        self.reclaims.inc(report.reclaimed)
+        self.poisoned.inc(report.poisoned)
+        self.timeouts.inc(report.timed_out + report.unstarted)
+
+    async def refresh(self, store: Store) -> None:
+        """Take the database snapshot the scrape serves."""
+        try:
+            self.state.backlog = await store.queue_stats()
+            self.state.dlq = await store.pool.fetch(Q.dead_letter_counts)
+            self.state.breakers = await store.pool.fetch(Q.breaker_states)
+            self.state.workers = await store.pool.fetch(Q.worker_counts)
+            self.state.up = 1.0
+        except Exception as exc:  # the health loop reports the outage; keep the last numbers
+            self.state.up = 0.0
+            logger.debug("metrics refresh failed: %s", exc)
+
+    async def run(self, store: Store, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await self.refresh(store)
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=self.interval)
+            except TimeoutError:
+                pass
+
+    def serve(self, port: int, host: str = "0.0.0.0") -> int:
+        """Serve /metrics over HTTP in a thread; returns the bound port."""
+        self._server, self._thread = start_http_server(port, addr=host, registry=self.registry)
+        self.port = int(self._server.server_port)
+        return self.port
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
