@@ -7,24 +7,23 @@ lazily, so `durable worker` never loads the control plane and vice versa.
 from __future__ import annotations
 
 import asyncio
-import logging
 import sys
 
 import click
 from pydantic import ValidationError
 
 from durable.cli.settings_errors import explain_settings_error
+from durable.common.logs import configure_logging
 
 
 @click.group()
 @click.option("--log-level", default="INFO", show_default=True, envvar="DURABLE_LOG_LEVEL",
-              help="Python logging level.")
-def cli(log_level: str) -> None:
+              help="Python logging level (env DURABLE_LOG_LEVEL).")
+@click.option("--log-format", type=click.Choice(["plain", "json"]), default="plain", show_default=True,
+              envvar="DURABLE_LOG_FORMAT", help="Log lines as text or JSON objects (env DURABLE_LOG_FORMAT).")
+def cli(log_level: str, log_format: str) -> None:
     """durable: a Kubernetes-native durable execution engine on PostgreSQL."""
-    logging.basicConfig(
-        level=log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(log_level, log_format)
 
 
 @cli.command()

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from durable.common import DurableError, InvalidArgument, NotFound, WrongState
+from durable.common.logs import log_context
 from durable.common.payloads import decode_payload, encode_payload
 from durable.proto.v1 import durable_pb2 as pb
 from durable.worker.app import ActivityDefinition, App
@@ -98,8 +99,11 @@ class TaskRunner:
         """Run the task to its end and report it (unless it was cancelled locally)."""
         started = time.perf_counter()
         outcome = "cancelled"
+        task = running.task
         try:
-            outcome = await self._execute(running)
+            with log_context(worker_id=self.worker_id, task_id=task.id, attempt=task.attempt,
+                             workflow_id=task.workflow_id, activity_type=task.activity_type):
+                outcome = await self._execute(running)
         finally:
             if self.metrics is not None:
                 task = running.task

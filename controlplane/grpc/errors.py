@@ -13,11 +13,13 @@ import asyncpg
 import grpc
 
 from durable.common.errors import DurableError
+from durable.common.logs import bind
 from durable.common.status import code_for
 
 logger = logging.getLogger(__name__)
 
 R = TypeVar("R")
+_LOGGED_FIELDS = ("worker_id", "workflow_id", "task_id", "attempt")
 Handler = Callable[[Any, Any, grpc.aio.ServicerContext], Awaitable[R]]
 
 # Connection-level failures: the database is away or restarting.
@@ -35,6 +37,7 @@ _UNAVAILABLE = (
 def rpc(handler: Handler[R]) -> Handler[R]:
     @functools.wraps(handler)
     async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> R:
+        bind(**{f: getattr(request, f) for f in _LOGGED_FIELDS if hasattr(request, f)})
         try:
             return await handler(self, request, context)
         except DurableError as exc:
