@@ -9,7 +9,7 @@ import grpc
 
 from durable.common.errors import InvalidArgument
 from durable.controlplane.grpc import convert
-from durable.controlplane.grpc.errors import rpc
+from durable.controlplane.grpc.errors import generic_handler, rpc
 from durable.controlplane.store import Store
 from durable.proto.v1 import durable_pb2 as pb
 from durable.proto.v1 import durable_pb2_grpc as pb_grpc
@@ -114,4 +114,5 @@ class ClientService(pb_grpc.ClientServiceServicer):
 
 
 def add_to_server(service: ClientService, server: grpc.aio.Server) -> None:
-    pb_grpc.add_ClientServiceServicer_to_server(service, server)
+    """Register with request parsing that turns undecodable bytes into INVALID_ARGUMENT."""
+    server.add_generic_rpc_handlers((generic_handler(service, pb.DESCRIPTOR.services_by_name["ClientService"]),))

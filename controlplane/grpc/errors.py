@@ -34,9 +34,36 @@ _UNAVAILABLE = (
 )
 
 
+class Malformed:
+    """Stands in for a request whose bytes are not the expected message."""
+
+    def __init__(self, message_name: str, error: Exception) -> None:
+        self.message_name = message_name
+        self.error = error
+
+
+def tolerant(message_class: Any) -> Callable[[bytes], Any]:
+    """A request deserializer that never raises (gRPC would answer UNKNOWN and log a trace)."""
+    name = message_class.DESCRIPTOR.full_name
+
+    def parse(data: bytes) -> Any:
+        try:
+            return message_class.FromString(data)
+        except Exception as exc:  # DecodeError, RecursionError on hostile nesting, ...
+            return Malformed(name, exc)
+
+    return parse
+
+
 def rpc(handler: Handler[R]) -> Handler[R]:
     @functools.wraps(handler)
     async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> R:
+        if isinstance(request, Malformed):
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"the request is not a valid {request.message_name} message ({request.error}); "
+                "use the durable.v1 protobuf definitions",
+            )
         bind(**{f: getattr(request, f) for f in _LOGGED_FIELDS if hasattr(request, f)})
         try:
             return await handler(self, request, context)
@@ -61,3 +88,19 @@ def rpc(handler: Handler[R]) -> Handler[R]:
         raise AssertionError("unreachable")  # context.abort always raises
 
     return wrapper
+
+
+def generic_handler(servicer: Any, service: Any) -> grpc.GenericRpcHandler:
+    """The service's unary methods, with tolerant request parsing."""
+    from durable.proto.v1 import durable_pb2 as pb
+
+    handlers = {}
+    for method in service.methods:
+        request_class = getattr(pb, method.input_type.name)
+        response_class = getattr(pb, method.output_type.name)
+        handlers[method.name] = grpc.unary_unary_rpc_method_handler(
+            getattr(servicer, method.name),
+            request_deserializer=tolerant(request_class),
+            response_serializer=response_class.SerializeToString,
+        )
+    return grpc.method_handlers_generic_handler(service.full_name, handlers)

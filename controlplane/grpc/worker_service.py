@@ -11,7 +11,7 @@ from durable.common.errors import DurableError, InvalidArgument
 from durable.common.status import code_for
 from durable.controlplane.dispatch import TaskSignals
 from durable.controlplane.grpc import convert
-from durable.controlplane.grpc.errors import rpc
+from durable.controlplane.grpc.errors import generic_handler, rpc
 from durable.controlplane.store import Store
 from durable.proto.v1 import durable_pb2 as pb
 from durable.proto.v1 import durable_pb2_grpc as pb_grpc
@@ -182,4 +182,5 @@ class WorkerService(pb_grpc.WorkerServiceServicer):
 
 
 def add_to_server(service: WorkerService, server: grpc.aio.Server) -> None:
-    pb_grpc.add_WorkerServiceServicer_to_server(service, server)
+    """Register with request parsing that turns undecodable bytes into INVALID_ARGUMENT."""
+    server.add_generic_rpc_handlers((generic_handler(service, pb.DESCRIPTOR.services_by_name["WorkerService"]),))
