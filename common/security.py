@@ -109,6 +109,19 @@ class _BearerToken(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
         return await continuation(details._replace(metadata=metadata), request)
 
 
+class _TraceContext(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
+    """Sends the active span's W3C traceparent, so the control plane continues the trace."""
+
+    async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        from durable.common import tracing
+
+        traceparent = tracing.current_traceparent()
+        if traceparent:
+            metadata = list(details.metadata or ()) + [(tracing.TRACEPARENT, traceparent)]
+            details = details._replace(metadata=metadata)
+        return await continuation(details, request)
+
+
 def load_client_security() -> ClientSecurity:
     """ClientSecurity from the environment; a bad value raises InvalidArgument naming it."""
     from pydantic import ValidationError
@@ -127,8 +140,12 @@ def open_channel(
 ) -> grpc.aio.Channel:
     """A channel to the control plane with the configured token and TLS."""
     security = security or ClientSecurity()
+    from durable.common import tracing
+
     tokens = security.tokens()
-    interceptors = [_BearerToken(tokens[0])] if tokens else None
+    interceptors: list[Any] = [_BearerToken(tokens[0])] if tokens else []
+    if tracing.enabled():
+        interceptors.append(_TraceContext())
     opts = list(options or [])
     if security.tls_server_name:
         opts.append(("grpc.ssl_target_name_override", security.tls_server_name))
@@ -138,8 +155,8 @@ def open_channel(
             private_key=_read(security.tls_key_file, "DURABLE_TLS_KEY_FILE"),
             certificate_chain=_read(security.tls_cert_file, "DURABLE_TLS_CERT_FILE"),
         )
-        return grpc.aio.secure_channel(address, credentials, options=opts, interceptors=interceptors)
-    return grpc.aio.insecure_channel(address, options=opts, interceptors=interceptors)
+        return grpc.aio.secure_channel(address, credentials, options=opts, interceptors=interceptors or None)
+    return grpc.aio.insecure_channel(address, options=opts, interceptors=interceptors or None)
 
 
 class TokenAuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]

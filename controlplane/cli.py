@@ -26,6 +26,9 @@ def controlplane_command(run_migrations: bool) -> None:
         metrics = MetricsSettings()
     except ValidationError as exc:
         raise click.UsageError(explain_settings_error(exc)) from None
+    from durable.common import tracing
+
+    tracing.setup("durable-controlplane")  # only when OTEL_EXPORTER_OTLP_ENDPOINT is set
     plane = ControlPlane(*settings, security=security, metrics=metrics, run_migrations=run_migrations)
     sys.exit(asyncio.run(_serve(plane)))
 

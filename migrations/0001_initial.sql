@@ -20,6 +20,9 @@ CREATE TABLE durable_workflow_instances (
     updated_at          timestamptz NOT NULL DEFAULT now(),
     started_at          timestamptz,
     completed_at        timestamptz,
+    -- OpenTelemetry context of the workflow's start (W3C ids, lowercase hex); NULL if untraced
+    trace_id            text        CHECK (trace_id ~ '^[0-9a-f]{32}$'),
+    span_id             text        CHECK (span_id ~ '^[0-9a-f]{16}$'),
     CHECK (decided_through_seq <= last_event_seq),
     CHECK ((status IN ('completed', 'failed', 'cancelled')) = (completed_at IS NOT NULL))
 );
@@ -76,6 +79,9 @@ CREATE TABLE durable_task_queue (
     heartbeat_timeout         double precision CHECK (heartbeat_timeout > 0),
     created_at      timestamptz NOT NULL DEFAULT now(),
     completed_at    timestamptz,
+    -- OpenTelemetry parent context of the task's work (its workflow's, or the enqueuer's)
+    trace_id        text        CHECK (trace_id ~ '^[0-9a-f]{32}$'),
+    span_id         text        CHECK (span_id ~ '^[0-9a-f]{16}$'),
     CHECK (status <> 'claimed' OR (claimed_by IS NOT NULL AND claimed_at IS NOT NULL)),
     CHECK (kind = 'activity' OR workflow_id IS NOT NULL),
     CHECK (release_count <= attempt)
@@ -141,12 +147,13 @@ BEGIN
     END IF;
     INSERT INTO durable_task_queue (
         kind, workflow_id, activity_id, activity_type, input, priority, max_attempts, retry_policy,
-        schedule_to_start_timeout, start_to_close_timeout, heartbeat_timeout, visible_at, created_at)
+        schedule_to_start_timeout, start_to_close_timeout, heartbeat_timeout, visible_at, created_at,
+        trace_id, span_id)
     VALUES (
         original.kind, original.workflow_id, original.activity_id, original.activity_type,
         original.input, original.priority, original.max_attempts, original.retry_policy,
         original.schedule_to_start_timeout, original.start_to_close_timeout,
-        original.heartbeat_timeout, NEW.requeued_at, NEW.requeued_at)
+        original.heartbeat_timeout, NEW.requeued_at, NEW.requeued_at, original.trace_id, original.span_id)
     RETURNING id INTO fresh_id;
     NEW.requeue_count := OLD.requeue_count + 1;
     NEW.requeued_task_id := fresh_id;

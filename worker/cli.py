@@ -83,6 +83,9 @@ def worker_command(
         worker = Worker.from_env(load_app(app_ref), **overrides)
     except InvalidArgument as exc:
         raise click.UsageError(str(exc)) from None
+    from durable.common import tracing
+
+    tracing.setup("durable-worker")  # only when OTEL_EXPORTER_OTLP_ENDPOINT is set
     try:
         asyncio.run(worker.run(handle_signals=True))
     except CriticalTaskFailed as exc:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from durable.common import DurableError, InvalidArgument, NotFound, WrongState
+from durable.common import tracing
 from durable.common.logs import log_context
 from durable.common.payloads import decode_payload, encode_payload
 from durable.proto.v1 import durable_pb2 as pb
@@ -102,7 +103,13 @@ class TaskRunner:
         task = running.task
         try:
             with log_context(worker_id=self.worker_id, task_id=task.id, attempt=task.attempt,
-                             workflow_id=task.workflow_id, activity_type=task.activity_type):
+                             workflow_id=task.workflow_id, activity_type=task.activity_type), \
+                    tracing.span(
+                        f"durable.{'decision' if task.kind == 'workflow' else 'activity'} {task.activity_type}",
+                        task.traceparent,
+                        **{"durable.task.id": task.id, "durable.task.attempt": task.attempt,
+                           "durable.workflow.id": task.workflow_id, "durable.worker.id": self.worker_id},
+                    ):
                 outcome = await self._execute(running)
         finally:
             if self.metrics is not None:

@@ -7,6 +7,7 @@ from typing import Any
 
 import grpc
 
+from durable.common import tracing
 from durable.common.errors import InvalidArgument
 from durable.controlplane.grpc import convert
 from durable.controlplane.grpc.errors import generic_handler, rpc
@@ -15,6 +16,13 @@ from durable.proto.v1 import durable_pb2 as pb
 from durable.proto.v1 import durable_pb2_grpc as pb_grpc
 
 MAX_WAIT_SECONDS = 300.0
+
+
+def _traceparent(context: Any) -> str | None:
+    for key, value in context.invocation_metadata() or ():
+        if key == tracing.TRACEPARENT:
+            return str(value)
+    return None
 
 
 def _required(value: str, field: str) -> str:
@@ -31,9 +39,14 @@ class ClientService(pb_grpc.ClientServiceServicer):
     @rpc
     async def StartWorkflow(self, request: pb.StartWorkflowRequest, context: Any) -> pb.StartWorkflowResponse:
         input_value = convert.load(request.input_json, "input_json", self.limit)
-        wf, created = await self.store.start_workflow(
-            _required(request.workflow_type, "workflow_type"), input_value, request.workflow_id or None
-        )
+        workflow_type = _required(request.workflow_type, "workflow_type")
+        with tracing.span("durable.workflow.start", _traceparent(context), **{
+            "durable.workflow.type": workflow_type, "durable.workflow.id": request.workflow_id,
+        }) as traceparent:
+            wf, created = await self.store.start_workflow(
+                workflow_type, input_value, request.workflow_id or None,
+                trace=tracing.parse_traceparent(traceparent),
+            )
         return pb.StartWorkflowResponse(workflow_id=wf.id, created=created)
 
     @rpc
@@ -87,9 +100,14 @@ class ClientService(pb_grpc.ClientServiceServicer):
     @rpc
     async def EnqueueActivity(self, request: pb.EnqueueActivityRequest, context: Any) -> pb.EnqueueActivityResponse:
         input_value = convert.load(request.input_json, "input_json", self.limit)
-        task_id = await self.store.enqueue_activity(
-            _required(request.activity_type, "activity_type"), input_value, options=convert.activity_options(request.options)
-        )
+        activity_type = _required(request.activity_type, "activity_type")
+        with tracing.span("durable.activity.enqueue", _traceparent(context), **{
+            "durable.activity.type": activity_type,
+        }) as traceparent:
+            task_id = await self.store.enqueue_activity(
+                activity_type, input_value, options=convert.activity_options(request.options),
+                trace=tracing.parse_traceparent(traceparent),
+            )
         return pb.EnqueueActivityResponse(task_id=str(task_id))
 
     @rpc

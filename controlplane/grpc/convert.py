@@ -8,6 +8,7 @@ from typing import Any
 
 from durable.common.errors import InvalidArgument
 from durable.common.payloads import decode_payload
+from durable.common.tracing import format_traceparent
 from durable.controlplane.store import (
     ClaimedWorkflowTask,
     DeadLetter,
@@ -107,6 +108,7 @@ def task(t: Task) -> pb.Task:
         heartbeat_timeout=t.heartbeat_timeout or 0.0,
         start_to_close_timeout=t.start_to_close_timeout or 0.0,
         heartbeat_details_json=dump(t.heartbeat_details),
+        traceparent=format_traceparent(t.trace_id, t.span_id),
     )
 
 

@@ -175,7 +175,9 @@ class StoreBase:
 
     async def _wake(self, conn: asyncpg.Connection, wf: WorkflowInstance, now: datetime) -> None:
         """Make sure a decision is queued for the workflow."""
-        await conn.execute(Q.wake_workflow, wf.id, wf.workflow_type, now, self.workflow_task_max_attempts)
+        await conn.execute(
+            Q.wake_workflow, wf.id, wf.workflow_type, now, self.workflow_task_max_attempts, wf.trace_id, wf.span_id
+        )
 
     # -- tasks -----------------------------------------------------------------------------
 

@@ -82,7 +82,7 @@ class DecisionStore(StoreBase):
                 opts: ActivityOptions = action["options"]
                 inserted = await self._insert_task(
                     conn, "activity", wf.id, action["activity_id"], action["activity_type"],
-                    action["input_json"], opts, now,
+                    action["input_json"], opts, now, _trace(wf),
                 )
                 if inserted is not None:
                     events.append((
@@ -99,6 +99,7 @@ class DecisionStore(StoreBase):
                 inserted = await self._insert_task(
                     conn, "timer", wf.id, action["timer_id"], "timer",
                     dumps({"timer_id": action["timer_id"]}), ActivityOptions(start_delay=action["fire_after"]), now,
+                    _trace(wf),
                 )
                 if inserted is not None:
                     events.append(("TimerStarted", {"timer_id": action["timer_id"], "fire_at": fire_at.isoformat()}))
@@ -180,3 +181,7 @@ class DecisionStore(StoreBase):
                         await self._wake(conn, wf, now)
                     fired += 1
         return fired
+
+
+def _trace(wf: WorkflowInstance) -> tuple[str, str] | None:
+    return (wf.trace_id, wf.span_id) if wf.trace_id and wf.span_id else None

@@ -2,8 +2,8 @@
 -- Every query that depends on the current time takes it as a parameter, so tests can move it.
 
 -- name: insert_workflow
-INSERT INTO durable_workflow_instances (id, workflow_type, input, created_at, updated_at)
-VALUES ($1, $2, $3::jsonb, $4, $4)
+INSERT INTO durable_workflow_instances (id, workflow_type, input, created_at, updated_at, trace_id, span_id)
+VALUES ($1, $2, $3::jsonb, $4, $4, $5, $6)
 ON CONFLICT (id) DO NOTHING
 RETURNING id;
 
@@ -73,15 +73,16 @@ WHERE id IN (
 
 -- name: wake_workflow
 -- Queue a decision for the workflow unless one is already waiting.
-INSERT INTO durable_task_queue (kind, workflow_id, activity_type, visible_at, created_at, max_attempts)
-VALUES ('workflow', $1, $2, $3, $3, $4)
+INSERT INTO durable_task_queue (kind, workflow_id, activity_type, visible_at, created_at, max_attempts, trace_id, span_id)
+VALUES ('workflow', $1, $2, $3, $3, $4, $5, $6)
 ON CONFLICT (workflow_id) WHERE kind = 'workflow' AND status = 'pending' DO NOTHING;
 
 -- name: insert_task
 INSERT INTO durable_task_queue (
     kind, workflow_id, activity_id, activity_type, input, priority, visible_at, max_attempts,
-    retry_policy, schedule_to_start_timeout, start_to_close_timeout, heartbeat_timeout, created_at)
-VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9::jsonb, $10, $11, $12, $13)
+    retry_policy, schedule_to_start_timeout, start_to_close_timeout, heartbeat_timeout, created_at,
+    trace_id, span_id)
+VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9::jsonb, $10, $11, $12, $13, $14, $15)
 ON CONFLICT (workflow_id, kind, activity_id)
     WHERE kind IN ('activity', 'timer') AND status IN ('pending', 'claimed', 'completed')
     DO NOTHING

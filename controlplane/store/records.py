@@ -41,6 +41,8 @@ class WorkflowInstance(_FromRow):
     updated_at: datetime
     started_at: datetime | None
     completed_at: datetime | None
+    trace_id: str | None = None
+    span_id: str | None = None
     _json_fields = ("input", "result", "error")
 
     @property
@@ -86,6 +88,8 @@ class Task(_FromRow):
     start_to_close_timeout: float | None = None
     heartbeat_timeout: float | None = None
     completed_at: datetime | None = None
+    trace_id: str | None = None
+    span_id: str | None = None
     _json_fields = ("input", "result", "retry_policy", "error_history", "heartbeat_details")
 
     @property

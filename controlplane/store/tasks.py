@@ -36,6 +36,7 @@ class TaskStore(StoreBase):
         input: dict[str, Any] | None = None,
         *,
         options: ActivityOptions | dict[str, Any] | None = None,
+        trace: tuple[str, str] | None = None,
     ) -> UUID:
         """Queue a standalone activity task (one that belongs to no workflow)."""
         check_name(activity_type, "activity_type")
@@ -43,7 +44,9 @@ class TaskStore(StoreBase):
         input_json = self.payload(input, "input")
         now = self.now()
         async with self.pool.acquire() as conn:
-            return await self._insert_task(conn, "activity", None, None, activity_type, input_json, opts, now)  # type: ignore[return-value]
+            return await self._insert_task(  # type: ignore[return-value]
+                conn, "activity", None, None, activity_type, input_json, opts, now, trace
+            )
 
     async def _insert_task(
         self,
@@ -55,9 +58,11 @@ class TaskStore(StoreBase):
         input_json: str,
         opts: ActivityOptions,
         now: datetime,
+        trace: tuple[str, str] | None = None,
     ) -> UUID | None:
         """Insert a task; None when the (workflow, step id) already has a live task."""
         policy = opts.retry_policy
+        trace_id, span_id = trace or (None, None)
         return await conn.fetchval(  # type: ignore[no-any-return]
             Q.insert_task,
             kind,
@@ -73,6 +78,8 @@ class TaskStore(StoreBase):
             opts.start_to_close_timeout,
             opts.heartbeat_timeout,
             now,
+            trace_id,
+            span_id,
         )
 
     # -- claim -----------------------------------------------------------------------------

@@ -21,11 +21,17 @@ _TRANSITIONS = {
 
 class WorkflowStore(StoreBase):
     async def start_workflow(
-        self, workflow_type: str, input: dict[str, Any] | None = None, workflow_id: str | None = None
+        self,
+        workflow_type: str,
+        input: dict[str, Any] | None = None,
+        workflow_id: str | None = None,
+        *,
+        trace: tuple[str, str] | None = None,
     ) -> tuple[WorkflowInstance, bool]:
         """Start a workflow; with a caller-chosen id that exists, return the existing one.
 
-        Returns (instance, created).
+        `trace` is the (trace_id, span_id) its tasks' spans descend from. Returns
+        (instance, created).
         """
         check_name(workflow_type, "workflow_type")
         if workflow_id is not None and workflow_id != "":
@@ -35,7 +41,10 @@ class WorkflowStore(StoreBase):
         input_json = self.payload(input, "input")
         now = self.now()
         async with self.pool.acquire() as conn, conn.transaction():
-            inserted = await conn.fetchval(Q.insert_workflow, workflow_id, workflow_type, input_json, now)
+            trace_id, span_id = trace or (None, None)
+            inserted = await conn.fetchval(
+                Q.insert_workflow, workflow_id, workflow_type, input_json, now, trace_id, span_id
+            )
             if inserted is None:
                 row = await conn.fetchrow(Q.get_workflow, workflow_id)
                 return WorkflowInstance.from_row(row), False
