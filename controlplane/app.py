@@ -19,7 +19,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from durable.common.security import ServerSecurity, TokenAuthInterceptor
 from durable.controlplane.dispatch import TaskListener, TaskSignals
-from durable.controlplane.grpc import client_service, worker_service
+from durable.controlplane.grpc import client_service, keda_scaler, worker_service
 from durable.controlplane.metrics import ControlPlaneMetrics
 from durable.controlplane.migrator import migrate
 from durable.controlplane.reaper import Reaper
@@ -160,6 +160,7 @@ class ControlPlane:
             self._server,
         )
         client_service.add_to_server(client_service.ClientService(self.store, max_payload_bytes=limit), self._server)
+        keda_scaler.add_to_server(keda_scaler.KedaScaler(self.store), self._server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
         credentials = self.security.server_credentials()
         if credentials is None:

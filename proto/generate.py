@@ -16,15 +16,25 @@ HERE = Path(__file__).resolve().parent
 GENERATED_SUFFIXES = ("_pb2.py", "_pb2.pyi", "_pb2_grpc.py")
 
 
+PACKAGES = ("v1", "keda")
+
+
 def generate(out_dir: Path) -> list[Path]:
-    """Compile every .proto under proto/v1 into out_dir/v1; return the files written."""
+    """Compile the .proto files of every package folder into out_dir; return the files written."""
+    written = []
+    for package in PACKAGES:
+        written += _generate(out_dir, package)
+    return written
+
+
+def _generate(out_dir: Path, package: str) -> list[Path]:
     from grpc_tools import protoc  # a development dependency only
 
     with tempfile.TemporaryDirectory() as scratch:
         src = Path(scratch) / "src"
-        pkg = src / "durable" / "proto" / "v1"
+        pkg = src / "durable" / "proto" / package
         pkg.mkdir(parents=True)
-        protos = sorted((HERE / "v1").glob("*.proto"))
+        protos = sorted((HERE / package).glob("*.proto"))
         for proto in protos:
             shutil.copy(proto, pkg / proto.name)
         gen = Path(scratch) / "gen"
@@ -42,9 +52,9 @@ def generate(out_dir: Path) -> list[Path]:
         if protoc.main(args) != 0:
             raise SystemExit("protoc failed")
         written = []
-        target = out_dir / "v1"
+        target = out_dir / package
         target.mkdir(parents=True, exist_ok=True)
-        for produced in sorted((gen / "durable" / "proto" / "v1").iterdir()):
+        for produced in sorted((gen / "durable" / "proto" / package).iterdir()):
             if produced.name.endswith(GENERATED_SUFFIXES):
                 shutil.copy(produced, target / produced.name)
                 written.append(target / produced.name)

@@ -39,9 +39,10 @@ def test_generated_stubs_match_the_proto_files(tmp_path: Path) -> None:
     written = generate.generate(tmp_path)
     assert written, "protoc produced nothing"
     for fresh in written:
-        committed = ROOT / "proto" / "v1" / fresh.name
+        relative = fresh.relative_to(tmp_path)
+        committed = ROOT / "proto" / relative
         assert committed.read_text() == fresh.read_text(), (
-            f"proto/v1/{fresh.name} is stale: run `python proto/generate.py` and commit the result"
+            f"proto/{relative} is stale: run `python proto/generate.py` and commit the result"
         )
 
 

@@ -1,0 +1,1 @@
+"""KEDA external scaler contract (package externalscaler)."""
