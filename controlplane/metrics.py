@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 from collections.abc import Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from durable.common.metrics_endpoint import MetricsEndpoint
 from durable.controlplane.store import ReaperReport, Store
 from durable.controlplane.store.base import StoreObserver
 from durable.controlplane.store.queries import Q
@@ -69,12 +69,12 @@ class _DatabaseState(Collector):
         yield from (pending, delayed, running, oldest, dlq, breakers, workers, up)
 
 
-class ControlPlaneMetrics(StoreObserver):
+class ControlPlaneMetrics(MetricsEndpoint, StoreObserver):
     """One registry per control plane (so several can live in one test process). It is the
     store's observer: the store reports claims, completions and failures as they commit."""
 
     def __init__(self, *, interval: float = 5.0) -> None:
-        self.registry = CollectorRegistry()
+        super().__init__(CollectorRegistry())
         self.interval = interval
         self.claims = Counter("durable_tasks_claimed", "Tasks handed to workers.", ["kind", "type"], registry=self.registry)
         self.claim_latency = Histogram(
@@ -100,9 +100,6 @@ class ControlPlaneMetrics(StoreObserver):
         )
         self.state = _DatabaseState()
         self.registry.register(self.state)
-        self._server: Any = None
-        self._thread: threading.Thread | None = None
-        self.port: int | None = None
 
     # -- StoreObserver ---------------------------------------------------------------------
 
@@ -150,15 +147,3 @@ class ControlPlaneMetrics(StoreObserver):
                 await asyncio.wait_for(stop.wait(), timeout=self.interval)
             except TimeoutError:
                 pass
-
-    def serve(self, port: int, host: str = "0.0.0.0") -> int:
-        """Serve /metrics over HTTP in a thread; returns the bound port."""
-        self._server, self._thread = start_http_server(port, addr=host, registry=self.registry)
-        self.port = int(self._server.server_port)
-        return self.port
-
-    def close(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None

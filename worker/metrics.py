@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from durable.common.metrics_endpoint import MetricsEndpoint
 
 
-class WorkerMetrics:
+class WorkerMetrics(MetricsEndpoint):
     """One registry per Worker (several can live in one process, as in tests)."""
 
     def __init__(self, running: Callable[[], int]) -> None:
-        self.registry = CollectorRegistry()
+        super().__init__(CollectorRegistry())
         self.running = Gauge("durable_worker_running_tasks", "Tasks running on this worker.", registry=self.registry)
         self.running.set_function(running)
         self.tasks = Counter(
@@ -24,20 +24,7 @@ class WorkerMetrics:
             registry=self.registry,
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
         )
-        self._server: Any = None
-        self.port: int | None = None
 
     def observe(self, kind: str, activity_type: str, outcome: str, seconds: float) -> None:
         self.tasks.labels(kind, activity_type, outcome).inc()
         self.durations.labels(kind, activity_type).observe(seconds)
-
-    def serve(self, port: int, host: str = "0.0.0.0") -> int:
-        self._server, _ = start_http_server(port, addr=host, registry=self.registry)
-        self.port = int(self._server.server_port)
-        return self.port
-
-    def close(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None

@@ -10,7 +10,7 @@ import grpc
 from durable.common import tracing
 from durable.common.errors import InvalidArgument
 from durable.controlplane.grpc import convert
-from durable.controlplane.grpc.errors import generic_handler, rpc
+from durable.controlplane.grpc.errors import generic_handler, required, rpc
 from durable.controlplane.store import Store
 from durable.proto.v1 import durable_pb2 as pb
 from durable.proto.v1 import durable_pb2_grpc as pb_grpc
@@ -25,11 +25,6 @@ def _traceparent(context: Any) -> str | None:
     return None
 
 
-def _required(value: str, field: str) -> str:
-    if not value:
-        raise InvalidArgument(f"{field} is required")
-    return value
-
 
 class ClientService(pb_grpc.ClientServiceServicer):
     def __init__(self, store: Store, *, max_payload_bytes: int) -> None:
@@ -39,7 +34,7 @@ class ClientService(pb_grpc.ClientServiceServicer):
     @rpc
     async def StartWorkflow(self, request: pb.StartWorkflowRequest, context: Any) -> pb.StartWorkflowResponse:
         input_value = convert.load(request.input_json, "input_json", self.limit)
-        workflow_type = _required(request.workflow_type, "workflow_type")
+        workflow_type = required(request.workflow_type, "workflow_type")
         with tracing.span("durable.workflow.start", _traceparent(context), **{
             "durable.workflow.type": workflow_type, "durable.workflow.id": request.workflow_id,
         }) as traceparent:
@@ -53,18 +48,18 @@ class ClientService(pb_grpc.ClientServiceServicer):
     async def SignalWorkflow(self, request: pb.SignalWorkflowRequest, context: Any) -> pb.SignalWorkflowResponse:
         payload = convert.load(request.payload_json, "payload_json", self.limit)
         seq = await self.store.signal_workflow(
-            _required(request.workflow_id, "workflow_id"), _required(request.signal_type, "signal_type"), payload
+            required(request.workflow_id, "workflow_id"), required(request.signal_type, "signal_type"), payload
         )
         return pb.SignalWorkflowResponse(sequence_num=seq)
 
     @rpc
     async def CancelWorkflow(self, request: pb.CancelWorkflowRequest, context: Any) -> pb.CancelWorkflowResponse:
-        n = await self.store.cancel_workflow(_required(request.workflow_id, "workflow_id"), request.reason)
+        n = await self.store.cancel_workflow(required(request.workflow_id, "workflow_id"), request.reason)
         return pb.CancelWorkflowResponse(cancelled_tasks=n)
 
     @rpc
     async def DescribeWorkflow(self, request: pb.DescribeWorkflowRequest, context: Any) -> pb.DescribeWorkflowResponse:
-        wf = await self.store.get_workflow(_required(request.workflow_id, "workflow_id"))
+        wf = await self.store.get_workflow(required(request.workflow_id, "workflow_id"))
         return pb.DescribeWorkflowResponse(workflow=convert.workflow(wf))
 
     @rpc
@@ -78,12 +73,12 @@ class ClientService(pb_grpc.ClientServiceServicer):
     async def GetHistory(self, request: pb.GetHistoryRequest, context: Any) -> pb.GetHistoryResponse:
         if request.after_seq < 0:
             raise InvalidArgument("after_seq must be >= 0")
-        events = await self.store.load_events(_required(request.workflow_id, "workflow_id"), request.after_seq)
+        events = await self.store.load_events(required(request.workflow_id, "workflow_id"), request.after_seq)
         return pb.GetHistoryResponse(events=[convert.event(e) for e in events])
 
     @rpc
     async def WaitWorkflow(self, request: pb.WaitWorkflowRequest, context: Any) -> pb.DescribeWorkflowResponse:
-        workflow_id = _required(request.workflow_id, "workflow_id")
+        workflow_id = required(request.workflow_id, "workflow_id")
         if not 0 <= request.wait_seconds <= MAX_WAIT_SECONDS:
             raise InvalidArgument(f"wait_seconds must be between 0 and {MAX_WAIT_SECONDS:.0f}")
         loop = asyncio.get_running_loop()
@@ -100,7 +95,7 @@ class ClientService(pb_grpc.ClientServiceServicer):
     @rpc
     async def EnqueueActivity(self, request: pb.EnqueueActivityRequest, context: Any) -> pb.EnqueueActivityResponse:
         input_value = convert.load(request.input_json, "input_json", self.limit)
-        activity_type = _required(request.activity_type, "activity_type")
+        activity_type = required(request.activity_type, "activity_type")
         with tracing.span("durable.activity.enqueue", _traceparent(context), **{
             "durable.activity.type": activity_type,
         }) as traceparent:
@@ -117,7 +112,7 @@ class ClientService(pb_grpc.ClientServiceServicer):
 
     @rpc
     async def RequeueDeadLetter(self, request: pb.RequeueDeadLetterRequest, context: Any) -> pb.RequeueDeadLetterResponse:
-        task_id = await self.store.requeue_dead_letter(_required(request.id, "id"))
+        task_id = await self.store.requeue_dead_letter(required(request.id, "id"))
         return pb.RequeueDeadLetterResponse(task_id=str(task_id))
 
     @rpc

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import asyncpg
 import grpc
 
-from durable.common.errors import DurableError
+from durable.common.errors import DurableError, InvalidArgument
 from durable.common.logs import bind
 from durable.common.status import code_for
 
@@ -104,3 +104,10 @@ def generic_handler(servicer: Any, service: Any) -> grpc.GenericRpcHandler:
             response_serializer=response_class.SerializeToString,
         )
     return grpc.method_handlers_generic_handler(service.full_name, handlers)
+
+
+def required(value: str, field: str) -> str:
+    """A request field that must not be empty."""
+    if not value:
+        raise InvalidArgument(f"{field} is required")
+    return value

@@ -11,7 +11,7 @@ from durable.common.errors import DurableError, InvalidArgument
 from durable.common.status import code_for
 from durable.controlplane.dispatch import TaskSignals
 from durable.controlplane.grpc import convert
-from durable.controlplane.grpc.errors import generic_handler, rpc
+from durable.controlplane.grpc.errors import generic_handler, required, rpc
 from durable.controlplane.store import Store
 from durable.proto.v1 import durable_pb2 as pb
 from durable.proto.v1 import durable_pb2_grpc as pb_grpc
@@ -19,11 +19,6 @@ from durable.proto.v1 import durable_pb2_grpc as pb_grpc
 MAX_WAIT_SECONDS = 60.0
 MAX_BATCH = 1000
 
-
-def _required(value: str, field: str) -> str:
-    if not value:
-        raise InvalidArgument(f"{field} is required")
-    return value
 
 
 class WorkerService(pb_grpc.WorkerServiceServicer):
@@ -40,7 +35,7 @@ class WorkerService(pb_grpc.WorkerServiceServicer):
         if request.max_concurrency < 0:
             raise InvalidArgument("max_concurrency must be >= 1 (0 = default 10)")
         await self.store.register_worker(
-            _required(request.worker_id, "worker_id"),
+            required(request.worker_id, "worker_id"),
             worker_group=request.worker_group or "default",
             activity_types=list(request.activity_types),
             workflow_types=list(request.workflow_types),
@@ -52,22 +47,22 @@ class WorkerService(pb_grpc.WorkerServiceServicer):
 
     @rpc
     async def WorkerHeartbeat(self, request: pb.WorkerHeartbeatRequest, context: Any) -> pb.WorkerHeartbeatResponse:
-        status = await self.store.worker_heartbeat(_required(request.worker_id, "worker_id"), request.current_load)
+        status = await self.store.worker_heartbeat(required(request.worker_id, "worker_id"), request.current_load)
         return pb.WorkerHeartbeatResponse(status=status)
 
     @rpc
     async def DrainWorker(self, request: pb.DrainWorkerRequest, context: Any) -> pb.DrainWorkerResponse:
-        await self.store.drain_worker(_required(request.worker_id, "worker_id"))
+        await self.store.drain_worker(required(request.worker_id, "worker_id"))
         return pb.DrainWorkerResponse()
 
     @rpc
     async def DeregisterWorker(self, request: pb.DeregisterWorkerRequest, context: Any) -> pb.DeregisterWorkerResponse:
-        released = await self.store.deregister_worker(_required(request.worker_id, "worker_id"))
+        released = await self.store.deregister_worker(required(request.worker_id, "worker_id"))
         return pb.DeregisterWorkerResponse(released_tasks=released)
 
     @rpc
     async def ClaimTasks(self, request: pb.ClaimTasksRequest, context: Any) -> pb.ClaimTasksResponse:
-        worker_id = _required(request.worker_id, "worker_id")
+        worker_id = required(request.worker_id, "worker_id")
         if request.wait_seconds < 0 or request.wait_seconds > MAX_WAIT_SECONDS:
             raise InvalidArgument(f"wait_seconds must be between 0 and {MAX_WAIT_SECONDS:.0f}")
         activity_types = list(request.activity_types)
@@ -96,13 +91,13 @@ class WorkerService(pb_grpc.WorkerServiceServicer):
     async def HeartbeatTasks(self, request: pb.HeartbeatTasksRequest, context: Any) -> pb.HeartbeatTasksResponse:
         refs = [
             (
-                _required(r.task_id, "tasks[].task_id"),
+                required(r.task_id, "tasks[].task_id"),
                 r.attempt,
                 convert.load(r.details_json, "tasks[].details_json", self.limit) if r.details_json else None,
             )
             for r in request.tasks
         ]
-        results = await self.store.heartbeat_tasks(_required(request.worker_id, "worker_id"), refs)
+        results = await self.store.heartbeat_tasks(required(request.worker_id, "worker_id"), refs)
         return pb.HeartbeatTasksResponse(
             results=[
                 pb.TaskHeartbeatResult(task_id=str(tid), accepted=ok, cancel_requested=cancelled)
@@ -114,7 +109,7 @@ class WorkerService(pb_grpc.WorkerServiceServicer):
     async def CompleteTask(self, request: pb.CompleteTaskRequest, context: Any) -> pb.CompleteTaskResponse:
         result = convert.load(request.result_json, "result_json", self.limit)
         await self.store.complete_task(
-            _required(request.worker_id, "worker_id"), _required(request.task_id, "task_id"), request.attempt, result
+            required(request.worker_id, "worker_id"), required(request.task_id, "task_id"), request.attempt, result
         )
         return pb.CompleteTaskResponse()
 
@@ -126,13 +121,13 @@ class WorkerService(pb_grpc.WorkerServiceServicer):
         early: dict[int, DurableError] = {}
         for index, c in enumerate(request.completions):
             try:
-                items.append((_required(c.task_id, "completions[].task_id"), c.attempt,
+                items.append((required(c.task_id, "completions[].task_id"), c.attempt,
                               convert.load(c.result_json, "result_json", self.limit)))
             except DurableError as exc:
                 early[index] = exc
                 items.append((c.task_id, c.attempt, None))
         checked = [item for i, item in enumerate(items) if i not in early]
-        results = iter(await self.store.complete_tasks(_required(request.worker_id, "worker_id"), checked))
+        results = iter(await self.store.complete_tasks(required(request.worker_id, "worker_id"), checked))
         response = pb.CompleteTasksResponse()
         for index, (task_id, _, _) in enumerate(items):
             error = early.get(index)
@@ -150,8 +145,8 @@ class WorkerService(pb_grpc.WorkerServiceServicer):
         if not failure.message and not failure.type:
             raise InvalidArgument("failure.message or failure.type is required")
         outcome = await self.store.fail_task(
-            _required(request.worker_id, "worker_id"),
-            _required(request.task_id, "task_id"),
+            required(request.worker_id, "worker_id"),
+            required(request.task_id, "task_id"),
             request.attempt,
             failure.message,
             error_type=failure.type or "Error",
@@ -166,8 +161,8 @@ class WorkerService(pb_grpc.WorkerServiceServicer):
     ) -> pb.CompleteWorkflowTaskResponse:
         actions = [convert.action(a, i, self.limit) for i, a in enumerate(request.actions)]
         applied = await self.store.complete_workflow_task(
-            _required(request.worker_id, "worker_id"),
-            _required(request.task_id, "task_id"),
+            required(request.worker_id, "worker_id"),
+            required(request.task_id, "task_id"),
             request.attempt,
             request.seen_through_seq,
             actions,
@@ -176,8 +171,8 @@ class WorkerService(pb_grpc.WorkerServiceServicer):
 
     @rpc
     async def ReleaseTasks(self, request: pb.ReleaseTasksRequest, context: Any) -> pb.ReleaseTasksResponse:
-        refs = [(_required(r.task_id, "tasks[].task_id"), r.attempt) for r in request.tasks]
-        released = await self.store.release_tasks(_required(request.worker_id, "worker_id"), refs or None)
+        refs = [(required(r.task_id, "tasks[].task_id"), r.attempt) for r in request.tasks]
+        released = await self.store.release_tasks(required(request.worker_id, "worker_id"), refs or None)
         return pb.ReleaseTasksResponse(released=released)
 
 
