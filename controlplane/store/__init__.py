@@ -6,7 +6,6 @@ Only the control plane imports this package. SQL lives in queries.sql.
 from __future__ import annotations
 
 from durable.controlplane.store.base import Clock, utc_now
-from durable.controlplane.store.breakers import BreakerStore
 from durable.controlplane.store.dead_letters import DeadLetterStore
 from durable.controlplane.store.decisions import DecisionStore
 from durable.controlplane.store.records import (
@@ -28,7 +27,7 @@ from durable.controlplane.store.workers import WorkerStore
 from durable.controlplane.store.workflows import WorkflowStore
 
 
-class Store(WorkflowStore, TaskStore, DecisionStore, DeadLetterStore, BreakerStore, WorkerStore, StatsStore):
+class Store(WorkflowStore, TaskStore, DecisionStore, DeadLetterStore, WorkerStore, StatsStore):
     """Every operation of the engine on PostgreSQL. Construct with an asyncpg pool."""
 
 

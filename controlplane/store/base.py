@@ -20,6 +20,7 @@ import asyncpg
 
 from durable.common.errors import ConcurrencyConflict, InvalidArgument, NotFound, StaleAttempt
 from durable.common.payloads import DEFAULT_MAX_PAYLOAD_BYTES, encode_payload
+from durable.common.policies import ActivityOptions
 from durable.controlplane.store.queries import Q
 from durable.controlplane.store.records import Task, WorkflowInstance
 
@@ -177,6 +178,40 @@ class StoreBase:
         """Make sure a decision is queued for the workflow."""
         await conn.execute(
             Q.wake_workflow, wf.id, wf.workflow_type, now, self.workflow_task_max_attempts, wf.trace_id, wf.span_id
+        )
+
+    async def _insert_task(
+        self,
+        conn: asyncpg.Connection,
+        kind: str,
+        workflow_id: str | None,
+        activity_id: str | None,
+        activity_type: str,
+        input_json: str,
+        opts: ActivityOptions,
+        now: datetime,
+        trace: tuple[str, str] | None = None,
+    ) -> UUID | None:
+        """Insert a task; None when the (workflow, step id) already has a live task."""
+        policy = opts.retry_policy
+        trace_id, span_id = trace or (None, None)
+        return await conn.fetchval(  # type: ignore[no-any-return]
+            Q.insert_task,
+            kind,
+            workflow_id,
+            activity_id,
+            activity_type,
+            input_json,
+            opts.priority,
+            now + timedelta(seconds=opts.start_delay),
+            policy.max_attempts,
+            policy.model_dump_json(),
+            opts.schedule_to_start_timeout,
+            opts.start_to_close_timeout,
+            opts.heartbeat_timeout,
+            now,
+            trace_id,
+            span_id,
         )
 
     # -- tasks -----------------------------------------------------------------------------

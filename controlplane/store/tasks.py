@@ -16,7 +16,8 @@ import asyncpg
 
 from durable.common.errors import DurableError, InvalidArgument, WrongState
 from durable.common.policies import ActivityOptions, RetryPolicy
-from durable.controlplane.store.base import StoreBase, check_name, check_names, dumps, parse_uuid
+from durable.controlplane.store.base import check_name, check_names, dumps, parse_uuid
+from durable.controlplane.store.breakers import BreakerStore
 from durable.controlplane.store.queries import Q
 from durable.controlplane.store.records import (
     ClaimedWorkflowTask,
@@ -29,7 +30,7 @@ from durable.controlplane.store.records import (
 MAX_CLAIM_BATCH = 1000
 
 
-class TaskStore(StoreBase):
+class TaskStore(BreakerStore):
     async def enqueue_activity(
         self,
         activity_type: str,
@@ -47,40 +48,6 @@ class TaskStore(StoreBase):
             return await self._insert_task(  # type: ignore[return-value]
                 conn, "activity", None, None, activity_type, input_json, opts, now, trace
             )
-
-    async def _insert_task(
-        self,
-        conn: asyncpg.Connection,
-        kind: str,
-        workflow_id: str | None,
-        activity_id: str | None,
-        activity_type: str,
-        input_json: str,
-        opts: ActivityOptions,
-        now: datetime,
-        trace: tuple[str, str] | None = None,
-    ) -> UUID | None:
-        """Insert a task; None when the (workflow, step id) already has a live task."""
-        policy = opts.retry_policy
-        trace_id, span_id = trace or (None, None)
-        return await conn.fetchval(  # type: ignore[no-any-return]
-            Q.insert_task,
-            kind,
-            workflow_id,
-            activity_id,
-            activity_type,
-            input_json,
-            opts.priority,
-            now + timedelta(seconds=opts.start_delay),
-            policy.max_attempts,
-            policy.model_dump_json(),
-            opts.schedule_to_start_timeout,
-            opts.start_to_close_timeout,
-            opts.heartbeat_timeout,
-            now,
-            trace_id,
-            span_id,
-        )
 
     # -- claim -----------------------------------------------------------------------------
 
@@ -138,18 +105,18 @@ class TaskStore(StoreBase):
         limit: int,
         now: datetime,
     ) -> list[asyncpg.Record]:
-        blocked, trials = await self._breaker_admission(conn, activity_types, now)  # type: ignore[attr-defined]
+        blocked, trials = await self._breaker_admission(conn, activity_types, now)
         rows: list[asyncpg.Record] = []
         if trials and await conn.fetchval(Q.worker_status, worker_id) == "active":
             for key, slots in trials.items():
                 got = await conn.fetch(Q.claim_tasks_of_type, worker_id, key, min(slots, limit - len(rows)), now)
                 rows.extend(got)
-                await self._return_unused_trials(conn, key, slots - len(got), now)  # type: ignore[attr-defined]
+                await self._return_unused_trials(conn, key, slots - len(got), now)
                 if len(rows) >= limit:
                     return rows
         elif trials:
             for key, slots in trials.items():
-                await self._return_unused_trials(conn, key, slots, now)  # type: ignore[attr-defined]
+                await self._return_unused_trials(conn, key, slots, now)
             trials = {}
         rows.extend(
             await conn.fetch(
