@@ -23,6 +23,7 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from durable.controlplane.settings import ReaperSettings
+from durable.controlplane.store.base import DATABASE_UNAVAILABLE
 from durable.controlplane.store import ReaperReport, Store, Task
 from durable.controlplane.store.queries import Q
 
@@ -70,7 +71,7 @@ class Reaper:
         while not stop.is_set():
             try:
                 await self.run_once()
-            except (OSError, ConnectionError) as exc:
+            except DATABASE_UNAVAILABLE as exc:
                 logger.warning("reaper pass failed, database unreachable: %s", exc)
             except Exception:
                 logger.exception("reaper pass failed")

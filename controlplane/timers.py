@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from durable.controlplane.store.base import DATABASE_UNAVAILABLE
 from durable.controlplane.store import Store
 
 logger = logging.getLogger(__name__)
@@ -29,7 +30,7 @@ class TimerFirer:
             try:
                 while await self.run_once() >= self.batch_size and not stop.is_set():
                     pass
-            except (OSError, ConnectionError) as exc:
+            except DATABASE_UNAVAILABLE as exc:
                 logger.warning("timer pass failed, database unreachable: %s", exc)
             except Exception:
                 logger.exception("timer pass failed")

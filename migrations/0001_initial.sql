@@ -175,6 +175,8 @@ CREATE TABLE durable_workers (
     current_load      integer     NOT NULL DEFAULT 0 CHECK (current_load >= 0),
     status            text        NOT NULL DEFAULT 'active'
                       CHECK (status IN ('active', 'draining', 'stopped', 'lost')),
+    -- set by a drain: a worker that comes back from 'lost' returns to 'draining', not 'active'
+    drain_requested   boolean     NOT NULL DEFAULT false,
     last_heartbeat_at timestamptz NOT NULL DEFAULT now(),
     started_at        timestamptz NOT NULL DEFAULT now(),
     stopped_at        timestamptz,

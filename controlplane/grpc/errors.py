@@ -15,6 +15,7 @@ import grpc
 from durable.common.errors import DurableError, InvalidArgument
 from durable.common.logs import bind
 from durable.common.status import code_for
+from durable.controlplane.store.base import DATABASE_UNAVAILABLE
 
 logger = logging.getLogger(__name__)
 
@@ -23,15 +24,7 @@ _LOGGED_FIELDS = ("worker_id", "workflow_id", "task_id", "attempt")
 Handler = Callable[[Any, Any, grpc.aio.ServicerContext], Awaitable[R]]
 
 # Connection-level failures: the database is away or restarting.
-_UNAVAILABLE = (
-    OSError,
-    ConnectionError,
-    TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.InterfaceError,
-    asyncpg.AdminShutdownError,
-)
+_UNAVAILABLE = DATABASE_UNAVAILABLE
 
 
 class Malformed:

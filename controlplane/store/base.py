@@ -26,6 +26,17 @@ from durable.controlplane.store.records import Task, WorkflowInstance
 
 Clock = Callable[[], datetime]
 
+# What a lost or restarting database raises: callers treat these as "unreachable, retry".
+DATABASE_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    OSError,
+    ConnectionError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.OperatorInterventionError,
+)
+
 
 def utc_now() -> datetime:
     return datetime.now(UTC)

@@ -262,22 +262,30 @@ VALUES ($1, $2, $3::text[], $4::text[], $5, 0, 'active', $6, $6, NULL, $7, $8)
 ON CONFLICT (id) DO UPDATE SET
     worker_group = EXCLUDED.worker_group, activity_types = EXCLUDED.activity_types,
     workflow_types = EXCLUDED.workflow_types, max_concurrency = EXCLUDED.max_concurrency,
-    current_load = 0, status = 'active', last_heartbeat_at = EXCLUDED.last_heartbeat_at,
+    current_load = 0, status = 'active', drain_requested = false, last_heartbeat_at = EXCLUDED.last_heartbeat_at,
     started_at = EXCLUDED.started_at, stopped_at = NULL, hostname = EXCLUDED.hostname,
     version = EXCLUDED.version;
 
 -- name: worker_heartbeat
--- A worker marked lost that heartbeats again is alive: it becomes active.
+-- A worker marked lost that heartbeats again is alive: it becomes active again, or draining
+-- again if it had been drained.
 UPDATE durable_workers
 SET current_load = $2, last_heartbeat_at = $3,
-    status = CASE WHEN status = 'lost' THEN 'active' ELSE status END
+    status = CASE WHEN status <> 'lost' THEN status
+                  WHEN drain_requested THEN 'draining' ELSE 'active' END
 WHERE id = $1 AND status <> 'stopped'
 RETURNING status;
 
--- name: set_worker_status
+-- name: drain_worker
+-- Draining a stopped worker changes nothing (it stays stopped).
 UPDATE durable_workers
-SET status = $2, stopped_at = CASE WHEN $2 = 'stopped' THEN $3 ELSE stopped_at END,
-    current_load = CASE WHEN $2 = 'stopped' THEN 0 ELSE current_load END
+SET drain_requested = true, status = CASE WHEN status = 'stopped' THEN status ELSE 'draining' END
+WHERE id = $1
+RETURNING status;
+
+-- name: stop_worker
+UPDATE durable_workers
+SET status = 'stopped', stopped_at = $2, current_load = 0
 WHERE id = $1
 RETURNING status;
 

@@ -140,6 +140,7 @@ class Worker(_FromRow):
     stopped_at: datetime | None
     hostname: str | None
     version: str | None
+    drain_requested: bool = False
 
 
 @dataclass(frozen=True)

@@ -57,14 +57,15 @@ class WorkerStore(StoreBase):
         return status  # type: ignore[no-any-return]
 
     async def drain_worker(self, worker_id: str) -> None:
-        """Stop handing tasks to the worker; it finishes what it runs."""
-        if await self.pool.fetchval(Q.set_worker_status, worker_id, "draining", self.now()) is None:
+        """Stop handing tasks to the worker; it finishes what it runs. It stays draining until it
+        registers again, even if it is marked lost and comes back meanwhile."""
+        if await self.pool.fetchval(Q.drain_worker, worker_id) is None:
             raise NotFound(f"worker {worker_id!r} is not registered")
 
     async def deregister_worker(self, worker_id: str) -> int:
         """Mark the worker stopped and hand back whatever it still holds; returns that count."""
         released = await self.release_tasks(worker_id)  # type: ignore[attr-defined]
-        if await self.pool.fetchval(Q.set_worker_status, worker_id, "stopped", self.now()) is None:
+        if await self.pool.fetchval(Q.stop_worker, worker_id, self.now()) is None:
             raise NotFound(f"worker {worker_id!r} is not registered")
         return released  # type: ignore[no-any-return]
 
