@@ -6,10 +6,12 @@ from durable.cli import client_commands
 from durable.cli.dev import dev_command
 from durable.cli.main import cli
 from durable.controlplane.cli import controlplane_command
+from durable.operator.cli import operator_command
 from durable.worker.cli import worker_command
 
 cli.add_command(controlplane_command)
 cli.add_command(worker_command)
+cli.add_command(operator_command)
 cli.add_command(client_commands.workflows)
 cli.add_command(client_commands.dlq)
 cli.add_command(client_commands.stats)
