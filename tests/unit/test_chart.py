@@ -54,6 +54,12 @@ SCENARIOS: dict[str, dict[str, Any]] = {
         },
     },
     "custom-image": {**BASE, "image": {"repository": "ghcr.io/acme/durable", "tag": "1.2.3"}},
+    "auth-and-mtls": {
+        **BASE,
+        "auth": {"existingSecret": "durable-auth"},
+        "tls": {"existingSecret": "durable-tls", "mutual": True},
+        "examplePool": {"enabled": True},
+    },
 }
 
 # The operator's permissions, pinned: widening them must be a visible change to this test.
@@ -497,3 +503,29 @@ def test_labels_and_stable_selectors(scenario: tuple[str, list[dict[str, Any]]])
         assert selector.items() <= pod_labels.items()
         # Control-plane pods must never look like workers to the NetworkPolicy.
         assert pod_labels["app.kubernetes.io/name"] != "durable-worker"
+
+
+def test_auth_and_tls_wiring() -> None:
+    """The token Secret and the TLS Secret reach the control plane, the operator and the example
+    pool's workers as the files and variables durable reads (manifests validate in the
+    auth-and-mtls scenario above)."""
+    objects = render(SCENARIOS["auth-and-mtls"])
+    expected = {
+        "controlplane": {"DURABLE_AUTH_TOKEN_FILE", "DURABLE_TLS_CERT_FILE", "DURABLE_TLS_KEY_FILE",
+                         "DURABLE_TLS_CLIENT_CA_FILE"},
+        "operator": {"DURABLE_AUTH_TOKEN_FILE", "DURABLE_TLS_CA_FILE", "DURABLE_TLS_CERT_FILE", "DURABLE_TLS_KEY_FILE"},
+    }
+    for deployment in kinds(objects, "Deployment"):
+        role = "controlplane" if "controlplane" in deployment["metadata"]["name"] else "operator"
+        pod = deployment["spec"]["template"]["spec"]
+        env = env_of(pod["containers"][0])
+        assert expected[role] <= set(env), (role, env)
+        mounts = {m["name"]: m["mountPath"] for m in pod["containers"][0]["volumeMounts"]}
+        assert mounts["auth"] == "/etc/durable/auth" and mounts["tls"] == "/etc/durable/tls"
+        secrets = {v["name"]: v["secret"]["secretName"] for v in pod["volumes"] if "secret" in v}
+        assert secrets == {"auth": "durable-auth", "tls": "durable-tls"}
+    [pool] = kinds(objects, "DurableWorkerPool")
+    [token] = [e for e in pool["spec"]["env"] if e["name"] == "DURABLE_AUTH_TOKEN"]
+    assert token["valueFrom"]["secretKeyRef"] == {"name": "durable-auth", "key": "token"}
+    for deployment in kinds(render(BASE), "Deployment"):  # off by default
+        assert not {"DURABLE_AUTH_TOKEN_FILE", "DURABLE_TLS_CERT_FILE"} & set(env_of(deployment["spec"]["template"]["spec"]["containers"][0]))

@@ -137,3 +137,69 @@ Container-level security context: the chart-wide default merged with a component
 {{- define "durable.containerSecurityContext" -}}
 {{- toYaml (mergeOverwrite (deepCopy .ctx.Values.containerSecurityContext) (.override | default dict)) }}
 {{- end }}
+
+{{/*
+Security settings for a container. Call with (dict "ctx" $ "role" "server") for the control
+plane or (dict "ctx" $ "role" "client") for the operator. Files come from the Secrets mounted
+by durable.security.volumes at /etc/durable.
+*/}}
+{{- define "durable.security.env" -}}
+{{- $v := .ctx.Values -}}
+{{- if $v.auth.existingSecret }}
+- name: DURABLE_AUTH_TOKEN_FILE
+  value: /etc/durable/auth/{{ $v.auth.secretKey }}
+{{- end }}
+{{- if $v.tls.existingSecret }}
+{{- if eq .role "server" }}
+- name: DURABLE_TLS_CERT_FILE
+  value: /etc/durable/tls/tls.crt
+- name: DURABLE_TLS_KEY_FILE
+  value: /etc/durable/tls/tls.key
+{{- if $v.tls.mutual }}
+- name: DURABLE_TLS_CLIENT_CA_FILE
+  value: /etc/durable/tls/ca.crt
+{{- end }}
+{{- else }}
+- name: DURABLE_TLS_CA_FILE
+  value: /etc/durable/tls/ca.crt
+{{- if $v.tls.mutual }}
+- name: DURABLE_TLS_CERT_FILE
+  value: /etc/durable/tls/tls.crt
+- name: DURABLE_TLS_KEY_FILE
+  value: /etc/durable/tls/tls.key
+{{- end }}
+{{- with $v.tls.serverName }}
+- name: DURABLE_TLS_SERVER_NAME
+  value: {{ . | quote }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "durable.security.volumeMounts" -}}
+{{- if .Values.auth.existingSecret }}
+- name: auth
+  mountPath: /etc/durable/auth
+  readOnly: true
+{{- end }}
+{{- if .Values.tls.existingSecret }}
+- name: tls
+  mountPath: /etc/durable/tls
+  readOnly: true
+{{- end }}
+{{- end }}
+
+{{- define "durable.security.volumes" -}}
+{{- if .Values.auth.existingSecret }}
+- name: auth
+  secret:
+    secretName: {{ .Values.auth.existingSecret }}
+    defaultMode: 0440
+{{- end }}
+{{- if .Values.tls.existingSecret }}
+- name: tls
+  secret:
+    secretName: {{ .Values.tls.existingSecret }}
+    defaultMode: 0440
+{{- end }}
+{{- end }}
