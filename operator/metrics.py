@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import contextlib
 
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from durable.common.metrics_endpoint import MetricsEndpoint
 from durable.operator.scaling import BacklogSample
-from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
 __all__ = ["OperatorMetrics"]
 
 _POOL = ("namespace", "pool")
 
 
-class OperatorMetrics:
-    """The operator's metrics in their own registry (no process-global state)."""
+class OperatorMetrics(MetricsEndpoint):
+    """The operator's metrics in their own registry (no process-global state); `serve(port)`
+    exposes them over HTTP."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        self.registry = registry if registry is not None else CollectorRegistry()
+        super().__init__(registry if registry is not None else CollectorRegistry())
         r = self.registry
         self.desired_replicas = Gauge(
             "durable_pool_desired_replicas", "Replicas the autoscaler wants.", _POOL, registry=r)
@@ -70,7 +73,3 @@ class OperatorMetrics:
         for state in ("pending", "running", "delayed"):
             with contextlib.suppress(KeyError):
                 self.backlog.remove(namespace, pool, state)
-
-    def serve(self, port: int) -> None:
-        """Serve /metrics on `port` (a daemon thread; it ends with the process)."""
-        start_http_server(port, registry=self.registry)
