@@ -1,0 +1,190 @@
+"""The one command: every benchmark against a PostgreSQL it starts (or DATABASE_URL), with the
+peer baselines measured in the same run; a markdown table, then the same numbers as JSON.
+
+    python -m tests.bench                       # everything, full sizes (~15-20 min on 2 cores)
+    python -m tests.bench --quick               # small sizes, a couple of minutes
+    python -m tests.bench --only throughput,latency --peers floor-B100,pgqueuer
+    python -m tests.bench --all-peers           # every peer-bench system (adds ~20 min)
+    python -m tests.bench --no-peers --json-out /tmp/bench.json
+
+See tests/bench/README.md for what each number means.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from tests.bench import peers as peer_bench
+from tests.bench.harness import Server, bench_server, describe_server, log
+from tests.bench.latency import run_latency_once
+from tests.bench.reaper import run_reaper
+from tests.bench.report import markdown, ratios, targets
+from tests.bench.scale import run_scale_once
+from tests.bench.throughput import run_throughput
+from tests.bench.workflows import run_workflows_once
+
+BENCHMARKS = ("throughput", "latency", "workflows", "scale", "reaper", "operator")
+
+
+def _configs(text: str) -> list[tuple[int, int]]:
+    out = []
+    for part in text.split(","):
+        w, c = part.lower().split("x")
+        out.append((int(w), int(c)))
+    return out
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(prog="python -m tests.bench", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", default=",".join(BENCHMARKS), help=f"comma list of {', '.join(BENCHMARKS)}")
+    ap.add_argument("--quick", action="store_true", help="small sizes (a quick look, not the numbers to quote)")
+    ap.add_argument("--n", type=int, default=20000, help="no-op tasks per throughput run (peers too)")
+    ap.add_argument("--reps", type=int, default=3, help="repetitions per throughput config (peers too)")
+    ap.add_argument("--configs", default="1x16,1x64,2x32",
+                    help="throughput configs, worker processes x MAX_CONCURRENT_TASKS")
+    ap.add_argument("--latency-n", type=int, default=500)
+    ap.add_argument("--latency-rate", type=float, default=50.0)
+    ap.add_argument("--load-rate", type=float, default=0.0,
+                    help="background no-ops/s for latency under load (0: half the measured throughput, else 500)")
+    ap.add_argument("--workflows-n", type=int, default=1000)
+    ap.add_argument("--workflow-apps", default="four_steps,agent_turn")
+    ap.add_argument("--scale-workers", default="10,100,1000")
+    ap.add_argument("--scale-tasks", type=int, default=1000)
+    ap.add_argument("--scale-rate", type=float, default=100.0)
+    ap.add_argument("--reaper-stale", type=int, default=100_000)
+    ap.add_argument("--operator-pools", type=int, default=200)
+    ap.add_argument("--operator-deadline", type=float, default=600.0, help="seconds for the whole operator benchmark")
+    group = ap.add_mutually_exclusive_group()
+    group.add_argument("--peers", default=",".join(peer_bench.DEFAULT_SYSTEMS),
+                       help="peer-bench systems to run (default: floor-B1,floor-B100,pgqueuer)")
+    group.add_argument("--all-peers", action="store_true", help="every peer-bench system")
+    group.add_argument("--no-peers", action="store_true")
+    ap.add_argument("--peer-mode", choices=("same", "own"), default="same",
+                    help="same: peers on our PostgreSQL server (default); own: run.sh with its PostgreSQL 15")
+    ap.add_argument("--peer-reps", type=int, default=None, help="default: --reps")
+    ap.add_argument("--peer-conc", default="16,64")
+    ap.add_argument("--json-out", default=None, help="also write the JSON to this file")
+    ap.add_argument("--profile", default=None, metavar="DIR",
+                    help="py-spy the control plane and one worker during each throughput run into DIR")
+    ap.add_argument("--log-dir", default=None, help="process logs (default: a temporary directory)")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.n, args.reps, args.latency_n, args.workflows_n = 3000, 1, 200, 200
+        args.scale_workers, args.scale_tasks, args.reaper_stale, args.operator_pools = "10,100,300", 300, 10_000, 20
+    return args
+
+
+def _git_head() -> str:
+    import subprocess
+
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).parents[2],
+                              capture_output=True, text=True, timeout=10, check=False).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=Path(__file__).parents[2],
+                               capture_output=True, text=True, timeout=10, check=False).stdout.strip()
+        return head + (" + uncommitted changes" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+async def run_all(server: Server, args: argparse.Namespace) -> dict[str, Any]:
+    only = set(filter(None, args.only.split(",")))
+    unknown = only - set(BENCHMARKS)
+    if unknown:
+        raise SystemExit(f"--only: unknown benchmark(s) {', '.join(sorted(unknown))}")
+    log_dir = Path(args.log_dir or tempfile.mkdtemp(prefix="durable-bench-logs-"))
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log(f"process logs in {log_dir}")
+    data: dict[str, Any] = {"meta": {
+        "when": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+        "host": f"{os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB, Python {sys.version.split()[0]}, "
+                f"load average at start {os.getloadavg()[0]:.1f}",
+        "pg": f"{server.version} ({', '.join(f'{k}={v}' for k, v in sorted(server.settings.items()))})",
+        "args": vars(args),
+        "git": _git_head(),
+    }}
+    if "throughput" in only:
+        data["throughput"] = await run_throughput(
+            server, n=args.n, configs=_configs(args.configs), reps=args.reps, log_dir=log_dir,
+            profile_dir=args.profile)
+    if not args.no_peers:
+        systems = peer_bench.ALL_SYSTEMS if args.all_peers else tuple(filter(None, args.peers.split(",")))
+        try:
+            raw = await asyncio.to_thread(
+                peer_bench.run_peers, server, systems=systems, n=args.n, reps=args.peer_reps or args.reps,
+                conc=args.peer_conc, mode=args.peer_mode, w2="latency" in only)
+            data["peers"] = {"mode": raw["mode"], "systems": list(systems), "dir": raw["dir"],
+                             "summary": peer_bench.summarize(raw["results"]), "raw": raw["results"]}
+        except Exception as exc:  # noqa: BLE001 - the rest of the run is still worth having
+            log(f"peer-bench failed: {exc}")
+            data["peers"] = {"error": f"{type(exc).__name__}: {exc}"}
+    if "latency" in only:
+        best = max((r["tasks_per_s"] for r in data.get("throughput") or []), default=0.0)
+        load = args.load_rate or (round(best / 2, -1) if best else 500.0)
+        data["latency"] = {
+            "idle": await run_latency_once(server, n=args.latency_n, rate=args.latency_rate, workers=1,
+                                           concurrency=16, log_dir=log_dir),
+            "load": await run_latency_once(server, n=args.latency_n, rate=args.latency_rate, workers=2,
+                                           concurrency=32, load_rate=load, log_dir=log_dir),
+        }
+    if "workflows" in only:
+        data["workflows"] = [
+            await run_workflows_once(server, app=app, n=args.workflows_n, workers=2, concurrency=32, log_dir=log_dir)
+            for app in filter(None, args.workflow_apps.split(","))
+        ]
+    if "scale" in only:
+        data["scale"] = [
+            await run_scale_once(server, workers=int(w), tasks=args.scale_tasks, rate=args.scale_rate, log_dir=log_dir)
+            for w in args.scale_workers.split(",")
+        ]
+    if "reaper" in only:
+        data["reaper"] = await run_reaper(server, stale=args.reaper_stale, log_dir=log_dir)
+    if "operator" in only:
+        try:
+            from tests.bench.operator_pools import run_operator
+        except ImportError as exc:
+            data["operator"] = {"error": f"the operator benchmark cannot run: {exc}"}
+        else:
+            try:
+                # a hard deadline: the emulator, not the operator, can make this arbitrarily slow
+                data["operator"] = await asyncio.wait_for(
+                    run_operator(server, pools=args.operator_pools, log_dir=log_dir, timeout=240),
+                    timeout=args.operator_deadline)
+            except Exception as exc:  # noqa: BLE001 - reported in the output
+                log(f"operator benchmark failed: {exc!r}")
+                data["operator"] = {"error": f"{type(exc).__name__}: {exc}" if str(exc) else
+                                    f"{type(exc).__name__} (over --operator-deadline {args.operator_deadline:.0f} s)"}
+    data["ratios"] = ratios(data)
+    data["targets"] = targets(data)
+    return data
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+
+    async def go(url: str) -> dict[str, Any]:
+        return await run_all(await describe_server(url), args)
+
+    with bench_server() as url:
+        data = asyncio.run(go(url))
+    text = json.dumps(data, indent=1, default=str)
+    if args.json_out:
+        Path(args.json_out).write_text(text + "\n")
+    print(markdown(data))
+    print("\n<!-- JSON -->")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

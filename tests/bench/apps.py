@@ -1,0 +1,46 @@
+"""The worker app the benchmarks run (`durable worker --app tests.bench.apps:app`).
+
+- `noop`: the no-op activity. It returns `time.time() - input["ts"]` measured as its first
+  action when the input carries `ts` (enqueue-to-start latency); nothing else.
+- `probe`: the same, as a separate type (latency probes next to `noop` load).
+- `four_steps`: a no-op workflow of four sequential `noop` activities (an agent turn's shape:
+  process_input -> reason -> act -> reason), then complete.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from durable.worker import Action, ActivityContext, App, Workflow, complete, schedule_activity
+
+app = App("bench")
+
+STEPS = 4
+
+
+def _started(input: dict[str, Any]) -> dict[str, Any]:
+    ts = input.get("ts")
+    return {"lat": time.time() - ts} if isinstance(ts, (int, float)) else {}
+
+
+@app.activity(name="noop")
+async def noop(ctx: ActivityContext, input: dict[str, Any]) -> dict[str, Any]:
+    return _started(input)
+
+
+@app.activity(name="probe")
+async def probe(ctx: ActivityContext, input: dict[str, Any]) -> dict[str, Any]:
+    return _started(input)
+
+
+@app.workflow(name="four_steps")
+class FourSteps(Workflow):
+    def on_start(self, input: dict[str, Any]) -> list[Action]:
+        return [schedule_activity("noop", {"step": 1}, activity_id="step-1")]
+
+    def on_activity_completed(self, activity_id: str, result: dict[str, Any]) -> list[Action]:
+        step = int(activity_id.rsplit("-", 1)[1])
+        if step >= STEPS:
+            return [complete({"steps": step})]
+        return [schedule_activity("noop", {"step": step + 1}, activity_id=f"step-{step + 1}")]

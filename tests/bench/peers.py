@@ -1,0 +1,126 @@
+"""The peer baselines: ../shared/peer-bench (pgqueuer, procrastinate, DBOS and the raw-asyncpg
+floor), run as a subprocess in the same run, and its raw JSON read back.
+
+peer-bench is reused, not copied: its `run.sh` makes its venv (/tmp/peerbench/venv) and, in
+`own` mode, its own PostgreSQL 15; its driver (`python -m pb.driver`) does the measuring.
+Two modes:
+
+- `same` (default): the driver runs against the SAME PostgreSQL server as our benchmarks
+  (PB_PGHOST/PB_PGPORT/PB_PGUSER/PB_PGDATA point at it), so ours/peer ratios compare the
+  systems, not two servers. Needs a local server whose data directory we can read (the
+  embedded one, or a local DATABASE_URL as superuser); run.sh is called once with --help
+  only to create the venv if it is missing.
+- `own`: `run.sh` with its own PostgreSQL 15 (its README's settings).
+
+The driver writes raw-<stamp>.json (a list of result dicts, kind W1/W2/ERR) to --out.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from tests.bench.harness import ROOT, Server, log
+
+PEER_DIR = Path(os.environ.get("DURABLE_PEER_BENCH", ROOT.parent / "shared" / "peer-bench"))
+PEER_ROOT = Path(os.environ.get("PB_ROOT", "/tmp/peerbench"))
+DEFAULT_SYSTEMS = ("floor-B1", "floor-B100", "pgqueuer")
+ALL_SYSTEMS = (
+    "floor-B1", "floor-B100", "pgqueuer", "procrastinate", "dbos-wf0-poll0.01", "dbos-wf1-poll0.01",
+    "dbos-wf0-default", "dbos-wf1-default", "dbos-wf0-wcC-poll1",
+)
+
+
+def _venv_python() -> Path:
+    return PEER_ROOT / "venv" / "bin" / "python"
+
+
+def ensure_venv() -> None:
+    """Let run.sh build peer-bench's venv (it does so idempotently before anything else)."""
+    python = _venv_python()
+    ok = python.exists() and subprocess.run(
+        [str(python), "-c", "import asyncpg, pgqueuer, procrastinate, dbos, psutil, psycopg"],
+        capture_output=True, check=False).returncode == 0
+    if not ok:
+        log("peer-bench: creating its venv with run.sh --help (one-time)")
+        subprocess.run([str(PEER_DIR / "run.sh"), "--help"], check=True, stdout=subprocess.DEVNULL)
+
+
+def run_peers(
+    server: Server | None,
+    *,
+    systems: tuple[str, ...] = DEFAULT_SYSTEMS,
+    n: int = 20000,
+    reps: int = 3,
+    conc: str = "16,64",
+    mode: str = "same",
+    w2: bool = True,
+    timeout_s: float = 3600,
+) -> dict[str, Any]:
+    """Run peer-bench; returns {"mode", "results": [raw dicts], "markdown", "server"}."""
+    out = Path(tempfile.mkdtemp(prefix="durable-bench-peers-"))
+    args = ["--only", ",".join(systems), "--n", str(n), "--reps", str(reps), "--conc", conc,
+            "--no-2proc", "--out", str(out)]
+    if not w2:
+        args.append("--no-w2")
+    env = dict(os.environ)
+    env.pop("DATABASE_URL", None)
+    if mode == "same":
+        if server is None or server.postmaster_pid is None or not server.data_directory:
+            raise RuntimeError("peer mode 'same' needs a local PostgreSQL whose data directory is readable; "
+                               "use --peer-mode own")
+        ensure_venv()
+        parts = server.libpq_parts()
+        env.update(PB_PGHOST=parts["host"], PB_PGPORT=parts["port"], PB_PGUSER=parts["user"],
+                   PB_PGDATA=server.data_directory, PB_LOGDIR=str(out / "logs"), PYTHONPATH=str(PEER_DIR))
+        cmd = [str(_venv_python()), "-m", "pb.driver", *args]
+    else:
+        cmd = [str(PEER_DIR / "run.sh"), *args]
+    log(f"peer-bench ({mode}): {' '.join(cmd)}")
+    proc = subprocess.run(cmd, cwd=PEER_DIR, env=env, capture_output=True, text=True, timeout=timeout_s,
+                          check=False)
+    (out / "driver.stderr").write_text(proc.stderr)
+    if proc.returncode != 0:
+        raise RuntimeError(f"peer-bench failed ({proc.returncode}); see {out}/driver.stderr:\n{proc.stderr[-2000:]}")
+    raws = sorted(out.glob("raw-*.json"))
+    if not raws:
+        raise RuntimeError(f"peer-bench wrote no raw-*.json in {out}")
+    return {"mode": mode, "results": json.loads(raws[-1].read_text()), "markdown": proc.stdout, "dir": str(out)}
+
+
+def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Peer-bench raw results -> per (system, C) median W1 tasks/s and CPU, W2 latencies, errors."""
+    w1: dict[tuple[str, int, int], list[dict[str, Any]]] = {}
+    for r in results:
+        if r.get("kind") == "W1":
+            w1.setdefault((r["cfg"], int(r["conc"]), int(r.get("procs", 1))), []).append(r)
+    rows = []
+    for (cfg, conc, procs), runs in w1.items():
+        tps = sorted(r["tps"] for r in runs)
+        done = statistics.median(r["done_db"] for r in runs) or 1
+        wc = statistics.median(r["worker_cpu_s"] for r in runs)
+        pc = statistics.median(r["pg_cpu_s"] for r in runs)
+        rows.append({
+            "system": cfg, "conc": conc, "procs": procs, "tasks_per_s": statistics.median(tps),
+            "runs": [r["tps"] for r in runs], "timed_out": any(r.get("timed_out") for r in runs),
+            "worker_cpu_s_per_1k": wc / done * 1000, "pg_cpu_s_per_1k": pc / done * 1000,
+            "cpu_s_per_1k": (wc + pc) / done * 1000,
+        })
+    w2 = [
+        {"system": r["cfg"], "conc": r["conc"], "got": r["got"], "n": r["n"], "p50_ms": r["p50_ms"],
+         "p95_ms": r["p95_ms"], "p99_ms": r["p99_ms"], "max_ms": r["max_ms"]}
+        for r in results if r.get("kind") == "W2"
+    ]
+    errors = [{"system": r["cfg"], "error": r["error"]} for r in results if r.get("kind") == "ERR"]
+    return {"w1": rows, "w2": w2, "errors": errors}
+
+
+def best(w1_rows: list[dict[str, Any]], *, floor: bool) -> dict[str, Any] | None:
+    """The fastest peer row (floor=False: the libraries; floor=True: floor-B100)."""
+    pick = [r for r in w1_rows if (r["system"] == "floor-B100") == floor and (floor or not r["system"].startswith("floor"))]
+    return max(pick, key=lambda r: r["tasks_per_s"], default=None)

@@ -1,0 +1,195 @@
+"""Markdown tables (and target checks) from the JSON a benchmark run produced."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Any
+
+from tests.bench.peers import best
+
+
+def _f(value: Any, digits: int = 1) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a and b else None
+
+
+def ratios(data: dict[str, Any]) -> dict[str, Any]:
+    """ours (best throughput row) / fastest peer library, and / floor-B100 (best C)."""
+    ours = max(data.get("throughput") or [], key=lambda r: r["tasks_per_s"], default=None)
+    peer_rows = ((data.get("peers") or {}).get("summary") or {}).get("w1") or []
+    peer, floor = best(peer_rows, floor=False), best(peer_rows, floor=True)
+    return {
+        "ours": ours and {"workers": ours["workers"], "concurrency": ours["concurrency"],
+                          "tasks_per_s": ours["tasks_per_s"]},
+        "fastest_peer": peer and {"system": peer["system"], "conc": peer["conc"], "tasks_per_s": peer["tasks_per_s"]},
+        "floor_b100": floor and {"conc": floor["conc"], "tasks_per_s": floor["tasks_per_s"]},
+        "ours_over_fastest_peer": _ratio(ours["tasks_per_s"] if ours else None, peer["tasks_per_s"] if peer else None),
+        "ours_over_floor_b100": _ratio(ours["tasks_per_s"] if ours else None, floor["tasks_per_s"] if floor else None),
+    }
+
+
+def targets(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """The issue's targets next to what was measured. Reported, never asserted."""
+    out: list[dict[str, Any]] = []
+    r = data.get("ratios") or {}
+    if r.get("ours_over_fastest_peer") is not None:
+        out.append({"target": "no-op tasks/s >= 2x the fastest peer", "measured": f"{r['ours_over_fastest_peer']:.2f}x",
+                    "met": r["ours_over_fastest_peer"] >= 2})
+    if r.get("ours_over_floor_b100") is not None:
+        out.append({"target": "no-op tasks/s >= 50% of the batched raw SQL floor (floor-B100)",
+                    "measured": f"{100 * r['ours_over_floor_b100']:.1f}%", "met": r["ours_over_floor_b100"] >= 0.5})
+    idle = (data.get("latency") or {}).get("idle")
+    if idle:
+        out.append({"target": "pickup latency idle p50 < 5 ms", "measured": f"{idle['p50_ms']:.1f} ms",
+                    "met": idle["p50_ms"] < 5})
+        out.append({"target": "pickup latency idle p99 < 20 ms", "measured": f"{idle['p99_ms']:.1f} ms",
+                    "met": idle["p99_ms"] < 20})
+    scale = data.get("scale") or []
+    big = max(scale, key=lambda s: s["workers"], default=None)
+    if big is not None:
+        out.append({"target": f"{big['workers']} workers: claim p99 < 100 ms", "measured": f"{big['claim_p99_ms']:.1f} ms",
+                    "met": big["claim_p99_ms"] < 100})
+    if len(scale) >= 3:
+        pts = sorted(scale, key=lambda s: s["workers"])
+        # linear = base + k * workers; less than linear: the per-worker increment shrinks
+        seg = [((b["cp_rss_idle_mb"] - a["cp_rss_idle_mb"]) * 1024 / (b["workers"] - a["workers"]), a["workers"], b["workers"])
+               for a, b in itertools.pairwise(pts)]
+        out.append({
+            "target": "control-plane memory grows less than linearly in workers",
+            "measured": "RSS idle " + " / ".join(f"{p['cp_rss_idle_mb']:.0f} MB at {p['workers']}" for p in pts)
+                        + "; per added worker: " + ", ".join(f"{k:.0f} KiB ({a}->{b})" for k, a, b in seg),
+            "met": seg[-1][0] <= seg[0][0],
+        })
+    op = data.get("operator")
+    if op and not op.get("error"):
+        out.append({"target": f"{op['pools']} pools reconciled within one poll interval "
+                              f"({op['poll_interval_s']:.0f} s, + one {op['tick_s']:.0f} s operator tick)",
+                    "measured": f"slowest pool {op['rescale_s']:.2f} s after the backlog appeared ({op['rescaled']}/{op['pools']} pools)",
+                    "met": bool(op["within_poll_interval"])})
+    return out
+
+
+def markdown(data: dict[str, Any]) -> str:
+    meta = data["meta"]
+    lines = [f"# durable benchmarks ({meta['when']})", "",
+             f"Host: {meta['host']}. PostgreSQL: {meta['pg']}. Engine: git {meta.get('git', '?')}.", ""]
+    peers = data.get("peers") or {}
+    summary = peers.get("summary") or {}
+    if data.get("throughput") is not None:
+        lines += ["## Throughput: no-op activities, enqueued then drained by worker processes over gRPC", "",
+                  "| system | workers x C | tasks/s (median) | runs | CPU s / 1k tasks: control plane / workers / PG / total | completed | claimed twice |",
+                  "|---|---|---|---|---|---|---|"]
+        for r in data["throughput"]:
+            c = r["cpu_s_per_1k"]
+            lines.append(
+                f"| **durable** | {r['workers']} x {r['concurrency']} | **{r['tasks_per_s']:.0f}** | "
+                f"{' / '.join(f'{t:.0f}' for t in r['runs_tasks_per_s'])} | {c['controlplane']:.2f} / {c['workers']:.2f} / "
+                f"{_f(c['postgres'], 2)} / {c['total']:.2f} | {r['completed']}/{r['n']} | {r['claimed_twice']} |")
+        for p in summary.get("w1") or []:
+            lines.append(
+                f"| {p['system']} (peer-bench) | 1 x {p['conc']} | **{p['tasks_per_s']:.0f}** | "
+                f"{' / '.join(f'{t:.0f}' for t in p['runs'])}{' *' if p['timed_out'] else ''} | - / {p['worker_cpu_s_per_1k']:.2f} / "
+                f"{p['pg_cpu_s_per_1k']:.2f} / {p['cpu_s_per_1k']:.2f} | | |")
+        r = data.get("ratios") or {}
+        if r.get("ours"):
+            peer, floor = r.get("fastest_peer"), r.get("floor_b100")
+            lines += ["", (f"Ratios: durable best ({r['ours']['workers']} x {r['ours']['concurrency']}, "
+                          f"{r['ours']['tasks_per_s']:.0f}/s) / fastest peer "
+                          f"({peer['system'] + ' C=' + str(peer['conc']) + ', ' + format(peer['tasks_per_s'], '.0f') + '/s' if peer else 'not run'}) = "
+                          f"**{_f(r.get('ours_over_fastest_peer'), 2)}x**; / floor-B100 "
+                          f"({'C=' + str(floor['conc']) + ', ' + format(floor['tasks_per_s'], '.0f') + '/s' if floor else 'not run'}) = "
+                          f"**{_f(r.get('ours_over_floor_b100'), 3)}x**.")]
+        enq = [x["grpc_enqueue"] for x in data["throughput"] if x.get("grpc_enqueue", {}).get("n")]
+        if enq:
+            e = enq[0]
+            lines += ["", (f"Enqueue paths: one transaction through the store's insert statement "
+                          f"{data['throughput'][0]['n'] / data['throughput'][0]['enqueue_store_s']:.0f} tasks/s; "
+                          f"ClientService.EnqueueActivity over gRPC {e['tasks_per_s']:.0f} tasks/s "
+                          f"({e['n']} calls, 32 in flight, call p50 {e['call_p50_ms']:.1f} ms).")]
+        lines.append("")
+    lat = data.get("latency")
+    if lat:
+        lines += ["## Pickup latency: enqueue call start to activity start", "",
+                  "| system | scenario | workers x C | tasks seen | p50 ms | p95 ms | p99 ms | max ms | enqueue call p50 ms |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for key, label in (("idle", "idle, 50/s one at a time"), ("load", "under load")):
+            x = lat.get(key)
+            if x:
+                scen = label if key == "idle" else f"{x['rate']:.0f}/s probes + {x['load_rate']:.0f}/s background no-ops"
+                lines.append(f"| **durable** | {scen} | {x['workers']} x {x['concurrency']} | {x['got']}/{x['n']} | "
+                             f"**{x['p50_ms']:.1f}** | {x['p95_ms']:.1f} | **{x['p99_ms']:.1f}** | {x['max_ms']:.1f} | "
+                             f"{x['enqueue_call_p50_ms']:.2f} |")
+        for p in summary.get("w2") or []:
+            lines.append(f"| {p['system']} (peer-bench W2) | idle, 50/s one at a time | 1 x {p['conc']} | {p['got']}/{p['n']} | "
+                         f"{p['p50_ms']:.1f} | {p['p95_ms']:.1f} | {p['p99_ms']:.1f} | {p['max_ms']:.1f} | |")
+        lines.append("")
+    if data.get("workflows"):
+        lines += ["## Workflow throughput: 4-activity workflows end to end", "",
+                  "| app | workers x C | workflows/s | tasks/s (activities + decisions) | wall s | completed | activities claimed twice | CPU s: control plane / workers / PG |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for w in data["workflows"]:
+            lines.append(f"| {w['app']} | {w['workers']} x {w['concurrency']} | **{w['workflows_per_s']:.1f}** | "
+                         f"{w['tasks_per_s']:.0f} | {w['wall_s']:.1f} | {w['completed']}/{w['n']} | {w['activities_claimed_twice']} | "
+                         f"{w['cp_cpu_s']:.1f} / {w['worker_cpu_s']:.1f} / {_f(w['pg_cpu_s'])} |")
+        lines.append("")
+    if data.get("scale"):
+        lines += ["## Scale: simulated workers long-polling one control plane", "",
+                  "| workers | enqueue-to-claim p50 ms | p95 ms | p99 ms | max ms | CP CPU idle (cores) | CP CPU under load (cores) | PG CPU idle / load (cores) | CP RSS empty / idle / after load MB | DB commits/s idle | DB commits per task | tasks received | lost | handed out twice |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for s in data["scale"]:
+            lines.append(
+                f"| {s['workers']} | {s['claim_p50_ms']:.1f} | {s['claim_p95_ms']:.1f} | **{s['claim_p99_ms']:.1f}** | "
+                f"{s['claim_max_ms']:.1f} | {s['cp_cpu_idle_cores']:.2f} | {s['cp_cpu_load_cores']:.2f} | "
+                f"{_f(s['pg_cpu_idle_cores'], 2)} / {_f(s['pg_cpu_load_cores'], 2)} | "
+                f"{s['cp_rss_start_mb']:.0f} / {s['cp_rss_idle_mb']:.0f} / {s['cp_rss_load_mb']:.0f} | "
+                f"{s['db_commits_idle_per_s']:.0f} | {s['db_commits_per_task']:.1f} | {s['received']}/{s['tasks']} | {s['lost']} | {s['handed_out_twice']} |")
+        lines.append("")
+    rp = data.get("reaper")
+    if rp:
+        def w(x: dict[str, Any]) -> str:
+            return f"{x['n']} calls, p50 {x['p50_ms']:.1f} / p99 {x['p99_ms']:.1f} / max {x['max_ms']:.1f} ms"
+        lines += ["## Reaper: claimed tasks with stale heartbeats", "",
+                  "| measure | value |", "|---|---|",
+                  f"| stale claimed tasks | {rp['stale']} |",
+                  f"| first pass, default settings (batch 1000) | {rp['first_pass_s']:.2f} s, {rp['first_pass_reclaimed']} reclaimed |",
+                  (f"| passes until none stale (default batch) | {rp['default_passes']} passes, {rp['default_total_s']:.1f} s of work, "
+                  f"{rp['default_reclaimed']} reclaimed (at REAPER_INTERVAL_SECONDS=10: ~{rp['default_passes'] * 10} s to recover all) |"),
+                  *[f"| one pass with batch_size = {p['batch']} | "
+                    + (f"{p['seconds']:.1f} s, {p['reclaimed']} reclaimed" if p["finished"]
+                       else f"**did not finish within {p['timeout_s']:.0f} s** (killed, rolled back)")
+                    + f"; ClaimTasks meanwhile: {w(p['claims'])} |" for p in rp["big_passes"]],
+                  f"| still stale at the end | {rp['stale_left_at_end']} |",
+                  f"| ClaimTasks (wait 0) before the passes | {w(rp['claims_baseline'])} |",
+                  f"| ClaimTasks during the first default pass | {w(rp['claims_first_pass'])} |",
+                  f"| ClaimTasks during all default passes | {w(rp['claims_default_passes'])} |",
+                  f"| probe tasks claimed / handed out twice | {rp['probe_claims']} / {rp['probe_handed_out_twice']} |", ""]
+    op = data.get("operator")
+    if op:
+        lines += ["## Operator: pools reconciled against the Kubernetes API emulator", ""]
+        if op.get("error"):
+            lines += [f"Not measured: {op['error']}", ""]
+        else:
+            lines += ["| measure | value |", "|---|---|",
+                      f"| pools | {op['pools']} |",
+                      f"| operator tick / pool poll interval | {op['tick_s']:.1f} s / {op['poll_interval_s']:.0f} s |",
+                      f"| create all pools -> every Deployment exists and every pool BacklogKnown=True | {op['create_s']:.2f} s |",
+                      f"| backlog enqueued -> every Deployment at its new replica count | **{op['rescale_s']:.2f} s** |",
+                      f"| pools at the expected replicas | {op['rescaled']}/{op['pools']} |", ""]
+    if peers.get("error"):
+        lines += [f"Peer baselines not measured: {peers['error']}", ""]
+    for e in summary.get("errors") or []:
+        lines.append(f"Peer-bench error: {e['system']}: {e['error']}")
+    t = data.get("targets") or []
+    if t:
+        lines += ["## Targets (reported, not asserted)", "", "| target | measured | met |", "|---|---|---|"]
+        lines += [f"| {x['target']} | {x['measured']} | {'yes' if x['met'] else '**no**'} |" for x in t]
+        lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,164 @@
+"""Throughput: N no-op activities drained by real worker processes through the real gRPC path.
+
+One run (a fresh database each time, like peer-bench W1):
+
+1. start the control plane (child process) and W `durable worker` processes with
+   MAX_CONCURRENT_TASKS=C; wait until all W are registered and long-polling;
+2. pause the control plane (SIGSTOP), enqueue the N tasks in one transaction with the store's
+   own `insert_task` statement (what EnqueueActivity runs; see README for why not N RPCs),
+   ANALYZE, CHECKPOINT;
+3. snapshot CPU, resume the control plane (SIGCONT) = "go"; it reads the NOTIFY and wakes the
+   waiting claims;
+4. stop the clock when a SQL count shows no pending or claimed task left;
+5. check: every task completed, none claimed twice (attempt = 1 for all);
+6. stop the workers, then time EnqueueActivity over gRPC (M tasks, K concurrent calls) as a
+   separate number: the enqueue path through the API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from durable.client import Client
+
+from tests.bench.harness import (
+    ProcessCpu,
+    Server,
+    control_plane,
+    fresh_database,
+    insert_activities,
+    log,
+    profiled,
+    remaining,
+    settle,
+    task_outcome,
+    wait_registered,
+    worker_processes,
+)
+
+PAD = "x" * 60  # ~100-byte payloads, as peer-bench's
+
+
+async def grpc_enqueue_rate(address: str, count: int, concurrency: int) -> dict[str, float]:
+    """EnqueueActivity through the client, `concurrency` calls in flight."""
+    if count <= 0:
+        return {"n": 0, "tasks_per_s": float("nan"), "call_p50_ms": float("nan")}
+    durations: list[float] = []
+    next_i = 0
+    async with Client(address) as client:
+        await client.enqueue_activity("noop_enqueue_only", {"i": -1})  # warm the channel
+
+        async def caller() -> None:
+            nonlocal next_i
+            while next_i < count:
+                i = next_i
+                next_i += 1
+                t = time.perf_counter()
+                await client.enqueue_activity("noop_enqueue_only", {"i": i, "pad": PAD})
+                durations.append(time.perf_counter() - t)
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(caller() for _ in range(concurrency)))
+        wall = time.perf_counter() - t0
+    return {"n": count, "tasks_per_s": count / wall, "call_p50_ms": statistics.median(durations) * 1e3}
+
+
+async def run_throughput_once(
+    server: Server,
+    *,
+    n: int,
+    workers: int,
+    concurrency: int,
+    enqueue_rpc_n: int = 2000,
+    enqueue_rpc_concurrency: int = 32,
+    limit_s: float = 300.0,
+    log_dir: Path | None = None,
+    worker_env: dict[str, str] | None = None,
+    profile_dir: str | None = None,
+) -> dict[str, Any]:
+    log_dir = log_dir or Path(tempfile.mkdtemp(prefix="durable-bench-logs-"))
+    async with fresh_database(server.admin_url) as url:
+        conn = await asyncpg.connect(url)
+        try:
+            async with control_plane(url, log_dir) as cp, worker_processes(
+                cp.address, workers, app="tests.bench.apps:app", concurrency=concurrency,
+                log_dir=log_dir, prefix=f"tp-c{concurrency}", **(worker_env or {}),
+            ) as procs:
+                await wait_registered(conn, workers, procs)
+                cp.pause()
+                try:
+                    t0 = time.perf_counter()
+                    await insert_activities(conn, "noop", [{"i": i, "pad": PAD} for i in range(n)])
+                    enqueue_s = time.perf_counter() - t0
+                    await settle(conn)
+                    cpu_cp, cpu_w = ProcessCpu([cp.pid]), ProcessCpu([p.pid for p in procs])
+                except BaseException:
+                    cp.resume()
+                    raise
+                tag = f"throughput-{workers}x{concurrency}"
+                with profiled({f"{tag}-controlplane": cp.pid, f"{tag}-worker0": procs[0].pid}, profile_dir):
+                    c0 = (cpu_cp.total(), cpu_w.total(), server.cpu())
+                    t_go = time.perf_counter()
+                    cp.resume()
+                    timed_out = False
+                    while await remaining(conn, ["noop"]) > 0:
+                        if time.perf_counter() - t_go > limit_s:
+                            timed_out = True
+                            break
+                        if cp.proc.poll() is not None or any(p.poll() is not None for p in procs):
+                            raise RuntimeError(f"a process died during the run; logs in {log_dir}")
+                        await asyncio.sleep(0.02)
+                    wall = time.perf_counter() - t_go
+                    c1 = (cpu_cp.total(), cpu_w.total(), server.cpu())
+                cp_rss = ProcessCpu([cp.pid]).rss()
+                outcome = await task_outcome(conn, ["noop"])
+            # workers stopped (drained); the enqueue path through the API, on its own
+            async with control_plane(url, log_dir) as cp2:
+                grpc_enqueue = await grpc_enqueue_rate(cp2.address, enqueue_rpc_n, enqueue_rpc_concurrency)
+        finally:
+            await conn.close()
+    pg_cpu = (c1[2] - c0[2]) if c0[2] is not None and c1[2] is not None else None
+    done = outcome["completed"]
+    result: dict[str, Any] = {
+        "n": n, "workers": workers, "concurrency": concurrency, "wall_s": wall,
+        "tasks_per_s": done / wall, "timed_out": timed_out, **outcome,
+        "cp_cpu_s": c1[0] - c0[0], "worker_cpu_s": c1[1] - c0[1], "pg_cpu_s": pg_cpu,
+        "cp_rss_mb": cp_rss / 2**20, "enqueue_store_s": enqueue_s,
+        "grpc_enqueue": grpc_enqueue,
+    }
+    per_k = 1000 / max(done, 1)
+    per_1k: dict[str, float | None] = {
+        "controlplane": (c1[0] - c0[0]) * per_k,
+        "workers": (c1[1] - c0[1]) * per_k,
+        "postgres": (pg_cpu * per_k) if pg_cpu is not None else None,
+    }
+    per_1k["total"] = sum(v for v in per_1k.values() if v is not None)
+    result["cpu_s_per_1k"] = per_1k
+    log(
+        f"throughput W={workers} C={concurrency}: {result['tasks_per_s']:.0f} tasks/s wall={wall:.2f}s "
+        f"cpu cp={result['cp_cpu_s']:.1f}s w={result['worker_cpu_s']:.1f}s pg={pg_cpu if pg_cpu is None else round(pg_cpu, 1)}s "
+        f"completed={done}/{n} twice={outcome['claimed_twice']} grpc-enqueue={grpc_enqueue['tasks_per_s']:.0f}/s"
+    )
+    return result
+
+
+async def run_throughput(
+    server: Server, *, n: int, configs: list[tuple[int, int]], reps: int, **kwargs: Any
+) -> list[dict[str, Any]]:
+    """Every (workers, concurrency) config `reps` times; one row per config with the median."""
+    rows = []
+    for workers, concurrency in configs:
+        runs = [
+            await run_throughput_once(server, n=n, workers=workers, concurrency=concurrency, **kwargs)
+            for _ in range(reps)
+        ]
+        ordered = sorted(runs, key=lambda r: r["tasks_per_s"])
+        median = ordered[len(ordered) // 2]
+        rows.append({**median, "runs_tasks_per_s": [r["tasks_per_s"] for r in runs], "runs": runs})
+    return rows
