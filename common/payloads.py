@@ -46,12 +46,16 @@ def encode_payload(
             f"{field} must be a JSON object, got {type(value).__name__}; "
             f"wrap scalar values, e.g. {{\"value\": ...}}"
         )
-    if _depth(value, MAX_PAYLOAD_DEPTH) > MAX_PAYLOAD_DEPTH:
-        raise InvalidArgument(f"{field} nests deeper than {MAX_PAYLOAD_DEPTH} levels")
     try:
         text = json.dumps(value, separators=(",", ":"), allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise InvalidArgument(f"{field} is not JSON-serialisable: {exc}") from None
+    except RecursionError:
+        raise InvalidArgument(f"{field} nests deeper than {MAX_PAYLOAD_DEPTH} levels") from None
+    # Nesting deeper than the limit needs at least two brackets per level: short texts are
+    # shallow enough, and only longer ones pay for the walk.
+    if len(text) > 2 * MAX_PAYLOAD_DEPTH and _depth(value, MAX_PAYLOAD_DEPTH) > MAX_PAYLOAD_DEPTH:
+        raise InvalidArgument(f"{field} nests deeper than {MAX_PAYLOAD_DEPTH} levels")
     size = len(text.encode())
     if size > limit:
         raise PayloadTooLarge(

@@ -85,7 +85,7 @@ class ControlPlane:
         metrics: MetricsSettings | None = None,
         run_migrations: bool = False,
         clock: Clock = utc_now,
-        poll_interval: float = 1.0,
+        poll_interval: float = 2.0,
         health_interval: float = 2.0,
         timer_interval: float = 0.5,
     ) -> None:

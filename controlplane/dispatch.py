@@ -1,10 +1,11 @@
 """Push dispatch: long-polling claims sleep until PostgreSQL says tasks of their types arrived.
 
-A trigger on durable_task_queue sends NOTIFY durable_tasks with "kind:type,..." whenever a
-statement leaves tasks pending (enqueue, retry, reclaim, hand-back, requeue). One listening
-connection per control plane turns those into wake-ups of exactly the claims that wait on
-those types. Claims also re-check on an interval, the fallback for delayed tasks and for
-notifications lost while the listener reconnects.
+A trigger on durable_task_queue sends NOTIFY durable_tasks with "kind:type=count,..." whenever a
+statement inserts pending tasks (enqueue, decisions, requeue); reclaims and hand-backs notify
+explicitly. One listening connection per control plane turns those into wake-ups of as many
+claims waiting on those types as tasks arrived (not a thundering herd). Claims also re-check on
+an interval, the fallback for delayed tasks (retry backoff, start delay) and for notifications
+lost while the listener reconnects.
 """
 
 from __future__ import annotations
@@ -45,10 +46,20 @@ class TaskSignals:
                     if not waiters:
                         del self._waiters[key]
 
-    def notify(self, keys: Iterable[str]) -> None:
-        for key in keys:
-            for event in self._waiters.get(key, ()):
-                event.set()
+    def notify(self, items: Iterable[str]) -> None:
+        """Wake waiting claims: items are "kind:type=count" (that many) or "kind:type" (all)."""
+        for item in items:
+            key, _, count = item.partition("=")
+            waiters = self._waiters.get(key)
+            if not waiters:
+                continue
+            wanted = int(count) if count.isdigit() else len(waiters)
+            for event in waiters:
+                if wanted <= 0:
+                    break
+                if not event.is_set():
+                    event.set()
+                    wanted -= 1
 
     def notify_all(self) -> None:
         for waiters in self._waiters.values():

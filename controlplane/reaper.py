@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -45,8 +46,10 @@ class Reaper:
         self.totals = ReaperReport()
 
     async def run_once(self) -> ReaperReport:
+        """One pass; stale claims are taken back in batches until none are left."""
         report = ReaperReport()
-        await self._reclaim_stale(report)
+        while await self._reclaim_stale(report) >= self.settings.batch_size:
+            pass
         await self._time_out_overdue(report)
         await self._expire_unstarted(report)
         cutoff = self.store.now() - timedelta(seconds=self.settings.worker_lost_after)
@@ -80,13 +83,15 @@ class Reaper:
             except TimeoutError:
                 pass
 
-    async def _reclaim_stale(self, report: ReaperReport) -> None:
+    async def _reclaim_stale(self, report: ReaperReport) -> int:
+        """One batch; returns how many stale claims it saw."""
         store = self.store
         now = store.now()
         doomed: list[Task] = []
         async with store.pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(Q.stale_claimed_tasks, now, self.settings.stale_after, self.settings.batch_size)
             back: list[object] = []
+            kinds: Counter[str] = Counter()
             for row in rows:
                 task = Task.from_row(row)
                 if task.kind == "activity":
@@ -97,9 +102,10 @@ class Reaper:
                     await conn.execute(Q.supersede_task, task.id, now)
                 else:
                     back.append(task.id)
+                    kinds[f"{task.kind}:{task.activity_type}"] += 1
             if back:
                 await conn.execute(Q.reclaim_tasks, back, now)
-                await store.notify(conn, {f"{r['kind']}:{r['activity_type']}" for r in rows if r["id"] in back})
+                await store.notify(conn, kinds)
             report.reclaimed += len(back)
         for task in doomed:
             poison = task.reclaim_count >= self.settings.max_reclaims
@@ -110,6 +116,7 @@ class Reaper:
             )
             if await self._bury_if_still(task, "poison" if poison else "exhausted", "HeartbeatTimeout", message):
                 report.poisoned += 1
+        return len(rows)
 
     async def _time_out_overdue(self, report: ReaperReport) -> None:
         store = self.store

@@ -224,8 +224,10 @@ CREATE FUNCTION durable_notify_tasks() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     types text;
 BEGIN
-    SELECT string_agg(DISTINCT kind || ':' || activity_type, ',') INTO types
-    FROM inserted WHERE status = 'pending';
+    -- "kind:type=count,...": a control plane wakes that many waiting claims of each type
+    SELECT string_agg(key || '=' || n, ',') INTO types
+    FROM (SELECT kind || ':' || activity_type AS key, count(*) AS n
+          FROM inserted WHERE status = 'pending' GROUP BY 1) AS arrived;
     IF types IS NOT NULL THEN
         PERFORM pg_notify('durable_tasks', left(types, 7900));
     END IF;

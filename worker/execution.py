@@ -87,6 +87,7 @@ class TaskRunner:
         executor: Executor,
         backoff: Callable[[], Backoff],
         metrics: WorkerMetrics | None = None,
+        on_slot_freed: Callable[[], None] | None = None,
     ) -> None:
         self.app = app
         self.link = link
@@ -95,6 +96,7 @@ class TaskRunner:
         self._backoff = backoff
         self.completions = CompletionBatcher(link, worker_id)
         self.metrics = metrics
+        self.on_slot_freed = on_slot_freed
 
     async def execute(self, running: RunningTask) -> None:
         """Run the task to its end and report it (unless it was cancelled locally)."""
@@ -131,6 +133,8 @@ class TaskRunner:
             log.info("task %s: result dropped (%s)", task.id, running.cancel_reason)
             return "cancelled"
         running.phase = "reporting"
+        if self.on_slot_freed is not None:
+            self.on_slot_freed()
         try:
             await self._report(running, method, request)
         except asyncio.CancelledError:

@@ -28,6 +28,9 @@ class ControlPlaneUnreachable(DurableError):
     """The control plane did not answer (UNAVAILABLE, deadline exceeded): try again later."""
 
 
+_SHARED_RNG = random.Random()
+
+
 class Backoff:
     """Doubling delays with full jitter, capped: 'decorrelated' enough for a fleet."""
 
@@ -35,7 +38,9 @@ class Backoff:
         self.initial = initial
         self.cap = cap
         self.failures = 0
-        self._rng = rng or random.Random()
+        # The module's shared generator unless one is given: seeding a Random() per backoff
+        # costs an os.urandom call, and one is made for every task's report.
+        self._rng = rng or _SHARED_RNG
 
     def next_delay(self) -> float:
         ceiling = min(self.cap, self.initial * 2 ** min(self.failures, 30))

@@ -98,7 +98,9 @@ class Worker:
 
     @property
     def load(self) -> int:
-        return len(self.running)
+        """Tasks running user code. A task whose outcome is being reported no longer counts: its
+        slot is free for the next claim while the report's round trip completes."""
+        return sum(1 for r in self.running.values() if r.phase == "running")
 
     def new_backoff(self) -> Backoff:
         return Backoff(self.settings.reconnect_initial_backoff, self.settings.reconnect_max_backoff)
@@ -160,10 +162,15 @@ class Worker:
                 executor=self._executor,
                 backoff=self.new_backoff,
                 metrics=self.metrics,
+                on_slot_freed=self._capacity_changed.set,
             )
             self.health_port = await self.health.start()
             if self.settings.metrics_port:
-                self.metrics.serve(self.settings.metrics_port, self.settings.health_host)
+                try:
+                    self.metrics.serve(self.settings.metrics_port, self.settings.health_host)
+                except OSError as exc:  # metrics are optional; a second worker on one host
+                    log.warning("metrics not served: WORKER_METRICS_PORT=%d: %s (set it to 0 or "
+                                "another port)", self.settings.metrics_port, exc)
             if handle_signals:
                 installed = self._install_signal_handlers(loop)
             log.info(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from typing import Any
 
 import grpc
@@ -71,9 +72,13 @@ class WorkerService(pb_grpc.WorkerServiceServicer):
         keys = [f"activity:{t}" for t in activity_types] + [f"workflow:{t}" for t in workflow_types]
         loop = asyncio.get_running_loop()
         deadline = loop.time() + request.wait_seconds
+        checked = False
         while True:
             with self.signals.waiting(keys) as woken:
-                activities, decisions = await self.store.claim(worker_id, activity_types, workflow_types, limit)
+                activities, decisions = await self.store.claim(
+                    worker_id, activity_types, workflow_types, limit, known_active=checked
+                )
+                checked = True
                 if activities or decisions:
                     response = pb.ClaimTasksResponse()
                     response.tasks.extend(convert.task(t) for t in activities)
@@ -82,8 +87,10 @@ class WorkerService(pb_grpc.WorkerServiceServicer):
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     return pb.ClaimTasksResponse()
+                # the fallback re-check, jittered so a fleet of idle claims does not march in step
+                fallback = self.poll_interval * random.uniform(0.75, 1.25)
                 try:
-                    await asyncio.wait_for(woken.wait(), timeout=min(remaining, self.poll_interval))
+                    await asyncio.wait_for(woken.wait(), timeout=min(remaining, fallback))
                 except TimeoutError:
                     pass
 

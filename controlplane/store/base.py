@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -134,10 +134,12 @@ class StoreBase:
         if activity_type in await self.breaker_keys(conn):
             await conn.execute(Q.breaker_failure, activity_type, now)
 
-    async def notify(self, conn: asyncpg.Connection, keys: set[str]) -> None:
-        """Wake long-polling claims of these "kind:type" keys (delivered on commit)."""
-        if keys:
-            await conn.execute(Q.notify_tasks, ",".join(sorted(keys))[:7900])
+    async def notify(self, conn: asyncpg.Connection, arrived: Mapping[str, int]) -> None:
+        """Wake as many long-polling claims of each "kind:type" as tasks became pending there
+        (delivered on commit)."""
+        if arrived:
+            payload = ",".join(f"{key}={n}" for key, n in sorted(arrived.items()))
+            await conn.execute(Q.notify_tasks, payload[:7900])
 
     def now(self) -> datetime:
         return self.clock()

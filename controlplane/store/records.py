@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field, fields
 from datetime import datetime
@@ -14,13 +15,18 @@ def _json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value
 
 
+@functools.cache
+def _field_names(cls: type) -> frozenset[str]:
+    return frozenset(f.name for f in fields(cls))  # type: ignore[arg-type]
+
+
 class _FromRow:
     _json_fields: tuple[str, ...] = ()
 
     @classmethod
     def from_row(cls, row: asyncpg.Record) -> Any:
-        names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
-        values = {k: row[k] for k in row.keys() if k in names}
+        names = _field_names(cls)  # type: ignore[arg-type]
+        values = {k: v for k, v in row.items() if k in names}
         for name in cls._json_fields:
             if name in values:
                 values[name] = _json(values[name])

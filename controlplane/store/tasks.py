@@ -7,6 +7,7 @@ back cannot touch the new attempt; its late call raises StaleAttempt and changes
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -57,10 +58,13 @@ class TaskStore(BreakerStore):
         activity_types: Sequence[str] = (),
         workflow_types: Sequence[str] = (),
         limit: int = 1,
+        *,
+        known_active: bool = False,
     ) -> tuple[list[Task], list[ClaimedWorkflowTask]]:
         """Claim up to `limit` visible tasks of the given types for a registered worker.
 
-        Returns (activity tasks, workflow tasks with their histories).
+        Returns (activity tasks, workflow tasks with their histories). `known_active` skips
+        explaining an empty claim (a long-poll re-checking for a worker it already checked).
         """
         check_name(worker_id, "worker_id")
         activity_types = check_names(activity_types, "activity_types")
@@ -76,7 +80,7 @@ class TaskStore(BreakerStore):
                     started = time.perf_counter()
                     rows = await self._claim_rows(conn, worker_id, activity_types, workflow_types, limit, now)
                     self.observer.claim_timed(time.perf_counter() - started)
-                    if rows:
+                    if rows or known_active:
                         break
                     status = await conn.fetchval(Q.worker_status, worker_id)
                     if status is None or status == "stopped":
@@ -331,7 +335,7 @@ class TaskStore(BreakerStore):
         wanted = None if not refs else {(parse_uuid(t, "task_id"), int(a)) for t, a in refs}
         now = self.now()
         released = 0
-        woken: set[str] = set()
+        woken: Counter[str] = Counter()
         async with self.pool.acquire() as conn, conn.transaction():
             for row in await conn.fetch(Q.owned_tasks, worker_id):
                 task = Task.from_row(row)
@@ -341,7 +345,7 @@ class TaskStore(BreakerStore):
                     await conn.execute(Q.supersede_task, task.id, now)
                 else:
                     await conn.execute(Q.release_task, task.id, now)
-                    woken.add(f"{task.kind}:{task.activity_type}")
+                    woken[f"{task.kind}:{task.activity_type}"] += 1
                 released += 1
             await self.notify(conn, woken)
         return released

@@ -209,7 +209,7 @@ async def test_running_activity_sees_workflow_cancellation(
             workflow_id=started.workflow_id, reason="test"))
         await wait_until(lambda: seen["cancelled"] == seen["started"], timeout=20,
                          what="activity saw the cancellation")
-        await wait_until(lambda: worker.load == 0, what="slot freed")
+        await wait_until(lambda: len(worker.running) == 0, what="slot freed")
         info = (await client.DescribeWorkflow(pb.DescribeWorkflowRequest(
             workflow_id=started.workflow_id))).workflow
         assert info.status == "cancelled"

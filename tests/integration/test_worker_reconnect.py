@@ -65,13 +65,13 @@ async def test_worker_reconnects_after_the_control_plane_restarts(
             await wait_until(lambda: not worker.link.connected, timeout=20, what="outage seen")
             assert await _health(health_port) == health_pb2.HealthCheckResponse.NOT_SERVING
             release.set()  # the result is ready while the control plane is down
-            await wait_until(lambda: worker.load == 1 and worker.running[reply.task_id].phase
+            await wait_until(lambda: len(worker.running) == 1 and worker.running[reply.task_id].phase
                              == "reporting", what="completion pending")
 
             with control_plane_process(database_url, port=port) as (_, again):
                 await wait_serving(again)
                 await wait_until(lambda: worker.link.connected, timeout=20, what="reconnected")
-                await wait_until(lambda: worker.load == 0, timeout=20, what="completion delivered")
+                await wait_until(lambda: len(worker.running) == 0, timeout=20, what="completion delivered")
                 row = await db.fetchrow(
                     "SELECT status, result, attempt FROM durable_task_queue WHERE id = $1",
                     uuid.UUID(reply.task_id))

@@ -288,7 +288,7 @@ async def test_cancel_requested_and_lost_tasks_are_cancelled_without_reporting(
         service.heartbeat_answers[lost_id] = (False, False)
         await wait_until(lambda: sorted(seen["cancelled"]) == sorted([cancelled_id, lost_id]),
                          what="activities saw the cancellation")
-        await wait_until(lambda: worker.load == 0, what="slots freed")
+        await wait_until(lambda: len(worker.running) == 0, what="slots freed")
     assert cancelled_id not in service.completed and lost_id not in service.completed
     assert not any(n in ("CompleteTask", "FailTask") for n in service.names())
 
@@ -358,7 +358,7 @@ async def test_stale_completion_is_dropped_not_retried(fake: tuple[FakeWorkerSer
     async with RunningWorker(Worker(app, settings_for(address))) as worker:
         task_id = service.enqueue("echo", {})
         service.refuse_completion.add(task_id)
-        await wait_until(lambda: service.count("CompleteTask") == 1 and worker.load == 0,
+        await wait_until(lambda: service.count("CompleteTask") == 1 and len(worker.running) == 0,
                          what="completion refused")
         follow_up = service.enqueue("echo", {})
         await wait_until(lambda: follow_up in service.completed, what="next task")
