@@ -2,8 +2,8 @@
 
 A trigger on durable_task_queue sends NOTIFY durable_tasks with "kind:type=count,..." whenever a
 statement inserts pending tasks (enqueue, decisions, requeue); reclaims and hand-backs notify
-explicitly. One listening connection per control plane turns those into wake-ups of as many
-claims waiting on those types as tasks arrived (not a thundering herd). Claims also re-check on
+explicitly. One listening connection per control plane turns those into wake-ups of about twice
+as many claims waiting on those types as tasks arrived (not a thundering herd). Claims also re-check on
 an interval, the fallback for delayed tasks (retry backoff, start delay) and for notifications
 lost while the listener reconnects.
 """
@@ -53,7 +53,9 @@ class TaskSignals:
             waiters = self._waiters.get(key)
             if not waiters:
                 continue
-            wanted = int(count) if count.isdigit() else len(waiters)
+            # A few more than the tasks: a woken claim may be slow to run (busy loop, pool
+            # queue) and the next in line should not wait for the fallback re-check.
+            wanted = 2 * int(count) + 2 if count.isdigit() else len(waiters)
             for event in waiters:
                 if wanted <= 0:
                     break
