@@ -361,6 +361,12 @@ WHERE key = ANY($1::text[]) AND state = 'open'
 -- name: lock_breaker
 SELECT * FROM durable_circuit_breaker_state WHERE key = $1 FOR UPDATE;
 
+-- name: return_trials
+-- Give back half-open trial slots that were reserved but not used.
+UPDATE durable_circuit_breaker_state
+SET half_open_in_flight = GREATEST(half_open_in_flight - $2, 0), updated_at = $3
+WHERE key = $1 AND state = 'half_open';
+
 -- name: set_trials_in_flight
 UPDATE durable_circuit_breaker_state SET half_open_in_flight = $2, updated_at = $3 WHERE key = $1;
 

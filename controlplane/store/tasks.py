@@ -346,6 +346,9 @@ class TaskStore(BreakerStore):
                 else:
                     await conn.execute(Q.release_task, task.id, now)
                     woken[f"{task.kind}:{task.activity_type}"] += 1
+                    if task.kind == "activity" and task.activity_type in await self.breaker_keys(conn):
+                        # a half-open trial handed back frees its trial slot (no-op otherwise)
+                        await self._return_unused_trials(conn, task.activity_type, 1, now)
                 released += 1
             await self.notify(conn, woken)
         return released

@@ -92,3 +92,29 @@ async def test_types_without_a_breaker_are_unaffected(store: Store, worker: str)
     await store.enqueue_activity("a", {})
     tasks, _ = await store.claim(worker, ["a", "b"], limit=10)
     assert [t.activity_type for t in tasks] == ["a"]
+
+
+async def test_a_handed_back_trial_frees_its_slot(store: Store, worker: str, clock: FakeClock) -> None:
+    await store.configure_circuit_breaker("a", {"failure_threshold": 1, "reset_timeout": 10, "half_open_max_trials": 1})
+    for _ in range(2):
+        await store.enqueue_activity("a", {}, options={"retry_policy": {"initial_interval": 0.001, "jitter": 0}})
+    await _fail_one(store, worker, "a")
+    clock.advance(11)
+    [trial], _ = await store.claim(worker, ["a"])
+    assert (await store.get_circuit_breaker("a")).half_open_in_flight == 1
+    assert await store.release_tasks(worker) == 1  # a draining worker hands the trial back
+    assert (await store.get_circuit_breaker("a")).half_open_in_flight == 0
+    again, _ = await store.claim(worker, ["a"])
+    assert len(again) == 1  # the slot is usable again
+
+
+async def test_unused_trial_slots_go_back(store: Store, worker: str, clock: FakeClock) -> None:
+    """A half-open breaker reserves trial slots for a claim; slots the claim could not fill
+    (nothing visible yet) are returned at once."""
+    await store.configure_circuit_breaker("a", {"failure_threshold": 1, "reset_timeout": 10, "half_open_max_trials": 3})
+    await store.enqueue_activity("a", {}, options={"retry_policy": {"initial_interval": 30, "jitter": 0}})
+    await _fail_one(store, worker, "a")  # opens; the task retries in 30 s
+    clock.advance(11)
+    assert await store.claim(worker, ["a"], limit=5) == ([], [])  # half-open, nothing visible
+    breaker = await store.get_circuit_breaker("a")
+    assert (breaker.state, breaker.half_open_in_flight) == ("half_open", 0)
