@@ -103,7 +103,7 @@ class ControlPlaneMetrics(MetricsEndpoint, StoreObserver):
 
     # -- StoreObserver ---------------------------------------------------------------------
 
-    def claimed(self, kind: str, activity_type: str, seconds: float) -> None:
+    def claimed(self, kind: str, activity_type: str) -> None:
         self.claims.labels(kind, activity_type).inc()
 
     def claim_timed(self, seconds: float) -> None:

@@ -23,8 +23,7 @@ R = TypeVar("R")
 _LOGGED_FIELDS = ("worker_id", "workflow_id", "task_id", "attempt")
 Handler = Callable[[Any, Any, grpc.aio.ServicerContext], Awaitable[R]]
 
-# Connection-level failures: the database is away or restarting.
-_UNAVAILABLE = DATABASE_UNAVAILABLE
+
 
 
 class Malformed:
@@ -67,15 +66,13 @@ def rpc(handler: Handler[R]) -> Handler[R]:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"invalid value: {exc}")
         except asyncpg.IntegrityConstraintViolationError as exc:
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"rejected by a database constraint: {exc}")
-        except _UNAVAILABLE as exc:
+        except DATABASE_UNAVAILABLE as exc:  # away or restarting
             logger.warning("%s: database unavailable: %s", handler.__name__, exc)
             await context.abort(
                 grpc.StatusCode.UNAVAILABLE,
                 f"the control plane cannot reach its database ({type(exc).__name__}); retry with backoff",
             )
-        except asyncpg.PostgresError as exc:
-            if isinstance(exc, asyncpg.exceptions.OperatorInterventionError):
-                await context.abort(grpc.StatusCode.UNAVAILABLE, f"the database is restarting: {exc}; retry with backoff")
+        except asyncpg.PostgresError:
             logger.exception("%s failed in the database", handler.__name__)
             await context.abort(grpc.StatusCode.INTERNAL, f"database error in {handler.__name__}; see control-plane logs")
         raise AssertionError("unreachable")  # context.abort always raises

@@ -70,8 +70,8 @@ def check_names(values: Sequence[str], field: str) -> list[str]:
 class StoreObserver:
     """Told about what the store did, after it committed (metrics implement it)."""
 
-    def claimed(self, kind: str, activity_type: str, seconds: float) -> None:
-        """A task was handed out; `seconds` is the time of the claim statement."""
+    def claimed(self, kind: str, activity_type: str) -> None:
+        """A task was handed out."""
 
     def claim_timed(self, seconds: float) -> None:
         """One claim statement ran (whether or not it found work)."""
@@ -230,7 +230,7 @@ class StoreBase:
     # -- tasks -----------------------------------------------------------------------------
 
     async def _task_workflow_id(self, conn: asyncpg.Connection, task_id: UUID) -> str | None:
-        row = await conn.fetchrow(Q.get_task, task_id)
+        row = await conn.fetchrow(Q.task_workflow_id, task_id)
         if row is None:
             raise NotFound(f"task {task_id} does not exist")
         return row["workflow_id"]  # type: ignore[no-any-return]

@@ -145,6 +145,10 @@ FOR UPDATE;
 -- name: get_task
 SELECT * FROM durable_task_queue WHERE id = $1;
 
+-- name: task_workflow_id
+-- What a task's write path needs first: which workflow to lock (NULL for a standalone task).
+SELECT workflow_id FROM durable_task_queue WHERE id = $1;
+
 -- name: heartbeat_tasks
 UPDATE durable_task_queue t
 SET heartbeat_at = $2,

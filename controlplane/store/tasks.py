@@ -15,7 +15,7 @@ from uuid import UUID
 
 import asyncpg
 
-from durable.common.errors import DurableError, InvalidArgument, WrongState
+from durable.common.errors import DurableError, InvalidArgument, NotFound, WrongState
 from durable.common.policies import ActivityOptions, RetryPolicy
 from durable.controlplane.store.base import check_name, check_names, dumps, parse_uuid
 from durable.controlplane.store.breakers import BreakerStore
@@ -95,7 +95,7 @@ class TaskStore(BreakerStore):
             # UPDATE ... RETURNING keeps no order: hand tasks out highest priority first.
             tasks = sorted((Task.from_row(r) for r in rows), key=lambda t: (-t.priority, t.visible_at))
             for t in tasks:
-                self.observer.claimed(t.kind, t.activity_type, 0.0)
+                self.observer.claimed(t.kind, t.activity_type)
             activities = [t for t in tasks if t.kind == "activity"]
             decisions = [t for t in tasks if t.kind == "workflow"]
             return activities, await self._with_histories(conn, decisions, now)
@@ -354,8 +354,6 @@ class TaskStore(BreakerStore):
         return released
 
     async def get_task(self, task_id: Any) -> Task:
-        from durable.common.errors import NotFound
-
         row = await self.pool.fetchrow(Q.get_task, parse_uuid(task_id, "task_id"))
         if row is None:
             raise NotFound(f"task {task_id} does not exist")
