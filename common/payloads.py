@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from typing import Any
 
 from durable.common.errors import InvalidArgument, PayloadTooLarge
@@ -34,34 +35,61 @@ def _depth(value: Any, limit: int) -> int:
     return depth
 
 
-def encode_payload(
-    value: Any, *, field: str = "payload", limit: int | None = None, allow_none: bool = False
-) -> str:
-    """Validate a payload and return its JSON text. Raises InvalidArgument naming `field`."""
-    limit = MAX_PAYLOAD_BYTES if limit is None else limit
-    if value is None and allow_none:
-        value = {}
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+# One decoder for every call (json.loads with keyword arguments builds a new one each time);
+# NaN and Infinity, which Python's json accepts, are refused as encode_payload refuses them.
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
+def _utf8_size(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode())
+
+
+def _check_object(value: Any, field: str) -> None:
     if not isinstance(value, dict):
         raise InvalidArgument(
             f"{field} must be a JSON object, got {type(value).__name__}; "
             f"wrap scalar values, e.g. {{\"value\": ...}}"
         )
+
+
+def _check_size(size: int, field: str, limit: int) -> None:
+    if size > limit:
+        raise PayloadTooLarge(
+            f"{field} is {size} bytes, over the limit of {limit} bytes; "
+            "store large data elsewhere and pass a reference"
+        )
+
+
+def _check_depth(value: Any, size: int, field: str) -> None:
+    # Nesting deeper than the limit needs at least two brackets per level: short texts are
+    # shallow enough, and only longer ones pay for the walk.
+    if size > 2 * MAX_PAYLOAD_DEPTH and _depth(value, MAX_PAYLOAD_DEPTH) > MAX_PAYLOAD_DEPTH:
+        raise InvalidArgument(f"{field} nests deeper than {MAX_PAYLOAD_DEPTH} levels")
+
+
+def encode_payload(
+    value: Any, *, field: str = "payload", limit: int | None = None, allow_none: bool = False
+) -> str:
+    """Validate a payload and return its JSON text. Raises InvalidArgument naming `field`."""
+    if isinstance(value, Checked):
+        _check_size(_utf8_size(value.text), field, MAX_PAYLOAD_BYTES if limit is None else limit)
+        return value.text
+    if value is None and allow_none:
+        value = {}
+    _check_object(value, field)
     try:
         text = json.dumps(value, separators=(",", ":"), allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise InvalidArgument(f"{field} is not JSON-serialisable: {exc}") from None
     except RecursionError:
         raise InvalidArgument(f"{field} nests deeper than {MAX_PAYLOAD_DEPTH} levels") from None
-    # Nesting deeper than the limit needs at least two brackets per level: short texts are
-    # shallow enough, and only longer ones pay for the walk.
-    if len(text) > 2 * MAX_PAYLOAD_DEPTH and _depth(value, MAX_PAYLOAD_DEPTH) > MAX_PAYLOAD_DEPTH:
-        raise InvalidArgument(f"{field} nests deeper than {MAX_PAYLOAD_DEPTH} levels")
-    size = len(text.encode())
-    if size > limit:
-        raise PayloadTooLarge(
-            f"{field} is {size} bytes, over the limit of {limit} bytes; "
-            "store large data elsewhere and pass a reference"
-        )
+    size = _utf8_size(text)
+    _check_depth(value, size, field)
+    _check_size(size, field, MAX_PAYLOAD_BYTES if limit is None else limit)
     return text
 
 
@@ -69,21 +97,41 @@ def decode_payload(
     text: str | bytes, *, field: str = "payload", limit: int | None = None
 ) -> dict[str, Any]:
     """Parse JSON text received from a caller into an object, enforcing the same rules."""
-    limit = MAX_PAYLOAD_BYTES if limit is None else limit
+    return check_payload(text, field=field, limit=limit).value
+
+
+def check_payload(text: str | bytes, *, field: str = "payload", limit: int | None = None) -> Checked:
+    """The rules of decode_payload, keeping the text: a layer that only passes the payload on
+    (the control plane writing an activity's result) stores `.text` without encoding again."""
     if not text:
-        return {}
-    raw = text.encode() if isinstance(text, str) else text
-    if len(raw) > limit:
-        raise PayloadTooLarge(
-            f"{field} is {len(raw)} bytes, over the limit of {limit} bytes; "
-            "store large data elsewhere and pass a reference"
-        )
+        return Checked("{}", {})
+    if isinstance(text, bytes):
+        try:
+            text = text.decode()
+        except UnicodeDecodeError as exc:
+            raise InvalidArgument(f"{field} is not valid UTF-8: {exc}") from None
+    size = _utf8_size(text)
+    _check_size(size, field, MAX_PAYLOAD_BYTES if limit is None else limit)
     try:
-        value = json.loads(raw)
+        value = _DECODER.decode(text)
     except (ValueError, RecursionError) as exc:
         raise InvalidArgument(f"{field} is not valid JSON: {exc}") from None
-    encode_payload(value, field=field, limit=limit)
-    return value  # type: ignore[no-any-return]
+    _check_object(value, field)
+    _check_depth(value, size, field)
+    return Checked(text, value)
+
+
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """A payload that passed the rules: its JSON text and its value."""
+
+    text: str
+    value: dict[str, Any]
+
+
+def plain(value: Any) -> Any:
+    """The value of a payload given as a Checked or as itself."""
+    return value.value if isinstance(value, Checked) else value
 
 
 def validate_payload(value: Any, *, field: str = "payload", limit: int | None = None) -> None:

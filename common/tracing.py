@@ -80,6 +80,12 @@ def reset() -> None:
     _enabled = None
 
 
+def recording() -> bool:
+    """Whether spans are recorded (tracing configured and set up); callers on hot paths skip
+    building a span's name and attributes when not."""
+    return _tracer is not None
+
+
 @contextmanager
 def span(name: str, parent: str | None = None, **attributes: Any) -> Iterator[str]:
     """A span under the `parent` traceparent (or a new trace); yields its own traceparent.

@@ -103,14 +103,14 @@ class ControlPlaneMetrics(MetricsEndpoint, StoreObserver):
 
     # -- StoreObserver ---------------------------------------------------------------------
 
-    def claimed(self, kind: str, activity_type: str) -> None:
-        self.claims.labels(kind, activity_type).inc()
+    def claimed(self, kind: str, activity_type: str, count: int = 1) -> None:
+        self.claims.labels(kind, activity_type).inc(count)
 
     def claim_timed(self, seconds: float) -> None:
         self.claim_latency.observe(seconds)
 
-    def completed(self, activity_type: str) -> None:
-        self.completions.labels(activity_type).inc()
+    def completed(self, activity_type: str, count: int = 1) -> None:
+        self.completions.labels(activity_type).inc(count)
 
     def failed(self, activity_type: str, outcome: str) -> None:
         self.failures.labels(activity_type, outcome).inc()

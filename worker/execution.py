@@ -13,12 +13,12 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from durable.common import DurableError, InvalidArgument, NotFound, WrongState
 from durable.common import tracing
-from durable.common.logs import log_context
+from durable.common.logs import bind
 from durable.common.payloads import decode_payload, encode_payload
 from durable.proto.v1 import durable_pb2 as pb
 from durable.worker.app import ActivityDefinition, App
@@ -49,7 +49,6 @@ class RunningTask:
     handle: asyncio.Task[Any] | None = None
     phase: str = "running"  # running -> reporting
     cancel_reason: str | None = None
-    done: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def ref(self) -> pb.TaskRef:
@@ -90,6 +89,7 @@ class TaskRunner:
         on_slot_freed: Callable[[], None] | None = None,
     ) -> None:
         self.app = app
+        self.activities = app.activities  # a live view: looked up once per task
         self.link = link
         self.worker_id = worker_id
         self.executor = executor
@@ -99,23 +99,29 @@ class TaskRunner:
         self.on_slot_freed = on_slot_freed
 
     async def execute(self, running: RunningTask) -> None:
-        """Run the task to its end and report it (unless it was cancelled locally)."""
+        """Run the task to its end and report it (unless it was cancelled locally).
+
+        Called as the whole body of the task's own asyncio task (Worker.start_task), so the
+        log ids are bound for the rest of that task with no context manager to unwind.
+        """
         started = time.perf_counter()
         outcome = "cancelled"
         task = running.task
+        bind(worker_id=self.worker_id, task_id=task.id, attempt=task.attempt,
+             workflow_id=task.workflow_id, activity_type=task.activity_type)
         try:
-            with log_context(worker_id=self.worker_id, task_id=task.id, attempt=task.attempt,
-                             workflow_id=task.workflow_id, activity_type=task.activity_type), \
-                    tracing.span(
-                        f"durable.{'decision' if task.kind == 'workflow' else 'activity'} {task.activity_type}",
-                        task.traceparent,
-                        **{"durable.task.id": task.id, "durable.task.attempt": task.attempt,
-                           "durable.workflow.id": task.workflow_id, "durable.worker.id": self.worker_id},
-                    ):
+            if tracing.recording():
+                with tracing.span(
+                    f"durable.{'decision' if task.kind == 'workflow' else 'activity'} {task.activity_type}",
+                    task.traceparent,
+                    **{"durable.task.id": task.id, "durable.task.attempt": task.attempt,
+                       "durable.workflow.id": task.workflow_id, "durable.worker.id": self.worker_id},
+                ):
+                    outcome = await self._execute(running)
+            else:
                 outcome = await self._execute(running)
         finally:
             if self.metrics is not None:
-                task = running.task
                 self.metrics.observe(task.kind, task.activity_type, outcome, time.perf_counter() - started)
 
     async def _execute(self, running: RunningTask) -> str:
@@ -147,7 +153,7 @@ class TaskRunner:
 
     async def _run_activity(self, running: RunningTask) -> tuple[str, Any]:
         task = running.task
-        definition = self.app.activities.get(task.activity_type)
+        definition = self.activities.get(task.activity_type)
         if definition is None:
             failure = failure_to_proto(
                 f"activity type {task.activity_type!r} is not registered on worker "
@@ -164,7 +170,8 @@ class TaskRunner:
             return "FailTask", self._fail_request(task, failure)
         timeout = task.start_to_close_timeout or definition.options.start_to_close_timeout or None
         try:
-            result = await asyncio.wait_for(self._call(definition, ctx, data), timeout)
+            call = self._call(definition, ctx, data)
+            result = await (call if timeout is None else asyncio.wait_for(call, timeout))
         except asyncio.CancelledError:
             raise
         except TimeoutError:
@@ -239,7 +246,7 @@ class TaskRunner:
 
     async def _report(self, running: RunningTask, method: str, request: Any) -> None:
         task = running.task
-        backoff = self._backoff()
+        backoff: Backoff | None = None  # made on the first retry: most reports need none
         errors = 0
         while running.cancel_reason is None:
             try:
@@ -248,6 +255,7 @@ class TaskRunner:
                 else:
                     response = await self.link.call(method, request)
             except ControlPlaneUnreachable:
+                backoff = backoff or self._backoff()
                 await asyncio.sleep(backoff.next_delay())
                 continue
             except (WrongState, NotFound) as exc:
@@ -269,6 +277,7 @@ class TaskRunner:
                     log.error("task %s: %s failed %d times (%s); giving up, the control plane "
                               "will take the task back", task.id, method, errors, exc)
                     return
+                backoff = backoff or self._backoff()
                 await asyncio.sleep(backoff.next_delay())
                 continue
             if method == "CompleteWorkflowTask" and not response.applied:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from durable.common.metrics_endpoint import MetricsEndpoint
@@ -24,7 +26,13 @@ class WorkerMetrics(MetricsEndpoint):
             registry=self.registry,
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
         )
+        self._children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
 
     def observe(self, kind: str, activity_type: str, outcome: str, seconds: float) -> None:
-        self.tasks.labels(kind, activity_type, outcome).inc()
-        self.durations.labels(kind, activity_type).observe(seconds)
+        key = (kind, activity_type, outcome)
+        children = self._children.get(key)
+        if children is None:  # looking up labelled children costs more than the update
+            children = self._children[key] = (
+                self.tasks.labels(kind, activity_type, outcome), self.durations.labels(kind, activity_type))
+        children[0].inc()
+        children[1].observe(seconds)

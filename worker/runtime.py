@@ -124,7 +124,6 @@ class Worker:
             # A newer attempt of the same task may have been claimed meanwhile: keep it.
             if self.running.get(running.task.id) is running:
                 del self.running[running.task.id]
-            running.done.set()
             self._capacity_changed.set()
 
     def cancel_task(self, running: RunningTask, reason: str) -> None:
@@ -303,11 +302,9 @@ class Worker:
             await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _wait_running(self, timeout: float) -> None:
-        waiters = [running.done.wait() for running in self.running.values()]
-        if not waiters:
-            return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.gather(*waiters), timeout)
+        handles = [running.handle for running in self.running.values() if running.handle is not None]
+        if handles:
+            await asyncio.wait(handles, timeout=timeout)
 
     async def _best_effort(self, method: str, request: Any) -> Any:
         """A shutdown call: one attempt with a short deadline (the pod's termination grace

@@ -7,13 +7,13 @@ from datetime import datetime
 from typing import Any
 
 from durable.common.errors import InvalidArgument
-from durable.common.payloads import decode_payload
+from durable.common.payloads import Checked, check_payload, decode_payload
 from durable.common.tracing import format_traceparent
 from durable.controlplane.store import (
+    ClaimedTask,
     ClaimedWorkflowTask,
     DeadLetter,
     Event,
-    Task,
     TypeStats,
     Worker,
     WorkflowInstance,
@@ -31,6 +31,11 @@ def dump(value: Any) -> str:
 
 def load(text: str, field: str, limit: int) -> dict[str, Any]:
     return decode_payload(text, field=field, limit=limit)
+
+
+def checked(text: str, field: str, limit: int) -> Checked:
+    """A payload the store passes on as text (an activity's result): checked, not re-encoded."""
+    return check_payload(text, field=field, limit=limit)
 
 
 def retry_policy(msg: pb.RetryPolicy) -> dict[str, Any]:
@@ -95,19 +100,21 @@ def event(e: Event) -> pb.Event:
     )
 
 
-def task(t: Task) -> pb.Task:
+def task(t: ClaimedTask) -> pb.Task:
+    """JSON columns go out as the text PostgreSQL gave (jsonb's own spelling): valid JSON
+    objects, checked when they came in."""
     return pb.Task(
         id=str(t.id),
         kind=t.kind,
         workflow_id=t.workflow_id or "",
         activity_id=t.activity_id or "",
         activity_type=t.activity_type,
-        input_json=dump(t.input),
+        input_json=t.input_json,
         attempt=t.attempt,
         max_attempts=t.max_attempts,
         heartbeat_timeout=t.heartbeat_timeout or 0.0,
         start_to_close_timeout=t.start_to_close_timeout or 0.0,
-        heartbeat_details_json=dump(t.heartbeat_details),
+        heartbeat_details_json=t.heartbeat_details_json or "",
         traceparent=format_traceparent(t.trace_id, t.span_id),
     )
 

@@ -9,6 +9,7 @@ from typing import Any
 import grpc
 
 from durable.common.errors import DurableError, InvalidArgument
+from durable.common.payloads import Checked
 from durable.common.status import code_for
 from durable.controlplane.dispatch import TaskSignals
 from durable.controlplane.grpc import convert
@@ -114,7 +115,7 @@ class WorkerService(pb_grpc.WorkerServiceServicer):
 
     @rpc
     async def CompleteTask(self, request: pb.CompleteTaskRequest, context: Any) -> pb.CompleteTaskResponse:
-        result = convert.load(request.result_json, "result_json", self.limit)
+        result = convert.checked(request.result_json, "result_json", self.limit)
         await self.store.complete_task(
             required(request.worker_id, "worker_id"), required(request.task_id, "task_id"), request.attempt, result
         )
@@ -124,12 +125,12 @@ class WorkerService(pb_grpc.WorkerServiceServicer):
     async def CompleteTasks(self, request: pb.CompleteTasksRequest, context: Any) -> pb.CompleteTasksResponse:
         if len(request.completions) > MAX_BATCH:
             raise InvalidArgument(f"at most {MAX_BATCH} completions per call")
-        items: list[tuple[str, int, dict[str, Any] | None]] = []
+        items: list[tuple[str, int, Checked | None]] = []
         early: dict[int, DurableError] = {}
         for index, c in enumerate(request.completions):
             try:
                 items.append((required(c.task_id, "completions[].task_id"), c.attempt,
-                              convert.load(c.result_json, "result_json", self.limit)))
+                              convert.checked(c.result_json, "result_json", self.limit)))
             except DurableError as exc:
                 early[index] = exc
                 items.append((c.task_id, c.attempt, None))

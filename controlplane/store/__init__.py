@@ -10,6 +10,7 @@ from durable.controlplane.store.dead_letters import DeadLetterStore
 from durable.controlplane.store.decisions import DecisionStore
 from durable.controlplane.store.records import (
     CircuitBreaker,
+    ClaimedTask,
     ClaimedWorkflowTask,
     DeadLetter,
     Event,
@@ -33,6 +34,7 @@ class Store(WorkflowStore, TaskStore, DecisionStore, DeadLetterStore, WorkerStor
 
 __all__ = [
     "CircuitBreaker",
+    "ClaimedTask",
     "ClaimedWorkflowTask",
     "Clock",
     "DeadLetter",

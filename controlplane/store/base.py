@@ -70,14 +70,14 @@ def check_names(values: Sequence[str], field: str) -> list[str]:
 class StoreObserver:
     """Told about what the store did, after it committed (metrics implement it)."""
 
-    def claimed(self, kind: str, activity_type: str) -> None:
-        """A task was handed out."""
+    def claimed(self, kind: str, activity_type: str, count: int = 1) -> None:
+        """Tasks were handed out."""
 
     def claim_timed(self, seconds: float) -> None:
         """One claim statement ran (whether or not it found work)."""
 
-    def completed(self, activity_type: str) -> None:
-        """An activity completion was accepted."""
+    def completed(self, activity_type: str, count: int = 1) -> None:
+        """Activity completions were accepted."""
 
     def failed(self, activity_type: str, outcome: str) -> None:
         """A failed attempt was recorded: outcome "retrying" or "dead"."""

@@ -84,7 +84,7 @@ INSERT INTO durable_task_queue (
     trace_id, span_id)
 VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9::jsonb, $10, $11, $12, $13, $14, $15)
 ON CONFLICT (workflow_id, kind, activity_id)
-    WHERE kind IN ('activity', 'timer') AND status IN ('pending', 'claimed', 'completed')
+    WHERE workflow_id IS NOT NULL AND kind IN ('activity', 'timer') AND status IN ('pending', 'claimed', 'completed')
     DO NOTHING
 RETURNING id;
 
@@ -96,7 +96,8 @@ SELECT status FROM durable_workers WHERE id = $1;
 -- an active worker (no rows at all when it is not active: the caller then asks why).
 -- Activity types in $6 are held back by an open circuit breaker. Each (kind, type) is read
 -- in the order of the partial claim index, so a claim costs the same with 10 or 10 million
--- tasks waiting; SKIP LOCKED lets concurrent claimers pass each other.
+-- tasks waiting; SKIP LOCKED lets concurrent claimers pass each other. It returns only the
+-- columns a worker is handed (records.ClaimedTask).
 WITH wanted AS (
     SELECT 'activity'::text AS kind, t AS type FROM unnest($2::text[]) AS t WHERE t <> ALL($6::text[])
     UNION ALL
@@ -119,7 +120,9 @@ UPDATE durable_task_queue t
 SET status = 'claimed', claimed_by = $1, claimed_at = $5, heartbeat_at = $5, attempt = t.attempt + 1
 FROM next
 WHERE t.id = next.id
-RETURNING t.*;
+RETURNING t.id, t.kind, t.workflow_id, t.activity_id, t.activity_type, t.input, t.attempt, t.max_attempts,
+    t.priority, t.visible_at, t.claimed_by, t.heartbeat_timeout, t.start_to_close_timeout,
+    t.heartbeat_details, t.trace_id, t.span_id;
 
 -- name: claim_tasks_of_type
 -- The same, for a single activity type in half-open trial mode.
@@ -134,7 +137,9 @@ UPDATE durable_task_queue t
 SET status = 'claimed', claimed_by = $1, claimed_at = $4, heartbeat_at = $4, attempt = t.attempt + 1
 FROM next
 WHERE t.id = next.id
-RETURNING t.*;
+RETURNING t.id, t.kind, t.workflow_id, t.activity_id, t.activity_type, t.input, t.attempt, t.max_attempts,
+    t.priority, t.visible_at, t.claimed_by, t.heartbeat_timeout, t.start_to_close_timeout,
+    t.heartbeat_details, t.trace_id, t.span_id;
 
 -- name: lock_owned_task
 -- The fence: the row only when this worker still holds this attempt.

@@ -104,11 +104,55 @@ class Task(_FromRow):
         return self.attempt - self.release_count
 
 
+@dataclass(frozen=True, slots=True)
+class ClaimedTask:
+    """What a claim hands a worker: the columns of one task that travel, JSON left as text.
+
+    A claim turns each row into one of these and then into a wire message, thousands per
+    second: it decodes no JSON (`input_json` goes out as it came in) and copies 16 columns,
+    not the 29 of a Task. `input` and `heartbeat_details` decode on demand.
+    """
+
+    id: Any  # uuid.UUID
+    kind: str
+    workflow_id: str | None
+    activity_id: str | None
+    activity_type: str
+    input_json: str
+    attempt: int
+    max_attempts: int
+    priority: int
+    visible_at: datetime
+    claimed_by: str
+    heartbeat_timeout: float | None
+    start_to_close_timeout: float | None
+    heartbeat_details_json: str | None
+    trace_id: str | None
+    span_id: str | None
+
+    @classmethod
+    def from_row(cls, row: asyncpg.Record) -> ClaimedTask:
+        """From a claim statement's row (its columns, in this order: see queries.sql)."""
+        return cls(*row.values())
+
+    @property
+    def status(self) -> str:
+        return "claimed"
+
+    @property
+    def input(self) -> dict[str, Any]:
+        return json.loads(self.input_json)  # type: ignore[no-any-return]
+
+    @property
+    def heartbeat_details(self) -> dict[str, Any] | None:
+        return None if self.heartbeat_details_json is None else json.loads(self.heartbeat_details_json)
+
+
 @dataclass(frozen=True)
 class ClaimedWorkflowTask:
     """A workflow task with what the worker needs to replay it."""
 
-    task: Task
+    task: ClaimedTask
     workflow: WorkflowInstance
     history: list[Event]
 

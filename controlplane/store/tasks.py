@@ -16,11 +16,13 @@ from uuid import UUID
 import asyncpg
 
 from durable.common.errors import DurableError, InvalidArgument, NotFound, WrongState
+from durable.common.payloads import Checked, plain
 from durable.common.policies import ActivityOptions, RetryPolicy
 from durable.controlplane.store.base import check_name, check_names, dumps, parse_uuid
 from durable.controlplane.store.breakers import BreakerStore
 from durable.controlplane.store.queries import Q
 from durable.controlplane.store.records import (
+    ClaimedTask,
     ClaimedWorkflowTask,
     Event,
     FailOutcome,
@@ -60,7 +62,7 @@ class TaskStore(BreakerStore):
         limit: int = 1,
         *,
         known_active: bool = False,
-    ) -> tuple[list[Task], list[ClaimedWorkflowTask]]:
+    ) -> tuple[list[ClaimedTask], list[ClaimedWorkflowTask]]:
         """Claim up to `limit` visible tasks of the given types for a registered worker.
 
         Returns (activity tasks, workflow tasks with their histories). `known_active` skips
@@ -93,9 +95,9 @@ class TaskStore(BreakerStore):
                     # A worker that claims is alive after all: reactivate it and try again.
                     await conn.execute(Q.worker_heartbeat, worker_id, 0, now)
             # UPDATE ... RETURNING keeps no order: hand tasks out highest priority first.
-            tasks = sorted((Task.from_row(r) for r in rows), key=lambda t: (-t.priority, t.visible_at))
-            for t in tasks:
-                self.observer.claimed(t.kind, t.activity_type)
+            tasks = sorted(map(ClaimedTask.from_row, rows), key=lambda t: (-t.priority, t.visible_at))
+            for (kind, activity_type), count in Counter((t.kind, t.activity_type) for t in tasks).items():
+                self.observer.claimed(kind, activity_type, count)
             activities = [t for t in tasks if t.kind == "activity"]
             decisions = [t for t in tasks if t.kind == "workflow"]
             return activities, await self._with_histories(conn, decisions, now)
@@ -131,7 +133,7 @@ class TaskStore(BreakerStore):
         return rows
 
     async def _with_histories(
-        self, conn: asyncpg.Connection, decisions: list[Task], now: datetime
+        self, conn: asyncpg.Connection, decisions: list[ClaimedTask], now: datetime
     ) -> list[ClaimedWorkflowTask]:
         if not decisions:
             return []
@@ -178,7 +180,7 @@ class TaskStore(BreakerStore):
     # -- complete / fail ---------------------------------------------------------------------
 
     async def complete_task(
-        self, worker_id: str, task_id: Any, attempt: int, result: dict[str, Any] | None = None
+        self, worker_id: str, task_id: Any, attempt: int, result: dict[str, Any] | Checked | None = None
     ) -> None:
         """Record an activity's result and let its workflow decide what comes next."""
         [(_, error)] = await self.complete_tasks(worker_id, [(task_id, attempt, result)])
@@ -186,7 +188,7 @@ class TaskStore(BreakerStore):
             raise error
 
     async def complete_tasks(
-        self, worker_id: str, items: Sequence[tuple[Any, int, dict[str, Any] | None]]
+        self, worker_id: str, items: Sequence[tuple[Any, int, dict[str, Any] | Checked | None]]
     ) -> list[tuple[Any, DurableError | None]]:
         """Complete several activity attempts at once; per item, None or the error it met.
 
@@ -195,7 +197,7 @@ class TaskStore(BreakerStore):
         """
         check_name(worker_id, "worker_id")
         outcomes: dict[int, DurableError | None] = {}
-        valid: list[tuple[int, UUID, int, str, dict[str, Any] | None]] = []
+        valid: list[tuple[int, UUID, int, str, dict[str, Any] | Checked | None]] = []
         for index, (task_id, attempt, result) in enumerate(items):
             try:
                 valid.append((index, parse_uuid(task_id, "task_id"), int(attempt), self.payload(result, "result"), result))
@@ -213,8 +215,8 @@ class TaskStore(BreakerStore):
                     done = {r["id"]: r["activity_type"] for r in rows}
                     for activity_type in set(done.values()):
                         await self._breaker_success(conn, activity_type, now)
-            for activity_type in done.values():
-                self.observer.completed(activity_type)
+            for activity_type, count in Counter(done.values()).items():
+                self.observer.completed(activity_type, count)
             for index, task_id, attempt, result_json, result in valid:
                 if task_id in done:
                     outcomes[index] = None
@@ -234,7 +236,7 @@ class TaskStore(BreakerStore):
         task_id: UUID,
         attempt: int,
         result_json: str,
-        result: dict[str, Any] | None,
+        result: dict[str, Any] | Checked | None,
         now: datetime,
     ) -> str:
         async with conn.transaction():
@@ -255,7 +257,7 @@ class TaskStore(BreakerStore):
                         {
                             "activity_id": task.activity_id,
                             "activity_type": task.activity_type,
-                            "result": result or {},
+                            "result": plain(result) or {},
                             "attempt": task.attempt,
                         },
                     )],

@@ -360,11 +360,21 @@ async def insert_activities(conn: asyncpg.Connection, activity_type: str, inputs
         await conn.executemany(query, [args for _, args in recorder.calls])
 
 
-async def remaining(conn: asyncpg.Connection, activity_types: Sequence[str]) -> int:
-    return int(await conn.fetchval(
-        "SELECT count(*) FROM durable_task_queue WHERE status IN ('pending', 'claimed') "
-        "AND kind = 'activity' AND activity_type = ANY($1::text[])",
-        list(activity_types),
+async def any_left(conn: asyncpg.Connection, activity_types: Sequence[str]) -> bool:
+    """Whether any task of these types is still pending or claimed: what a clock polls.
+
+    Two EXISTS probes that each stop at the first live entry of a partial index (pending:
+    the claim index; claimed: the reaper's), so polling every 20 ms costs the server next to
+    nothing. A `count(*)` here scanned the whole table at every poll and, at 40,000 tasks,
+    took ~40% of PostgreSQL's CPU in the throughput run (pg_stat_statements).
+    """
+    types = list(activity_types)
+    return bool(await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM durable_task_queue WHERE status = 'pending' AND kind = 'activity' "
+        "AND activity_type = ANY($1::text[])) "
+        "OR EXISTS (SELECT 1 FROM durable_task_queue WHERE status = 'claimed' AND kind = 'activity' "
+        "AND activity_type = ANY($1::text[]))",
+        types,
     ))
 
 

@@ -25,12 +25,12 @@ from durable.client import Client
 from tests.bench.harness import (
     ProcessCpu,
     Server,
+    any_left,
     control_plane,
     fresh_database,
     insert_activities,
     latency_summary,
     log,
-    remaining,
     task_outcome,
     wait_registered,
     wait_until,
@@ -78,7 +78,7 @@ async def run_latency_once(
                 await client.enqueue_activity("probe", {"ts": time.time()})  # warm-up, not counted
 
                 async def drained() -> bool:
-                    return await remaining(conn, ["probe"]) == 0
+                    return not await any_left(conn, ["probe"])
 
                 await wait_until(drained, 30, "the warm-up task")
                 stop_load = asyncio.Event()
@@ -106,7 +106,7 @@ async def run_latency_once(
                     load_sent = await loader
 
                     async def load_drained() -> bool:
-                        return await remaining(conn, ["noop"]) == 0
+                        return not await any_left(conn, ["noop"])
 
                     await wait_until(load_drained, 120, "the background load")
                 rows = await conn.fetch(

@@ -25,12 +25,12 @@ import asyncpg
 from tests.bench.harness import (
     ProcessCpu,
     Server,
+    any_left,
     control_plane,
     fresh_database,
     insert_activities,
     latency_summary,
     log,
-    remaining,
     task_outcome,
     wait_registered,
     wait_until,
@@ -89,7 +89,7 @@ async def run_scale_once(
                     await insert_activities(conn, "noop", [{"i": i, "ts": time.time()}])
 
                 async def drained() -> bool:
-                    return await remaining(conn, ["noop"]) == 0
+                    return not await any_left(conn, ["noop"])
 
                 await wait_until(drained, 120, "every task of the scale run")
                 load_wall = time.monotonic() - t0

@@ -30,12 +30,12 @@ from durable.client import Client
 from tests.bench.harness import (
     ProcessCpu,
     Server,
+    any_left,
     control_plane,
     fresh_database,
     insert_activities,
     log,
     profiled,
-    remaining,
     settle,
     task_outcome,
     wait_registered,
@@ -107,7 +107,7 @@ async def run_throughput_once(
                     t_go = time.perf_counter()
                     cp.resume()
                     timed_out = False
-                    while await remaining(conn, ["noop"]) > 0:
+                    while await any_left(conn, ["noop"]):
                         if time.perf_counter() - t_go > limit_s:
                             timed_out = True
                             break
