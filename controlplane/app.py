@@ -72,6 +72,14 @@ class DatabaseHealth:
                 pass
 
 
+async def _no_session_state(conn: asyncpg.Connection) -> None:
+    """The pool's reset: nothing beyond what asyncpg always does (roll back an open
+    transaction, drop listeners). Its default also sends RESET ALL, CLOSE ALL, UNLISTEN * and
+    pg_advisory_unlock_all(), one more round trip for every connection use; the store leaves
+    no session state behind (no SET, cursors or LISTEN on pool connections; the migrator
+    releases its advisory lock in a `finally`)."""
+
+
 class ControlPlane:
     """One control-plane instance. `await start()`, then `await stop()` (idempotent, waits)."""
 
@@ -119,7 +127,8 @@ class ControlPlane:
     async def start(self) -> None:
         dsn = self.database.database_url
         self.pool = await asyncpg.create_pool(
-            dsn, min_size=self.database.pool_min_size, max_size=self.database.pool_max_size
+            dsn, min_size=self.database.pool_min_size, max_size=self.database.pool_max_size,
+            reset=_no_session_state,
         )
         if self.run_migrations:
             async with self.pool.acquire() as conn:

@@ -162,12 +162,16 @@ class StoreBase:
         expected_last_seq: int,
         events: Sequence[tuple[str, dict[str, Any]]],
         now: datetime,
+        *,
+        wake: bool = False,
     ) -> int:
-        """Append events after `expected_last_seq`; raise ConcurrencyConflict if it moved."""
+        """Append events after `expected_last_seq` (and with `wake`, queue a decision), in one
+        statement; raise ConcurrencyConflict if the history moved."""
         if not events:
             return expected_last_seq
         new_last = await conn.fetchval(
-            Q.advance_workflow_seq, workflow_id, expected_last_seq, len(events), now
+            Q.append_events, workflow_id, expected_last_seq, [e[0] for e in events], [dumps(e[1]) for e in events],
+            now, wake, self.workflow_task_max_attempts,
         )
         if new_last is None:
             exists = await conn.fetchval(Q.get_workflow, workflow_id)
@@ -177,14 +181,6 @@ class StoreBase:
                 f"workflow {workflow_id!r} history moved past sequence {expected_last_seq}; "
                 "reload the history and retry"
             )
-        await conn.execute(
-            Q.insert_events,
-            workflow_id,
-            expected_last_seq,
-            [e[0] for e in events],
-            [dumps(e[1]) for e in events],
-            now,
-        )
         return int(new_last)
 
     async def _wake(self, conn: asyncpg.Connection, wf: WorkflowInstance, now: datetime) -> None:
@@ -228,6 +224,15 @@ class StoreBase:
         )
 
     # -- tasks -----------------------------------------------------------------------------
+
+    async def _lock_workflow_of_task(self, conn: asyncpg.Connection, task_id: UUID) -> WorkflowInstance | None:
+        """Lock the workflow of a task first (the lock order): None for a standalone task.
+        Raises NotFound when the task or its workflow does not exist."""
+        row = await conn.fetchrow(Q.lock_workflow_of_task, task_id)
+        if row is not None:
+            return WorkflowInstance.from_row(row)  # type: ignore[no-any-return]
+        workflow_id = await self._task_workflow_id(conn, task_id)
+        return await self._lock_workflow(conn, workflow_id) if workflow_id else None
 
     async def _task_workflow_id(self, conn: asyncpg.Connection, task_id: UUID) -> str | None:
         row = await conn.fetchrow(Q.task_workflow_id, task_id)
@@ -299,8 +304,8 @@ class StoreBase:
                         },
                     )],
                     now,
+                    wake=True,
                 )
-                await self._wake(conn, wf, now)
             elif dead.kind == "workflow":
                 # Decision code that keeps failing: the workflow cannot make progress.
                 await self._append(

@@ -46,10 +46,9 @@ class DecisionStore(StoreBase):
             raise InvalidArgument("complete_workflow/fail_workflow must be the last action, and only one")
         now = self.now()
         async with self.pool.acquire() as conn, conn.transaction():
-            workflow_id = await self._task_workflow_id(conn, task_id)
-            if workflow_id is None:
+            wf = await self._lock_workflow_of_task(conn, task_id)
+            if wf is None:
                 raise InvalidArgument(f"task {task_id} is not a workflow task")
-            wf = await self._lock_workflow(conn, workflow_id)
             task = await self._lock_owned(conn, task_id, worker_id, attempt)
             if task.kind != "workflow":
                 raise InvalidArgument(f"task {task_id} is a {task.kind} task, not a workflow task")
@@ -109,10 +108,11 @@ class DecisionStore(StoreBase):
             else:
                 events.append(("WorkflowFailed", {"error": action["error"]}))
                 terminal = ("failed", action["error"])
-        await self._append(conn, wf.id, wf.last_event_seq, events, now)
-        await conn.execute(Q.mark_decided, wf.id, now)
-        await conn.execute(Q.mark_signals_delivered, wf.id, seen_through_seq, now)
-        await conn.execute(Q.complete_task, task_id, dumps({"applied": True, "actions": len(planned)}), now)
+        last_seq = await self._append(conn, wf.id, wf.last_event_seq, events, now)
+        await conn.execute(
+            Q.finish_decision, wf.id, now, seen_through_seq, last_seq, task_id,
+            dumps({"applied": True, "actions": len(planned)}),
+        )
         if terminal is not None:
             status, value = terminal
             await conn.execute(
@@ -176,9 +176,9 @@ class DecisionStore(StoreBase):
                     await conn.execute(Q.complete_task, timer.id, dumps({"fired_at": now.isoformat()}), now)
                     if not wf.is_terminal:
                         await self._append(
-                            conn, wf.id, wf.last_event_seq, [("TimerFired", {"timer_id": timer.activity_id})], now
+                            conn, wf.id, wf.last_event_seq, [("TimerFired", {"timer_id": timer.activity_id})], now,
+                            wake=True,
                         )
-                        await self._wake(conn, wf, now)
                     fired += 1
         return fired
 

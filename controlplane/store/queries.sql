@@ -19,17 +19,27 @@ WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR workflow_type =
 ORDER BY created_at DESC, id
 LIMIT $3;
 
--- name: advance_workflow_seq
--- Optimistic: succeeds only when nobody appended since the caller read last_event_seq = $2.
-UPDATE durable_workflow_instances
-SET last_event_seq = last_event_seq + $3, updated_at = $4
-WHERE id = $1 AND last_event_seq = $2
-RETURNING last_event_seq;
-
--- name: insert_events
-INSERT INTO durable_workflow_events (workflow_id, sequence_num, event_type, event_data, created_at)
-SELECT $1, $2 + ord, event_type, event_data::jsonb, $5
-FROM unnest($3::text[], $4::text[]) WITH ORDINALITY AS e(event_type, event_data, ord);
+-- name: append_events
+-- Append events ($3 types, $4 JSON data) after sequence $2, optimistically: nothing is written
+-- and no row comes back when the history moved since the caller read last_event_seq = $2.
+-- With $6, the same statement queues a decision for the workflow unless one already waits
+-- ($7: its max attempts).
+WITH advanced AS (
+    UPDATE durable_workflow_instances
+    SET last_event_seq = last_event_seq + cardinality($3::text[]), updated_at = $5
+    WHERE id = $1 AND last_event_seq = $2
+    RETURNING id, workflow_type, last_event_seq, trace_id, span_id
+), appended AS (
+    INSERT INTO durable_workflow_events (workflow_id, sequence_num, event_type, event_data, created_at)
+    SELECT a.id, $2 + e.ord, e.event_type, e.event_data::jsonb, $5
+    FROM advanced a, unnest($3::text[], $4::text[]) WITH ORDINALITY AS e(event_type, event_data, ord)
+), woken AS (
+    INSERT INTO durable_task_queue (kind, workflow_id, activity_type, visible_at, created_at, max_attempts, trace_id, span_id)
+    SELECT 'workflow', a.id, a.workflow_type, $5, $5, $7, a.trace_id, a.span_id
+    FROM advanced a WHERE $6::boolean
+    ON CONFLICT (workflow_id) WHERE kind = 'workflow' AND status = 'pending' DO NOTHING
+)
+SELECT last_event_seq FROM advanced;
 
 -- name: load_events
 SELECT sequence_num, event_type, event_data, created_at
@@ -54,12 +64,23 @@ SET status = $2,
 WHERE id = $1
 RETURNING *;
 
--- name: mark_decided
-UPDATE durable_workflow_instances
-SET decided_through_seq = last_event_seq, updated_at = $2,
-    status = CASE WHEN status = 'pending' THEN 'running' ELSE status END,
-    started_at = COALESCE(started_at, $2)
-WHERE id = $1;
+-- name: finish_decision
+-- An applied decision's bookkeeping in one statement: the workflow decided through sequence
+-- $4 (and running), its signals up to $3 (what the worker saw) delivered, and the decision
+-- task $5 completed with result $6.
+WITH decided AS (
+    UPDATE durable_workflow_instances
+    SET decided_through_seq = $4, updated_at = $2,
+        status = CASE WHEN status = 'pending' THEN 'running' ELSE status END,
+        started_at = COALESCE(started_at, $2)
+    WHERE id = $1
+), delivered AS (
+    UPDATE durable_signals SET delivered_at = $2
+    WHERE workflow_id = $1 AND sequence_num <= $3 AND delivered_at IS NULL
+)
+UPDATE durable_task_queue
+SET status = 'completed', result = $6::jsonb, completed_at = $2
+WHERE id = $5;
 
 -- name: start_workflows_running
 -- Skips rows another transaction holds: the decision's own commit sets `running` too.
@@ -149,6 +170,14 @@ FOR UPDATE;
 
 -- name: get_task
 SELECT * FROM durable_task_queue WHERE id = $1;
+
+-- name: lock_workflow_of_task
+-- The write path's first step in one statement: the workflow of task $1, locked. No row when
+-- the task does not exist, belongs to no workflow, or its workflow is gone (the caller asks
+-- which with task_workflow_id).
+SELECT w.* FROM durable_workflow_instances w
+WHERE w.id = (SELECT workflow_id FROM durable_task_queue WHERE id = $1)
+FOR UPDATE;
 
 -- name: task_workflow_id
 -- What a task's write path needs first: which workflow to lock (NULL for a standalone task).

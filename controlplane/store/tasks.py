@@ -240,8 +240,7 @@ class TaskStore(BreakerStore):
         now: datetime,
     ) -> str:
         async with conn.transaction():
-            workflow_id = await self._task_workflow_id(conn, task_id)
-            wf = await self._lock_workflow(conn, workflow_id) if workflow_id else None
+            wf = await self._lock_workflow_of_task(conn, task_id)
             task = await self._lock_owned(conn, task_id, worker_id, attempt)
             if task.kind != "activity":
                 raise InvalidArgument(f"task {task_id} is a {task.kind} task; complete it with its own call")
@@ -262,8 +261,8 @@ class TaskStore(BreakerStore):
                         },
                     )],
                     now,
+                    wake=True,
                 )
-                await self._wake(conn, wf, now)
         return task.activity_type
 
     async def fail_task(
@@ -285,8 +284,7 @@ class TaskStore(BreakerStore):
         error_type = (error_type or "Error")[:255]
         now = self.now()
         async with self.pool.acquire() as conn, conn.transaction():
-            workflow_id = await self._task_workflow_id(conn, task_id)
-            wf = await self._lock_workflow(conn, workflow_id) if workflow_id else None
+            wf = await self._lock_workflow_of_task(conn, task_id)
             task = await self._lock_owned(conn, task_id, worker_id, attempt)
             outcome = await self._fail_locked(conn, task, wf, message, error_type, non_retryable, next_retry_delay, now)
         self.observer.failed(task.activity_type, outcome.outcome)

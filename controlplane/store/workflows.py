@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -48,15 +49,15 @@ class WorkflowStore(StoreBase):
             if inserted is None:
                 row = await conn.fetchrow(Q.get_workflow, workflow_id)
                 return WorkflowInstance.from_row(row), False
-            wf = await self._lock_workflow(conn, workflow_id)
+            # the row is ours alone until commit: no lock needed to append its first event
             await self._append(
                 conn,
                 workflow_id,
                 0,
-                [("WorkflowStarted", {"workflow_type": workflow_type, "input": wf.input})],
+                [("WorkflowStarted", {"workflow_type": workflow_type, "input": json.loads(input_json)})],
                 now,
+                wake=True,
             )
-            await self._wake(conn, wf, now)
             row = await conn.fetchrow(Q.get_workflow, workflow_id)
         self.observer.workflow_started(workflow_type)
         return WorkflowInstance.from_row(row), True
@@ -147,9 +148,9 @@ class WorkflowStore(StoreBase):
                 wf.last_event_seq,
                 [("SignalReceived", {"signal_type": signal_type, "payload": payload or {}})],
                 now,
+                wake=True,
             )
             await conn.execute(Q.insert_signal, workflow_id, signal_type, payload_json, seq, now)
-            await self._wake(conn, wf, now)
         return seq
 
     async def cancel_workflow(self, workflow_id: str, reason: str = "") -> int:

@@ -65,6 +65,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--reaper-stale", type=int, default=100_000)
     ap.add_argument("--operator-pools", type=int, default=200)
     ap.add_argument("--operator-deadline", type=float, default=600.0, help="seconds for the whole operator benchmark")
+    ap.add_argument("--operator-profile", default=None, metavar="DIR",
+                    help="py-spy the operator, emulator and control-plane processes during the operator run into DIR")
     group = ap.add_mutually_exclusive_group()
     group.add_argument("--peers", default=",".join(peer_bench.DEFAULT_SYSTEMS),
                        help="peer-bench systems to run (default: floor-B1,floor-B100,pgqueuer)")
@@ -140,7 +142,8 @@ async def run_all(server: Server, args: argparse.Namespace) -> dict[str, Any]:
         }
     if "workflows" in only:
         data["workflows"] = [
-            await run_workflows_once(server, app=app, n=args.workflows_n, workers=2, concurrency=32, log_dir=log_dir)
+            await run_workflows_once(server, app=app, n=args.workflows_n, workers=2, concurrency=32, log_dir=log_dir,
+                                     profile_dir=args.profile)
             for app in filter(None, args.workflow_apps.split(","))
         ]
     if "scale" in only:
@@ -157,9 +160,10 @@ async def run_all(server: Server, args: argparse.Namespace) -> dict[str, Any]:
             data["operator"] = {"error": f"the operator benchmark cannot run: {exc}"}
         else:
             try:
-                # a hard deadline: the emulator, not the operator, can make this arbitrarily slow
+                # a hard deadline on the whole run, whatever stalls
                 data["operator"] = await asyncio.wait_for(
-                    run_operator(server, pools=args.operator_pools, log_dir=log_dir, timeout=240),
+                    run_operator(server, pools=args.operator_pools, log_dir=log_dir, timeout=240,
+                                 profile_dir=args.operator_profile),
                     timeout=args.operator_deadline)
             except Exception as exc:  # noqa: BLE001 - reported in the output
                 log(f"operator benchmark failed: {exc!r}")

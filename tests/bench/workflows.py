@@ -29,6 +29,7 @@ from tests.bench.harness import (
     control_plane,
     fresh_database,
     log,
+    profiled,
     settle,
     wait_registered,
     worker_processes,
@@ -67,6 +68,7 @@ async def run_workflows_once(
     concurrency: int,
     limit_s: float = 300.0,
     log_dir: Path | None = None,
+    profile_dir: str | None = None,
 ) -> dict[str, Any]:
     app_ref, workflow_type, make_input = APPS[app]
     log_dir = log_dir or Path(tempfile.mkdtemp(prefix="durable-bench-logs-"))
@@ -89,15 +91,17 @@ async def run_workflows_once(
                 finally:
                     cp.resume()
                 timed_out = False
-                while await conn.fetchval(
-                    "SELECT count(*) FROM durable_workflow_instances WHERE status IN ('pending', 'running')"
-                ):
-                    if time.perf_counter() - t_go > limit_s:
-                        timed_out = True
-                        break
-                    if cp.proc.poll() is not None or any(p.poll() is not None for p in procs):
-                        raise RuntimeError(f"a process died during the run; logs in {log_dir}")
-                    await asyncio.sleep(0.02)
+                tag = f"workflows-{app}"
+                with profiled({f"{tag}-controlplane": cp.pid, f"{tag}-worker0": procs[0].pid}, profile_dir):
+                    while await conn.fetchval(
+                        "SELECT EXISTS (SELECT 1 FROM durable_workflow_instances WHERE status IN ('pending', 'running'))"
+                    ):
+                        if time.perf_counter() - t_go > limit_s:
+                            timed_out = True
+                            break
+                        if cp.proc.poll() is not None or any(p.poll() is not None for p in procs):
+                            raise RuntimeError(f"a process died during the run; logs in {log_dir}")
+                        await asyncio.sleep(0.02)
                 wall = time.perf_counter() - t_go
                 c1 = (cpu_cp.total(), cpu_w.total(), server.cpu())
                 status = {r["status"]: r["count"] for r in await conn.fetch(
