@@ -22,11 +22,24 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 
 
 def ratios(data: dict[str, Any]) -> dict[str, Any]:
-    """ours (best throughput row) / fastest peer library, and / floor-B100 (best C)."""
-    ours = max(data.get("throughput") or [], key=lambda r: r["tasks_per_s"], default=None)
+    """ours (best throughput row) / fastest peer library, and / floor-B100 (best C); also at
+    equal concurrency (durable's rows with 64 task slots in all against the peers at C=64),
+    and against the SQL floor of durable's own schema."""
+    rows = data.get("throughput") or []
+    ours = max(rows, key=lambda r: r["tasks_per_s"], default=None)
+    ours64 = max((r for r in rows if r["workers"] * r["concurrency"] == 64), key=lambda r: r["tasks_per_s"], default=None)
     peer_rows = ((data.get("peers") or {}).get("summary") or {}).get("w1") or []
     peer, floor = best(peer_rows, floor=False), best(peer_rows, floor=True)
+    peer64 = best([p for p in peer_rows if p["conc"] == 64], floor=False)
+    schema = data.get("schema_floor")
     return {
+        "ours_at_64_slots": ours64 and {"workers": ours64["workers"], "concurrency": ours64["concurrency"],
+                                        "tasks_per_s": ours64["tasks_per_s"]},
+        "fastest_peer_at_64": peer64 and {"system": peer64["system"], "tasks_per_s": peer64["tasks_per_s"]},
+        "ours_over_fastest_peer_at_64": _ratio(ours64["tasks_per_s"] if ours64 else None,
+                                               peer64["tasks_per_s"] if peer64 else None),
+        "ours_over_schema_floor": _ratio(ours["tasks_per_s"] if ours else None,
+                                         schema["tasks_per_s"] if schema else None),
         "ours": ours and {"workers": ours["workers"], "concurrency": ours["concurrency"],
                           "tasks_per_s": ours["tasks_per_s"]},
         "fastest_peer": peer and {"system": peer["system"], "conc": peer["conc"], "tasks_per_s": peer["tasks_per_s"]},
@@ -93,6 +106,12 @@ def markdown(data: dict[str, Any]) -> str:
                 f"| **durable** | {r['workers']} x {r['concurrency']} | **{r['tasks_per_s']:.0f}** | "
                 f"{' / '.join(f'{t:.0f}' for t in r['runs_tasks_per_s'])} | {c['controlplane']:.2f} / {c['workers']:.2f} / "
                 f"{_f(c['postgres'], 2)} / {c['total']:.2f} | {r['completed']}/{r['n']} | {r['claimed_twice']} |")
+        sf = data.get("schema_floor")
+        if sf:
+            lines.append(
+                f"| durable's schema, SQL only (store statements, raw asyncpg, B={sf['batch']}) | {sf['conns']} conns | "
+                f"**{sf['tasks_per_s']:.0f}** | {sf['tasks_per_s']:.0f} | - / - / {_f(sf['pg_cpu_s_per_1k'], 2)} / - | "
+                f"{sf['completed']}/{sf['n']} | {sf['claimed_twice']} |")
         for p in summary.get("w1") or []:
             lines.append(
                 f"| {p['system']} (peer-bench) | 1 x {p['conc']} | **{p['tasks_per_s']:.0f}** | "
@@ -106,7 +125,13 @@ def markdown(data: dict[str, Any]) -> str:
                           f"({peer['system'] + ' C=' + str(peer['conc']) + ', ' + format(peer['tasks_per_s'], '.0f') + '/s' if peer else 'not run'}) = "
                           f"**{_f(r.get('ours_over_fastest_peer'), 2)}x**; / floor-B100 "
                           f"({'C=' + str(floor['conc']) + ', ' + format(floor['tasks_per_s'], '.0f') + '/s' if floor else 'not run'}) = "
-                          f"**{_f(r.get('ours_over_floor_b100'), 3)}x**.")]
+                          f"**{_f(r.get('ours_over_floor_b100'), 3)}x**; / the SQL floor of durable's own schema = "
+                          f"**{_f(r.get('ours_over_schema_floor'), 2)}x**.")]
+            if r.get("ours_at_64_slots") and r.get("fastest_peer_at_64"):
+                o, p = r["ours_at_64_slots"], r["fastest_peer_at_64"]
+                lines += ["", (f"At equal concurrency (64 task slots): durable {o['workers']} x {o['concurrency']} "
+                              f"{o['tasks_per_s']:.0f}/s / {p['system']} C=64 {p['tasks_per_s']:.0f}/s = "
+                              f"**{_f(r.get('ours_over_fastest_peer_at_64'), 2)}x**.")]
         enq = [x["grpc_enqueue"] for x in data["throughput"] if x.get("grpc_enqueue", {}).get("n")]
         if enq:
             e = enq[0]

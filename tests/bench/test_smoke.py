@@ -19,6 +19,7 @@ from tests.bench.latency import run_latency_once
 from tests.bench.reaper import run_reaper
 from tests.bench.report import markdown, ratios, targets
 from tests.bench.scale import run_scale_once
+from tests.bench.schema_floor import run_schema_floor
 from tests.bench.throughput import run_throughput
 from tests.bench.workflows import run_workflows_once
 
@@ -37,6 +38,12 @@ async def test_throughput_drains_every_task_once(server: Server, tmp_path: Path)
     assert (row["completed"], row["not_completed"], row["claimed_twice"]) == (300, 0, 0)
     assert row["grpc_enqueue"]["n"] == 20
     assert row["cpu_s_per_1k"]["total"] > 0
+
+
+async def test_schema_floor_drains_every_task_once(server: Server) -> None:
+    result = await run_schema_floor(server, n=300, batch=50)
+    assert (result["completed"], result["not_completed"], result["claimed_twice"]) == (300, 0, 0)
+    assert result["tasks_per_s"] > 0
 
 
 async def test_latency_sees_every_probe(server: Server, tmp_path: Path) -> None:
