@@ -43,7 +43,7 @@ class ActivityContext:
         self.workflow_id = workflow_id
         self.max_attempts = max_attempts
         self.previous_heartbeat_details = previous_heartbeat_details
-        self.cancelled = asyncio.Event()
+        self._cancelled: asyncio.Event | None = None  # made when first asked for: most never are
         self.cancel_reason: str | None = None
         self._lock = threading.Lock()
         self._details_json = ""
@@ -68,8 +68,17 @@ class ActivityContext:
         )
 
     @property
+    def cancelled(self) -> asyncio.Event:
+        """Set when the task is cancelled. Ask for it on the event loop (async activities)."""
+        if self._cancelled is None:
+            self._cancelled = asyncio.Event()
+            if self.cancel_reason is not None:
+                self._cancelled.set()
+        return self._cancelled
+
+    @property
     def is_cancelled(self) -> bool:
-        return self.cancelled.is_set()
+        return self.cancel_reason is not None
 
     def heartbeat(self, details: dict[str, Any] | None = None) -> None:
         """Record progress; reported with the next batched heartbeat. Thread-safe."""
@@ -89,4 +98,5 @@ class ActivityContext:
         """Mark the task cancelled (called by the worker, on the event loop)."""
         if self.cancel_reason is None:
             self.cancel_reason = reason
-        self.cancelled.set()
+        if self._cancelled is not None:
+            self._cancelled.set()
