@@ -6,6 +6,12 @@ the Deployment is read from a watch-fed kopf index, the control plane is polled 
 `spec.scaling.pollIntervalSeconds` (doubling up to a limit while it fails), and the
 Deployment is patched only when it drifted from the manifest built from the pool.
 
+A pass that changes nothing costs little CPU and no API call: the Deployment is built and
+compared only when the pool's generation, the desired replicas or the Deployment's
+resourceVersion moved since the last pass that found it as built, and `status` is written
+only when a field changes (`lastBacklogTime`, a freshness stamp, at most every
+`BACKLOG_TIME_REFRESH_SECONDS` unless something else is written with it).
+
 The pass returns the status fields that changed; the handler writes them through kopf's
 patch. Nothing here is a global: per-pool memory lives in `PoolState` (kopf's per-object
 memo), and the clocks are injected.
@@ -30,12 +36,17 @@ from durable.operator.scaling import Autoscaler, BacklogSample, ScaleDecision
 from durable.operator.settings import OperatorSettings
 from durable.operator.spec import InvalidPoolSpec, PoolSpec, parse_pool_spec
 
-__all__ = ["EmitFn", "PoolReconciler", "PoolState"]
+__all__ = ["BACKLOG_TIME_REFRESH_SECONDS", "EmitFn", "PoolReconciler", "PoolState"]
 
 log = logging.getLogger(__name__)
 
 EmitFn = Callable[[str, str, str], None]
 """Posts a Kubernetes Event about the pool: (type Normal|Warning, reason, message)."""
+
+BACKLOG_TIME_REFRESH_SECONDS = 30.0
+"""A successful backlog read that changes nothing else in the status rewrites
+`status.lastBacklogTime` only when the recorded one is at least this old (each write is an
+API request and a watch event for every pool)."""
 
 
 @dataclass
@@ -50,6 +61,9 @@ class PoolState:
     backlog_error: BacklogUnavailable | None = None
     decision: ScaleDecision | None = None
     deployment_error: str | None = None
+    deployment_in_sync: tuple[Any, ...] | None = None
+    """`_sync_key()` of the last pass that found the live Deployment as built: while the key
+    stays the same, the pass neither rebuilds nor compares it."""
 
 
 def _iso(moment: datetime) -> str:
@@ -93,7 +107,8 @@ class PoolReconciler:
         namespace: str = meta.get("namespace") or "default"
         generation = meta.get("generation")
         status: Mapping[str, Any] = pool.get("status") or {}
-        now_iso = _iso(self.wallclock())
+        wall = self.wallclock()
+        now_iso = _iso(wall)
         conditions = Conditions(status.get("conditions"), generation=generation, now=now_iso)
         updates: dict[str, Any] = {}
 
@@ -153,10 +168,13 @@ class PoolReconciler:
         live_replicas = (deployment or {}).get("spec", {}).get("replicas")
         if deployment is not None and isinstance(live_replicas, int) and desired < live_replicas:
             await self._set_deletion_costs(plane, spec, namespace, name)
-        manifest = dep.build_deployment(
-            name=name, namespace=namespace, uid=meta.get("uid", ""), spec=spec,
-            replicas=desired, default_address=self.settings.control_plane_address)
-        await self._apply(manifest, deployment, state, namespace, name, emit)
+        sync_key = _sync_key(meta, desired, deployment)
+        if sync_key is None or sync_key != state.deployment_in_sync:
+            manifest = dep.build_deployment(
+                name=name, namespace=namespace, uid=meta.get("uid", ""), spec=spec,
+                replicas=desired, default_address=self.settings.control_plane_address)
+            in_sync = await self._apply(manifest, deployment, state, namespace, name, emit)
+            state.deployment_in_sync = sync_key if in_sync else None
 
         if desired != current:
             updates["lastScaleTime"] = now_iso
@@ -188,10 +206,13 @@ class PoolReconciler:
                 "delayed": state.backlog.delayed,
                 "oldestPendingAgeSeconds": round(state.backlog.oldest_pending_age, 3),
             }
-            updates["lastBacklogTime"] = polled_at
         self._report_conditions(conditions, spec, state, desired, ready, deployment)
         updates["conditions"] = conditions.as_list()
-        return _only_changed(status, updates)
+        changed = _only_changed(status, updates)
+        if polled_at is not None and (changed or _older_than(
+                status.get("lastBacklogTime"), wall, BACKLOG_TIME_REFRESH_SECONDS)):
+            changed["lastBacklogTime"] = polled_at
+        return changed
 
     # --- steps ---------------------------------------------------------------------------
 
@@ -258,8 +279,10 @@ class PoolReconciler:
             log.warning("pool %s/%s: could not set pod deletion costs: %s", namespace, name, exc)
 
     async def _apply(self, manifest: dict[str, Any], live: Mapping[str, Any] | None,
-                     state: PoolState, namespace: str, name: str, emit: EmitFn) -> None:
+                     state: PoolState, namespace: str, name: str, emit: EmitFn) -> bool:
+        """Create or put back the Deployment. True when the live one already matched."""
         path = self.kube.deployments_path(namespace, name)
+        matched = False
         try:
             if live is None:
                 try:
@@ -281,6 +304,7 @@ class PoolReconciler:
                     await self.kube.merge_patch(path, manifest)
                     log.info("pool %s/%s: Deployment updated (%s)", namespace, name,
                              ", ".join(differences))
+                matched = not differences
         except (TimeoutError, KubeApiError, aiohttp.ClientError) as exc:
             message = f"cannot create or update the Deployment: {exc}"
             if state.deployment_error != message:
@@ -289,6 +313,7 @@ class PoolReconciler:
             state.deployment_error = message
         else:
             state.deployment_error = None
+        return matched
 
     def _report_conditions(self, conditions: Conditions, spec: PoolSpec, state: PoolState,
                            desired: int, ready: int, deployment: Mapping[str, Any] | None) -> None:
@@ -332,6 +357,29 @@ def _controlled_by(existing: Mapping[str, Any], manifest: Mapping[str, Any]) -> 
     (ours,) = manifest["metadata"]["ownerReferences"]
     owners = existing.get("metadata", {}).get("ownerReferences") or []
     return any(o.get("controller") and o.get("uid") == ours["uid"] for o in owners)
+
+
+def _sync_key(meta: Mapping[str, Any], desired: int,
+              deployment: Mapping[str, Any] | None) -> tuple[Any, ...] | None:
+    """What the built Deployment and its comparison with the live one depend on: the pool
+    (uid, generation: the spec), the replicas, and the live object's resourceVersion (any
+    edit, by anyone, changes it). None when one is unknown: then always compare."""
+    generation = meta.get("generation")
+    version = ((deployment or {}).get("metadata") or {}).get("resourceVersion")
+    if not isinstance(generation, int) or not version:
+        return None
+    return (meta.get("uid"), generation, desired, version)
+
+
+def _older_than(stamp: Any, now: datetime, seconds: float) -> bool:
+    """Whether an RFC 3339 `stamp` is at least `seconds` before `now` (or is missing)."""
+    try:
+        moment = datetime.fromisoformat(str(stamp))
+    except ValueError:
+        return True
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return (now - moment).total_seconds() >= seconds
 
 
 def _only_changed(status: Mapping[str, Any], updates: Mapping[str, Any]) -> dict[str, Any]:
