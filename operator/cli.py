@@ -30,7 +30,7 @@ def operator_command(
     """Run the operator that owns the worker Deployments of DurableWorkerPools."""
     import kopf
     from durable.cli.settings_errors import explain_settings_error
-    from durable.operator.handlers import OperatorContext, build_registry, kopf_settings
+    from durable.operator.handlers import OperatorContext, build_registry, kopf_settings, quiet_ticks
     from durable.operator.settings import OperatorSettings
 
     overrides: dict[str, object] = {
@@ -49,6 +49,7 @@ def operator_command(
 
     context = OperatorContext(settings)
     registry = build_registry(context)
+    quiet_ticks()
     if settings.metrics_port:
         context.metrics.serve(settings.metrics_port)
     kopf.run(

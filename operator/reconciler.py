@@ -280,7 +280,9 @@ class PoolReconciler:
 
     async def _apply(self, manifest: dict[str, Any], live: Mapping[str, Any] | None,
                      state: PoolState, namespace: str, name: str, emit: EmitFn) -> bool:
-        """Create or put back the Deployment. True when the live one already matched."""
+        """Create or put back the Deployment. True when the live one matches what was built,
+        already or through our patch: until the watch brings the patched object (a newer
+        resourceVersion, compared once more then), the next passes need not patch it again."""
         path = self.kube.deployments_path(namespace, name)
         matched = False
         try:
@@ -304,7 +306,7 @@ class PoolReconciler:
                     await self.kube.merge_patch(path, manifest)
                     log.info("pool %s/%s: Deployment updated (%s)", namespace, name,
                              ", ".join(differences))
-                matched = not differences
+                matched = True
         except (TimeoutError, KubeApiError, aiohttp.ClientError) as exc:
             message = f"cannot create or update the Deployment: {exc}"
             if state.deployment_error != message:

@@ -5,12 +5,14 @@ edits, spec changes and backlog changes are still acted on in the pass that sees
 from __future__ import annotations
 
 import copy
+import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from durable.operator import deployment as dep
 from durable.operator.backlog import BacklogUnavailable
+from durable.operator.handlers import QuietTicks, quiet_ticks
 from durable.operator.metrics import OperatorMetrics
 from durable.operator.reconciler import BACKLOG_TIME_REFRESH_SECONDS, PoolReconciler
 from durable.operator.scaling import BacklogSample
@@ -279,3 +281,17 @@ async def test_backlog_known_flips_at_once_both_ways() -> None:
     updates = await pool.tick()
     assert [c["status"] for c in updates["conditions"] if c["type"] == "BacklogKnown"] == ["True"]
     assert updates["lastBacklogTime"] > before
+
+
+def test_the_per_tick_success_line_of_kopf_is_dropped_and_nothing_else() -> None:
+    logger = logging.getLogger("test.quiet-ticks")
+    quiet_ticks(logger)
+    quiet_ticks(logger)
+    assert sum(isinstance(f, QuietTicks) for f in logger.filters) == 1
+
+    def passes(message: str, *args: object) -> bool:
+        return logger.filter(logging.LogRecord("kopf.objects", logging.INFO, __file__, 1, message, args, None))
+
+    assert not passes("%s succeeded.", "Timer 'reconcile'")
+    assert passes("Handler 'create_pool' succeeded.")
+    assert passes("Timer 'reconcile' failed with an exception. Will retry.")
