@@ -76,9 +76,14 @@ class WorkerService(pb_grpc.WorkerServiceServicer):
         checked = False
         while True:
             with self.signals.waiting(keys) as woken:
-                activities, decisions = await self.store.claim(
-                    worker_id, activity_types, workflow_types, limit, known_active=checked
+                claim = asyncio.ensure_future(
+                    self.store.claim(worker_id, activity_types, workflow_types, limit, known_active=checked)
                 )
+                try:
+                    activities, decisions = await asyncio.shield(claim)
+                except asyncio.CancelledError:
+                    await self._hand_back(worker_id, claim)
+                    raise
                 checked = True
                 if activities or decisions:
                     response = pb.ClaimTasksResponse()
@@ -94,6 +99,18 @@ class WorkerService(pb_grpc.WorkerServiceServicer):
                     await asyncio.wait_for(woken.wait(), timeout=min(remaining, fallback))
                 except TimeoutError:
                     pass
+
+    async def _hand_back(self, worker_id: str, claim: asyncio.Future[Any]) -> None:
+        """The caller went away (its deadline, its shutdown) while its claim ran: what the claim
+        took goes back to the queue now, not when the reaper finds it stale, and burns no
+        attempt. (A caller gone after the answer left is the reaper's, as a crashed worker's.)"""
+        try:
+            activities, decisions = await claim
+        except Exception:  # noqa: BLE001 - the claim failed: it took nothing
+            return
+        refs = [(t.id, t.attempt) for t in activities] + [(d.task.id, d.task.attempt) for d in decisions]
+        if refs:
+            await self.store.release_tasks(worker_id, refs)
 
     @rpc
     async def HeartbeatTasks(self, request: pb.HeartbeatTasksRequest, context: Any) -> pb.HeartbeatTasksResponse:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import random
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -115,6 +116,20 @@ class StoreBase:
         self._breaker_keys_read_at: float | None = None
 
     BREAKER_CACHE_SECONDS = 2.0
+
+    async def _cancel_open_steps(self, conn: asyncpg.Connection, workflow_id: str, now: datetime) -> int:
+        """Cancel a workflow's unfinished tasks and timers; returns how many. A claimed activity
+        of a half-open breaker's type gives its trial slot back (it will neither succeed nor
+        fail, so nothing else would)."""
+        rows = await conn.fetch(Q.cancel_open_steps, workflow_id, now)
+        keys = await self.breaker_keys(conn) if rows else frozenset()
+        trials = Counter(
+            r["activity_type"] for r in rows
+            if r["kind"] == "activity" and r["was_status"] == "claimed" and r["activity_type"] in keys
+        )
+        for key, count in trials.items():
+            await conn.execute(Q.return_trials, key, count, now)
+        return len(rows)
 
     async def breaker_keys(self, conn: asyncpg.Connection) -> frozenset[str]:
         loop_time = time.monotonic()
@@ -312,7 +327,7 @@ class StoreBase:
                     conn, wf.id, wf.last_event_seq, [("WorkflowFailed", {"error": failure})], now
                 )
                 await conn.execute(Q.set_workflow_status, wf.id, "failed", None, dumps(failure), now)
-                await conn.execute(Q.cancel_open_steps, wf.id, now)
+                await self._cancel_open_steps(conn, wf.id, now)
         return dlq_id
 
     @staticmethod

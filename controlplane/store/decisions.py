@@ -121,7 +121,7 @@ class DecisionStore(StoreBase):
                 dumps(value) if status == "failed" else None,
                 now,
             )
-            await conn.execute(Q.cancel_open_steps, wf.id, now)
+            await self._cancel_open_steps(conn, wf.id, now)
 
     def _check_action(self, index: int, action: dict[str, Any]) -> dict[str, Any]:
         field = f"actions[{index}]"

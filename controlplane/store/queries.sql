@@ -254,17 +254,18 @@ SET status = 'pending', claimed_by = NULL, claimed_at = NULL, heartbeat_at = NUL
     visible_at = $2, release_count = release_count + 1
 WHERE id = $1;
 
--- name: cancel_workflow_tasks
-UPDATE durable_task_queue
-SET status = 'cancelled', cancel_requested = true, completed_at = $2
-WHERE workflow_id = $1 AND status IN ('pending', 'claimed')
-RETURNING id, status;
-
 -- name: cancel_open_steps
--- When a workflow ends: its tasks and timers that have not finished are cancelled.
-UPDATE durable_task_queue
+-- When a workflow ends or is cancelled: its tasks and timers that have not finished are
+-- cancelled. Returns what each was, so a claimed trial of a half-open breaker frees its slot.
+UPDATE durable_task_queue t
 SET status = 'cancelled', cancel_requested = true, completed_at = $2
-WHERE workflow_id = $1 AND status IN ('pending', 'claimed');
+FROM (
+    SELECT id, status FROM durable_task_queue
+    WHERE workflow_id = $1 AND status IN ('pending', 'claimed')
+    FOR UPDATE
+) AS was
+WHERE t.id = was.id
+RETURNING t.id, t.kind, t.activity_type, was.status AS was_status;
 
 -- name: insert_signal
 INSERT INTO durable_signals (workflow_id, signal_type, payload, sequence_num, created_at)

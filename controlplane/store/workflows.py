@@ -123,7 +123,7 @@ class WorkflowStore(StoreBase):
                 raise WrongState(f"workflow {workflow_id!r} cannot go from {wf.status} to {status}")
             row = await conn.fetchrow(Q.set_workflow_status, workflow_id, status, result_json, error_json, now)
             if status in TERMINAL:
-                await conn.execute(Q.cancel_open_steps, workflow_id, now)
+                await self._cancel_open_steps(conn, workflow_id, now)
         return WorkflowInstance.from_row(row)  # type: ignore[no-any-return]
 
     async def signal_workflow(
@@ -172,9 +172,9 @@ class WorkflowStore(StoreBase):
                 Q.insert_signal, workflow_id, "cancel", dumps({"reason": reason}), wf.last_event_seq + 1, now
             )
             await conn.execute(Q.mark_signals_delivered, workflow_id, wf.last_event_seq + 1, now)
-            cancelled = await conn.fetch(Q.cancel_workflow_tasks, workflow_id, now)
+            cancelled = await self._cancel_open_steps(conn, workflow_id, now)
             await conn.execute(Q.set_workflow_status, workflow_id, "cancelled", None, None, now)
-        return len(cancelled)
+        return cancelled
 
     async def list_signals(self, workflow_id: str) -> list[Signal]:
         rows = await self.pool.fetch(Q.list_signals, workflow_id)

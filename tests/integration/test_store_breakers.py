@@ -118,3 +118,25 @@ async def test_unused_trial_slots_go_back(store: Store, worker: str, clock: Fake
     assert await store.claim(worker, ["a"], limit=5) == ([], [])  # half-open, nothing visible
     breaker = await store.get_circuit_breaker("a")
     assert (breaker.state, breaker.half_open_in_flight) == ("half_open", 0)
+
+
+async def test_a_trial_cancelled_with_its_workflow_frees_its_slot(store: Store, worker: str, clock: FakeClock) -> None:
+    """A half-open trial that belongs to a workflow being cancelled will neither succeed nor
+    fail: its slot goes back with the cancellation, or the breaker would admit no trial again."""
+    await store.configure_circuit_breaker("a", {"failure_threshold": 1, "reset_timeout": 10, "half_open_max_trials": 1})
+    await store.enqueue_activity("a", {}, options={"retry_policy": {"max_attempts": 1}})
+    await _fail_one(store, worker, "a")  # opens the breaker
+    clock.advance(11)
+    wf, _ = await store.start_workflow("wf", {})
+    [], [d] = await store.claim(worker, [], ["wf"])
+    await store.complete_workflow_task(worker, d.task.id, d.task.attempt, 1, [
+        {"type": "schedule_activity", "activity_id": "s1", "activity_type": "a", "input": {}}])
+    [trial], _ = await store.claim(worker, ["a"])
+    assert trial.workflow_id == wf.id
+    breaker = await store.get_circuit_breaker("a")
+    assert (breaker.state, breaker.half_open_in_flight) == ("half_open", 1)
+    assert await store.cancel_workflow(wf.id, "stop") == 1
+    assert (await store.get_circuit_breaker("a")).half_open_in_flight == 0
+    await store.enqueue_activity("a", {})
+    again, _ = await store.claim(worker, ["a"])
+    assert len(again) == 1  # the slot is usable again
