@@ -18,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -303,6 +303,22 @@ def profiled(pids: dict[str, int], out_dir: str | None) -> Iterator[None]:
             except subprocess.TimeoutExpired:
                 spy.kill()
                 spy.wait()
+
+
+async def run_clock(
+    left: Callable[[], Awaitable[bool]], procs: Sequence[subprocess.Popen[bytes]], *, since: float, limit_s: float,
+    log_dir: Path,
+) -> bool:
+    """A benchmark's clock: poll `left()` every 20 ms until it says nothing is left. Returns
+    True when `limit_s` (from `since`, perf_counter) ran out first; raises when one of `procs`
+    died meanwhile."""
+    while await left():
+        if time.perf_counter() - since > limit_s:
+            return True
+        if any(p.poll() is not None for p in procs):
+            raise RuntimeError(f"a process died during the run; logs in {log_dir}")
+        await asyncio.sleep(0.02)
+    return False
 
 
 async def wait_until(condition: Any, timeout: float, what: str, interval: float = 0.05) -> Any:

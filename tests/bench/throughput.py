@@ -36,6 +36,7 @@ from tests.bench.harness import (
     insert_activities,
     log,
     profiled,
+    run_clock,
     settle,
     task_outcome,
     wait_registered,
@@ -106,14 +107,8 @@ async def run_throughput_once(
                     c0 = (cpu_cp.total(), cpu_w.total(), server.cpu())
                     t_go = time.perf_counter()
                     cp.resume()
-                    timed_out = False
-                    while await any_left(conn, ["noop"]):
-                        if time.perf_counter() - t_go > limit_s:
-                            timed_out = True
-                            break
-                        if cp.proc.poll() is not None or any(p.poll() is not None for p in procs):
-                            raise RuntimeError(f"a process died during the run; logs in {log_dir}")
-                        await asyncio.sleep(0.02)
+                    timed_out = await run_clock(lambda: any_left(conn, ["noop"]), [cp.proc, *procs],
+                                                since=t_go, limit_s=limit_s, log_dir=log_dir)
                     wall = time.perf_counter() - t_go
                     c1 = (cpu_cp.total(), cpu_w.total(), server.cpu())
                 cp_rss = ProcessCpu([cp.pid]).rss()

@@ -30,6 +30,7 @@ from tests.bench.harness import (
     fresh_database,
     log,
     profiled,
+    run_clock,
     settle,
     wait_registered,
     worker_processes,
@@ -90,18 +91,14 @@ async def run_workflows_once(
                     t_go = time.perf_counter()
                 finally:
                     cp.resume()
-                timed_out = False
                 tag = f"workflows-{app}"
+
+                async def running() -> bool:
+                    return bool(await conn.fetchval(
+                        "SELECT EXISTS (SELECT 1 FROM durable_workflow_instances WHERE status IN ('pending', 'running'))"))
+
                 with profiled({f"{tag}-controlplane": cp.pid, f"{tag}-worker0": procs[0].pid}, profile_dir):
-                    while await conn.fetchval(
-                        "SELECT EXISTS (SELECT 1 FROM durable_workflow_instances WHERE status IN ('pending', 'running'))"
-                    ):
-                        if time.perf_counter() - t_go > limit_s:
-                            timed_out = True
-                            break
-                        if cp.proc.poll() is not None or any(p.poll() is not None for p in procs):
-                            raise RuntimeError(f"a process died during the run; logs in {log_dir}")
-                        await asyncio.sleep(0.02)
+                    timed_out = await run_clock(running, [cp.proc, *procs], since=t_go, limit_s=limit_s, log_dir=log_dir)
                 wall = time.perf_counter() - t_go
                 c1 = (cpu_cp.total(), cpu_w.total(), server.cpu())
                 status = {r["status"]: r["count"] for r in await conn.fetch(
