@@ -209,6 +209,14 @@ SELECT key FROM durable_circuit_breaker_state;
 -- name: notify_tasks
 SELECT pg_notify('durable_tasks', $1);
 
+-- name: complete_owned_activity
+-- The fence and the write in one statement: the activity completes only while worker $2 still
+-- holds attempt $3 (no row otherwise: the caller then asks why).
+UPDATE durable_task_queue
+SET status = 'completed', result = $4::jsonb, completed_at = $5
+WHERE id = $1 AND status = 'claimed' AND claimed_by = $2 AND attempt = $3 AND kind = 'activity'
+RETURNING activity_id, activity_type, attempt;
+
 -- name: complete_task
 UPDATE durable_task_queue
 SET status = 'completed', result = $2::jsonb, completed_at = $3

@@ -241,11 +241,11 @@ class TaskStore(BreakerStore):
     ) -> str:
         async with conn.transaction():
             wf = await self._lock_workflow_of_task(conn, task_id)
-            task = await self._lock_owned(conn, task_id, worker_id, attempt)
-            if task.kind != "activity":
-                raise InvalidArgument(f"task {task_id} is a {task.kind} task; complete it with its own call")
-            await conn.execute(Q.complete_task, task_id, result_json, now)
-            await self._breaker_success(conn, task.activity_type, now)
+            task = await conn.fetchrow(Q.complete_owned_activity, task_id, worker_id, attempt, result_json, now)
+            if task is None:  # not ours (anymore), or not an activity: say which
+                held = await self._lock_owned(conn, task_id, worker_id, attempt)
+                raise InvalidArgument(f"task {task_id} is a {held.kind} task; complete it with its own call")
+            await self._breaker_success(conn, task["activity_type"], now)
             if wf is not None and not wf.is_terminal:
                 await self._append(
                     conn,
@@ -254,16 +254,16 @@ class TaskStore(BreakerStore):
                     [(
                         "ActivityCompleted",
                         {
-                            "activity_id": task.activity_id,
-                            "activity_type": task.activity_type,
+                            "activity_id": task["activity_id"],
+                            "activity_type": task["activity_type"],
                             "result": plain(result) or {},
-                            "attempt": task.attempt,
+                            "attempt": task["attempt"],
                         },
                     )],
                     now,
                     wake=True,
                 )
-        return task.activity_type
+        return str(task["activity_type"])
 
     async def fail_task(
         self,

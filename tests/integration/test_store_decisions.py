@@ -131,3 +131,13 @@ async def test_cancel_marks_running_activities_for_cancellation(store: Store, wo
     assert not accepted and cancel_requested
     with pytest.raises(StaleAttempt):
         await store.complete_task(worker, t.id, t.attempt, {})
+
+
+async def test_a_decision_task_is_not_completed_as_an_activity(store: Store, worker: str) -> None:
+    wf, _ = await store.start_workflow("wf", {})
+    [], [d] = await store.claim(worker, [], ["wf"])
+    with pytest.raises(InvalidArgument, match="is a workflow task; complete it with its own call"):
+        await store.complete_task(worker, d.task.id, d.task.attempt, {})
+    assert (await store.get_task(d.task.id)).status == "claimed"  # nothing changed
+    with pytest.raises(StaleAttempt):  # and a stale attempt is told so, as before
+        await store.complete_task(worker, d.task.id, d.task.attempt + 1, {})
