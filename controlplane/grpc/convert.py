@@ -96,7 +96,7 @@ def action(msg: pb.WorkflowAction, index: int, limit: int) -> dict[str, Any]:
 
 def event(e: Event) -> pb.Event:
     return pb.Event(
-        sequence_num=e.sequence_num, event_type=e.event_type, event_data_json=dump(e.event_data), created_at=ts(e.created_at)
+        sequence_num=e.sequence_num, event_type=e.event_type, event_data_json=e.event_data_json, created_at=ts(e.created_at)
     )
 
 

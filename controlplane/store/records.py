@@ -56,13 +56,23 @@ class WorkflowInstance(_FromRow):
         return self.status in ("completed", "failed", "cancelled")
 
 
-@dataclass(frozen=True)
-class Event(_FromRow):
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One step of a workflow's history. Its data stays the JSON text PostgreSQL gave: a
+    decision task carries the whole history to a worker, which decodes it there."""
+
     sequence_num: int
     event_type: str
-    event_data: dict[str, Any]
+    event_data_json: str
     created_at: datetime
-    _json_fields = ("event_data",)
+
+    @classmethod
+    def from_row(cls, row: asyncpg.Record) -> Event:
+        return cls(row["sequence_num"], row["event_type"], row["event_data"], row["created_at"])
+
+    @property
+    def event_data(self) -> dict[str, Any]:
+        return json.loads(self.event_data_json)  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True)
@@ -134,10 +144,6 @@ class ClaimedTask:
     def from_row(cls, row: asyncpg.Record) -> ClaimedTask:
         """From a claim statement's row (its columns, in this order: see queries.sql)."""
         return cls(*row.values())
-
-    @property
-    def status(self) -> str:
-        return "claimed"
 
     @property
     def input(self) -> dict[str, Any]:

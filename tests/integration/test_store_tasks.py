@@ -21,7 +21,8 @@ async def test_claim_by_activity_type(store: Store, worker: str) -> None:
     tasks, decisions = await store.claim(worker, ["a"], [], limit=10)
     assert [t.id for t in tasks] == [a] and decisions == []
     t = tasks[0]
-    assert (t.status, t.attempt, t.claimed_by, t.input) == ("claimed", 1, worker, {"i": 1})
+    assert (t.attempt, t.claimed_by, t.input) == (1, worker, {"i": 1})
+    assert (await store.get_task(a)).status == "claimed"  # as the row says, not the handout
 
 
 async def test_claim_honours_priority_and_visibility(store: Store, worker: str, clock: FakeClock) -> None:
