@@ -152,11 +152,17 @@ def list_(address: str, status: str | None, workflow_type: str | None, limit: in
 @workflows.command("cancel")
 @address_option
 @click.argument("workflow_id")
-@click.option("--reason", default="cancelled from the command line")
-def cancel(address: str, workflow_id: str, reason: str) -> None:
-    """Cancel a workflow and its pending tasks."""
-    n = run(address, lambda c: c.cancel_workflow(workflow_id, reason))
-    click.echo(f"cancelled {workflow_id} ({n} tasks cancelled)")
+@click.option("--reason", default="cancelled from the command line", help="Why (recorded in the history).")
+@click.option("--terminate", is_flag=True,
+              help="End it at once without running its code (no finally blocks or compensations).")
+def cancel(address: str, workflow_id: str, reason: str, terminate: bool) -> None:
+    """Cancel a workflow: its code gets a CancelledError where it waits, runs its finally
+    blocks and compensations, and the workflow ends cancelled. --terminate ends it at once."""
+    n = run(address, lambda c: c.cancel_workflow(workflow_id, reason, terminate=terminate))
+    if terminate:
+        click.echo(f"cancelled {workflow_id} ({n} tasks cancelled)")
+    else:
+        click.echo(f"cancel requested for {workflow_id}: its code runs its finally blocks, then it ends cancelled")
 
 
 @workflows.command("signal")

@@ -124,8 +124,11 @@ class Client:
         )
         return int(reply.sequence_num)
 
-    async def cancel_workflow(self, workflow_id: str, reason: str = "") -> int:
-        reply = await self._call("CancelWorkflow", pb.CancelWorkflowRequest(workflow_id=workflow_id, reason=reason))
+    async def cancel_workflow(self, workflow_id: str, reason: str = "", *, terminate: bool = False) -> int:
+        """Ask the workflow to cancel (its code runs its finally blocks and ends it); with
+        `terminate`, end it at once without running its code. Returns tasks cancelled at once."""
+        reply = await self._call("CancelWorkflow", pb.CancelWorkflowRequest(
+            workflow_id=workflow_id, reason=reason, terminate=terminate))
         return int(reply.cancelled_tasks)
 
     async def describe_workflow(self, workflow_id: str) -> WorkflowView:

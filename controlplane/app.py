@@ -136,7 +136,8 @@ class ControlPlane:
             if applied:
                 logger.info("applied migrations %s", applied)
         limit = self.grpc_settings.max_payload_bytes
-        self.store = Store(self.pool, clock=self.clock, max_payload_bytes=limit, observer=self.metrics)
+        self.store = Store(self.pool, clock=self.clock, max_payload_bytes=limit, observer=self.metrics,
+                           decision_retry_max=self.grpc_settings.decision_retry_max)
         signals = TaskSignals()
         for name in SERVICE_NAMES:
             await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)

@@ -64,6 +64,11 @@ class GrpcSettings(BaseSettings):
         1024 * 1024, ge=1024, validation_alias="DURABLE_MAX_PAYLOAD_BYTES",
         description="Largest JSON payload accepted, bytes (default 1 MiB).",
     )
+    decision_retry_max: float = Field(
+        60.0, gt=0, validation_alias="DURABLE_DECISION_RETRY_MAX_SECONDS",
+        description="Longest wait, seconds, before a blocked workflow's failing decision is "
+                    "tried again (doubling from 1 s; default 60).",
+    )
 
     @field_validator("runner_mode", mode="before")
     @classmethod

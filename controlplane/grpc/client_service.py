@@ -54,7 +54,8 @@ class ClientService(pb_grpc.ClientServiceServicer):
 
     @rpc
     async def CancelWorkflow(self, request: pb.CancelWorkflowRequest, context: Any) -> pb.CancelWorkflowResponse:
-        n = await self.store.cancel_workflow(required(request.workflow_id, "workflow_id"), request.reason)
+        n = await self.store.cancel_workflow(
+            required(request.workflow_id, "workflow_id"), request.reason, terminate=request.terminate)
         return pb.CancelWorkflowResponse(cancelled_tasks=n)
 
     @rpc

@@ -91,6 +91,16 @@ def action(msg: pb.WorkflowAction, index: int, limit: int) -> dict[str, Any]:
         if f.details_json:
             error["details"] = load(f.details_json, f"{field}.failure.details_json", limit)
         return {"type": "fail_workflow", "error": error}
+    if which == "record_marker":
+        m = msg.record_marker
+        value = json.loads(m.value_json) if m.value_json else None
+        return {"type": "record_marker", "kind": m.kind, "marker_id": m.marker_id, "value": value}
+    if which == "cancel_activity":
+        return {"type": "cancel_activity", "activity_id": msg.cancel_activity.activity_id}
+    if which == "cancel_timer":
+        return {"type": "cancel_timer", "timer_id": msg.cancel_timer.timer_id}
+    if which == "cancel_workflow":
+        return {"type": "cancel_workflow", "reason": msg.cancel_workflow.reason}
     raise InvalidArgument(f"{field} has no action set")
 
 
@@ -140,6 +150,8 @@ def workflow(w: WorkflowInstance) -> pb.WorkflowInfo:
         started_at=ts(w.started_at),
         completed_at=ts(w.completed_at),
         last_event_seq=w.last_event_seq,
+        blocked_json=dump(w.blocked),
+        cancel_requested_at=ts(w.cancel_requested_at),
     )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import asyncio
 import random
 from typing import Any
@@ -177,6 +179,7 @@ class WorkerService(pb_grpc.WorkerServiceServicer):
             error_type=failure.type or "Error",
             non_retryable=failure.non_retryable,
             next_retry_delay=failure.next_retry_delay or None,
+            details=_details(failure.details_json),
         )
         return pb.FailTaskResponse(outcome=outcome.outcome, retry_at=convert.ts(outcome.retry_at))
 
@@ -204,3 +207,15 @@ class WorkerService(pb_grpc.WorkerServiceServicer):
 def add_to_server(service: WorkerService, server: grpc.aio.Server) -> None:
     """Register with request parsing that turns undecodable bytes into INVALID_ARGUMENT."""
     server.add_generic_rpc_handlers((generic_handler(service, pb.DESCRIPTOR.services_by_name["WorkerService"]),))
+
+
+def _details(text: str) -> dict[str, Any] | None:
+    """A failure's details (a blocked decision's traceback), best effort: never a reason to
+    refuse the report."""
+    if not text:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None

@@ -70,7 +70,7 @@ RETURNING *;
 -- task $5 completed with result $6.
 WITH decided AS (
     UPDATE durable_workflow_instances
-    SET decided_through_seq = $4, updated_at = $2,
+    SET decided_through_seq = $4, updated_at = $2, blocked = NULL,
         status = CASE WHEN status = 'pending' THEN 'running' ELSE status END,
         started_at = COALESCE(started_at, $2)
     WHERE id = $1
@@ -274,6 +274,34 @@ FROM (
 ) AS was
 WHERE t.id = was.id
 RETURNING t.id, t.kind, t.activity_type, was.status AS was_status;
+
+-- name: cancel_step
+-- A decision cancels one step of workflow $1 (kind $2, activity or timer id $3) that has not
+-- finished: a pending one never runs, a claimed one learns it through its heartbeat and its
+-- result is refused. Returns what it was, so a claimed half-open trial frees its slot.
+UPDATE durable_task_queue t
+SET status = 'cancelled', cancel_requested = true, completed_at = $4
+FROM (
+    SELECT id, status FROM durable_task_queue
+    WHERE workflow_id = $1 AND kind = $2 AND activity_id = $3 AND status IN ('pending', 'claimed')
+    FOR UPDATE
+) AS was
+WHERE t.id = was.id
+RETURNING t.id, t.kind, t.activity_type, was.status AS was_status;
+
+-- name: block_workflow
+-- A decision of workflow $1 failed: it stays running, blocked with $2 (the error, a JSON
+-- object; "failures" counts the failed decisions in a row).
+UPDATE durable_workflow_instances
+SET blocked = $2::jsonb || jsonb_build_object(
+        'failures', COALESCE((blocked->>'failures')::integer, 0) + 1,
+        'since', COALESCE(blocked->'since', to_jsonb($3::timestamptz))),
+    updated_at = $3
+WHERE id = $1
+RETURNING (blocked->>'failures')::integer AS failures;
+
+-- name: request_cancel
+UPDATE durable_workflow_instances SET cancel_requested_at = $2, updated_at = $2 WHERE id = $1;
 
 -- name: insert_signal
 INSERT INTO durable_signals (workflow_id, signal_type, payload, sequence_num, created_at)

@@ -49,7 +49,9 @@ class WorkflowInstance(_FromRow):
     completed_at: datetime | None
     trace_id: str | None = None
     span_id: str | None = None
-    _json_fields = ("input", "result", "error")
+    blocked: dict[str, Any] | None = None
+    cancel_requested_at: datetime | None = None
+    _json_fields = ("input", "result", "error", "blocked")
 
     @property
     def is_terminal(self) -> bool:

@@ -312,17 +312,53 @@ class FailWorkflow(_message.Message):
     failure: Failure
     def __init__(self, failure: _Optional[_Union[Failure, _Mapping]] = ...) -> None: ...
 
+class RecordMarker(_message.Message):
+    __slots__ = ("kind", "marker_id", "value_json")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    MARKER_ID_FIELD_NUMBER: _ClassVar[int]
+    VALUE_JSON_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    marker_id: str
+    value_json: str
+    def __init__(self, kind: _Optional[str] = ..., marker_id: _Optional[str] = ..., value_json: _Optional[str] = ...) -> None: ...
+
+class CancelActivity(_message.Message):
+    __slots__ = ("activity_id",)
+    ACTIVITY_ID_FIELD_NUMBER: _ClassVar[int]
+    activity_id: str
+    def __init__(self, activity_id: _Optional[str] = ...) -> None: ...
+
+class CancelTimer(_message.Message):
+    __slots__ = ("timer_id",)
+    TIMER_ID_FIELD_NUMBER: _ClassVar[int]
+    timer_id: str
+    def __init__(self, timer_id: _Optional[str] = ...) -> None: ...
+
+class CancelWorkflowAction(_message.Message):
+    __slots__ = ("reason",)
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    reason: str
+    def __init__(self, reason: _Optional[str] = ...) -> None: ...
+
 class WorkflowAction(_message.Message):
-    __slots__ = ("schedule_activity", "start_timer", "complete_workflow", "fail_workflow")
+    __slots__ = ("schedule_activity", "start_timer", "complete_workflow", "fail_workflow", "record_marker", "cancel_activity", "cancel_timer", "cancel_workflow")
     SCHEDULE_ACTIVITY_FIELD_NUMBER: _ClassVar[int]
     START_TIMER_FIELD_NUMBER: _ClassVar[int]
     COMPLETE_WORKFLOW_FIELD_NUMBER: _ClassVar[int]
     FAIL_WORKFLOW_FIELD_NUMBER: _ClassVar[int]
+    RECORD_MARKER_FIELD_NUMBER: _ClassVar[int]
+    CANCEL_ACTIVITY_FIELD_NUMBER: _ClassVar[int]
+    CANCEL_TIMER_FIELD_NUMBER: _ClassVar[int]
+    CANCEL_WORKFLOW_FIELD_NUMBER: _ClassVar[int]
     schedule_activity: ScheduleActivity
     start_timer: StartTimer
     complete_workflow: CompleteWorkflow
     fail_workflow: FailWorkflow
-    def __init__(self, schedule_activity: _Optional[_Union[ScheduleActivity, _Mapping]] = ..., start_timer: _Optional[_Union[StartTimer, _Mapping]] = ..., complete_workflow: _Optional[_Union[CompleteWorkflow, _Mapping]] = ..., fail_workflow: _Optional[_Union[FailWorkflow, _Mapping]] = ...) -> None: ...
+    record_marker: RecordMarker
+    cancel_activity: CancelActivity
+    cancel_timer: CancelTimer
+    cancel_workflow: CancelWorkflowAction
+    def __init__(self, schedule_activity: _Optional[_Union[ScheduleActivity, _Mapping]] = ..., start_timer: _Optional[_Union[StartTimer, _Mapping]] = ..., complete_workflow: _Optional[_Union[CompleteWorkflow, _Mapping]] = ..., fail_workflow: _Optional[_Union[FailWorkflow, _Mapping]] = ..., record_marker: _Optional[_Union[RecordMarker, _Mapping]] = ..., cancel_activity: _Optional[_Union[CancelActivity, _Mapping]] = ..., cancel_timer: _Optional[_Union[CancelTimer, _Mapping]] = ..., cancel_workflow: _Optional[_Union[CancelWorkflowAction, _Mapping]] = ...) -> None: ...
 
 class CompleteWorkflowTaskRequest(_message.Message):
     __slots__ = ("worker_id", "task_id", "attempt", "seen_through_seq", "actions")
@@ -393,12 +429,14 @@ class SignalWorkflowResponse(_message.Message):
     def __init__(self, sequence_num: _Optional[int] = ...) -> None: ...
 
 class CancelWorkflowRequest(_message.Message):
-    __slots__ = ("workflow_id", "reason")
+    __slots__ = ("workflow_id", "reason", "terminate")
     WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    TERMINATE_FIELD_NUMBER: _ClassVar[int]
     workflow_id: str
     reason: str
-    def __init__(self, workflow_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+    terminate: bool
+    def __init__(self, workflow_id: _Optional[str] = ..., reason: _Optional[str] = ..., terminate: _Optional[bool] = ...) -> None: ...
 
 class CancelWorkflowResponse(_message.Message):
     __slots__ = ("cancelled_tasks",)
@@ -407,7 +445,7 @@ class CancelWorkflowResponse(_message.Message):
     def __init__(self, cancelled_tasks: _Optional[int] = ...) -> None: ...
 
 class WorkflowInfo(_message.Message):
-    __slots__ = ("id", "workflow_type", "status", "input_json", "result_json", "error_json", "created_at", "updated_at", "started_at", "completed_at", "last_event_seq")
+    __slots__ = ("id", "workflow_type", "status", "input_json", "result_json", "error_json", "created_at", "updated_at", "started_at", "completed_at", "last_event_seq", "blocked_json", "cancel_requested_at")
     ID_FIELD_NUMBER: _ClassVar[int]
     WORKFLOW_TYPE_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
@@ -419,6 +457,8 @@ class WorkflowInfo(_message.Message):
     STARTED_AT_FIELD_NUMBER: _ClassVar[int]
     COMPLETED_AT_FIELD_NUMBER: _ClassVar[int]
     LAST_EVENT_SEQ_FIELD_NUMBER: _ClassVar[int]
+    BLOCKED_JSON_FIELD_NUMBER: _ClassVar[int]
+    CANCEL_REQUESTED_AT_FIELD_NUMBER: _ClassVar[int]
     id: str
     workflow_type: str
     status: str
@@ -430,7 +470,9 @@ class WorkflowInfo(_message.Message):
     started_at: float
     completed_at: float
     last_event_seq: int
-    def __init__(self, id: _Optional[str] = ..., workflow_type: _Optional[str] = ..., status: _Optional[str] = ..., input_json: _Optional[str] = ..., result_json: _Optional[str] = ..., error_json: _Optional[str] = ..., created_at: _Optional[float] = ..., updated_at: _Optional[float] = ..., started_at: _Optional[float] = ..., completed_at: _Optional[float] = ..., last_event_seq: _Optional[int] = ...) -> None: ...
+    blocked_json: str
+    cancel_requested_at: float
+    def __init__(self, id: _Optional[str] = ..., workflow_type: _Optional[str] = ..., status: _Optional[str] = ..., input_json: _Optional[str] = ..., result_json: _Optional[str] = ..., error_json: _Optional[str] = ..., created_at: _Optional[float] = ..., updated_at: _Optional[float] = ..., started_at: _Optional[float] = ..., completed_at: _Optional[float] = ..., last_event_seq: _Optional[int] = ..., blocked_json: _Optional[str] = ..., cancel_requested_at: _Optional[float] = ...) -> None: ...
 
 class DescribeWorkflowRequest(_message.Message):
     __slots__ = ("workflow_id",)
