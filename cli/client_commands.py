@@ -49,6 +49,17 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join(lines)
 
 
+def blocked_text(blocked: dict[str, Any]) -> str:
+    """The `blocked:` lines of a workflow whose decisions fail."""
+    lines = [f"blocked:  {blocked.get('type', 'Error')}: {blocked.get('message', '')}",
+             f"          {blocked.get('failures', 1)} failed decision(s) since {blocked.get('since', '?')}; "
+             "retried with backoff until fixed code is deployed"]
+    traceback = str(blocked.get("traceback") or "").strip()
+    if traceback:
+        lines += ["          " + line for line in traceback.splitlines()[-12:]]
+    return "\n".join(lines)
+
+
 def parse_json_object(text: str, what: str) -> dict[str, Any]:
     try:
         value = json.loads(text)
@@ -130,6 +141,10 @@ def show(address: str, workflow_id: str) -> None:
             click.echo(f"result:   {json.dumps(view.result)}")
         if view.error is not None:
             click.echo(f"error:    {json.dumps(view.error)}")
+        if view.cancel_requested_at and view.status not in ("completed", "failed", "cancelled"):
+            click.echo(f"cancel:   requested {when(view.cancel_requested_at)}; its code is stopping")
+        if view.blocked:
+            click.echo(blocked_text(view.blocked))
         click.echo("")
         click.echo(table(["seq", "event", "at", "data"],
                          [(e.sequence_num, e.event_type, when(e.created_at), short(e.data)) for e in events]))

@@ -10,6 +10,7 @@ import grpc
 
 from durable.common.errors import DurableError
 from durable.common.payloads import encode_payload
+from durable.common.converter import to_json
 from durable.common.security import ClientSecurity, load_client_security, open_channel
 from durable.common.status import error_for
 from durable.proto.v1 import durable_pb2 as pb
@@ -35,6 +36,9 @@ class WorkflowView:
     started_at: float
     completed_at: float
     last_event_seq: int
+    blocked: dict[str, Any] | None = None  # the error of its failing decisions, while blocked
+    cancel_requested_at: float = 0.0
+    decided_through_seq: int = 0
 
     @property
     def is_terminal(self) -> bool:
@@ -53,6 +57,11 @@ def _json(text: str) -> Any:
     return json.loads(text) if text else None
 
 
+def _payload(value: Any) -> str:
+    """A payload (any JSON value, a pydantic model, a dataclass) as JSON text; None is {}."""
+    return encode_payload(to_json(value) if value is not None else {})
+
+
 def _workflow(msg: pb.WorkflowInfo) -> WorkflowView:
     return WorkflowView(
         id=msg.id,
@@ -66,6 +75,9 @@ def _workflow(msg: pb.WorkflowInfo) -> WorkflowView:
         started_at=msg.started_at,
         completed_at=msg.completed_at,
         last_event_seq=msg.last_event_seq,
+        blocked=_json(msg.blocked_json),
+        cancel_requested_at=msg.cancel_requested_at,
+        decided_through_seq=msg.decided_through_seq,
     )
 
 
@@ -104,22 +116,22 @@ class Client:
             raise error_for(exc.code(), exc.details() or exc.code().name) from None
 
     async def start_workflow(
-        self, workflow_type: str, input: dict[str, Any] | None = None, *, workflow_id: str | None = None
+        self, workflow_type: str, input: Any = None, *, workflow_id: str | None = None
     ) -> tuple[str, bool]:
         """Returns (workflow id, created). An existing id returns that workflow, created=False."""
         reply = await self._call(
             "StartWorkflow",
             pb.StartWorkflowRequest(
-                workflow_type=workflow_type, workflow_id=workflow_id or "", input_json=encode_payload(input or {})
+                workflow_type=workflow_type, workflow_id=workflow_id or "", input_json=_payload(input)
             ),
         )
         return reply.workflow_id, reply.created
 
-    async def signal_workflow(self, workflow_id: str, signal_type: str, payload: dict[str, Any] | None = None) -> int:
+    async def signal_workflow(self, workflow_id: str, signal_type: str, payload: Any = None) -> int:
         reply = await self._call(
             "SignalWorkflow",
             pb.SignalWorkflowRequest(
-                workflow_id=workflow_id, signal_type=signal_type, payload_json=encode_payload(payload or {})
+                workflow_id=workflow_id, signal_type=signal_type, payload_json=_payload(payload)
             ),
         )
         return int(reply.sequence_num)

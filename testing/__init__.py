@@ -29,7 +29,7 @@ from typing import Any
 
 from durable.common import NonRetryableError, RetryPolicy
 from durable.worker import App, ActivityContext
-from durable.worker.converter import from_json, to_json
+from durable.common.converter import from_json, to_json
 from durable.worker.workflows import HistoryEvent, WorkflowDefinition, define
 from durable.worker.workflows.commands import (
     CancelActivity,
@@ -126,6 +126,7 @@ class WorkflowHandle:
         self.error: dict[str, Any] | None = None
         self.decided_through = 0
         self._wake = asyncio.Event()
+        self._changed = asyncio.Event()
         self._running: dict[str, asyncio.Task[Any]] = {}
         self._timers: list[tuple[datetime, int, str]] = []
         self._cancelled_timers: set[str] = set()
@@ -153,6 +154,23 @@ class WorkflowHandle:
             return from_json(self.result_value, type) if type is not None else self.result_value
         raise WorkflowEnded(self.status, self.error)
 
+    async def wait_for_event(self, event_type: str, timeout: float = 10.0) -> HistoryEvent:
+        """Wait (in real time, at most `timeout` s) until the history holds an `event_type`
+        event; the first one. Use it to act at a point of the workflow (e.g. once it waits)."""
+        async with asyncio.timeout(timeout):
+            while True:
+                found = self.events(event_type)
+                if found:
+                    return found[0]
+                if self._task is not None and self._task.done():
+                    self._task.result()
+                    raise AssertionError(f"the workflow ended {self.status} without a {event_type} event")
+                await self._progress()
+
+    async def _progress(self) -> None:
+        self._changed.clear()
+        await self._changed.wait()
+
     def events(self, event_type: str | None = None) -> list[HistoryEvent]:
         return [e for e in self.history if event_type is None or e.event_type == event_type]
 
@@ -161,6 +179,7 @@ class WorkflowHandle:
     def _append(self, event_type: str, data: dict[str, Any]) -> None:
         self.history.append(HistoryEvent(len(self.history) + 1, event_type, data, self.env._now))
         self._wake.set()
+        self._changed.set()
 
     async def _drive(self) -> None:
         while self.status == "running":

@@ -10,7 +10,7 @@ from types import MappingProxyType
 from typing import Any, TypeVar, overload
 
 from durable.common import InvalidArgument, RetryPolicy
-from durable.worker.converter import input_type, return_type
+from durable.common.converter import input_type, return_type
 from durable.worker.workflows.commands import ActivityOptions, Seconds, retry_policy_of, to_seconds
 from durable.worker.workflows.definitions import WorkflowDefinition, define
 

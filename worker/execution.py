@@ -32,7 +32,7 @@ from durable.worker.protocol import (
     failure_to_proto,
     history_from_proto,
 )
-from durable.worker.converter import from_json, to_json
+from durable.common.converter import from_json, to_json
 from durable.worker.workflows import NonDeterminismError, WorkflowCodeError
 from durable.worker.workflows.instance import format_frames
 

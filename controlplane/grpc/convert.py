@@ -152,6 +152,7 @@ def workflow(w: WorkflowInstance) -> pb.WorkflowInfo:
         last_event_seq=w.last_event_seq,
         blocked_json=dump(w.blocked),
         cancel_requested_at=ts(w.cancel_requested_at),
+        decided_through_seq=w.decided_through_seq,
     )
 
 

@@ -445,7 +445,7 @@ class CancelWorkflowResponse(_message.Message):
     def __init__(self, cancelled_tasks: _Optional[int] = ...) -> None: ...
 
 class WorkflowInfo(_message.Message):
-    __slots__ = ("id", "workflow_type", "status", "input_json", "result_json", "error_json", "created_at", "updated_at", "started_at", "completed_at", "last_event_seq", "blocked_json", "cancel_requested_at")
+    __slots__ = ("id", "workflow_type", "status", "input_json", "result_json", "error_json", "created_at", "updated_at", "started_at", "completed_at", "last_event_seq", "blocked_json", "cancel_requested_at", "decided_through_seq")
     ID_FIELD_NUMBER: _ClassVar[int]
     WORKFLOW_TYPE_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
@@ -459,6 +459,7 @@ class WorkflowInfo(_message.Message):
     LAST_EVENT_SEQ_FIELD_NUMBER: _ClassVar[int]
     BLOCKED_JSON_FIELD_NUMBER: _ClassVar[int]
     CANCEL_REQUESTED_AT_FIELD_NUMBER: _ClassVar[int]
+    DECIDED_THROUGH_SEQ_FIELD_NUMBER: _ClassVar[int]
     id: str
     workflow_type: str
     status: str
@@ -472,7 +473,8 @@ class WorkflowInfo(_message.Message):
     last_event_seq: int
     blocked_json: str
     cancel_requested_at: float
-    def __init__(self, id: _Optional[str] = ..., workflow_type: _Optional[str] = ..., status: _Optional[str] = ..., input_json: _Optional[str] = ..., result_json: _Optional[str] = ..., error_json: _Optional[str] = ..., created_at: _Optional[float] = ..., updated_at: _Optional[float] = ..., started_at: _Optional[float] = ..., completed_at: _Optional[float] = ..., last_event_seq: _Optional[int] = ..., blocked_json: _Optional[str] = ..., cancel_requested_at: _Optional[float] = ...) -> None: ...
+    decided_through_seq: int
+    def __init__(self, id: _Optional[str] = ..., workflow_type: _Optional[str] = ..., status: _Optional[str] = ..., input_json: _Optional[str] = ..., result_json: _Optional[str] = ..., error_json: _Optional[str] = ..., created_at: _Optional[float] = ..., updated_at: _Optional[float] = ..., started_at: _Optional[float] = ..., completed_at: _Optional[float] = ..., last_event_seq: _Optional[int] = ..., blocked_json: _Optional[str] = ..., cancel_requested_at: _Optional[float] = ..., decided_through_seq: _Optional[int] = ...) -> None: ...
 
 class DescribeWorkflowRequest(_message.Message):
     __slots__ = ("workflow_id",)

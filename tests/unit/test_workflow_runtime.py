@@ -378,9 +378,9 @@ def test_a_v1_history_replayed_by_v2_code_that_inserts_a_step() -> None:
 
     assert replay(v2_patched, v1_history(), 4).actions == []  # V1's path, no new commands
     # A new run takes the new branch and records the patch.
-    # A run that passed this point before the change (decided through 3) keeps the old path.
-    old_run = replay(v2_patched, [*v1_history()[:3]], 3)
-    assert [c.activity_type for c in old_run.actions] == ["ship"]  # type: ignore[union-attr]
+    # V2 without the patch on that history: the code issued a command V1's decision did not.
+    with pytest.raises(NonDeterminismError, match="handling event 3 .*'fraud_check'"):
+        replay(v2, [*v1_history()[:3], HistoryEvent(4, "SignalReceived", {"signal_type": "x"})], 3)
     new_run = replay(v2_patched, [*v1_history()[:3]], 2)
     assert [type(c).__name__ for c in new_run.actions] == ["RecordMarker", "ScheduleActivity"]
 
@@ -456,3 +456,29 @@ async def test_a_non_retryable_activity_error_reaches_the_workflow_at_once() -> 
 
     assert await WorkflowEnvironment(app).run("w") == "BadInput after 1"
     assert attempts == [1]
+
+
+async def test_asyncio_event_and_wait_first_completed() -> None:
+    app, _ = make_app()
+
+    @app.workflow(name="racing")
+    async def racing(ctx: WorkflowContext, input: None) -> dict[str, Any]:
+        ready = asyncio.Event()
+
+        async def opener() -> None:
+            await ctx.activity("step", {"i": 1})
+            ready.set()
+
+        opening = asyncio.ensure_future(opener())
+        await ready.wait()
+        slow = asyncio.ensure_future(ctx.activity("hang"))
+        fast = asyncio.ensure_future(ctx.activity("step", {"i": 2}))
+        done, pending = await asyncio.wait([slow, fast], return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+        await opening
+        return {"first": [t.result()["i"] for t in done], "pending": len(pending)}
+
+    handle = await WorkflowEnvironment(app).start("racing")
+    assert await handle.result() == {"first": [2], "pending": 1}
+    assert [e.data["activity_id"] for e in handle.events("ActivityCancelRequested")] == ["hang-2"]

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from durable.common import RetryPolicy
-from durable.worker.converter import NO_CONVERSION, from_json, to_json
+from durable.common.converter import NO_CONVERSION, from_json, to_json
 from durable.worker.workflows.commands import ActivityOptions, ScheduleActivity, Seconds, retry_policy_of, to_seconds
 from durable.worker.workflows.history import is_patch_marker
 from durable.worker.workflows.rules import engine_code

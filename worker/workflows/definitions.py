@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from durable.worker.converter import NO_CONVERSION, input_type
+from durable.common.converter import NO_CONVERSION, input_type
 from durable.worker.workflows.errors import WorkflowCodeError
 from durable.worker.workflows.history import HistoryEvent
 from durable.worker.workflows.instance import Decision, OptionsLookup, WorkflowInfo, WorkflowInstance

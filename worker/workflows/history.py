@@ -15,8 +15,10 @@ The matching rules, all of them, are in `CommandMatcher`:
 1. Commands are compared in the order issued with command events in history order.
 2. The history is walked in order, so a command event at sequence j is reached before any
    later event is delivered: by then the code must have issued the command recorded at j.
-3. When the history ends, every command event in it must have been matched; the commands
-   issued beyond the recorded ones are the new decision.
+3. Once the code has handled every event that was decided before (those up to the
+   workflow's decided-through sequence number), every command it issued must have been
+   matched: the decisions recorded all their commands. The commands issued while handling
+   the later events, beyond the recorded ones, are the new decision.
 4. A recorded patch marker the code does not ask about is skipped (a retired `patched`
    call); any other difference raises NonDeterminismError naming the event.
 """
@@ -160,9 +162,23 @@ class CommandMatcher:
     def __init__(self, workflow: str) -> None:
         self.workflow = workflow
         self.issued: deque[Command] = deque()
+        self.issued_at: deque[HistoryEvent | None] = deque()  # the event being handled then
 
-    def issue(self, command: Command) -> None:
+    def issue(self, command: Command, handling: HistoryEvent | None = None) -> None:
         self.issued.append(command)
+        self.issued_at.append(handling)
+
+    def end_of_decided(self, decided_through_seq: int) -> None:
+        """Rule 3: nothing issued while handling the decided events may be left unmatched."""
+        if not self.issued:
+            return
+        command, event = self.issued[0], self.issued_at[0]
+        where = f"event {event.sequence_num} ({event.event_type})" if event is not None else "the start"
+        raise NonDeterminismError(
+            f"workflow {self.workflow}: handling {where}, the code issued "
+            f"{describe_command(command)}, which the history does not hold: the decision "
+            f"recorded there (through event {decided_through_seq}) issued no such command"
+        )
 
     def record(self, event: HistoryEvent) -> None:
         """A command event of the history: it must be the oldest unconfirmed command."""
@@ -176,6 +192,7 @@ class CommandMatcher:
         command = self.issued[0]
         if matches(command, event):
             self.issued.popleft()
+            self.issued_at.popleft()
             return
         if is_patch_marker(event):
             return  # rule 4

@@ -41,21 +41,25 @@ class ReplayOutcome:
     error: WorkflowCodeError | None
 
 
-def check_history(definition: WorkflowDefinition, workflow_id: str, history: list[HistoryEvent]) -> ReplayOutcome:
-    """Replay a whole recorded history (every event counts as decided) against the code."""
-    last = max((e.sequence_num for e in history), default=0)
+def check_history(
+    definition: WorkflowDefinition, workflow_id: str, history: list[HistoryEvent], decided_through_seq: int | None = None
+) -> ReplayOutcome:
+    """Replay a recorded history against the code. `decided_through_seq`: how far decisions
+    were applied (None: through the last command event, the most that is sure)."""
+    if decided_through_seq is None:
+        decided_through_seq = max((e.sequence_num for e in history if e.is_command), default=0)
     try:
-        definition.decide(history, last, workflow_id=workflow_id)
+        definition.decide(history, decided_through_seq, workflow_id=workflow_id)
         error = None
     except WorkflowCodeError as exc:
         error = exc
     return ReplayOutcome(workflow_id, definition.name, len(history), error)
 
 
-def history_from_json(document: dict[str, Any]) -> tuple[str, str, list[HistoryEvent]]:
-    """(workflow id, workflow type, events) of the JSON `durable workflows show ID --json`
-    prints: {"workflow": {"id", "workflow_type", ...}, "events": [{"sequence_num",
-    "event_type", "data", "created_at"}, ...]}."""
+def history_from_json(document: dict[str, Any]) -> tuple[str, str, list[HistoryEvent], int | None]:
+    """(workflow id, workflow type, events, decided through) of the JSON `durable workflows
+    show ID --json` prints: {"workflow": {"id", "workflow_type", "decided_through_seq", ...},
+    "events": [{"sequence_num", "event_type", "data", "created_at"}, ...]}."""
     if not isinstance(document, dict) or not isinstance(document.get("events"), list):
         raise ValueError('a history file is the JSON of `durable workflows show ID --json`: '
                          'an object with "workflow" and "events"')
@@ -71,4 +75,5 @@ def history_from_json(document: dict[str, Any]) -> tuple[str, str, list[HistoryE
     ]
     workflow_type = str(workflow.get("workflow_type") or next(
         (e.data.get("workflow_type", "") for e in events if e.event_type == "WorkflowStarted"), ""))
-    return str(workflow.get("id", "")), workflow_type, events
+    decided = workflow.get("decided_through_seq")
+    return str(workflow.get("id", "")), workflow_type, events, int(decided) if decided is not None else None

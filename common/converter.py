@@ -45,7 +45,7 @@ def to_json(value: Any) -> Any:
 
 def from_json(value: Any, annotation: Any, *, field: str = "payload") -> Any:
     """`value` rebuilt as `annotation`; a mismatch raises NonRetryableError naming `field`."""
-    if annotation is _NO_CONVERSION or annotation in (Any, inspect.Parameter.empty, None, object):
+    if annotation is _NO_CONVERSION or annotation in (Any, inspect.Parameter.empty, None, type(None), object):
         return value
     try:
         return _adapter(annotation).validate_python(value)
