@@ -79,7 +79,7 @@ def _presented_token(metadata: Any) -> str | None:
 
 def _certificate_names(context: grpc.aio.ServicerContext) -> list[str]:
     auth = context.auth_context() or {}
-    names = []
+    names: list[str] = []
     for key in ("x509_common_name", "x509_subject_alternative_name"):
         names.extend(v.decode() if isinstance(v, bytes) else str(v) for v in auth.get(key, ()))
     return names

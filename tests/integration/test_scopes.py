@@ -368,3 +368,41 @@ async def test_keda_scales_over_mutual_tls_with_the_read_scope(
 
 def test_scope_names_are_the_documented_ones() -> None:
     assert [s.value for s in Scope] == ["admin", "client", "read", "worker"]
+
+
+async def test_a_real_worker_and_the_operator_work_with_their_narrow_scopes(
+    database_url: str, credentials_file: Path, db: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker with a `worker:pool-a-` token (and its pod name as worker id) runs its tasks; the
+    operator's backlog reads need only `read`."""
+    from durable.operator.backlog import ControlPlane as OperatorClient
+    from durable.worker import App, Worker, WorkerSettings
+    from durable.worker.testing import RunningWorker
+    from tests.support.processes import wait_for
+
+    app = App()
+
+    @app.activity(name="ping")
+    async def ping(ctx: object, data: dict) -> dict:
+        return {"pong": True}
+
+    security = ServerSecurity(DURABLE_AUTH_TOKENS_FILE=str(credentials_file))
+    async with running_control_plane(database_url, security=security) as address:
+        async with as_(address, TOKENS["client"]) as client:
+            await pb_grpc.ClientServiceStub(client).EnqueueActivity(
+                pb.EnqueueActivityRequest(activity_type="ping", input_json="{}"))
+        settings = WorkerSettings(GRPC_ADDRESS=address, WORKER_ID="pool-a-7f9c-x2k4q", WORKER_HEALTH_PORT=0)
+        monkeypatch.setenv("DURABLE_AUTH_TOKEN", TOKENS["worker"])  # what the pod's token file gives
+        worker = Worker(app, settings)
+        async with RunningWorker(worker):
+            async def completed() -> bool:
+                return await db.fetchval("SELECT status FROM durable_task_queue") == "completed"
+
+            await wait_for(completed, 20, "the worker-scoped worker to complete the task")
+        operator = OperatorClient(address, timeout=5, security=ClientSecurity(DURABLE_AUTH_TOKEN=TOKENS["read"]))
+        try:
+            sample = await operator.backlog(["ping"], [])
+            assert (sample.pending, sample.running) == (0, 0)
+            assert await operator.worker_loads("default") is not None
+        finally:
+            await operator.close()
