@@ -406,3 +406,31 @@ async def test_a_real_worker_and_the_operator_work_with_their_narrow_scopes(
             assert await operator.worker_loads("default") is not None
         finally:
             await operator.close()
+
+
+async def test_a_handler_learns_the_scope_of_its_call(credentials_file: Path) -> None:
+    """current_scope() inside a handler; and a method added to ClientService later is `client`
+    (not `read`) until it is listed in READ_METHODS."""
+    from durable.common.credentials import CredentialsFile
+    from durable.controlplane.grpc.auth import ScopedAuthInterceptor, current_scope
+
+    async def whoami(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        return current_scope().value.encode()
+
+    server = grpc.aio.server(interceptors=[ScopedAuthInterceptor([], CredentialsFile(str(credentials_file)))])
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
+        "durable.v1.ClientService", {"WhoAmI": grpc.unary_unary_rpc_method_handler(whoami)}),))
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        answers = {}
+        for scope in ("admin", "client", "read"):
+            async with as_(f"127.0.0.1:{port}", TOKENS[scope]) as channel:
+                try:
+                    answers[scope] = (await channel.unary_unary("/durable.v1.ClientService/WhoAmI")(b"", timeout=10)).decode()
+                except grpc.aio.AioRpcError as exc:
+                    answers[scope] = exc.code().name
+        assert answers == {"admin": "admin", "client": "client", "read": "PERMISSION_DENIED"}
+        assert current_scope() is Scope.ADMIN  # outside any call: the default (no authentication)
+    finally:
+        await server.stop(None)

@@ -62,3 +62,20 @@ def test_the_pool_asks_for_a_token_or_relaxes_a_default() -> None:
     assert [m["mountPath"] for m in worker["volumeMounts"]] == ["/etc/durable/auth", "/tmp"]
     assert [v["name"] for v in pod["volumes"]] == ["auth", "durable-tmp"]
     assert worker["image"] == "registry.example.com/orders:1"  # ours still win where they must
+
+
+def test_the_commented_example_pool_mounts_its_token_as_a_file() -> None:
+    from pathlib import Path
+
+    import yaml
+
+    example = yaml.safe_load((Path(__file__).resolve().parents[2] / "examples" / "pools" / "pool.yaml").read_text())
+    built = build_deployment(name="orders-workers", namespace="shop", uid="u", spec=parse_pool_spec(example["spec"]),
+                             replicas=1, default_address="cp:9001")
+    kubernetes_validate.validate(built, "1.34", strict=True)
+    worker = worker_of(built["spec"]["template"]["spec"])
+    env = {e["name"]: e for e in worker["env"]}
+    assert env["DURABLE_AUTH_TOKEN_FILE"]["value"] == "/etc/durable/auth/token"
+    assert "DURABLE_AUTH_TOKEN" not in env
+    assert {m["mountPath"] for m in worker["volumeMounts"]} == {"/etc/durable/auth", "/tmp"}
+    assert worker["securityContext"]["readOnlyRootFilesystem"] is True
