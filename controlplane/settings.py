@@ -69,6 +69,12 @@ class GrpcSettings(BaseSettings):
         description="Longest wait, seconds, before a blocked workflow's failing decision is "
                     "tried again (doubling from 1 s; default 60).",
     )
+    keda_address: str | None = Field(
+        None, validation_alias="DURABLE_KEDA_ADDRESS",
+        description="host:port of a second, read-only port serving only KEDA's external scaler "
+        "and health, without credentials (KEDA cannot send a token); unset = none. "
+        "E.g. 0.0.0.0:9003.",
+    )
 
     @field_validator("runner_mode", mode="before")
     @classmethod
