@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
-from durable.client.client import DEFAULT_ADDRESS, Client, EventView, Unavailable, WorkflowView
+from durable.client.client import (
+    DEFAULT_ADDRESS,
+    Client,
+    EventView,
+    TaskView,
+    Unavailable,
+    WorkflowPage,
+    WorkflowView,
+)
 
-__all__ = ["DEFAULT_ADDRESS", "Client", "EventView", "Unavailable", "WorkflowView"]
+__all__ = ["DEFAULT_ADDRESS", "Client", "EventView", "TaskView", "Unavailable", "WorkflowPage", "WorkflowView"]

@@ -49,6 +49,40 @@ class EventView:
     created_at: float
 
 
+@dataclass(frozen=True)
+class WorkflowPage:
+    """One page of ListWorkflows, newest first; next_page_token is "" on the last page."""
+
+    workflows: list[WorkflowView]
+    next_page_token: str
+
+
+@dataclass(frozen=True)
+class TaskView:
+    """A task of a workflow: an activity, a timer or a workflow (decision) task."""
+
+    id: str
+    kind: str
+    activity_id: str
+    activity_type: str
+    status: str
+    attempt: int
+    max_attempts: int
+    priority: int
+    visible_at: float
+    created_at: float
+    claimed_by: str
+    claimed_at: float
+    heartbeat_at: float
+    completed_at: float
+    last_error: str
+    error_history: list[dict[str, Any]]
+
+    @property
+    def is_live(self) -> bool:
+        return self.status in ("pending", "claimed")
+
+
 def _json(text: str) -> Any:
     return json.loads(text) if text else None
 
@@ -141,6 +175,63 @@ class Client:
         )
         return [_workflow(w) for w in reply.workflows]
 
+    async def list_workflows_page(
+        self,
+        *,
+        status: str | None = None,
+        workflow_type: str | None = None,
+        id_prefix: str | None = None,
+        created_after: float = 0.0,
+        created_before: float = 0.0,
+        page_token: str = "",
+        limit: int = 50,
+    ) -> WorkflowPage:
+        """A page of workflows, newest first; pass next_page_token back for the next one.
+        Times are Unix seconds (0 = no bound)."""
+        reply = await self._call(
+            "ListWorkflows",
+            pb.ListWorkflowsRequest(
+                status=status or "", workflow_type=workflow_type or "", limit=limit, id_prefix=id_prefix or "",
+                created_after=created_after, created_before=created_before, page_token=page_token,
+            ),
+        )
+        return WorkflowPage([_workflow(w) for w in reply.workflows], reply.next_page_token)
+
+    async def count_workflows(
+        self,
+        *,
+        workflow_type: str | None = None,
+        id_prefix: str | None = None,
+        created_after: float = 0.0,
+        created_before: float = 0.0,
+    ) -> dict[str, int]:
+        """Workflows per status under the filters: every status, in lifecycle order."""
+        reply = await self._call(
+            "CountWorkflows",
+            pb.CountWorkflowsRequest(
+                workflow_type=workflow_type or "", id_prefix=id_prefix or "",
+                created_after=created_after, created_before=created_before,
+            ),
+        )
+        return {c.status: int(c.count) for c in reply.counts}
+
+    async def workflow_tasks(self, workflow_id: str, *, include_finished: bool = False, limit: int = 200) -> list[TaskView]:
+        """The workflow's tasks, oldest first: pending and claimed ones, or all with include_finished."""
+        reply = await self._call(
+            "ListWorkflowTasks",
+            pb.ListWorkflowTasksRequest(workflow_id=workflow_id, include_finished=include_finished, limit=limit),
+        )
+        return [
+            TaskView(
+                id=t.id, kind=t.kind, activity_id=t.activity_id, activity_type=t.activity_type, status=t.status,
+                attempt=t.attempt, max_attempts=t.max_attempts, priority=t.priority, visible_at=t.visible_at,
+                created_at=t.created_at, claimed_by=t.claimed_by, claimed_at=t.claimed_at,
+                heartbeat_at=t.heartbeat_at, completed_at=t.completed_at, last_error=t.last_error,
+                error_history=(_json(t.error_history_json) or {}).get("errors", []),
+            )
+            for t in reply.tasks
+        ]
+
     async def history(self, workflow_id: str, after_seq: int = 0) -> list[EventView]:
         reply = await self._call("GetHistory", pb.GetHistoryRequest(workflow_id=workflow_id, after_seq=after_seq))
         return [EventView(e.sequence_num, e.event_type, _json(e.event_data_json) or {}, e.created_at) for e in reply.events]
@@ -172,6 +263,20 @@ class Client:
         reply = await self._call("ListDeadLetters", pb.ListDeadLettersRequest(activity_type=activity_type or "", limit=limit))
         return list(reply.entries)
 
+    async def dead_letters_page(
+        self, *, activity_type: str | None = None, error_contains: str | None = None, page_token: str = "",
+        limit: int = 100,
+    ) -> tuple[list[pb.DeadLetter], str]:
+        """A page of dead letters, newest first, and the next page's token ("" at the end)."""
+        reply = await self._call(
+            "ListDeadLetters",
+            pb.ListDeadLettersRequest(
+                activity_type=activity_type or "", error_contains=error_contains or "", page_token=page_token,
+                limit=limit,
+            ),
+        )
+        return list(reply.entries), reply.next_page_token
+
     async def requeue_dead_letter(self, dead_letter_id: str) -> str:
         reply = await self._call("RequeueDeadLetter", pb.RequeueDeadLetterRequest(id=dead_letter_id))
         return str(reply.task_id)
@@ -190,3 +295,8 @@ class Client:
             "ListWorkers", pb.ListWorkersRequest(worker_group=worker_group or "", include_stopped=include_stopped)
         )
         return list(reply.workers)
+
+    async def circuit_breakers(self) -> list[pb.CircuitBreakerInfo]:
+        """Every configured circuit breaker (keyed by activity type) and its state."""
+        reply = await self._call("ListCircuitBreakers", pb.ListCircuitBreakersRequest())
+        return list(reply.breakers)
