@@ -6,10 +6,22 @@ from durable.client.client import (
     DEFAULT_ADDRESS,
     Client,
     EventView,
+    PermissionDenied,
     TaskView,
+    Unauthenticated,
     Unavailable,
     WorkflowPage,
     WorkflowView,
 )
 
-__all__ = ["DEFAULT_ADDRESS", "Client", "EventView", "TaskView", "Unavailable", "WorkflowPage", "WorkflowView"]
+__all__ = [
+    "DEFAULT_ADDRESS",
+    "Client",
+    "EventView",
+    "PermissionDenied",
+    "TaskView",
+    "Unauthenticated",
+    "Unavailable",
+    "WorkflowPage",
+    "WorkflowView",
+]

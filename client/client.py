@@ -22,6 +22,14 @@ class Unavailable(DurableError):
     """The control plane could not be reached."""
 
 
+class Unauthenticated(DurableError):
+    """The control plane refused the call's credentials (no token, or a wrong one)."""
+
+
+class PermissionDenied(DurableError):
+    """The credentials are valid but may not do this (a read-only token asking for a change)."""
+
+
 @dataclass(frozen=True)
 class WorkflowView:
     id: str
@@ -135,6 +143,10 @@ class Client:
                 raise Unavailable(
                     f"control plane at {self.address} did not answer ({exc.code().name}): {exc.details()}"
                 ) from None
+            if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
+                raise Unauthenticated(exc.details() or "UNAUTHENTICATED") from None
+            if exc.code() == grpc.StatusCode.PERMISSION_DENIED:
+                raise PermissionDenied(exc.details() or "PERMISSION_DENIED") from None
             raise error_for(exc.code(), exc.details() or exc.code().name) from None
 
     async def start_workflow(
