@@ -126,6 +126,11 @@ class Client:
         self._channel = open_channel(address, security or load_client_security())
         self._stub = pb_grpc.ClientServiceStub(self._channel)
 
+    @property
+    def channel(self) -> grpc.aio.Channel:
+        """The gRPC channel, for calls beyond ClientService (health, granted scope)."""
+        return self._channel
+
     async def __aenter__(self) -> Client:
         return self
 
@@ -216,13 +221,15 @@ class Client:
         id_prefix: str | None = None,
         created_after: float = 0.0,
         created_before: float = 0.0,
+        at_most: int = 0,
     ) -> dict[str, int]:
-        """Workflows per status under the filters: every status, in lifecycle order."""
+        """Workflows per status under the filters: every status, in lifecycle order. With
+        `at_most`, each count stops there (a count equal to it means "at least that many")."""
         reply = await self._call(
             "CountWorkflows",
             pb.CountWorkflowsRequest(
                 workflow_type=workflow_type or "", id_prefix=id_prefix or "",
-                created_after=created_after, created_before=created_before,
+                created_after=created_after, created_before=created_before, at_most=at_most,
             ),
         )
         return {c.status: int(c.count) for c in reply.counts}

@@ -82,7 +82,9 @@ class Gate(BaseHTTPMiddleware):
             else:
                 request.state.viewer = Viewer("read", state.client)
         else:
-            request.state.viewer = Viewer(scope_of(None), state.client)
+            if state.scope is None:  # the console's own credential, asked about once
+                state.scope = await scope_of(state.client)
+            request.state.viewer = Viewer(state.scope, state.client)
         response = await call_next(request)
         if fresh_csrf:
             response.set_cookie(
@@ -176,5 +178,6 @@ def create_app(settings: ConsoleSettings | None = None, security: ClientSecurity
     app.state.security = security
     app.state.auth_mode = auth_mode
     app.state.sessions = Sessions(settings.session_seconds)
+    app.state.scope = None
     app.state.templates = templates()
     return app

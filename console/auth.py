@@ -27,12 +27,16 @@ CSRF_COOKIE = "durable_console_csrf"
 CSRF_FIELD = "csrf"
 
 
-def scope_of(token: str | None) -> Scope:
-    """What a credential the control plane accepted may do: `client` (read and act) or `read`.
+async def scope_of(client: Client) -> Scope:
+    """What the credential `client` carries may do: `client` (read and act) or `read`.
 
-    The one place the console decides whether to show action buttons. Today every valid
-    token (and no token, where none is required) is `client`; when scoped tokens land in
-    durable.common.security, this function asks that module, and nothing else changes.
+    The one place the console decides whether to show action buttons; it is asked once per
+    sign-in (and once for the console's own credential in the open and proxy modes), after
+    the control plane accepted the credential. Today every accepted credential is `client`.
+    When scoped tokens land, this becomes (durable.common.security.granted_scope):
+
+        granted = await granted_scope(client.channel)
+        return "client" if granted in ("client", "admin") else "read"
     """
     return "client"
 

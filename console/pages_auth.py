@@ -47,7 +47,7 @@ async def sign_in(request: Request) -> Response:
         await client.close()
         raise
     await state.sessions.drop(request.cookies.get(SESSION_COOKIE))
-    session = state.sessions.create(token, scope_of(token), client)
+    session = state.sessions.create(token, await scope_of(client), client)
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(
         SESSION_COOKIE, session.id, httponly=True, samesite="strict", secure=state.settings.secure_cookies,

@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from durable.common.errors import DurableError, InvalidArgument, NotFound, WrongState
+from durable.console.pages_workflows import COUNT_CAP
 from durable.console.web import action, digest, live_url, no_change, render, unchanged, viewer
 
 DEAD_LETTER_PAGE = 50
@@ -22,7 +23,7 @@ MAX_REQUEUE = 500
 async def index(request: Request) -> Response:
     client = viewer(request).client
     counts, stats, workers, (dead, more_dead) = await asyncio.gather(
-        client.count_workflows(), client.queue_stats(), client.list_workers(),
+        client.count_workflows(at_most=COUNT_CAP), client.queue_stats(), client.list_workers(),
         client.dead_letters_page(limit=DEAD_LETTER_PAGE),
     )
     version = digest(counts, stats, workers, dead)
@@ -31,6 +32,7 @@ async def index(request: Request) -> Response:
     context = {
         "nav": "home",
         "counts": counts,
+        "cap": COUNT_CAP,
         "pending": sum(s.pending for s in stats),
         "claimed": sum(s.claimed for s in stats),
         "oldest": max((s.oldest_pending_age for s in stats), default=0.0),

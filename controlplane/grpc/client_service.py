@@ -82,8 +82,13 @@ class ClientService(pb_grpc.ClientServiceServicer):
             id_prefix=request.id_prefix or None,
             created_after=convert.time_bound(request.created_after, "created_after"),
             created_before=convert.time_bound(request.created_before, "created_before"),
+            at_most=request.at_most or None,
         )
-        return pb.CountWorkflowsResponse(counts=[pb.StatusCount(status=s, count=n) for s, n in counts.items()])
+        capped = request.at_most or None
+        return pb.CountWorkflowsResponse(
+            counts=[pb.StatusCount(status=s, count=n, at_least=capped is not None and n >= capped)
+                    for s, n in counts.items()]
+        )
 
     @rpc
     async def ListWorkflowTasks(

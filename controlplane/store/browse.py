@@ -6,7 +6,7 @@ an index, so a page costs the same on the millionth row as on the first.
 from __future__ import annotations
 
 import base64
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -18,17 +18,22 @@ from durable.controlplane.store.records import CircuitBreaker, DeadLetter, Task,
 WORKFLOW_STATUSES = ("pending", "running", "completed", "failed", "cancelled")
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
 def encode_page_token(at: datetime, key: Any) -> str:
-    """An opaque cursor: the sort key (a time and an id) of a page's last row."""
-    raw = f"{at.timestamp():.6f}|{key}".encode()
+    """An opaque cursor: the sort key (a time, exact to the microsecond, and an id) of a
+    page's last row."""
+    raw = f"{(at - _EPOCH) // _MICROSECOND}|{key}".encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
 def decode_page_token(token: str) -> tuple[datetime, str]:
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-        seconds, key = raw.split("|", 1)
-        return datetime.fromtimestamp(float(seconds), UTC), key
+        micros, key = raw.split("|", 1)
+        return _EPOCH + int(micros) * _MICROSECOND, key
     except (ValueError, UnicodeDecodeError):
         raise InvalidArgument("page_token is not one this server handed out") from None
 
@@ -80,11 +85,16 @@ class BrowseStore(StoreBase):
         id_prefix: str | None = None,
         created_after: datetime | None = None,
         created_before: datetime | None = None,
+        at_most: int | None = None,
     ) -> dict[str, int]:
-        """Workflows per status (every status, zeros included) under the filters."""
+        """Workflows per status (every status, in lifecycle order, zeros included) under the
+        filters; with `at_most`, each count stops there (a count equal to it means "at least")."""
         _bounds(created_after, created_before)
+        if at_most is not None and at_most < 1:
+            raise InvalidArgument("at_most must be >= 1 (or unset for exact counts)")
         rows = await self.pool.fetch(
-            Q.count_workflows, workflow_type, like_prefix(id_prefix), created_after, created_before
+            Q.count_workflows, workflow_type, like_prefix(id_prefix), created_after, created_before,
+            list(WORKFLOW_STATUSES), at_most,
         )
         found = {r["status"]: r["n"] for r in rows}
         return {s: found.get(s, 0) for s in WORKFLOW_STATUSES}

@@ -471,24 +471,28 @@ class ListWorkflowsResponse(_message.Message):
     def __init__(self, workflows: _Optional[_Iterable[_Union[WorkflowInfo, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class CountWorkflowsRequest(_message.Message):
-    __slots__ = ("workflow_type", "id_prefix", "created_after", "created_before")
+    __slots__ = ("workflow_type", "id_prefix", "created_after", "created_before", "at_most")
     WORKFLOW_TYPE_FIELD_NUMBER: _ClassVar[int]
     ID_PREFIX_FIELD_NUMBER: _ClassVar[int]
     CREATED_AFTER_FIELD_NUMBER: _ClassVar[int]
     CREATED_BEFORE_FIELD_NUMBER: _ClassVar[int]
+    AT_MOST_FIELD_NUMBER: _ClassVar[int]
     workflow_type: str
     id_prefix: str
     created_after: float
     created_before: float
-    def __init__(self, workflow_type: _Optional[str] = ..., id_prefix: _Optional[str] = ..., created_after: _Optional[float] = ..., created_before: _Optional[float] = ...) -> None: ...
+    at_most: int
+    def __init__(self, workflow_type: _Optional[str] = ..., id_prefix: _Optional[str] = ..., created_after: _Optional[float] = ..., created_before: _Optional[float] = ..., at_most: _Optional[int] = ...) -> None: ...
 
 class StatusCount(_message.Message):
-    __slots__ = ("status", "count")
+    __slots__ = ("status", "count", "at_least")
     STATUS_FIELD_NUMBER: _ClassVar[int]
     COUNT_FIELD_NUMBER: _ClassVar[int]
+    AT_LEAST_FIELD_NUMBER: _ClassVar[int]
     status: str
     count: int
-    def __init__(self, status: _Optional[str] = ..., count: _Optional[int] = ...) -> None: ...
+    at_least: bool
+    def __init__(self, status: _Optional[str] = ..., count: _Optional[int] = ..., at_least: _Optional[bool] = ...) -> None: ...
 
 class CountWorkflowsResponse(_message.Message):
     __slots__ = ("counts",)

@@ -251,7 +251,10 @@ async def test_read_only_credentials_see_no_action_buttons(
     """With the scope check answering `read`, no action shows and an action POST is refused."""
     import durable.console.app as console_app
 
-    monkeypatch.setattr(console_app, "scope_of", lambda token: "read")
+    async def read_only(client: Client) -> str:
+        return "read"
+
+    monkeypatch.setattr(console_app, "scope_of", read_only)
     async with running_control_plane(database_url) as address, Client(address) as api:
         wid, _ = await api.start_workflow("console_waits", {})
         async with console(address) as base, browser() as b:
