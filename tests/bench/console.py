@@ -70,7 +70,7 @@ SELECT 'worker-' || i, ARRAY['act_0', 'act_1'], ARRAY['type_0'], 64, i % 64 FROM
 """
 
 
-async def fill(url: str, workflows: int) -> str:
+async def fill(url: str, workflows: int, extra_sql: str = "") -> str:
     conn = await asyncpg.connect(url)
     try:
         started = time.perf_counter()
@@ -83,7 +83,9 @@ async def fill(url: str, workflows: int) -> str:
         await conn.execute(WORKERS)
         await conn.execute("INSERT INTO durable_circuit_breaker_state (key, state, opened_at) "
                            "VALUES ('act_0', 'open', now())")
-        await conn.execute("ANALYZE")
+        if extra_sql:  # e.g. indexes under consideration
+            await conn.execute(extra_sql)
+        await conn.execute("VACUUM ANALYZE")
         print(f"filled {workflows:,} workflows in {time.perf_counter() - started:.1f} s")
         return str(detail)
     finally:
@@ -127,13 +129,13 @@ async def baseline(address: str, runs: int) -> float:
     return statistics.median(times)
 
 
-async def main(workflows: int, runs: int) -> None:
+async def main(workflows: int, runs: int, extra_sql: str = "") -> None:
     with postgres_server() as admin:
         name = await create_database(admin, prefix="durable_bench_console")
         url = with_database(admin, name)
         try:
             await migrate_url(url)
-            detail = await fill(url, workflows)
+            detail = await fill(url, workflows, extra_sql)
             async with running_control_plane(url) as address:
                 port = free_port()
                 server = build_server(ConsoleSettings(host="127.0.0.1", port=port, grpc_address=address),
@@ -176,5 +178,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workflows", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--sql", type=argparse.FileType(), help="SQL to run after the fill (indexes to try)")
     args = parser.parse_args()
-    asyncio.run(main(args.workflows, args.runs))
+    asyncio.run(main(args.workflows, args.runs, args.sql.read() if args.sql else ""))
