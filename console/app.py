@@ -88,7 +88,7 @@ class Gate(BaseHTTPMiddleware):
         response = await call_next(request)
         if fresh_csrf:
             response.set_cookie(
-                CSRF_COOKIE, request.state.csrf, httponly=True, samesite="strict",
+                CSRF_COOKIE, request.state.csrf, httponly=True, samesite="lax",
                 secure=state.settings.secure_cookies, path="/",
             )
         return response

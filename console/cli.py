@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 from pydantic import ValidationError
 
@@ -23,7 +25,9 @@ def console_command(port: int | None, host: str | None, address: str | None) -> 
     from durable.console.server import build_server
     from durable.console.settings import ConsoleSettings
 
-    overrides = {k: v for k, v in (("port", port), ("host", host), ("grpc_address", address)) if v is not None}
+    overrides: dict[str, Any] = {
+        k: v for k, v in (("port", port), ("host", host), ("grpc_address", address)) if v is not None
+    }
     try:
         settings = ConsoleSettings(**overrides)
         security = load_client_security()

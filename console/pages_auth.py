@@ -50,7 +50,7 @@ async def sign_in(request: Request) -> Response:
     session = state.sessions.create(token, await scope_of(client), client)
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(
-        SESSION_COOKIE, session.id, httponly=True, samesite="strict", secure=state.settings.secure_cookies,
+        SESSION_COOKIE, session.id, httponly=True, samesite="lax", secure=state.settings.secure_cookies,
         path="/", max_age=int(state.settings.session_seconds),
     )
     return response

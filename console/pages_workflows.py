@@ -7,6 +7,7 @@ import json
 import time
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 from starlette.datastructures import FormData
 from starlette.requests import Request
@@ -53,7 +54,7 @@ def list_filters(request: Request) -> dict[str, Any]:
 async def workflow_list(request: Request) -> Response:
     f = list_filters(request)
     client = viewer(request).client
-    common = {
+    common: dict[str, Any] = {
         "workflow_type": f["type"] or None,
         "id_prefix": f["id_prefix"] or None,
         "created_after": _time(f["created_from"], "from"),
@@ -116,7 +117,7 @@ async def _render_detail(request: Request, workflow_id: str, *, error: str = "",
         # The `blocked:` reason (a WorkflowInfo field to come) shows beside the status.
         "blocked": getattr(workflow, "blocked", ""),
         "live": not workflow.is_terminal or bool(live_tasks),
-        "live_url": live_url(request, version),
+        "live_url": live_url(request, version, f"/workflows/{quote(workflow_id, safe='')}"),
         "done": request.query_params.get("done", ""),
         "error": error,
         "form": form or {},
@@ -126,8 +127,6 @@ async def _render_detail(request: Request, workflow_id: str, *, error: str = "",
 
 
 def _done(workflow_id: str, what: str) -> Response:
-    from urllib.parse import quote
-
     return RedirectResponse(f"/workflows/{quote(workflow_id, safe='')}?done={what}", status_code=303)
 
 

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from starlette.datastructures import FormData
 from starlette.requests import Request
@@ -90,11 +90,11 @@ def no_change() -> Response:
     return Response(status_code=204)
 
 
-def live_url(request: Request, version: str) -> str:
-    """This page's URL as a live fragment of `version`."""
-    query = [(k, v) for k, v in request.query_params.multi_items() if k not in ("live", "v")]
+def live_url(request: Request, version: str, path: str | None = None) -> str:
+    """This page's URL (or `path`, with this page's query) as a live fragment of `version`."""
+    query = [(k, v) for k, v in request.query_params.multi_items() if k not in ("live", "v", "done", "failed")]
     query += [("live", "1"), ("v", version)]
-    return f"{request.url.path}?{urlencode(query)}"
+    return f"{path or request.url.path}?{urlencode(query)}"
 
 
 class Refused(Exception):
@@ -116,8 +116,9 @@ def action(handler: Action) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
         if not viewer(request).can_act:
             raise Refused(403, "This sign-in may only read: actions need a client-scoped token.")
+        # host only: behind a TLS-terminating proxy the scheme seen here may differ
         origin = request.headers.get("origin")
-        if origin and origin != f"{request.url.scheme}://{request.url.netloc}":
+        if origin and origin != "null" and urlsplit(origin).netloc != request.headers.get("host", ""):
             raise Refused(403, "This form was sent from another site.")
         form = await request.form()
         if not csrf_matches(request.cookies.get(CSRF_COOKIE), str(form.get(CSRF_FIELD) or "")):

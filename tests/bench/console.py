@@ -157,7 +157,7 @@ async def main(workflows: int, runs: int, extra_sql: str = "") -> None:
                 base_ms = await baseline(address, runs)
                 print(f"\n{workflows:,} workflows, {runs} runs per page; baseline: ListWorkflows(limit=50) "
                       f"through durable.client, median {base_ms:.1f} ms\n")
-                print(f"| page | app median ms | app p95 ms | rpc median ms | app / baseline |")
+                print("| page | app median ms | app p95 ms | rpc median ms | app / baseline |")
                 print("|---|---:|---:|---:|---:|")
                 results: dict[str, Any] = {}
                 for path in pages:
