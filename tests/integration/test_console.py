@@ -239,6 +239,17 @@ async def test_every_page_and_the_actions_in_a_browser(database_url: str, tmp_pa
                 await shot(phone, "workflow-phone")
                 assert errors == []
 
+                # without JavaScript every page still reads, and a form still acts
+                plain = await (await b.new_context(java_script_enabled=False)).new_page()
+                for path in ("/", "/workflows", f"/workflows/{demo}", "/dead-letters", "/workers", "/queues"):
+                    reply = await plain.goto(base + path)
+                    assert reply is not None and reply.status == 200, path
+                other, _ = await api.start_workflow("console_waits", {"note": "no script"})
+                await plain.goto(f"{base}/workflows/{other}")
+                await plain.get_by_role("button", name="Cancel workflow").click()
+                await expect(plain.get_by_role("status")).to_contain_text("Workflow cancelled")
+                assert (await api.describe_workflow(other)).status == "cancelled"
+
 
 async def _count(entries: Any, n: int) -> bool:
     return len(await entries) >= n
