@@ -295,6 +295,7 @@ async def test_sign_in_with_a_token_and_csrf(database_url: str) -> None:
             page = await b.new_page()
             await page.goto(f"{base}/workflows")
             await expect_url(page, "/sign-in")
+            await shot(page, "sign-in")
             await page.get_by_label("Token").fill("not-the-token")
             await page.get_by_role("button", name="Sign in").click()
             await page.get_by_text("The control plane refused this token.").wait_for()
