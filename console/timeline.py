@@ -28,7 +28,7 @@ MAX_ROWS = 200
 class Mark:
     x: float
     title: str
-    kind: str  # "retry" or "signal"
+    kind: str  # "retry", "signal" or "cancel"
 
 
 @dataclass
@@ -127,6 +127,9 @@ def build(workflow: WorkflowView, events: Sequence[EventView], tasks: Sequence[T
             open_step("timer", tid, f"timer · {tid}", e.created_at, f"timer {tid}{due}")
         elif e.event_type == "TimerFired":
             close_step("timer", str(d.get("timer_id", "")), e.created_at, "completed")
+        elif e.event_type == "WorkflowCancelRequested":
+            wf_row.marks.append(Mark(e.created_at, f"cancel requested: {d.get('reason') or 'no reason given'}",
+                                     "cancel"))
         elif e.event_type == "SignalReceived":
             signals.marks.append(Mark(e.created_at, f"signal {d.get('signal_type', '?')} (event {e.sequence_num})",
                                       "signal"))

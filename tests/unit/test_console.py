@@ -67,7 +67,9 @@ def test_timeline_of_an_ended_workflow_closes_open_steps_and_caps_rows() -> None
     events = [ev(1, 0, "WorkflowStarted")] + [
         ev(i + 2, i * 0.01, "ActivityScheduled", activity_id=f"s{i}", activity_type="x") for i in range(250)
     ]
+    events.append(ev(300, 4, "WorkflowCancelRequested", reason="enough"))
     picture = timeline.build(wf("cancelled", completed_at=T0 + 5), events, [], now=T0 + 99)
+    assert [(m.kind, m.title) for m in picture.rows[0].marks] == [("cancel", "cancel requested: enough")]
     assert len(picture.rows) == timeline.MAX_ROWS and picture.hidden_rows == 251 - timeline.MAX_ROWS
     assert {r.outcome for r in picture.rows[1:]} == {"cancelled"}
     assert picture.rows[1].x + picture.rows[1].width == pytest.approx(picture.chart_left + picture.chart_width)
