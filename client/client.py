@@ -23,6 +23,14 @@ class Unavailable(DurableError):
     """The control plane could not be reached."""
 
 
+class Unauthenticated(DurableError):
+    """The control plane refused the call's credentials (no token, or a wrong one)."""
+
+
+class PermissionDenied(DurableError):
+    """The credentials are valid but may not do this (a read-only token asking for a change)."""
+
+
 @dataclass(frozen=True)
 class WorkflowView:
     id: str
@@ -51,6 +59,40 @@ class EventView:
     event_type: str
     data: dict[str, Any]
     created_at: float
+
+
+@dataclass(frozen=True)
+class WorkflowPage:
+    """One page of ListWorkflows, newest first; next_page_token is "" on the last page."""
+
+    workflows: list[WorkflowView]
+    next_page_token: str
+
+
+@dataclass(frozen=True)
+class TaskView:
+    """A task of a workflow: an activity, a timer or a workflow (decision) task."""
+
+    id: str
+    kind: str
+    activity_id: str
+    activity_type: str
+    status: str
+    attempt: int
+    max_attempts: int
+    priority: int
+    visible_at: float
+    created_at: float
+    claimed_by: str
+    claimed_at: float
+    heartbeat_at: float
+    completed_at: float
+    last_error: str
+    error_history: list[dict[str, Any]]
+
+    @property
+    def is_live(self) -> bool:
+        return self.status in ("pending", "claimed")
 
 
 def _json(text: str) -> Any:
@@ -96,6 +138,11 @@ class Client:
         self._channel = open_channel(address, security or load_client_security())
         self._stub = pb_grpc.ClientServiceStub(self._channel)
 
+    @property
+    def channel(self) -> grpc.aio.Channel:
+        """The gRPC channel, for calls beyond ClientService (health, granted scope)."""
+        return self._channel
+
     async def __aenter__(self) -> Client:
         return self
 
@@ -113,6 +160,10 @@ class Client:
                 raise Unavailable(
                     f"control plane at {self.address} did not answer ({exc.code().name}): {exc.details()}"
                 ) from None
+            if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
+                raise Unauthenticated(exc.details() or "UNAUTHENTICATED") from None
+            if exc.code() == grpc.StatusCode.PERMISSION_DENIED:
+                raise PermissionDenied(exc.details() or "PERMISSION_DENIED") from None
             raise error_for(exc.code(), exc.details() or exc.code().name) from None
 
     async def start_workflow(
@@ -156,6 +207,65 @@ class Client:
         )
         return [_workflow(w) for w in reply.workflows]
 
+    async def list_workflows_page(
+        self,
+        *,
+        status: str | None = None,
+        workflow_type: str | None = None,
+        id_prefix: str | None = None,
+        created_after: float = 0.0,
+        created_before: float = 0.0,
+        page_token: str = "",
+        limit: int = 50,
+    ) -> WorkflowPage:
+        """A page of workflows, newest first; pass next_page_token back for the next one.
+        Times are Unix seconds (0 = no bound)."""
+        reply = await self._call(
+            "ListWorkflows",
+            pb.ListWorkflowsRequest(
+                status=status or "", workflow_type=workflow_type or "", limit=limit, id_prefix=id_prefix or "",
+                created_after=created_after, created_before=created_before, page_token=page_token,
+            ),
+        )
+        return WorkflowPage([_workflow(w) for w in reply.workflows], reply.next_page_token)
+
+    async def count_workflows(
+        self,
+        *,
+        workflow_type: str | None = None,
+        id_prefix: str | None = None,
+        created_after: float = 0.0,
+        created_before: float = 0.0,
+        at_most: int = 0,
+    ) -> dict[str, int]:
+        """Workflows per status under the filters: every status, in lifecycle order. With
+        `at_most`, each count stops there (a count equal to it means "at least that many")."""
+        reply = await self._call(
+            "CountWorkflows",
+            pb.CountWorkflowsRequest(
+                workflow_type=workflow_type or "", id_prefix=id_prefix or "",
+                created_after=created_after, created_before=created_before, at_most=at_most,
+            ),
+        )
+        return {c.status: int(c.count) for c in reply.counts}
+
+    async def workflow_tasks(self, workflow_id: str, *, include_finished: bool = False, limit: int = 200) -> list[TaskView]:
+        """The workflow's tasks, oldest first: pending and claimed ones, or all with include_finished."""
+        reply = await self._call(
+            "ListWorkflowTasks",
+            pb.ListWorkflowTasksRequest(workflow_id=workflow_id, include_finished=include_finished, limit=limit),
+        )
+        return [
+            TaskView(
+                id=t.id, kind=t.kind, activity_id=t.activity_id, activity_type=t.activity_type, status=t.status,
+                attempt=t.attempt, max_attempts=t.max_attempts, priority=t.priority, visible_at=t.visible_at,
+                created_at=t.created_at, claimed_by=t.claimed_by, claimed_at=t.claimed_at,
+                heartbeat_at=t.heartbeat_at, completed_at=t.completed_at, last_error=t.last_error,
+                error_history=(_json(t.error_history_json) or {}).get("errors", []),
+            )
+            for t in reply.tasks
+        ]
+
     async def history(self, workflow_id: str, after_seq: int = 0) -> list[EventView]:
         reply = await self._call("GetHistory", pb.GetHistoryRequest(workflow_id=workflow_id, after_seq=after_seq))
         return [EventView(e.sequence_num, e.event_type, _json(e.event_data_json) or {}, e.created_at) for e in reply.events]
@@ -187,6 +297,20 @@ class Client:
         reply = await self._call("ListDeadLetters", pb.ListDeadLettersRequest(activity_type=activity_type or "", limit=limit))
         return list(reply.entries)
 
+    async def dead_letters_page(
+        self, *, activity_type: str | None = None, error_contains: str | None = None, page_token: str = "",
+        limit: int = 100,
+    ) -> tuple[list[pb.DeadLetter], str]:
+        """A page of dead letters, newest first, and the next page's token ("" at the end)."""
+        reply = await self._call(
+            "ListDeadLetters",
+            pb.ListDeadLettersRequest(
+                activity_type=activity_type or "", error_contains=error_contains or "", page_token=page_token,
+                limit=limit,
+            ),
+        )
+        return list(reply.entries), reply.next_page_token
+
     async def requeue_dead_letter(self, dead_letter_id: str) -> str:
         reply = await self._call("RequeueDeadLetter", pb.RequeueDeadLetterRequest(id=dead_letter_id))
         return str(reply.task_id)
@@ -205,3 +329,8 @@ class Client:
             "ListWorkers", pb.ListWorkersRequest(worker_group=worker_group or "", include_stopped=include_stopped)
         )
         return list(reply.workers)
+
+    async def circuit_breakers(self) -> list[pb.CircuitBreakerInfo]:
+        """Every configured circuit breaker (keyed by activity type) and its state."""
+        reply = await self._call("ListCircuitBreakers", pb.ListCircuitBreakersRequest())
+        return list(reply.breakers)

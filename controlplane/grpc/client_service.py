@@ -65,10 +65,49 @@ class ClientService(pb_grpc.ClientServiceServicer):
 
     @rpc
     async def ListWorkflows(self, request: pb.ListWorkflowsRequest, context: Any) -> pb.ListWorkflowsResponse:
-        rows = await self.store.list_workflows(
-            request.status or None, request.workflow_type or None, request.limit or 50
+        rows, next_token = await self.store.browse_workflows(
+            status=request.status or None,
+            workflow_type=request.workflow_type or None,
+            id_prefix=request.id_prefix or None,
+            created_after=convert.time_bound(request.created_after, "created_after"),
+            created_before=convert.time_bound(request.created_before, "created_before"),
+            page_token=request.page_token or None,
+            limit=request.limit or 50,
         )
-        return pb.ListWorkflowsResponse(workflows=[convert.workflow(w) for w in rows])
+        return pb.ListWorkflowsResponse(workflows=[convert.workflow(w) for w in rows], next_page_token=next_token or "")
+
+    @rpc
+    async def CountWorkflows(self, request: pb.CountWorkflowsRequest, context: Any) -> pb.CountWorkflowsResponse:
+        counts = await self.store.count_workflows(
+            workflow_type=request.workflow_type or None,
+            id_prefix=request.id_prefix or None,
+            created_after=convert.time_bound(request.created_after, "created_after"),
+            created_before=convert.time_bound(request.created_before, "created_before"),
+            at_most=request.at_most or None,
+        )
+        capped = request.at_most or None
+        return pb.CountWorkflowsResponse(
+            counts=[pb.StatusCount(status=s, count=n, at_least=capped is not None and n >= capped)
+                    for s, n in counts.items()]
+        )
+
+    @rpc
+    async def ListWorkflowTasks(
+        self, request: pb.ListWorkflowTasksRequest, context: Any
+    ) -> pb.ListWorkflowTasksResponse:
+        tasks = await self.store.workflow_tasks(
+            required(request.workflow_id, "workflow_id"),
+            include_finished=request.include_finished,
+            limit=request.limit or 200,
+        )
+        return pb.ListWorkflowTasksResponse(tasks=[convert.task_info(t) for t in tasks])
+
+    @rpc
+    async def ListCircuitBreakers(
+        self, request: pb.ListCircuitBreakersRequest, context: Any
+    ) -> pb.ListCircuitBreakersResponse:
+        rows = await self.store.list_circuit_breakers()
+        return pb.ListCircuitBreakersResponse(breakers=[convert.breaker(b) for b in rows])
 
     @rpc
     async def GetHistory(self, request: pb.GetHistoryRequest, context: Any) -> pb.GetHistoryResponse:
@@ -108,8 +147,15 @@ class ClientService(pb_grpc.ClientServiceServicer):
 
     @rpc
     async def ListDeadLetters(self, request: pb.ListDeadLettersRequest, context: Any) -> pb.ListDeadLettersResponse:
-        rows = await self.store.list_dead_letters(request.activity_type or None, request.limit or 100)
-        return pb.ListDeadLettersResponse(entries=[convert.dead_letter(d) for d in rows])
+        rows, next_token = await self.store.browse_dead_letters(
+            activity_type=request.activity_type or None,
+            error_contains=request.error_contains or None,
+            page_token=request.page_token or None,
+            limit=request.limit or 100,
+        )
+        return pb.ListDeadLettersResponse(
+            entries=[convert.dead_letter(d) for d in rows], next_page_token=next_token or ""
+        )
 
     @rpc
     async def RequeueDeadLetter(self, request: pb.RequeueDeadLetterRequest, context: Any) -> pb.RequeueDeadLetterResponse:

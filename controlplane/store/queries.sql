@@ -536,3 +536,55 @@ SELECT key, state FROM durable_circuit_breaker_state;
 
 -- name: worker_counts
 SELECT status, count(*) AS n FROM durable_workers GROUP BY status;
+
+-- Browsing (ClientService lists for the console and the CLI) --------------------------------
+
+-- name: browse_workflows
+-- One page of workflows, newest first, after the keyset ($6 created_at, $7 id) of the previous
+-- page's last row. $3 is a LIKE pattern (an escaped id prefix followed by %). The order is the
+-- one of the created_at, status and workflow_type indexes (created_at DESC, id).
+SELECT * FROM durable_workflow_instances
+WHERE ($1::text IS NULL OR status = $1)
+  AND ($2::text IS NULL OR workflow_type = $2)
+  AND ($3::text IS NULL OR id LIKE $3)
+  AND ($4::timestamptz IS NULL OR created_at >= $4)
+  AND ($5::timestamptz IS NULL OR created_at < $5)
+  AND ($6::timestamptz IS NULL OR created_at < $6 OR (created_at = $6 AND id > $7::text))
+ORDER BY created_at DESC, id
+LIMIT $8;
+
+-- name: count_workflows
+-- Workflows per status ($5: the statuses) under the browse filters, each count stopping at $6
+-- rows (NULL: exact), so that a status with millions of rows costs no more than the cap.
+SELECT s.status, (
+    SELECT count(*) FROM (
+        SELECT 1 FROM durable_workflow_instances w
+        WHERE w.status = s.status
+          AND ($1::text IS NULL OR w.workflow_type = $1)
+          AND ($2::text IS NULL OR w.id LIKE $2)
+          AND ($3::timestamptz IS NULL OR w.created_at >= $3)
+          AND ($4::timestamptz IS NULL OR w.created_at < $4)
+        LIMIT $6::bigint
+    ) AS upto
+) AS n
+FROM unnest($5::text[]) AS s(status);
+
+-- name: workflow_tasks
+-- The tasks of one workflow, oldest first: live ones only unless $2.
+SELECT * FROM durable_task_queue
+WHERE workflow_id = $1 AND ($2 OR status IN ('pending', 'claimed'))
+ORDER BY created_at, id
+LIMIT $3;
+
+-- name: browse_dead_letters
+-- One page of dead-lettered tasks, newest first (dead_at DESC, id: the dead_at index), after
+-- the keyset ($3 dead_at, $4 id); $2 is matched case-insensitively anywhere in last_error.
+SELECT * FROM durable_dead_letter_queue
+WHERE ($1::text IS NULL OR activity_type = $1)
+  AND ($2::text IS NULL OR strpos(lower(COALESCE(last_error, '')), lower($2)) > 0)
+  AND ($3::timestamptz IS NULL OR dead_at < $3 OR (dead_at = $3 AND id > $4::uuid))
+ORDER BY dead_at DESC, id
+LIMIT $5;
+
+-- name: list_breakers
+SELECT * FROM durable_circuit_breaker_state ORDER BY key;

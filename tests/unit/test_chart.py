@@ -69,6 +69,19 @@ SCENARIOS: dict[str, dict[str, Any]] = {
     "postgresql": {"postgresql": {"enabled": True, "storageClass": "fast"}, "examplePool": {"enabled": True}},
     "namespaced": {**BASE, "operator": {"namespaced": True}, "keda": {"enabled": True}, "examplePool": {"enabled": True}},
     "namespace-list": {**BASE, "operator": {"watchNamespaces": ["team-a", "team-b"]}, "examplePool": {"enabled": True}},
+    "console": {
+        **BASE,
+        "auth": {"existingSecret": "durable-auth"},
+        "tls": {"existingSecret": "durable-tls", "mutual": True},
+        "console": {
+            "enabled": True,
+            "secureCookies": True,
+            "ingress": {
+                "enabled": True, "className": "nginx", "host": "console.example.com",
+                "tls": [{"secretName": "console-tls", "hosts": ["console.example.com"]}],
+            },
+        },
+    },
 }
 
 # The operator's permissions, pinned: widening them must be a visible change to this test.
@@ -261,10 +274,11 @@ def test_chart_crds_do_not_drift_from_the_root_crds() -> None:
 
 
 def test_every_pod_is_hardened(scenario: tuple[str, list[dict[str, Any]]]) -> None:
-    _, objects = scenario
+    name, objects = scenario
     specs = list(pod_specs(objects, postgresql=True))
-    # control plane, operator, and migrations (a Job, or with postgresql an init container) or PostgreSQL
-    assert len(specs) == 3, [label for label, _ in specs]
+    # control plane, operator, migrations (a Job, or with postgresql an init container) or
+    # PostgreSQL, and the console where it is enabled
+    assert len(specs) == 3 + bool(SCENARIOS[name].get("console", {}).get("enabled")), [label for label, _ in specs]
     for label, template in specs:
         pod = template["spec"]
         assert pod.get("automountServiceAccountToken") is (None if label == "Deployment/durable-operator" else False), label
@@ -563,6 +577,7 @@ def test_auth_and_tls_wiring() -> None:
     assert not [s for s in kinds(objects, "Secret") if s["metadata"]["name"].endswith("-auth")]  # none generated
     for deployment in kinds(objects, "Deployment"):
         role = "controlplane" if "controlplane" in deployment["metadata"]["name"] else "operator"
+        assert "console" not in deployment["metadata"]["name"]  # off unless asked for
         pod = deployment["spec"]["template"]["spec"]
         env = env_of(pod["containers"][0])
         assert expected[role] <= set(env), (role, env)
@@ -678,3 +693,53 @@ def test_the_keda_port() -> None:
     (keda,) = [r for r in policy["spec"]["ingress"] if r["ports"] == [{"port": "keda", "protocol": "TCP"}]]
     assert keda["from"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "keda"}}}]
     assert "DURABLE_KEDA_ADDRESS" not in one(render(BASE), "ConfigMap", "durable-controlplane")["data"]
+
+
+def test_console_off_by_default(defaults: list[dict[str, Any]]) -> None:
+    assert not [o for o in defaults if "console" in o["metadata"]["name"]]
+
+
+def test_console_deployment_service_and_ingress() -> None:
+    objects = render(SCENARIOS["console"])
+    deployment = one(objects, "Deployment", "durable-console")
+    pod = deployment["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    assert container["args"] == ["console"]
+    assert pod["automountServiceAccountToken"] is False
+    env = env_of(container)
+    assert env["GRPC_ADDRESS"] == "durable-controlplane.durable.svc:9001"
+    assert env["DURABLE_CONSOLE_HOST"] == "0.0.0.0" and env["DURABLE_CONSOLE_PORT"] == "8080"
+    assert env["DURABLE_CONSOLE_AUTH"] == "auto" and env["DURABLE_CONSOLE_SECURE_COOKIES"] == "true"
+    # a client of the control plane, like the operator: token file and client TLS, no database
+    assert {"DURABLE_AUTH_TOKEN_FILE", "DURABLE_TLS_CA_FILE", "DURABLE_TLS_CERT_FILE"} <= set(env)
+    assert "DATABASE_URL" not in env and "DURABLE_TLS_CLIENT_CA_FILE" not in env
+    assert container["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    service = one(objects, "Service", "durable-console")
+    assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
+    assert service["spec"]["ports"] == [
+        {"name": "http", "port": 8080, "targetPort": "http", "protocol": "TCP", "appProtocol": "http"}
+    ]
+    ingress = one(objects, "Ingress", "durable-console")
+    assert ingress["spec"]["ingressClassName"] == "nginx"
+    [rule] = ingress["spec"]["rules"]
+    assert rule["host"] == "console.example.com"
+    assert rule["http"]["paths"][0]["backend"]["service"] == {"name": "durable-console", "port": {"name": "http"}}
+    assert ingress["spec"]["tls"] == [{"secretName": "console-tls", "hosts": ["console.example.com"]}]
+    # no Ingress unless asked for; another control plane address when given
+    plain = render({**BASE, "console": {"enabled": True, "controlPlaneAddress": "cp.elsewhere.svc:9001"}})
+    assert not kinds(plain, "Ingress")
+    [container] = one(plain, "Deployment", "durable-console")["spec"]["template"]["spec"]["containers"]
+    assert env_of(container)["GRPC_ADDRESS"] == "cp.elsewhere.svc:9001"
+    # auth is on by default: the console mounts its own generated client token, as a file
+    assert env_of(container)["DURABLE_AUTH_TOKEN_FILE"] == "/etc/durable/auth/token"
+    pod = one(plain, "Deployment", "durable-console")["spec"]["template"]["spec"]
+    assert _volume_secret(pod, "auth") == {"secretName": "durable-auth", "defaultMode": 0o440, "items": [{"key": "console", "path": "token"}]}
+
+
+def test_console_values_are_checked() -> None:
+    with helm.Chart.load(CHART) as chart:
+        for bad in ({"console": {"auth": "maybe"}}, {"console": {"enabled": "yes"}},
+                    {"console": {"ingress": {"path": "console"}}}, {"console": {"prot": 1}}):
+            with pytest.raises(helm.HelmValuesError):
+                chart.validate_schema(chart.merge_values({**BASE, **bad}))

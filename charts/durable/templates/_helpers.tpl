@@ -147,6 +147,8 @@ generates (templates/auth-secret.yaml). Keys, by role:
 {{- $v := .ctx.Values.auth -}}
 {{- if eq .role "server" }}
 {{- if not $v.existingSecret }}tokens{{ else }}{{ $v.tokensKey | default $v.secretKey }}{{ end }}
+{{- else if eq .role "console" }}
+{{- if not $v.existingSecret }}console{{ else }}{{ $v.secretKey }}{{ end }}
 {{- else }}
 {{- if not $v.existingSecret }}operator{{ else }}{{ $v.secretKey }}{{ end }}
 {{- end }}
