@@ -177,6 +177,11 @@ class WorkflowContext:
         for payload in buffered or ():
             instance._signal(name, payload)
 
+    def set_query_handler(self, name: str, handler: Callable[..., Any]) -> None:
+        """Answer query `name` with `handler()` (or `handler(arg)`): a plain function that
+        reads the workflow's state (the function form's way; classes use @query)."""
+        self._instance.query_handlers[name] = handler
+
     async def wait_condition(self, predicate: Callable[[], bool], timeout: Seconds | None = None) -> bool:
         """Wait until `predicate()` is true (checked after every event the workflow handles);
         False when `timeout` seconds pass first (a durable timer)."""
