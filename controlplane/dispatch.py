@@ -28,6 +28,18 @@ class TaskSignals:
 
     def __init__(self) -> None:
         self._waiters: dict[str, set[asyncio.Event]] = defaultdict(set)
+        # Workflow types with queries waiting (a hint: claims of those types look for them).
+        self._query_types: set[str] = set()
+        self._all_queries = False
+
+    def take_query_hint(self, workflow_types: list[str]) -> bool:
+        """Whether queries of these types may wait (and forget the hint for them)."""
+        if self._all_queries:
+            self._all_queries = False
+            return True
+        hinted = self._query_types.intersection(workflow_types)
+        self._query_types.difference_update(hinted)
+        return bool(hinted)
 
     @contextmanager
     def waiting(self, keys: Iterable[str]) -> Iterator[asyncio.Event]:
@@ -50,6 +62,8 @@ class TaskSignals:
         """Wake waiting claims: items are "kind:type=count" (that many) or "kind:type" (all)."""
         for item in items:
             key, _, count = item.partition("=")
+            if key.startswith("query:"):
+                self._query_types.add(key[6:])
             waiters = self._waiters.get(key)
             if not waiters:
                 continue
@@ -64,6 +78,7 @@ class TaskSignals:
                     wanted -= 1
 
     def notify_all(self) -> None:
+        self._all_queries = True
         for waiters in self._waiters.values():
             for event in waiters:
                 event.set()

@@ -93,6 +93,11 @@ class WorkerServiceStub:
                 request_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.ReleaseTasksRequest.SerializeToString,
                 response_deserializer=durable_dot_proto_dot_v1_dot_durable__pb2.ReleaseTasksResponse.FromString,
                 _registered_method=True)
+        self.AnswerQuery = channel.unary_unary(
+                '/durable.v1.WorkerService/AnswerQuery',
+                request_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.AnswerQueryRequest.SerializeToString,
+                response_deserializer=durable_dot_proto_dot_v1_dot_durable__pb2.AnswerQueryResponse.FromString,
+                _registered_method=True)
 
 
 class WorkerServiceServicer:
@@ -170,6 +175,13 @@ class WorkerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AnswerQuery(self, request, context):
+        """The answer to a query the worker claimed (a Task of kind "query").
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_WorkerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -227,6 +239,11 @@ def add_WorkerServiceServicer_to_server(servicer, server):
                     servicer.ReleaseTasks,
                     request_deserializer=durable_dot_proto_dot_v1_dot_durable__pb2.ReleaseTasksRequest.FromString,
                     response_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.ReleaseTasksResponse.SerializeToString,
+            ),
+            'AnswerQuery': grpc.unary_unary_rpc_method_handler(
+                    servicer.AnswerQuery,
+                    request_deserializer=durable_dot_proto_dot_v1_dot_durable__pb2.AnswerQueryRequest.FromString,
+                    response_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.AnswerQueryResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -540,6 +557,33 @@ class WorkerService:
             metadata,
             _registered_method=True)
 
+    @staticmethod
+    def AnswerQuery(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/durable.v1.WorkerService/AnswerQuery',
+            durable_dot_proto_dot_v1_dot_durable__pb2.AnswerQueryRequest.SerializeToString,
+            durable_dot_proto_dot_v1_dot_durable__pb2.AnswerQueryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
 
 class ClientServiceStub:
     """---------------------------------------------------------------------------------------------
@@ -628,6 +672,11 @@ class ClientServiceStub:
                 '/durable.v1.ClientService/ListCircuitBreakers',
                 request_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.ListCircuitBreakersRequest.SerializeToString,
                 response_deserializer=durable_dot_proto_dot_v1_dot_durable__pb2.ListCircuitBreakersResponse.FromString,
+                _registered_method=True)
+        self.QueryWorkflow = channel.unary_unary(
+                '/durable.v1.ClientService/QueryWorkflow',
+                request_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.QueryWorkflowRequest.SerializeToString,
+                response_deserializer=durable_dot_proto_dot_v1_dot_durable__pb2.QueryWorkflowResponse.FromString,
                 _registered_method=True)
 
 
@@ -731,6 +780,15 @@ class ClientServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def QueryWorkflow(self, request, context):
+        """Ask a workflow's query handler (answered by a worker from its replayed state; nothing is
+        written to the history; works on an ended workflow too). DEADLINE_EXCEEDED when no
+        worker of its type answered within the timeout.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ClientServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -808,6 +866,11 @@ def add_ClientServiceServicer_to_server(servicer, server):
                     servicer.ListCircuitBreakers,
                     request_deserializer=durable_dot_proto_dot_v1_dot_durable__pb2.ListCircuitBreakersRequest.FromString,
                     response_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.ListCircuitBreakersResponse.SerializeToString,
+            ),
+            'QueryWorkflow': grpc.unary_unary_rpc_method_handler(
+                    servicer.QueryWorkflow,
+                    request_deserializer=durable_dot_proto_dot_v1_dot_durable__pb2.QueryWorkflowRequest.FromString,
+                    response_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.QueryWorkflowResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1219,6 +1282,33 @@ class ClientService:
             '/durable.v1.ClientService/ListCircuitBreakers',
             durable_dot_proto_dot_v1_dot_durable__pb2.ListCircuitBreakersRequest.SerializeToString,
             durable_dot_proto_dot_v1_dot_durable__pb2.ListCircuitBreakersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def QueryWorkflow(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/durable.v1.ClientService/QueryWorkflow',
+            durable_dot_proto_dot_v1_dot_durable__pb2.QueryWorkflowRequest.SerializeToString,
+            durable_dot_proto_dot_v1_dot_durable__pb2.QueryWorkflowResponse.FromString,
             options,
             channel_credentials,
             insecure,
