@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from durable.common import RetryPolicy
 from durable.common.converter import NO_CONVERSION, from_json, to_json
-from durable.worker.workflows.commands import ActivityOptions, ScheduleActivity, Seconds, retry_policy_of, to_seconds
+from durable.worker.workflows.commands import ActivityOptions, ScheduleActivity, Seconds
 from durable.worker.workflows.history import is_patch_marker
 from durable.worker.workflows.rules import engine_code
 
@@ -99,15 +99,10 @@ class WorkflowContext:
         """Schedule an activity now and return the future of its result (cancel the future
         to cancel the activity). Most code awaits ``ctx.activity(...)`` instead."""
         name, default_result_type = _activity_name(activity)
-        if priority is not None and not -1000 <= priority <= 1000:
-            raise ValueError(f"priority must be within -1000..1000, got {priority}")
-        options = ActivityOptions(
-            retry_policy=retry_policy_of(retry_policy, field="retry_policy"),
-            priority=priority,
-            schedule_to_start_timeout=to_seconds(schedule_to_start_timeout, field="schedule_to_start_timeout"),
-            start_to_close_timeout=to_seconds(start_to_close_timeout, field="start_to_close_timeout"),
-            heartbeat_timeout=to_seconds(heartbeat_timeout, field="heartbeat_timeout"),
-            start_delay=to_seconds(start_delay, field="start_delay"),
+        options = ActivityOptions.of(
+            retry_policy=retry_policy, priority=priority, schedule_to_start_timeout=schedule_to_start_timeout,
+            start_to_close_timeout=start_to_close_timeout, heartbeat_timeout=heartbeat_timeout,
+            start_delay=start_delay,
         )
         with engine_code():
             payload = to_json(input)
