@@ -59,6 +59,9 @@ class ActivityOptions:
         start_delay: Seconds | None = None,
     ) -> ActivityOptions:
         """Options from what a caller wrote (durations as seconds or timedeltas), checked."""
+        if (retry_policy is None and priority is None and schedule_to_start_timeout is None
+                and start_to_close_timeout is None and heartbeat_timeout is None and start_delay is None):
+            return _NO_OPTIONS
         if priority is not None and not -1000 <= priority <= 1000:
             raise InvalidArgument(f"priority must be within -1000..1000, got {priority}")
         return cls(
@@ -79,6 +82,9 @@ class ActivityOptions:
                 for name in self.__dataclass_fields__
             }
         )
+
+
+_NO_OPTIONS = ActivityOptions()
 
 
 @dataclass(frozen=True)

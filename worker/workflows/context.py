@@ -54,7 +54,14 @@ class WorkflowContext:
 
     def __init__(self, instance: WorkflowInstance) -> None:
         self._instance = instance
-        self.logger: logging.LoggerAdapter = _ReplaySafeLogger(instance)  # type: ignore[type-arg]
+        self._logger: logging.LoggerAdapter | None = None  # type: ignore[type-arg]
+
+    @property
+    def logger(self) -> logging.LoggerAdapter:  # type: ignore[type-arg]
+        """A logger whose lines are written the first time the code passes, not on replay."""
+        if self._logger is None:
+            self._logger = _ReplaySafeLogger(self._instance)
+        return self._logger
 
     # -- identity -----------------------------------------------------------------------
 
@@ -104,8 +111,7 @@ class WorkflowContext:
             start_to_close_timeout=start_to_close_timeout, heartbeat_timeout=heartbeat_timeout,
             start_delay=start_delay,
         )
-        with engine_code():
-            payload = to_json(input)
+        payload = to_json(input)  # pydantic's dump reads no clock: no guard to lift
         command = ScheduleActivity(activity_type=name, input=payload, activity_id=activity_id,
                                    options=options)
         if result_type is NO_CONVERSION:

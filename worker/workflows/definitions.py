@@ -66,6 +66,9 @@ class WorkflowDefinition:
     failure_exceptions: tuple[type[BaseException], ...] = ()
     signals: dict[str, str] = field(default_factory=dict)  # signal name -> method name
     queries: dict[str, str] = field(default_factory=dict)  # query name -> method name
+    # read once from the signature: whether the function takes an input, and its type
+    takes_input: bool = True
+    input_type: Any = NO_CONVERSION
 
     @property
     def cls(self) -> Any:
@@ -76,10 +79,9 @@ class WorkflowDefinition:
         info = WorkflowInfo(workflow_id=workflow_id, workflow_type=self.name)
         if self.kind == "function":
             fn = self.target
-            takes_input = len(inspect.signature(fn).parameters) >= 2
             return WorkflowInstance(
-                (lambda ctx, value: fn(ctx, value)) if takes_input else (lambda ctx, value: fn(ctx)),
-                info, input_type=input_type(fn) if takes_input else NO_CONVERSION,
+                (lambda ctx, value: fn(ctx, value)) if self.takes_input else (lambda ctx, value: fn(ctx)),
+                info, input_type=self.input_type,
                 failure_exceptions=self.failure_exceptions, activity_defaults=activity_defaults,
             )
         if self.kind == "class":
@@ -94,7 +96,7 @@ class WorkflowDefinition:
             run = obj.run
             return WorkflowInstance(
                 lambda ctx, value: run(ctx, value), info,
-                input_type=input_type(type(obj).run, position=2),
+                input_type=self.input_type,
                 failure_exceptions=self.failure_exceptions, activity_defaults=activity_defaults,
                 signal_handlers=handlers, query_handlers=queries,
             )
@@ -158,7 +160,8 @@ def define(target: Any, name: str, failure_exceptions: Iterable[type[BaseExcepti
                 query_name = getattr(method, "__durable_query__", None)
                 if isinstance(query_name, str) and query_name:
                     queries[query_name] = attr
-            return WorkflowDefinition(name, target, "class", failures, signals, queries)
+            return WorkflowDefinition(name, target, "class", failures, signals, queries,
+                                      input_type=input_type(run, position=2))
         for handler in CALLBACK_HANDLERS:
             method = getattr(target, handler, None)
             if method is not None and not callable(method):
@@ -174,7 +177,9 @@ def define(target: Any, name: str, failure_exceptions: Iterable[type[BaseExcepti
         parameters = list(inspect.signature(target).parameters.values())
         if not 1 <= len(parameters) <= 2:
             raise TypeError(f"workflow {name!r} must be `async def {target.__name__}(ctx, input)`")
-        return WorkflowDefinition(name, target, "function", failures)
+        takes_input = len(parameters) == 2
+        return WorkflowDefinition(name, target, "function", failures, takes_input=takes_input,
+                                  input_type=input_type(target) if takes_input else NO_CONVERSION)
     raise TypeError(f"workflow {name!r} must be an async function `(ctx, input)` or a class, "
                     f"got {target!r}")
 

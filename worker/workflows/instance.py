@@ -129,12 +129,20 @@ class WorkflowInstance:
         self.torn_down = False
         self.cancel_requested = False
         self.violation: BaseException | None = None
-        self.rng = random.Random(info.workflow_id)
+        self._rng: random.Random | None = None  # made when first asked for
+        self._seed: Any = info.workflow_id
         self.now = datetime.fromtimestamp(0, UTC)
         self.current: HistoryEvent | None = None
         self.decided_through_seq = 0
         self._events: list[HistoryEvent] = []
         self._index = 0
+
+    @property
+    def rng(self) -> random.Random:
+        """The workflow's seeded random source (the seed recorded in WorkflowStarted)."""
+        if self._rng is None:
+            self._rng = random.Random(self._seed)
+        return self._rng
 
     # -- driving ------------------------------------------------------------------------
 
@@ -213,7 +221,7 @@ class WorkflowInstance:
         if kind == WORKFLOW_STARTED:
             seed = data.get("random_seed")
             if seed is not None:
-                self.rng.seed(seed)
+                self._seed = seed
             self._start(data.get("input"))
         elif kind == ACTIVITY_COMPLETED:
             entry = self.activities.pop(str(data.get("activity_id", "")), None)
@@ -340,7 +348,7 @@ class WorkflowInstance:
         commands ignored and logging quiet (not later, by the garbage collector)."""
         self.ended = True
         self.torn_down = True
-        pending = [t for t in asyncio.all_tasks(self.loop) if not t.done()]
+        pending = [t for t in self.loop.tasks if not t.done()]
         if pending:
             def close_all() -> None:
                 for task in pending:
