@@ -68,7 +68,15 @@ async def _dev(url: str, serve: bool, message: str, port: int, health_port: int)
     from durable.examples.agent_turn import app
     from durable.worker import Worker
 
+    from durable.common.ports import PortInUse, ensure_free
+
     logging.getLogger("durable").setLevel(logging.WARNING)
+    try:
+        ensure_free("127.0.0.1", port, "--port")
+        ensure_free("0.0.0.0", health_port, "--health-port")
+    except PortInUse as exc:
+        click.echo(f"error: {exc}", err=True)
+        return 2
     plane = ControlPlane(
         DatabaseSettings(database_url=url, pool_min_size=1, pool_max_size=10),
         GrpcSettings(address=f"127.0.0.1:{port}"),

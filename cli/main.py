@@ -30,6 +30,7 @@ def cli(log_level: str, log_format: str) -> None:
 @click.option("--database-url", envvar="DATABASE_URL", help="PostgreSQL URL (env DATABASE_URL).")
 def migrate(database_url: str | None) -> None:
     """Apply the database migrations (safe to run concurrently and repeatedly)."""
+    from durable.controlplane.connect_errors import DatabaseUnreachable
     from durable.controlplane.migrator import MigrationError, migrate_url
     from durable.controlplane.settings import DatabaseSettings
 
@@ -39,12 +40,8 @@ def migrate(database_url: str | None) -> None:
         raise click.UsageError(explain_settings_error(exc)) from None
     try:
         applied = asyncio.run(migrate_url(settings.database_url))
-    except MigrationError as exc:
+    except (MigrationError, DatabaseUnreachable) as exc:
         raise click.ClickException(str(exc)) from None
-    except (OSError, ConnectionError) as exc:
-        raise click.ClickException(
-            f"cannot reach PostgreSQL at DATABASE_URL: {exc}; check the URL and that the server is up"
-        ) from None
     if applied:
         click.echo(f"applied migrations: {', '.join(f'{v:04d}' for v in applied)}")
     else:

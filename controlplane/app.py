@@ -17,7 +17,10 @@ import asyncpg
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from durable.common.ports import GRPC_SERVER_OPTIONS, ensure_free, split_address
 from durable.common.security import ServerSecurity
+from durable.controlplane.connect_errors import CONNECT_ERRORS, DatabaseUnreachable
+from durable.controlplane.connect_errors import explain as explain_connect_error
 from durable.controlplane.dispatch import TaskListener, TaskSignals
 from durable.controlplane.store.workflow_queries import WorkflowQueryStore
 from durable.controlplane.grpc import client_service, keda_scaler, worker_service
@@ -128,12 +131,26 @@ class ControlPlane:
         host = "127.0.0.1" if host in ("0.0.0.0", "[::]", "") else host
         return f"{host}:{self.port}"
 
+    def check_ports(self) -> None:
+        """Raise PortInUse (naming the variable) if the gRPC or metrics port is taken."""
+        host, port = split_address(self.grpc_settings.address)
+        ensure_free(host, port, "GRPC_ADDRESS")
+        if self.metrics_settings.port:
+            ensure_free("0.0.0.0", self.metrics_settings.port, "METRICS_PORT")
+        if self.grpc_settings.keda_address:
+            keda_host, keda_port = split_address(self.grpc_settings.keda_address)
+            ensure_free(keda_host, keda_port, "DURABLE_KEDA_ADDRESS")
+
     async def start(self) -> None:
+        self.check_ports()  # before the database: a second control plane stops at once
         dsn = self.database.database_url
-        self.pool = await asyncpg.create_pool(
-            dsn, min_size=self.database.pool_min_size, max_size=self.database.pool_max_size,
-            reset=_no_session_state,
-        )
+        try:
+            self.pool = await asyncpg.create_pool(
+                dsn, min_size=self.database.pool_min_size, max_size=self.database.pool_max_size,
+                reset=_no_session_state,
+            )
+        except CONNECT_ERRORS as exc:
+            raise DatabaseUnreachable(explain_connect_error(exc, dsn)) from None
         if self.run_migrations:
             async with self.pool.acquire() as conn:
                 applied = await migrate(conn)
@@ -154,7 +171,7 @@ class ControlPlane:
                                          queries=queries).run(self._stop))
         self._supervise("metrics-state", self.metrics.run(self.store, self._stop))
         if self.metrics_settings.port:
-            port = self.metrics.serve(self.metrics_settings.port)
+            port = self.metrics.serve(self.metrics_settings.port, setting="METRICS_PORT")
             logger.info("metrics on :%d/metrics", port)
         self._supervise("timers", TimerFirer(self.store, interval=self.timer_interval).run(self._stop))
         self._supervise("task-listener", TaskListener(dsn, signals).run(self._stop))
@@ -166,6 +183,7 @@ class ControlPlane:
         self._server = grpc.aio.server(
             interceptors=[ScopedAuthInterceptor(tokens, credentials_file)] if authenticated else None,
             options=[
+                *GRPC_SERVER_OPTIONS,
                 ("grpc.max_receive_message_length", 2 * limit + 1024 * 1024),
                 ("grpc.max_send_message_length", 64 * 1024 * 1024),
                 ("grpc.keepalive_time_ms", 30_000),
@@ -185,10 +203,16 @@ class ControlPlane:
         keda_scaler.add_to_server(keda_scaler.KedaScaler(self.store), self._server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
         credentials = self.security.server_credentials()
-        if credentials is None:
-            self.port = self._server.add_insecure_port(self.grpc_settings.address)
-        else:
-            self.port = self._server.add_secure_port(self.grpc_settings.address, credentials)
+        try:
+            if credentials is None:
+                self.port = self._server.add_insecure_port(self.grpc_settings.address)
+            else:
+                self.port = self._server.add_secure_port(self.grpc_settings.address, credentials)
+        except RuntimeError:  # "Failed to bind": taken since check_ports, or not a local address
+            host, port = split_address(self.grpc_settings.address)
+            ensure_free(host, port, "GRPC_ADDRESS")
+            raise OSError(f"cannot listen on GRPC_ADDRESS={self.grpc_settings.address}: "
+                          "not an address of this host, or the port is taken") from None
         if not self.port:
             raise OSError(f"cannot listen on GRPC_ADDRESS={self.grpc_settings.address}")
         await self._server.start()
@@ -208,10 +232,15 @@ class ControlPlane:
         """KEDA's external scaler (and health) alone on DURABLE_KEDA_ADDRESS, without credentials:
         KEDA cannot send a bearer token. It answers backlog counts and nothing else."""
         address = self.grpc_settings.keda_address or ""
-        self._keda_server = grpc.aio.server()
+        self._keda_server = grpc.aio.server(options=GRPC_SERVER_OPTIONS)
         keda_scaler.add_to_server(scaler, self._keda_server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._keda_server)
-        self.keda_port = self._keda_server.add_insecure_port(address)
+        try:
+            self.keda_port = self._keda_server.add_insecure_port(address)
+        except RuntimeError:  # taken since check_ports, or not an address of this host
+            keda_host, keda_port = split_address(address)
+            ensure_free(keda_host, keda_port, "DURABLE_KEDA_ADDRESS")
+            raise OSError(f"cannot listen on DURABLE_KEDA_ADDRESS={address}: not an address of this host") from None
         if not self.keda_port:
             raise OSError(f"cannot listen on DURABLE_KEDA_ADDRESS={address}")
         await self._keda_server.start()
@@ -256,4 +285,5 @@ class ControlPlane:
         self.metrics.close()
         if self.pool is not None:
             await self.pool.close()
-        logger.info("control plane stopped")
+        if self._server is not None:  # a start that failed says why; no "stopped" after it
+            logger.info("control plane stopped")

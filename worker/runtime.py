@@ -165,11 +165,8 @@ class Worker:
             )
             self.health_port = await self.health.start()
             if self.settings.metrics_port:
-                try:
-                    self.metrics.serve(self.settings.metrics_port, self.settings.health_host)
-                except OSError as exc:  # metrics are optional; a second worker on one host
-                    log.warning("metrics not served: WORKER_METRICS_PORT=%d: %s (set it to 0 or "
-                                "another port)", self.settings.metrics_port, exc)
+                self.metrics.serve(self.settings.metrics_port, self.settings.health_host,
+                                   setting="WORKER_METRICS_PORT")
             if handle_signals:
                 installed = self._install_signal_handlers(loop)
             log.info(
