@@ -6,18 +6,22 @@ one line naming the setting, no traceback.
 
 from __future__ import annotations
 
+import asyncio
 import os
+import signal
 import socket
 import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+import grpc
 import pytest
 
 from tests.support.controlplane import control_plane_process, free_port, running_control_plane, wait_serving
-from tests.support.processes import worker_env
+from tests.support.processes import wait_for, worker_env
 
 
 def durable(*args: str, env: dict[str, str], timeout: float = 90) -> subprocess.CompletedProcess[str]:
@@ -135,3 +139,58 @@ def test_a_wrong_database_url_is_one_line_naming_it(
     assert expected in line, line
     assert "s3cret-pw" not in result.stderr + result.stdout
     assert ":***@" in line
+
+
+# -- item 2: a worker that cannot reach the control plane ----------------------------------------
+
+
+async def _health(port: int) -> int:
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        reply = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=""), timeout=5)
+        return int(reply.status)
+
+
+async def test_a_worker_says_once_that_it_cannot_reach_the_control_plane_and_retries(
+    database_url: str, tmp_path: Path
+) -> None:
+    from grpc_health.v1 import health_pb2
+
+    port = free_port()
+    address = f"127.0.0.1:{port}"
+    env = worker_env(address, "w-unreachable", DURABLE_LOG_LEVEL="DEBUG", DURABLE_RECONNECT_MAX_BACKOFF="0.2")
+    log_path = tmp_path / "worker.log"
+
+    def lines(text: str) -> list[str]:
+        return [line for line in log_path.read_text().splitlines() if text in line]
+
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "durable.cli", "worker", "--app", "tests.support.apps:app"],
+                                env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            attempt = f"cannot reach the control plane at {address}: UNAVAILABLE"
+            # several attempts have failed (they log at DEBUG once the reason is known) ...
+            await wait_for(lambda: len(lines(attempt)) >= 5, 30, "five failed registrations")
+            warnings = [line for line in lines(attempt) if " WARNING " in line]
+            # ... and the user was told once, with the reason and the delay
+            assert len(warnings) == 1, warnings
+            assert "Connection refused; retrying in " in warnings[0]
+            health_port = int(env["WORKER_HEALTH_PORT"])
+            assert await _health(health_port) == health_pb2.HealthCheckResponse.NOT_SERVING
+
+            async with running_control_plane(database_url, address=address):
+                await wait_for(lambda: lines(f"connected to the control plane at {address}"), 30, "the connect line")
+                assert await wait_for(lambda: _is_serving(health_port), 30, "worker SERVING")
+                proc.send_signal(signal.SIGTERM)
+                assert await asyncio.to_thread(proc.wait, 30) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+async def _is_serving(port: int) -> bool:
+    from grpc_health.v1 import health_pb2
+
+    return await _health(port) == health_pb2.HealthCheckResponse.SERVING
