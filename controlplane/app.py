@@ -21,6 +21,7 @@ from durable.common.ports import GRPC_SERVER_OPTIONS, ensure_free, split_address
 from durable.common.security import ServerSecurity
 from durable.controlplane.connect_errors import CONNECT_ERRORS, DatabaseUnreachable
 from durable.controlplane.connect_errors import explain as explain_connect_error
+from durable.controlplane.database_state import DatabaseState, PoolLogFilter
 from durable.controlplane.dispatch import TaskListener, TaskSignals
 from durable.controlplane.store.workflow_queries import WorkflowQueryStore
 from durable.controlplane.grpc import client_service, keda_scaler, worker_service
@@ -42,12 +43,17 @@ STARTUP_MESSAGE = "Using Durable execution engine runner (PostgreSQL-backed)"
 
 
 class DatabaseHealth:
-    """Checks the database every `interval` seconds and sets the gRPC health status."""
+    """Checks the database every `interval` seconds and sets the gRPC health status. It tells
+    the shared DatabaseState, which logs the change once."""
 
-    def __init__(self, pool: asyncpg.Pool, servicer: health.aio.HealthServicer, *, interval: float = 2.0) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, servicer: health.aio.HealthServicer, *, interval: float = 2.0,
+        database: DatabaseState | None = None,
+    ) -> None:
         self.pool = pool
         self.servicer = servicer
         self.interval = interval
+        self.database = database or DatabaseState()
         self.serving: bool | None = None
 
     async def run_once(self) -> bool:
@@ -57,10 +63,9 @@ class DatabaseHealth:
             ok = True
         except Exception as exc:  # any failure means not serving
             ok = False
-            if self.serving is not False:
-                logger.error("database unreachable, reporting NOT_SERVING: %s", exc)
-        if ok and self.serving is False:
-            logger.info("database reachable again, reporting SERVING")
+            self.database.lost("health check", exc)
+        if ok:
+            self.database.reachable()
         if ok != self.serving:
             status = health_pb2.HealthCheckResponse.SERVING if ok else health_pb2.HealthCheckResponse.NOT_SERVING
             for name in SERVICE_NAMES:
@@ -124,6 +129,8 @@ class ControlPlane:
         self.pool: asyncpg.Pool | None = None
         self.store: Store | None = None
         self.health = health.aio.HealthServicer()
+        self.database_state = DatabaseState()
+        self._pool_log_filter = PoolLogFilter(self.database_state)
 
     @property
     def address(self) -> str:
@@ -164,17 +171,20 @@ class ControlPlane:
         for name in SERVICE_NAMES:
             await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
         await self.health.set(LIVENESS_SERVICE, health_pb2.HealthCheckResponse.SERVING)
-        db_health = DatabaseHealth(self.pool, self.health, interval=self.health_interval)
+        state = self.database_state
+        logging.getLogger("asyncpg.pool").addFilter(self._pool_log_filter)
+        db_health = DatabaseHealth(self.pool, self.health, interval=self.health_interval, database=state)
         await db_health.run_once()
 
-        self._supervise("reaper", Reaper(self.store, self.reaper_settings, self.metrics.record_reaper,
-                                         queries=queries).run(self._stop))
-        self._supervise("metrics-state", self.metrics.run(self.store, self._stop))
+        reaper = Reaper(self.store, self.reaper_settings, self.metrics.record_reaper, queries=queries,
+                        database=state)
+        self._supervise("reaper", reaper.run(self._stop))
+        self._supervise("metrics-state", self.metrics.run(self.store, self._stop, state))
         if self.metrics_settings.port:
             port = self.metrics.serve(self.metrics_settings.port, setting="METRICS_PORT")
             logger.info("metrics on :%d/metrics", port)
-        self._supervise("timers", TimerFirer(self.store, interval=self.timer_interval).run(self._stop))
-        self._supervise("task-listener", TaskListener(dsn, signals).run(self._stop))
+        self._supervise("timers", TimerFirer(self.store, interval=self.timer_interval, database=state).run(self._stop))
+        self._supervise("task-listener", TaskListener(dsn, signals, database=state).run(self._stop))
         self._supervise("database-health", db_health.run(self._stop))
 
         tokens = self.security.tokens()
@@ -285,5 +295,6 @@ class ControlPlane:
         self.metrics.close()
         if self.pool is not None:
             await self.pool.close()
+        logging.getLogger("asyncpg.pool").removeFilter(self._pool_log_filter)
         if self._server is not None:  # a start that failed says why; no "stopped" after it
             logger.info("control plane stopped")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from durable.controlplane.database_state import DatabaseState, LoopBackoff
 from durable.controlplane.store.base import DATABASE_UNAVAILABLE
 from durable.controlplane.store import Store
 
@@ -14,10 +15,13 @@ logger = logging.getLogger(__name__)
 class TimerFirer:
     """A loop with run_once() (fires what is due) and run() (every `interval` seconds)."""
 
-    def __init__(self, store: Store, *, interval: float = 0.5, batch_size: int = 100) -> None:
+    def __init__(
+        self, store: Store, *, interval: float = 0.5, batch_size: int = 100, database: DatabaseState | None = None
+    ) -> None:
         self.store = store
         self.interval = interval
         self.batch_size = batch_size
+        self.database = database or DatabaseState()
 
     async def run_once(self) -> int:
         fired = await self.store.fire_due_timers(self.batch_size)
@@ -26,15 +30,21 @@ class TimerFirer:
         return fired
 
     async def run(self, stop: asyncio.Event) -> None:
+        """A pass every `interval` seconds; a failed one is retried with a doubling delay
+        (capped at 30 s), or as soon as the database is back."""
+        backoff = LoopBackoff(self.interval)
         while not stop.is_set():
+            failed = True
             try:
                 while await self.run_once() >= self.batch_size and not stop.is_set():
                     pass
+                failed = False
+                self.database.reachable()
             except DATABASE_UNAVAILABLE as exc:
-                logger.warning("timer pass failed, database unreachable: %s", exc)
+                self.database.lost("timers", exc)
             except Exception:
-                logger.exception("timer pass failed")
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=self.interval)
-            except TimeoutError:
-                pass
+                if backoff.failures == 0:
+                    logger.exception("timer pass failed; retrying with backoff")
+                else:
+                    logger.debug("timer pass failed again", exc_info=True)
+            await self.database.pause(stop, backoff.next(failed))

@@ -77,8 +77,13 @@ class Registrar:
         """Log a failed attempt: at WARNING when its reason changed, else at DEBUG."""
         address = self.worker.settings.grpc_address
         level = logging.WARNING if self.last_failure != self._reported else logging.DEBUG
-        log.log(level, "cannot reach the control plane at %s: %s; retrying in %.1f s",
-                address, self.last_failure, delay)
+        if "cannot reach its database" in (self.last_failure or ""):
+            # it answered: the other side of it is down, and the message should say so
+            log.log(level, "the control plane at %s answers but cannot reach its database; "
+                    "retrying in %.1f s", address, delay)
+        else:
+            log.log(level, "cannot reach the control plane at %s: %s; retrying in %.1f s",
+                    address, self.last_failure, delay)
         self._reported = self.last_failure
 
     async def run(self) -> None:

@@ -67,7 +67,8 @@ def rpc(handler: Handler[R]) -> Handler[R]:
         except asyncpg.IntegrityConstraintViolationError as exc:
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"rejected by a database constraint: {exc}")
         except DATABASE_UNAVAILABLE as exc:  # away or restarting
-            logger.warning("%s: database unavailable: %s", handler.__name__, exc)
+            # The health check and the loops log the outage once; one line per call would not.
+            logger.debug("%s: database unavailable: %s", handler.__name__, exc)
             await context.abort(
                 grpc.StatusCode.UNAVAILABLE,
                 f"the control plane cannot reach its database ({type(exc).__name__}); retry with backoff",
