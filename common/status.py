@@ -6,6 +6,10 @@ import grpc
 
 from durable.common import errors
 
+# The start of the UNAVAILABLE details the control plane sends when *its database* is away (as
+# opposed to the control plane itself not answering); clients tell the two apart by it.
+DATABASE_UNAVAILABLE_DETAILS = "the control plane cannot reach its database"
+
 _TO_CODE: list[tuple[type[BaseException], grpc.StatusCode]] = [
     (errors.PayloadTooLarge, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (errors.InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),

@@ -13,6 +13,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from durable.common import DurableError, InvalidArgument, NotFound, WrongState
+from durable.common.status import DATABASE_UNAVAILABLE_DETAILS
 from durable.proto.v1 import durable_pb2 as pb
 from durable.worker.link import ControlPlaneUnreachable
 
@@ -77,7 +78,7 @@ class Registrar:
         """Log a failed attempt: at WARNING when its reason changed, else at DEBUG."""
         address = self.worker.settings.grpc_address
         level = logging.WARNING if self.last_failure != self._reported else logging.DEBUG
-        if "cannot reach its database" in (self.last_failure or ""):
+        if DATABASE_UNAVAILABLE_DETAILS in (self.last_failure or ""):
             # it answered: the other side of it is down, and the message should say so
             log.log(level, "the control plane at %s answers but cannot reach its database; "
                     "retrying in %.1f s", address, delay)

@@ -14,7 +14,7 @@ import grpc
 
 from durable.common.errors import DurableError, InvalidArgument
 from durable.common.logs import bind
-from durable.common.status import code_for
+from durable.common.status import DATABASE_UNAVAILABLE_DETAILS, code_for
 from durable.controlplane.store.base import DATABASE_UNAVAILABLE
 
 logger = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ def rpc(handler: Handler[R]) -> Handler[R]:
             logger.debug("%s: database unavailable: %s", handler.__name__, exc)
             await context.abort(
                 grpc.StatusCode.UNAVAILABLE,
-                f"the control plane cannot reach its database ({type(exc).__name__}); retry with backoff",
+                f"{DATABASE_UNAVAILABLE_DETAILS} ({type(exc).__name__}); retry with backoff",
             )
         except asyncpg.PostgresError:
             logger.exception("%s failed in the database", handler.__name__)

@@ -1,0 +1,146 @@
+"""How the client commands print: tables, timestamps, event summaries and the history JSON.
+
+The JSON of `durable workflows show --json` is a contract: `durable replay --history FILE`
+reads it. One object:
+
+    {"workflow": {"id", "workflow_type", "status", "input", "result", "error", "created_at",
+                  "updated_at", "started_at", "completed_at", "last_event_seq"},
+     "events": [{"sequence_num", "event_type", "data", "created_at"}, ...]}
+
+with the full history, payloads decoded, and timestamps in ISO 8601 with milliseconds and a
+time zone (null when unset).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from durable.client.client import EventView, WorkflowView
+
+
+def iso(ts: float) -> str | None:
+    """ISO 8601 with milliseconds and time zone (UTC), or None for an unset (0) time."""
+    if not ts:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")
+
+
+def when(ts: float) -> str:
+    return iso(ts) or "-"
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A plain aligned table, readable in any terminal and easy to grep."""
+    cells = [[str(h) for h in headers]] + [[str(c) for c in r] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def compact(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+def short(data: Any, limit: int | None = 100) -> str:
+    """The JSON of `data`, cut to `limit` characters (None: whole)."""
+    text = compact(data)
+    return text if limit is None or len(text) <= limit else text[: limit - 3] + "..."
+
+
+def step(event: EventView) -> str:
+    """Which step an event is about: the activity type and id, the timer, the signal."""
+    data = event.data
+    if "activity_type" in data:
+        return f"{data['activity_type']}[{data.get('activity_id', '')}]"
+    if "timer_id" in data:
+        return f"timer[{data['timer_id']}]"
+    if "signal_type" in data:
+        return f"signal[{data['signal_type']}]"
+    return "-"
+
+
+def attempts(event: EventView) -> str:
+    """Attempts of an activity step, as its completion or failure records them."""
+    data = event.data
+    if "attempt" in data:  # completed on this attempt
+        n = int(data["attempt"])
+        return f"{n}" + (f" ({n - 1} {'retry' if n == 2 else 'retries'})" if n > 1 else "")
+    if "attempts" in data:  # failed for good after these attempts
+        n = int(data["attempts"])
+        reason = f", {data['reason']}" if data.get("reason") else ""
+        return f"{n} (failed{reason})"
+    return ""
+
+
+def history_table(events: Sequence[EventView], *, full: bool) -> str:
+    limit = None if full else 100
+    return table(
+        ["seq", "event", "at", "step", "attempts", "data"],
+        [(e.sequence_num, e.event_type, when(e.created_at), step(e), attempts(e) or "-", short(e.data, limit))
+         for e in events],
+    )
+
+
+def workflow_header(view: WorkflowView, *, full: bool) -> str:
+    limit = None if full else 200
+    lines = [
+        f"id:       {view.id}",
+        f"type:     {view.workflow_type}",
+        f"status:   {view.status}",
+        f"created:  {when(view.created_at)}",
+        f"started:  {when(view.started_at)}",
+        f"updated:  {when(view.updated_at)}",
+        f"ended:    {when(view.completed_at)}",
+        f"input:    {short(view.input, limit)}",
+    ]
+    if view.result is not None:
+        lines.append(f"result:   {short(view.result, limit)}")
+    if view.error is not None:
+        lines.append(f"error:    {short(view.error, limit)}")
+    if view.cancel_requested_at and not view.is_terminal:
+        lines.append(f"cancel:   requested {when(view.cancel_requested_at)}; its code is stopping")
+    if view.blocked:
+        lines.append(blocked_text(view.blocked))
+    return "\n".join(lines)
+
+
+def blocked_text(blocked: dict[str, Any]) -> str:
+    """The `blocked:` lines of a workflow whose decisions fail."""
+    lines = [f"blocked:  {blocked.get('type', 'Error')}: {blocked.get('message', '')}",
+             f"          {blocked.get('failures', 1)} failed decision(s) since {blocked.get('since', '?')}; "
+             "retried with backoff until fixed code is deployed"]
+    traceback = str(blocked.get("traceback") or "").strip()
+    if traceback:
+        lines += ["          " + line for line in traceback.splitlines()[-12:]]
+    return "\n".join(lines)
+
+
+def workflow_json(view: WorkflowView) -> dict[str, Any]:
+    return {
+        "id": view.id,
+        "workflow_type": view.workflow_type,
+        "status": view.status,
+        "input": view.input,
+        "result": view.result,
+        "error": view.error,
+        "created_at": iso(view.created_at),
+        "updated_at": iso(view.updated_at),
+        "started_at": iso(view.started_at),
+        "completed_at": iso(view.completed_at),
+        "last_event_seq": view.last_event_seq,
+    }
+
+
+def history_json(view: WorkflowView, events: Sequence[EventView]) -> dict[str, Any]:
+    """The object `durable replay --history` reads (see the module docstring)."""
+    return {
+        "workflow": workflow_json(view),
+        "events": [
+            {"sequence_num": e.sequence_num, "event_type": e.event_type, "data": e.data, "created_at": iso(e.created_at)}
+            for e in events
+        ],
+    }
