@@ -7,6 +7,7 @@ lazily, so `durable worker` never loads the control plane and vice versa.
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 
 import click
@@ -48,8 +49,24 @@ def migrate(database_url: str | None) -> None:
         click.echo("database is up to date")
 
 
+def _subcommand(argv: list[str]) -> str | None:
+    """The subcommand named in `argv`, skipping the group's own options."""
+    args = iter(argv)
+    for arg in args:
+        if arg in ("--log-level", "--log-format"):
+            next(args, None)
+        elif not arg.startswith("-"):
+            return arg
+    return None
+
+
 def main() -> None:
     """Entry point of the `durable` console script."""
+    if _subcommand(sys.argv[1:]) == "dev":
+        # `durable dev` stops its embedded PostgreSQL with a fork while gRPC's threads run; with
+        # fork support on, gRPC logs "skipping fork() handlers". Read when grpc is imported,
+        # so set before any subcommand module loads.
+        os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
     from durable.cli import commands  # noqa: F401  (attaches the other subcommands)
 
     try:
