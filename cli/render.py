@@ -51,21 +51,34 @@ def short(data: Any, limit: int | None = 100) -> str:
     return text if limit is None or len(text) <= limit else text[: limit - 3] + "..."
 
 
-def step(event: EventView) -> str:
-    """Which step an event is about: the activity type and id, the timer, the signal."""
-    data = event.data
-    if "activity_type" in data:
-        return f"{data['activity_type']}[{data.get('activity_id', '')}]"
+def step(event: EventView, activity_types: dict[str, str] | None = None) -> str:
+    """Which step an event is about: the activity type and id, the timer, the signal, the
+    marker. An event that names only an activity id gets the type from `activity_types`."""
+    data = event.data if isinstance(event.data, dict) else {}
+    if "activity_id" in data:
+        kind = data.get("activity_type") or (activity_types or {}).get(str(data["activity_id"]), "activity")
+        return f"{kind}[{data['activity_id']}]"
     if "timer_id" in data:
         return f"timer[{data['timer_id']}]"
     if "signal_type" in data:
         return f"signal[{data['signal_type']}]"
+    if "marker_id" in data:
+        return f"{data.get('kind') or 'marker'}[{data['marker_id']}]"
     return "-"
+
+
+def activity_types(events: Sequence[EventView]) -> dict[str, str]:
+    """activity id -> activity type, from the events that name both."""
+    return {
+        str(e.data["activity_id"]): str(e.data["activity_type"])
+        for e in events
+        if isinstance(e.data, dict) and "activity_id" in e.data and "activity_type" in e.data
+    }
 
 
 def attempts(event: EventView) -> str:
     """Attempts of an activity step, as its completion or failure records them."""
-    data = event.data
+    data = event.data if isinstance(event.data, dict) else {}
     if "attempt" in data:  # completed on this attempt
         n = int(data["attempt"])
         return f"{n}" + (f" ({n - 1} {'retry' if n == 2 else 'retries'})" if n > 1 else "")
@@ -78,9 +91,10 @@ def attempts(event: EventView) -> str:
 
 def history_table(events: Sequence[EventView], *, full: bool) -> str:
     limit = None if full else 100
+    types = activity_types(events)
     return table(
         ["seq", "event", "at", "step", "attempts", "data"],
-        [(e.sequence_num, e.event_type, when(e.created_at), step(e), attempts(e) or "-", short(e.data, limit))
+        [(e.sequence_num, e.event_type, when(e.created_at), step(e, types), attempts(e) or "-", short(e.data, limit))
          for e in events],
     )
 

@@ -10,8 +10,9 @@ import time
 
 import click
 
-from durable.cli.render import short, step
+from durable.cli.render import activity_types, short, step
 from durable.client import Client, Unavailable
+from durable.client.client import EventView
 
 
 class Exit(enum.IntEnum):
@@ -64,14 +65,12 @@ async def follow(client: Client, workflow_id: str, timeout: float, *, events: bo
     progress = Progress()
     delay = 0.2
     outage: str | None = None
+    types: dict[str, str] = {}
     while True:
         remaining = deadline - time.monotonic()
         try:
             if events:
-                for event in await client.history(workflow_id, after_seq=seen):
-                    progress.clear()
-                    click.echo(f"  {event.sequence_num:>4}  {event.event_type:<20} {step(event):<24} {short(event.data)}")
-                    seen = event.sequence_num
+                seen = _print_events(await client.history(workflow_id, after_seq=seen), types, progress, seen)
             # The long-poll returns at once when the workflow has ended, else after about 1 s.
             view = await client.wait_workflow(workflow_id, timeout=max(0.0, min(1.0, remaining)))
             if outage is not None:
@@ -80,10 +79,7 @@ async def follow(client: Client, workflow_id: str, timeout: float, *, events: bo
                 outage, delay = None, 0.2
             if view.is_terminal:
                 if events:
-                    for event in await client.history(workflow_id, after_seq=seen):
-                        progress.clear()
-                        click.echo(f"  {event.sequence_num:>4}  {event.event_type:<20} {step(event):<24} "
-                                   f"{short(event.data)}")
+                    _print_events(await client.history(workflow_id, after_seq=seen), types, progress, seen)
                 progress.clear()
                 outcome = view.result if view.status == "completed" else view.error
                 click.echo(f"{view.status}: {short(outcome, None)}")
@@ -106,3 +102,13 @@ async def follow(client: Client, workflow_id: str, timeout: float, *, events: bo
             click.echo(f"Error: workflow {workflow_id} is still {status} after {timeout:.0f} s", err=True)
             return Exit.TIMED_OUT
         progress.show(f"  waiting... {time.monotonic() - started:5.1f} s, status {status}")
+
+
+def _print_events(events: list[EventView], types: dict[str, str], progress: Progress, seen: int) -> int:
+    """Print one line per event; returns the last sequence number printed."""
+    types.update(activity_types(events))
+    for event in events:
+        progress.clear()
+        click.echo(f"  {event.sequence_num:>4}  {event.event_type:<20} {step(event, types):<24} {short(event.data)}")
+        seen = event.sequence_num
+    return seen
