@@ -117,8 +117,15 @@ async def _dev(url: str, serve: bool, message: str, port: int, health_port: int,
         ReaperSettings(),
         run_migrations=True,
     )
+    from durable.controlplane.connect_errors import DatabaseUnreachable
+    from durable.controlplane.migrator import MigrationError
+
     try:
         await plane.start()
+    except (DatabaseUnreachable, MigrationError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        await plane.stop()
+        return 2
     except OSError as exc:
         click.echo(f"error: cannot start the control plane on 127.0.0.1:{port}: {exc}; try --port", err=True)
         await plane.stop()

@@ -117,7 +117,8 @@ def _with(url: str, *, user: str | None = None, password: str | None = None, dat
     return urlunsplit((parts.scheme, netloc, path, urlencode(query, safe="/"), ""))
 
 
-@pytest.mark.parametrize("command", [("migrate",), ("controlplane",)])
+@pytest.mark.parametrize("command", [("migrate",), ("controlplane",), ("dev", "--port", "0", "--health-port", "0")],
+                         ids=["migrate", "controlplane", "dev"])
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
