@@ -81,9 +81,7 @@ def test_a_worker_refuses_a_port_in_use(variable: str) -> None:
         env = worker_env(f"127.0.0.1:{free_port()}", "w-port") | {variable: str(taken)}
         result = durable("worker", "--app", "tests.support.apps:app", env=env)
     assert result.returncode == 1
-    error = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
-    assert "Traceback" not in result.stderr
-    assert error and f"port {taken} on 0.0.0.0 is already in use ({variable})" in error[0], result.stderr
+    assert f"Error: port {taken} on 0.0.0.0 is already in use ({variable})" in one_line_error(result)
 
 
 async def test_durable_dev_refuses_a_port_in_use(database_url: str) -> None:
