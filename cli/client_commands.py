@@ -12,7 +12,7 @@ import click
 
 from durable.cli.inputs import HELP, read_json_object
 from durable.cli.render import history_json, history_table, table, when, workflow_header
-from durable.cli.waiting import EXIT_CODES_HELP, Exit, follow
+from durable.cli.waiting import EXIT_CODES_HELP, Exit, follow, start_and_follow
 from durable.client import Client, Unavailable
 from durable.common.errors import DurableError
 
@@ -65,10 +65,10 @@ def start(address: str, workflow_type: str, input_text: str, workflow_id: str | 
     payload = read_json_object(input_text, "--input")
 
     async def action(client: Client) -> Exit:
+        if wait:
+            return await start_and_follow(client, workflow_type, payload, workflow_id, timeout)
         wid, created = await client.start_workflow(workflow_type, payload, workflow_id=workflow_id)
         click.echo(f"{'started' if created else 'already exists:'} {wid}")
-        if wait:
-            return await follow(client, wid, timeout)
         return Exit.COMPLETED
 
     sys.exit(int(run(address, action)))

@@ -7,6 +7,8 @@ import asyncio
 import enum
 import sys
 import time
+import uuid
+from typing import Any
 
 import click
 
@@ -53,7 +55,67 @@ class Progress:
             self.shown = False
 
 
-async def follow(client: Client, workflow_id: str, timeout: float, *, events: bool = True) -> Exit:
+class Outage:
+    """Rides out a control plane (or its database) that is away until a deadline: says so once
+    per reason on stderr, waits with a doubling delay (0.2 s to 5 s), says when it is back."""
+
+    def __init__(self, client: Client, deadline: float, timeout: float, progress: Progress) -> None:
+        self.client = client
+        self.deadline = deadline
+        self.timeout = timeout
+        self.progress = progress
+        self.delay = 0.2
+        self.reason: str | None = None
+
+    async def wait(self, exc: Unavailable, what: str) -> bool:
+        """After a failed call: False when the deadline leaves no time to retry (the error is
+        printed), else True once the retry delay has passed."""
+        if time.monotonic() + self.delay > self.deadline:
+            self.progress.clear()
+            click.echo(f"Error: {exc}; gave up {what} after {self.timeout:.0f} s", err=True)
+            return False
+        if str(exc) != self.reason:
+            self.progress.clear()
+            click.echo(f"{exc}; retrying until --timeout ({self.timeout:.0f} s) passes", err=True)
+            self.reason = str(exc)
+        await asyncio.sleep(self.delay)
+        self.delay = min(self.delay * 2, 5.0)
+        return True
+
+    def answered(self) -> None:
+        """A call went through."""
+        if self.reason is not None:
+            self.progress.clear()
+            click.echo(f"the control plane at {self.client.address} answers again", err=True)
+            self.reason, self.delay = None, 0.2
+
+
+async def start_and_follow(
+    client: Client, workflow_type: str, payload: dict[str, Any], workflow_id: str | None, timeout: float
+) -> Exit:
+    """`workflows start --wait`: start (retried through an outage: the id is chosen here when
+    not given, so a retried start is idempotent), then follow until the workflow ends."""
+    deadline = time.monotonic() + timeout
+    outage = Outage(client, deadline, timeout, Progress())
+    chosen = workflow_id or str(uuid.uuid4())
+    retried = False
+    while True:
+        try:
+            wid, created = await client.start_workflow(workflow_type, payload, workflow_id=chosen)
+            break
+        except Unavailable as exc:
+            if not await outage.wait(exc, f"starting {workflow_type}"):
+                return Exit.UNREACHABLE
+            retried = True
+    outage.answered()
+    # A retry of a start that went through the first time finds "its" workflow existing.
+    click.echo(f"{'started' if created or (retried and workflow_id is None) else 'already exists:'} {wid}")
+    return await follow(client, wid, max(0.0, deadline - time.monotonic()), timeout_shown=timeout)
+
+
+async def follow(
+    client: Client, workflow_id: str, timeout: float, *, events: bool = True, timeout_shown: float | None = None
+) -> Exit:
     """Print events as they arrive (when `events`) until the workflow ends; return its exit code.
 
     While the control plane or its database is away, say so once (to stderr) and retry with a
@@ -61,10 +123,10 @@ async def follow(client: Client, workflow_id: str, timeout: float, *, events: bo
     """
     started = time.monotonic()
     deadline = started + timeout
+    shown = timeout if timeout_shown is None else timeout_shown
     seen = 0
     progress = Progress()
-    delay = 0.2
-    outage: str | None = None
+    outage = Outage(client, deadline, shown, progress)
     types: dict[str, str] = {}
     while True:
         remaining = deadline - time.monotonic()
@@ -73,10 +135,7 @@ async def follow(client: Client, workflow_id: str, timeout: float, *, events: bo
                 seen = _print_events(await client.history(workflow_id, after_seq=seen), types, progress, seen)
             # The long-poll returns at once when the workflow has ended, else after about 1 s.
             view = await client.wait_workflow(workflow_id, timeout=max(0.0, min(1.0, remaining)))
-            if outage is not None:
-                progress.clear()
-                click.echo(f"the control plane at {client.address} answers again", err=True)
-                outage, delay = None, 0.2
+            outage.answered()
             if view.is_terminal:
                 if events:
                     _print_events(await client.history(workflow_id, after_seq=seen), types, progress, seen)
@@ -86,20 +145,12 @@ async def follow(client: Client, workflow_id: str, timeout: float, *, events: bo
                 return _BY_STATUS[view.status]
             status = view.status
         except Unavailable as exc:
-            if time.monotonic() + delay > deadline:
-                progress.clear()
-                click.echo(f"Error: {exc}; gave up waiting for {workflow_id} after {timeout:.0f} s", err=True)
+            if not await outage.wait(exc, f"waiting for {workflow_id}"):
                 return Exit.UNREACHABLE
-            if str(exc) != outage:
-                progress.clear()
-                click.echo(f"{exc}; retrying until --timeout ({timeout:.0f} s) passes", err=True)
-                outage = str(exc)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
             continue
         if time.monotonic() >= deadline:
             progress.clear()
-            click.echo(f"Error: workflow {workflow_id} is still {status} after {timeout:.0f} s", err=True)
+            click.echo(f"Error: workflow {workflow_id} is still {status} after {shown:.0f} s", err=True)
             return Exit.TIMED_OUT
         progress.show(f"  waiting... {time.monotonic() - started:5.1f} s, status {status}")
 

@@ -164,8 +164,8 @@ async def test_start_wait_exits_with_how_the_workflow_ended(database_url: str, t
             assert code == 4 and "cancelled: " in out
             code, out = await durable(address, "workflows", "wait", "idle-1", "--timeout", "0")
             assert code == 5
-    code, out = await durable(address, "workflows", "start", "echo_flow", "--wait")
-    assert code == 6 and "cannot reach the control plane" in out
+    code, out = await durable(address, "workflows", "start", "echo_flow", "--wait", "--timeout", "1")
+    assert code == 6 and "cannot reach the control plane" in out and "gave up starting echo_flow after 1 s" in out
 
 
 async def test_wait_rides_out_a_control_plane_that_is_away(database_url: str) -> None:
@@ -184,6 +184,21 @@ async def test_wait_rides_out_a_control_plane_that_is_away(database_url: str) ->
     assert code == 4, out + err
     assert f"the control plane at {address} answers again" in err
     assert sum("cannot reach the control plane" in line for line in err.splitlines()) == 1, err
+
+    # `start --wait` rides it out too, from the start call on (a retried start is idempotent)
+    async with background(address, "workflows", "start", "nobody_serves", "--wait", "--timeout", "120") as waiting:
+        await wait_for(lambda: waiting.said(f"cannot reach the control plane at {address}"), 30, "the outage line")
+        async with running_control_plane(database_url, address=address):
+            async with Client(address) as client:
+                async def one_started() -> list[str]:
+                    return [v.id for v in await client.list_workflows(workflow_type="nobody_serves")
+                            if v.id != "away-1"]
+
+                [started] = await wait_for(one_started, 30, "the start to go through")
+                await client.cancel_workflow(started, "test", terminate=True)
+            code, out, err = await waiting.finish()
+    assert code == 4, out + err
+    assert f"started {started}" in out and "cancelled: " in out
 
 
 @pytest.mark.skipif(bool(os.environ.get("DATABASE_URL")) or not embedded_available(),
