@@ -11,12 +11,14 @@ from typing import TypeVar
 import click
 
 from durable.cli.inputs import HELP, read_json_object
-from durable.cli.render import history_json, history_table, table, when, workflow_header
+from durable.cli.render import history_json, history_table, steps_table, table, when, workflow_header
 from durable.cli.waiting import EXIT_CODES_HELP, Exit, follow, start_and_follow
 from durable.client import Client, Unavailable
 from durable.common.errors import DurableError
 
 T = TypeVar("T")
+
+STEPS_SHOWN = 1000  # ListWorkflowTasks' largest page
 
 address_option = click.option(
     "--address", envvar="GRPC_ADDRESS", default="127.0.0.1:9001", show_default=True,
@@ -101,9 +103,15 @@ def show(address: str, workflow_id: str, as_json: bool, full: bool) -> None:
         if as_json:
             click.echo(json.dumps(history_json(view, events), indent=2))
             return
+        tasks = await client.workflow_tasks(workflow_id, include_finished=True, limit=STEPS_SHOWN)
         click.echo(workflow_header(view, full=full))
         click.echo("")
         click.echo(history_table(events, full=full))
+        if any(t.kind != "workflow" for t in tasks):
+            click.echo("")
+            click.echo(steps_table(tasks, full=full))
+            if len(tasks) == STEPS_SHOWN:
+                click.echo(f"(the first {STEPS_SHOWN} tasks)")
 
     run(address, action)
 

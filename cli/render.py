@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from durable.client.client import EventView, WorkflowView
+from durable.client.client import EventView, TaskView, WorkflowView
 
 
 def iso(ts: float) -> str | None:
@@ -97,6 +97,28 @@ def history_table(events: Sequence[EventView], *, full: bool) -> str:
         [(e.sequence_num, e.event_type, when(e.created_at), step(e, types), attempts(e) or "-", short(e.data, limit))
          for e in events],
     )
+
+
+def steps_table(tasks: Sequence[TaskView], *, full: bool) -> str:
+    """The workflow's activity and timer tasks, oldest first: each step's status, attempts of
+    its maximum, when a waiting retry is due, and its errors (how many, the last one)."""
+    rows = []
+    for t in tasks:
+        if t.kind not in ("activity", "timer"):
+            continue  # decision tasks are the engine's, not the workflow's steps
+        name = f"timer[{t.activity_id}]" if t.kind == "timer" else f"{t.activity_type}[{t.activity_id}]"
+        status = t.status
+        if t.status == "pending" and t.attempt > 0:
+            status = f"pending (retry at {when(t.visible_at)})"
+        elif t.status == "claimed":
+            status = f"running on {t.claimed_by}"
+        last = t.last_error or ""
+        if not full and len(last) > 80:
+            last = last[:77] + "..."
+        errors = f"{len(t.error_history)}: {last}" if t.error_history else (last or "-")
+        tries = "-" if t.kind == "timer" else f"{t.attempt} of {t.max_attempts}"
+        rows.append((name, status, tries, errors))
+    return table(["step", "status", "attempts", "errors (count: last)"], rows)
 
 
 def workflow_header(view: WorkflowView, *, full: bool) -> str:

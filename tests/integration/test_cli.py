@@ -294,10 +294,30 @@ async def test_show_prints_the_full_history_as_json_and_as_a_table(database_url:
         assert code == 0
         completed = next(line for line in out.splitlines() if "ActivityCompleted" in line)
         assert "flaky[step]" in completed and "2 (1 retry)" in completed
+        step_row = next(line for line in out.splitlines() if line.startswith("flaky[step]"))
+        assert "completed" in step_row and "2 of " in step_row and "1: NotYet: not yet" in step_row, out
         assert long_text not in out  # cut by default ...
         assert re.search(r"created:  \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00", out)
         code, out = await durable(address, "workflows", "show", "shown", "--full")
         assert code == 0 and long_text in out  # ... whole on request
+
+
+async def test_show_makes_a_retry_in_waiting_visible(database_url: str, tmp_path: Path) -> None:
+    async with running_control_plane(database_url) as address:
+        with worker_process(address, "cli-retry", "tests.support.cli_app:app", log_dir=tmp_path):
+            async with Client(address) as client:
+                await client.start_workflow("stubborn_flow", {}, workflow_id="later")
+
+                async def failed_once() -> bool:
+                    tasks = [t for t in await client.workflow_tasks("later", include_finished=True)
+                             if t.kind == "activity"]
+                    return bool(tasks) and tasks[0].attempt == 1 and tasks[0].status == "pending"
+
+                await wait_for(failed_once, 30, "the first attempt to fail")
+            code, out = await durable(address, "workflows", "show", "later")
+    assert code == 0, out
+    row = next(line for line in out.splitlines() if line.startswith("stubborn[step]"))
+    assert "pending (retry at 20" in row and "1 of " in row and "1: Later: try again in an hour" in row, out
 
 
 # -- item 8: an existing id with another type ----------------------------------------------------

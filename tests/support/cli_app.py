@@ -1,5 +1,5 @@
 """A worker app for the CLI tests: a workflow that completes, one whose step succeeds on its
-second attempt, and one that fails."""
+second attempt, one whose step waits an hour for its retry, and one that fails."""
 
 from __future__ import annotations
 
@@ -31,6 +31,11 @@ async def flaky(ctx: ActivityContext, input: dict[str, Any]) -> dict[str, Any]:
     return {"attempt": ctx.attempt}
 
 
+@app.activity(name="stubborn")
+async def stubborn(ctx: ActivityContext, input: dict[str, Any]) -> dict[str, Any]:
+    raise RetryableError("try again in an hour", type="Later", next_retry_delay=timedelta(hours=1))
+
+
 @app.activity(name="doomed")
 async def doomed(ctx: ActivityContext, input: dict[str, Any]) -> dict[str, Any]:
     raise NonRetryableError("this never works", type="Doomed")
@@ -59,3 +64,8 @@ class FlakyFlow(OneStep):
 @app.workflow(name="doomed_flow")
 class DoomedFlow(OneStep):
     activity = "doomed"
+
+
+@app.workflow(name="stubborn_flow")
+class StubbornFlow(OneStep):
+    activity = "stubborn"
