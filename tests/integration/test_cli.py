@@ -275,7 +275,8 @@ async def test_show_prints_the_full_history_as_json_and_as_a_table(database_url:
         assert set(shown) == {"workflow", "events"}
         workflow = shown["workflow"]
         assert set(workflow) == {"id", "workflow_type", "status", "input", "result", "error", "created_at",
-                                 "updated_at", "started_at", "completed_at", "last_event_seq"}
+                                 "updated_at", "started_at", "completed_at", "last_event_seq",
+                                 "decided_through_seq"}
         assert workflow["id"] == "shown" and workflow["status"] == "completed"
         assert workflow["input"] == {"long": long_text} and workflow["result"] == {"attempt": 2}
         assert workflow["error"] is None
@@ -289,6 +290,13 @@ async def test_show_prints_the_full_history_as_json_and_as_a_table(database_url:
             assert set(event) == {"sequence_num", "event_type", "data", "created_at"}
             assert isinstance(event["data"], dict) and ISO_MS_TZ.match(event["created_at"])
         assert events[0]["data"]["input"] == {"long": long_text}  # whole, decoded
+        # ... and it is what `durable replay --history` reads
+        history_file = tmp_path / "shown.json"
+        history_file.write_text(out)
+        code, replayed = await durable(address, "replay", "--app", "tests.support.cli_app:app",
+                                       "--history", str(history_file))
+        assert code == 0, replayed
+        assert "ok      shown (flaky_flow" in replayed
 
         code, out = await durable(address, "workflows", "show", "shown")
         assert code == 0
