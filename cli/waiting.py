@@ -128,6 +128,7 @@ async def follow(
     progress = Progress()
     outage = Outage(client, deadline, shown, progress)
     types: dict[str, str] = {}
+    said_blocked: str | None = None
     while True:
         remaining = deadline - time.monotonic()
         try:
@@ -144,6 +145,15 @@ async def follow(
                 click.echo(f"{view.status}: {short(outcome, None)}")
                 return _BY_STATUS[view.status]
             status = view.status
+            blocked = f"{view.blocked.get('type', 'Error')}: {view.blocked.get('message', '')}" if view.blocked else None
+            if blocked != said_blocked:
+                progress.clear()
+                if blocked:
+                    click.echo(f"workflow {workflow_id} is blocked, its decisions fail ({blocked}); still "
+                               "waiting: deploy fixed code (see `durable workflows show`)", err=True)
+                else:
+                    click.echo(f"workflow {workflow_id} is no longer blocked", err=True)
+                said_blocked = blocked
         except Unavailable as exc:
             if not await outage.wait(exc, f"waiting for {workflow_id}"):
                 return Exit.UNREACHABLE

@@ -168,6 +168,15 @@ async def test_start_wait_exits_with_how_the_workflow_ended(database_url: str, t
     assert code == 6 and "cannot reach the control plane" in out and "gave up starting echo_flow after 1 s" in out
 
 
+async def test_start_wait_says_when_the_workflow_is_blocked(database_url: str, tmp_path: Path) -> None:
+    async with running_control_plane(database_url) as address:
+        with worker_process(address, "cli-blocked", "tests.support.cli_app:app", log_dir=tmp_path):
+            async with background(address, "workflows", "start", "broken_flow", "--wait", "--timeout", "120") as waiting:
+                await wait_for(lambda: waiting.said("is blocked, its decisions fail"), 60, "the blocked line")
+    line = next(line for line in waiting.err if "is blocked" in line)
+    assert "a bug in the workflow code" in line and "deploy fixed code" in line
+
+
 async def test_wait_rides_out_a_control_plane_that_is_away(database_url: str) -> None:
     port = free_port()
     address = f"127.0.0.1:{port}"

@@ -69,3 +69,9 @@ class DoomedFlow(OneStep):
 @app.workflow(name="stubborn_flow")
 class StubbornFlow(OneStep):
     activity = "stubborn"
+
+
+@app.workflow(name="broken_flow")
+class BrokenFlow(Workflow):
+    def on_start(self, input: dict[str, Any]) -> list[Any]:
+        raise RuntimeError("a bug in the workflow code")
