@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from durable.controlplane.settings import MetricsSettings
@@ -40,21 +42,26 @@ class Hello(Workflow):
 DURABLE = str(Path(sys.executable).parent / "durable")
 
 
-def test_durable_dev_runs_an_agent_turn_on_embedded_postgres(tmp_path: Path) -> None:
-    scratch = tmp_path / "tmp"
-    scratch.mkdir()
+def test_durable_dev_runs_an_agent_turn_on_embedded_postgres() -> None:
+    # A short TMPDIR of its own (PostgreSQL's socket path must stay under 108 bytes), empty after.
+    scratch = Path(tempfile.mkdtemp(prefix="dd-", dir="/tmp"))
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "XDG_RUNTIME_DIR")}
     env["TMPDIR"] = str(scratch)
-    result = subprocess.run(
-        [sys.executable, "-m", "durable.cli", "dev", "--port", "0", "--health-port", "0", "--message", "what is 6*7?"],
-        env=env, capture_output=True, text=True, timeout=180,
-    )
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "durable.cli", "dev", "--port", "0", "--health-port", "0",
+             "--message", "what is 6*7?"],
+            env=env, capture_output=True, text=True, timeout=180,
+        )
+        left = list(scratch.iterdir())
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "starting embedded PostgreSQL" in result.stdout
     assert "WorkflowCompleted" in result.stdout
     assert "answer: 6*7 = 42" in result.stdout, result.stdout
     assert "fork() handlers" not in result.stdout + result.stderr
-    assert list(scratch.iterdir()) == [], "durable dev left temporary directories behind"
+    assert left == [], "durable dev left temporary directories behind"
 
 
 def _my_app(tmp_path: Path) -> Path:
