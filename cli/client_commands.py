@@ -10,7 +10,7 @@ from typing import TypeVar
 
 import click
 
-from durable.cli.inputs import HELP, read_json_object
+from durable.cli.inputs import HELP, read_json
 from durable.cli.render import history_json, history_table, steps_table, table, when, workflow_header
 from durable.cli.waiting import EXIT_CODES_HELP, Exit, follow, start_and_follow
 from durable.client import Client, Unavailable
@@ -64,7 +64,7 @@ def workflows() -> None:
               help="Seconds to wait with --wait (exit 5 when it passes).")
 def start(address: str, workflow_type: str, input_text: str, workflow_id: str | None, wait: bool, timeout: float) -> None:
     """Start a workflow of WORKFLOW_TYPE; with --wait, until it ends."""
-    payload = read_json_object(input_text, "--input")
+    payload = read_json(input_text, "--input")
 
     async def action(client: Client) -> Exit:
         if wait:
@@ -172,7 +172,7 @@ def query(address: str, workflow_id: str, name: str, arg_text: str | None, timeo
 @click.option("--payload", default="{}", show_default=True, help=f"Payload, {HELP}.")
 def signal(address: str, workflow_id: str, signal_type: str, payload: str) -> None:
     """Send a custom signal to a workflow."""
-    body = read_json_object(payload, "--payload")
+    body = read_json(payload, "--payload")
     seq = run(address, lambda c: c.signal_workflow(workflow_id, signal_type, body))
     click.echo(f"signal {signal_type} recorded as event {seq}")
 

@@ -1,4 +1,4 @@
-"""JSON object arguments (`--input`, `--payload`): inline, `@file`, or `-` for standard input.
+"""JSON arguments (`--input`, `--payload`): inline, `@file`, or `-` for standard input.
 
 An inline argument is limited by the operating system (about 128 KiB on Linux: "Argument list
 too long"); a file or stdin is not.
@@ -13,10 +13,10 @@ from typing import Any
 
 import click
 
-HELP = "a JSON object: inline, @FILE to read a file, or - to read standard input"
+HELP = "a JSON value: inline, @FILE to read a file, or - to read standard input"
 
 
-def read_json_object(text: str, option: str) -> dict[str, Any]:
+def read_json(text: str, option: str) -> Any:
     """Resolve @file / - and parse; a click usage error (exit 2) names the option."""
     source = option
     if text == "-":
@@ -35,8 +35,4 @@ def read_json_object(text: str, option: str) -> dict[str, Any]:
         value = json.loads(text)
     except ValueError as exc:
         raise click.BadParameter(f"{source} is not valid JSON: {exc}", param_hint=option) from None
-    if not isinstance(value, dict):
-        raise click.BadParameter(
-            f"{source} must be a JSON object, like '{{\"message\": \"hi\"}}'", param_hint=option
-        )
-    return value
+    return value  # any JSON value: payloads are (objects, lists, strings, numbers, ...)
