@@ -1,0 +1,80 @@
+"""The schedule loop: fires the due ticks of durable_schedules.
+
+Every control-plane replica runs one. A pass claims due schedules one at a time with FOR
+UPDATE SKIP LOCKED and fires each in its own short transaction (durable.controlplane.store.
+schedules), so replicas share the work and each tick fires once. Between passes it waits for
+the stop event, the interval, or the earliest schedule's due time, whichever comes first;
+while the database is unreachable it backs off, doubling up to `max_backoff`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from durable.controlplane.settings import ScheduleSettings
+from durable.controlplane.store import FireReport, Store
+from durable.controlplane.store.base import DATABASE_UNAVAILABLE
+
+logger = logging.getLogger(__name__)
+
+MIN_WAIT = 0.01
+
+
+class Scheduler:
+    """A loop with run_once() (tests call it directly) and run() (waits on stop or the next due time)."""
+
+    def __init__(self, store: Store, settings: ScheduleSettings | None = None) -> None:
+        self.store = store
+        self.settings = settings or ScheduleSettings()
+        self.totals = FireReport()
+
+    async def run_once(self) -> FireReport:
+        """One pass: due schedules in batches of `batch_size` until none is due."""
+        report = FireReport()
+        while True:
+            batch = await self.store.fire_due_schedules(
+                self.settings.batch_size, buffer_recheck=self.settings.buffer_recheck)
+            report.add(batch)
+            if batch.schedules < self.settings.batch_size:
+                break
+        if report.changed:
+            logger.info(
+                "schedules: started %d, skipped %d, buffered %d, cancelled %d, missed %d, existing %d "
+                "(%d schedules)",
+                report.started, report.skipped, report.buffered, report.cancelled, report.missed,
+                report.existing, report.schedules,
+            )
+        self.totals.add(FireReport(
+            schedules=report.schedules, started=report.started, skipped=report.skipped, missed=report.missed,
+            existing=report.existing, buffered=report.buffered, cancelled=report.cancelled,
+        ))
+        return report
+
+    async def _wait(self) -> float:
+        """Seconds until the next pass: the interval, or sooner when a schedule is due sooner."""
+        wake = await self.store.next_schedule_wake()
+        if wake is None:
+            return self.settings.interval
+        return max(MIN_WAIT, min(self.settings.interval, (wake - self.store.now()).total_seconds()))
+
+    async def run(self, stop: asyncio.Event) -> None:
+        backoff = 0.0
+        while not stop.is_set():
+            try:
+                await self.run_once()
+                wait = await self._wait()
+                if backoff:
+                    logger.info("schedules: database reachable again")
+                backoff = 0.0
+            except DATABASE_UNAVAILABLE as exc:
+                backoff = min(self.settings.max_backoff, max(backoff * 2, self.settings.interval))
+                logger.warning("schedule pass failed, database unreachable; next try in %.1f s: %s", backoff, exc)
+                wait = backoff
+            except Exception:
+                logger.exception("schedule pass failed")
+                wait = self.settings.interval
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=wait)
+            except TimeoutError:
+                pass
