@@ -28,6 +28,7 @@ class Scheduler:
         self.store = store
         self.settings = settings or ScheduleSettings()
         self.totals = FireReport()
+        self.backoff = 0.0  # seconds between passes while the database is away; 0 while it answers
 
     async def run_once(self) -> FireReport:
         """One pass: due schedules in batches of `batch_size` until none is due."""
@@ -59,18 +60,19 @@ class Scheduler:
         return max(MIN_WAIT, min(self.settings.interval, (wake - self.store.now()).total_seconds()))
 
     async def run(self, stop: asyncio.Event) -> None:
-        backoff = 0.0
+        """Pass until `stop` is set; a failed pass is logged and retried (backing off while the
+        database is unreachable)."""
         while not stop.is_set():
             try:
                 await self.run_once()
                 wait = await self._wait()
-                if backoff:
+                if self.backoff:
                     logger.info("schedules: database reachable again")
-                backoff = 0.0
+                self.backoff = 0.0
             except DATABASE_UNAVAILABLE as exc:
-                backoff = min(self.settings.max_backoff, max(backoff * 2, self.settings.interval))
-                logger.warning("schedule pass failed, database unreachable; next try in %.1f s: %s", backoff, exc)
-                wait = backoff
+                self.backoff = min(self.settings.max_backoff, max(self.backoff * 2, self.settings.interval))
+                logger.warning("schedule pass failed, database unreachable; next try in %.2f s: %s", self.backoff, exc)
+                wait = self.backoff
             except Exception:
                 logger.exception("schedule pass failed")
                 wait = self.settings.interval

@@ -31,8 +31,7 @@ from durable.controlplane.store.workflows import WorkflowStore
 
 
 class Store(
-    WorkflowStore, TaskStore, DecisionStore, DeadLetterStore, WorkerStore, StatsStore, BrowseStore,
-    ScheduleStore,
+    ScheduleStore, WorkflowStore, TaskStore, DecisionStore, DeadLetterStore, WorkerStore, StatsStore, BrowseStore
 ):
     """Every operation of the engine on PostgreSQL. Construct with an asyncpg pool."""
 

@@ -32,10 +32,18 @@ import asyncpg
 
 from durable.common.errors import InvalidArgument, NotFound, WrongState
 from durable.common.policies import ActivityOptions
-from durable.controlplane.store.base import StoreBase, dumps
+from durable.controlplane.store.base import dumps
 from durable.controlplane.store.queries import Q
 from durable.controlplane.store.records import _FromRow
-from durable.controlplane.store.schedule_spec import OVERLAP_POLICIES, WORKFLOW_ONLY_POLICIES, Spec, check_new, run_id, trigger_id
+from durable.controlplane.store.schedule_spec import (
+    OVERLAP_POLICIES,
+    WORKFLOW_ONLY_POLICIES,
+    Spec,
+    check_new,
+    run_id,
+    trigger_id,
+)
+from durable.controlplane.store.workflows import WorkflowStore
 
 RECENT_FIRES = 20          # entries of `recent_fires` kept per schedule
 MAX_TICKS_PER_CLAIM = 100  # ticks one claim handles; the rest wait for the next claim
@@ -137,7 +145,9 @@ class _Firing:
         self.fires.append(entry)
 
 
-class ScheduleStore(StoreBase):
+class ScheduleStore(WorkflowStore):
+    """Schedules; they start workflows, so they build on the workflow store."""
+
     # -- definition ------------------------------------------------------------------------
 
     async def create_schedule(
