@@ -41,14 +41,14 @@ class Scheduler:
                 break
         if report.changed:
             logger.info(
-                "schedules: started %d, skipped %d, buffered %d, cancelled %d, missed %d, existing %d "
-                "(%d schedules)",
+                "schedules: started %d, skipped %d, buffered %d, cancelled %d, missed %d, existing %d, "
+                "failed %d (%d schedules)",
                 report.started, report.skipped, report.buffered, report.cancelled, report.missed,
-                report.existing, report.schedules,
+                report.existing, report.failed, report.schedules,
             )
         self.totals.add(FireReport(
             schedules=report.schedules, started=report.started, skipped=report.skipped, missed=report.missed,
-            existing=report.existing, buffered=report.buffered, cancelled=report.cancelled,
+            existing=report.existing, buffered=report.buffered, cancelled=report.cancelled, failed=report.failed,
         ))
         return report
 

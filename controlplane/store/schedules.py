@@ -24,6 +24,7 @@ Lock order: the schedule's row, then a workflow's row (cancel), then task rows.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -32,7 +33,7 @@ import asyncpg
 
 from durable.common.errors import InvalidArgument, NotFound, WrongState
 from durable.common.policies import ActivityOptions
-from durable.controlplane.store.base import dumps
+from durable.controlplane.store.base import DATABASE_UNAVAILABLE, dumps
 from durable.controlplane.store.queries import Q
 from durable.controlplane.store.records import _FromRow
 from durable.controlplane.store.schedule_spec import (
@@ -45,6 +46,9 @@ from durable.controlplane.store.schedule_spec import (
 )
 from durable.controlplane.store.workflows import WorkflowStore
 
+logger = logging.getLogger(__name__)
+
+FAILED_RETRY = timedelta(seconds=30)  # a schedule whose firing failed is looked at again then
 RECENT_FIRES = 20          # entries of `recent_fires` kept per schedule
 MAX_TICKS_PER_CLAIM = 100  # ticks one claim handles; the rest wait for the next claim
 MAX_BACKFILL_TICKS = 1000
@@ -104,11 +108,13 @@ class FireReport:
     existing: int = 0
     buffered: int = 0
     cancelled: int = 0
+    failed: int = 0  # schedules whose firing failed (logged; looked at again later)
     fired_ids: list[str] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
-        return bool(self.started or self.skipped or self.missed or self.existing or self.buffered or self.cancelled)
+        return bool(self.started or self.skipped or self.missed or self.existing or self.buffered or self.cancelled
+                    or self.failed)
 
     def add(self, other: FireReport) -> None:
         self.schedules += other.schedules
@@ -118,6 +124,7 @@ class FireReport:
         self.existing += other.existing
         self.buffered += other.buffered
         self.cancelled += other.cancelled
+        self.failed += other.failed
         self.fired_ids += other.fired_ids
 
 
@@ -251,17 +258,34 @@ class ScheduleStore(WorkflowStore):
     # -- firing ----------------------------------------------------------------------------
 
     async def fire_due_schedules(self, max_schedules: int = 100, *, buffer_recheck: float = 1.0) -> FireReport:
-        """Handle up to `max_schedules` due schedules, each in its own short transaction."""
+        """Handle up to `max_schedules` due schedules, each in its own short transaction. A
+        schedule whose firing fails (anything but a lost database) is logged and looked at
+        again after FAILED_RETRY, so it does not hold up the others."""
         report = FireReport()
         for _ in range(max_schedules):
             now = self.now()
-            async with self.pool.acquire() as conn, conn.transaction():
-                row = await conn.fetchrow(Q.claim_due_schedule, now)
-                if row is None:
-                    break
-                firing = _Firing(Schedule.from_row(row), now)
-                await self._fire_ticks(conn, firing)
-                await self._save(conn, firing, buffer_recheck)
+            claimed: str | None = None
+            try:
+                async with self.pool.acquire() as conn, conn.transaction():
+                    row = await conn.fetchrow(Q.claim_due_schedule, now)
+                    if row is None:
+                        break
+                    firing = _Firing(Schedule.from_row(row), now)
+                    claimed = firing.s.id
+                    await self._fire_ticks(conn, firing)
+                    await self._save(conn, firing, buffer_recheck)
+            except DATABASE_UNAVAILABLE:
+                raise
+            except Exception as exc:
+                if claimed is None:
+                    raise
+                logger.exception("schedule %s: firing failed; trying again in %.0f s", claimed,
+                                 FAILED_RETRY.total_seconds())
+                entry = {"outcome": "error", "at": now.isoformat(), "error": f"{type(exc).__name__}: {exc}"[:500]}
+                await self.pool.execute(Q.delay_schedule, claimed, now + FAILED_RETRY, dumps(entry), RECENT_FIRES, now)
+                report.schedules += 1
+                report.failed += 1
+                continue
             self._observe(firing.s, firing.report)
             report.add(firing.report)
         return report

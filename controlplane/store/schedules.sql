@@ -62,3 +62,12 @@ SELECT status FROM durable_workflow_instances WHERE id = $1;
 
 -- name: activity_run_status
 SELECT status FROM durable_task_queue WHERE id = $1::uuid;
+
+-- name: delay_schedule
+-- A schedule whose firing failed: looked at again at $2, the error ($3) in its recent fires.
+UPDATE durable_schedules
+SET wake_at = $2, updated_at = $5,
+    recent_fires = (SELECT coalesce(jsonb_agg(e ORDER BY n), '[]'::jsonb) FROM (
+        SELECT e, n FROM jsonb_array_elements(recent_fires || jsonb_build_array($3::jsonb)) WITH ORDINALITY AS a(e, n)
+        ORDER BY n DESC LIMIT $4) AS kept)
+WHERE id = $1;

@@ -299,3 +299,29 @@ async def test_two_schedulers_fire_each_tick_once(database_url: str, clock: Fake
     finally:
         for p in pools:
             await p.close()
+
+
+async def test_a_schedule_that_fails_to_fire_does_not_hold_up_the_others(
+    store: Store, clock: FakeClock, db: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await store.create_schedule("a-bad", workflow_type="w", interval_seconds=1, overlap_policy="allow_all")
+    await store.create_schedule("b-good", workflow_type="w", interval_seconds=1, overlap_policy="allow_all")
+    fire = store._fire_ticks
+
+    async def failing(conn: asyncpg.Connection, firing: object) -> None:
+        if firing.s.id == "a-bad":  # type: ignore[attr-defined]
+            raise RuntimeError("boom")
+        await fire(conn, firing)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store, "_fire_ticks", failing)
+    clock.advance(1)
+    scheduler = Scheduler(store, ScheduleSettings(batch_size=1))
+    await scheduler.run_once()
+    assert await runs(db, "b-good") == ["b-good-20260601T120001Z"]
+    bad = await store.get_schedule("a-bad")
+    assert bad.recent_fires[-1]["outcome"] == "error" and "RuntimeError: boom" in bad.recent_fires[-1]["error"]
+    assert bad.wake_at == clock.current + timedelta(seconds=30) and bad.next_tick == T0 + timedelta(seconds=1)
+    monkeypatch.setattr(store, "_fire_ticks", fire)
+    clock.advance(30)  # looked at again: it catches up within its window
+    await scheduler.run_once()
+    assert len(await runs(db, "a-bad")) == 31
