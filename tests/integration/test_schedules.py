@@ -325,3 +325,19 @@ async def test_a_schedule_that_fails_to_fire_does_not_hold_up_the_others(
     clock.advance(30)  # looked at again: it catches up within its window
     await scheduler.run_once()
     assert len(await runs(db, "a-bad")) == 31
+
+
+async def test_the_claim_reads_the_wake_index(db: asyncpg.Connection) -> None:
+    """With many schedules, most not due, the loop's claim and its wake-up read use the index."""
+    await db.execute("""
+        INSERT INTO durable_schedules (id, action, target_type, interval_seconds, start_at, next_tick,
+                                       next_fire_at, wake_at, paused, created_at, updated_at)
+        SELECT 's' || g, 'workflow', 'w', 60, now(), now() + g * interval '1 s', now() + g * interval '1 s',
+               now() + g * interval '1 s', g % 10 = 0, now(), now()
+        FROM generate_series(1, 20000) AS g""")
+    await db.execute("ANALYZE durable_schedules")
+    from durable.controlplane.store.queries import Q
+
+    for query, args in ((Q.claim_due_schedule, (datetime.now(UTC),)), (Q.next_schedule_wake, ())):
+        plan = "\n".join(r[0] for r in await db.fetch("EXPLAIN " + query, *args))
+        assert "durable_schedules_wake_idx" in plan, plan
