@@ -331,10 +331,11 @@ class ScheduleStore(WorkflowStore):
             f.record("skipped", tick, previous_run_id=previous)
         elif policy in ("buffer_one", "cancel_previous"):
             if policy == "cancel_previous" and previous:
-                if not await self._cancel_previous(conn, f, previous, terminate=False):
-                    await self._start(conn, f, tick, run)  # it ended meanwhile
-                    return
-                f.record("cancel_requested", tick, previous_run_id=previous)
+                if not await conn.fetchval(Q.cancel_requested, previous):
+                    if not await self._cancel_previous(conn, f, previous, terminate=False):
+                        await self._start(conn, f, tick, run)  # it ended meanwhile
+                        return
+                    f.record("cancel_requested", tick, previous_run_id=previous)
                 if f.buffered is not None:  # the newer tick replaces the one that waited
                     f.report.skipped += 1
                     f.record("skipped", f.buffered, previous_run_id=previous, reason="replaced by a newer tick")
@@ -358,7 +359,7 @@ class ScheduleStore(WorkflowStore):
         """Ask the previous run to cancel (or terminate it); False when it had ended meanwhile."""
         try:
             await self._cancel_workflow(conn, previous, f"schedule {f.s.id}: a newer run is due", terminate, f.now)
-        except WrongState:  # it completed or failed between the status read and its lock
+        except (WrongState, NotFound):  # it ended (or retention took it) between the status read and its lock
             return False
         f.report.cancelled += 1
         return True
@@ -417,7 +418,7 @@ class ScheduleStore(WorkflowStore):
         """Tell the observer (metrics) what committed."""
         if s.action == "workflow":
             for _ in range(report.started):
-                self.observer.workflow_started(s.target_type)  # type: ignore[no-any-return]
+                self.observer.workflow_started(s.target_type)
 
     # -- by hand ---------------------------------------------------------------------------
 
@@ -425,7 +426,8 @@ class ScheduleStore(WorkflowStore):
         """Run the schedule now, outside its ticks, by its overlap policy (or the one given).
         Works on a paused schedule too. Returns (outcome, run id): outcome is started (also
         after terminating the previous run), exists, skipped, buffered, or cancel_requested
-        (buffered behind the run asked to cancel); the run id is "" unless one started."""
+        (buffered behind the run asked to cancel); the run id is "" unless one started. A
+        buffered trigger starts later as the tick of its time (named by run_id)."""
         if overlap_policy is not None and overlap_policy not in OVERLAP_POLICIES:
             raise InvalidArgument(f"overlap_policy {overlap_policy!r} is not one of {', '.join(OVERLAP_POLICIES)}")
         now = self.now()

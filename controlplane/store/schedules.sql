@@ -60,6 +60,9 @@ DELETE FROM durable_schedules WHERE id = $1 RETURNING id;
 -- name: workflow_run_status
 SELECT status FROM durable_workflow_instances WHERE id = $1;
 
+-- name: cancel_requested
+SELECT cancel_requested_at IS NOT NULL FROM durable_workflow_instances WHERE id = $1;
+
 -- name: activity_run_status
 SELECT status FROM durable_task_queue WHERE id = $1::uuid;
 

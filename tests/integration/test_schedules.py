@@ -146,13 +146,15 @@ async def test_cancel_previous_asks_the_run_to_stop_then_starts(store: Store, cl
     assert first.status == "pending" and first.cancel_requested_at is not None
     events = [e.event_type for e in await store.load_events(first.id)]
     assert events[-1] == "WorkflowCancelRequested"
-    clock.advance(1)
-    await scheduler.run_once()
+    clock.advance(10)  # the next tick while it winds down: asked once, the newer tick replaces the buffered one
+    report = await scheduler.run_once()
+    assert report.cancelled == 0 and report.buffered == 1 and report.skipped == 1
     assert await runs(db, "cp") == ["cp-20260601T120010Z"]  # still waiting for it to end
+    assert (await store.get_schedule("cp")).buffered_tick == T0 + timedelta(seconds=30)
     await finish(db, first.id, "cancelled")
     clock.advance(1)
     await scheduler.run_once()
-    assert await runs(db, "cp") == ["cp-20260601T120010Z", "cp-20260601T120020Z"]
+    assert await runs(db, "cp") == ["cp-20260601T120010Z", "cp-20260601T120030Z"]
 
 
 async def test_terminate_previous_ends_the_run_at_once(store: Store, clock: FakeClock, db: asyncpg.Connection) -> None:
