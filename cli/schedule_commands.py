@@ -14,6 +14,8 @@ from durable.client import Client, ScheduleView
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
 POLICIES = "skip, buffer_one, allow_all, cancel_previous, terminate_previous"
+# the order of a recent fire's details (PostgreSQL's jsonb keeps keys in its own order)
+DETAILS = ("run_id", "previous_run_id", "count", "from", "to", "started", "existing", "reason", "error")
 
 
 def duration(text: str, option: str) -> float:
@@ -100,7 +102,7 @@ def list_(address: str, prefix: str | None) -> None:
     """Every schedule, in id order."""
     rows = run(address, lambda c: c.list_schedules(id_prefix=prefix))
     click.echo(table(
-        ["ID", "TARGET", "WHEN", "OVERLAP", "STATE", "NEXT TICK", "LAST RUN", "STARTED", "SKIPPED", "MISSED"],
+        ["ID", "TARGET", "WHEN", "OVERLAP", "STATE", "NEXT FIRE", "LAST RUN", "STARTED", "SKIPPED", "MISSED"],
         [[s.id, s.target, s.spec, s.overlap_policy, state(s), when(s.next_fire_at), s.last_run_id or "-",
           s.started_count, s.skipped_count, s.missed_count] for s in rows],
     ))
@@ -138,7 +140,7 @@ def show(address: str, schedule_id: str, upcoming: int, as_json: bool) -> None:
     lines += [f"  {when(t)}" for t in ticks]
     lines.append("recent fires:" + ("" if s.recent_fires else " none"))
     for fire in reversed(s.recent_fires):
-        detail = " ".join(f"{k}={v}" for k, v in fire.items() if k not in ("outcome", "tick", "at"))
+        detail = " ".join(f"{k}={fire[k]}" for k in DETAILS if k in fire)
         lines.append(f"  {fire.get('tick', fire.get('at', ''))[:19]}  {fire['outcome']:<16} {detail}".rstrip())
     click.echo("\n".join(lines))
 
@@ -177,7 +179,7 @@ def trigger(address: str, schedule_id: str, overlap_policy: str | None) -> None:
 @address_option
 @click.argument("schedule_id")
 @click.option("--from", "start", required=True, help="First time of the range (ISO 8601; no offset = UTC).")
-@click.option("--to", "end", required=True, help="Last time of the range, included.")
+@click.option("--to", "end", required=True, help="Last time of the range, included (a date alone is its midnight).")
 def backfill(address: str, schedule_id: str, start: str, end: str) -> None:
     """Run every tick of a past (or future) time range now; ticks already run are not run again."""
     starts, ends = moment(start, "--from"), moment(end, "--to")
