@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from durable.controlplane.settings import ScheduleSettings
 from durable.controlplane.store import FireReport, Store
@@ -24,9 +25,15 @@ MIN_WAIT = 0.01
 class Scheduler:
     """A loop with run_once() (tests call it directly) and run() (waits on stop or the next due time)."""
 
-    def __init__(self, store: Store, settings: ScheduleSettings | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        settings: ScheduleSettings | None = None,
+        on_report: Callable[[FireReport], None] | None = None,
+    ) -> None:
         self.store = store
         self.settings = settings or ScheduleSettings()
+        self.on_report = on_report
         self.totals = FireReport()
         self.backoff = 0.0  # seconds between passes while the database is away; 0 while it answers
 
@@ -50,6 +57,8 @@ class Scheduler:
             schedules=report.schedules, started=report.started, skipped=report.skipped, missed=report.missed,
             existing=report.existing, buffered=report.buffered, cancelled=report.cancelled, failed=report.failed,
         ))
+        if self.on_report is not None:
+            self.on_report(report)
         return report
 
     async def _wait(self) -> float:

@@ -6,8 +6,10 @@ import asyncpg
 import pytest
 
 from durable.client import Client
+from durable.controlplane.settings import MetricsSettings
 from tests.integration.test_cli import durable
-from tests.support.controlplane import running_control_plane
+from tests.integration.test_metrics import scrape
+from tests.support.controlplane import free_port, running_control_plane
 from tests.support.processes import wait_for
 
 
@@ -89,8 +91,10 @@ async def test_bad_input_is_one_clear_line_naming_the_field(
 
 
 async def test_a_schedule_fires_in_a_running_control_plane(database_url: str) -> None:
-    """The loop the control plane starts fires a per-second schedule on its own."""
-    async with running_control_plane(database_url) as address, Client(address) as client:
+    """The loop the control plane starts fires a per-second schedule on its own, and counts it."""
+    port = free_port()
+    async with running_control_plane(database_url, metrics=MetricsSettings(port=port)) as address, \
+            Client(address) as client:
         await client.create_schedule("live", workflow_type="w", interval_seconds=1, overlap_policy="allow_all")
 
         async def fired() -> bool:
@@ -103,3 +107,4 @@ async def test_a_schedule_fires_in_a_running_control_plane(database_url: str) ->
         assert [b - a for a, b in zip(upcoming, upcoming[1:])] == [1.0, 1.0]
         runs = await client.list_workflows_page(id_prefix="live-")
         assert len(runs.workflows) >= 2 and all(w.workflow_type == "w" for w in runs.workflows)
+        assert scrape(port)['durable_schedule_fires_total{outcome="started"}'] >= 2
