@@ -8,7 +8,9 @@ from datetime import UTC, datetime
 
 import click
 
-from durable.cli.client_commands import address_option, parse_json_object, run, table, when
+from durable.cli.client_commands import address_option, run
+from durable.cli.inputs import HELP, read_json
+from durable.cli.render import table, when
 from durable.client import Client, ScheduleView
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
@@ -57,7 +59,7 @@ def schedules() -> None:
               help="Cron expression: 'minute hour day month weekday', or six fields with seconds first.")
 @click.option("--every", default=None, help="Or a fixed interval: 30s, 5m, 1h, 1d (whole seconds).")
 @click.option("--tz", "time_zone", default="UTC", show_default=True, help="IANA time zone of the cron expression.")
-@click.option("--input", "input_text", default="{}", help="Input of each run, a JSON object.")
+@click.option("--input", "input_text", default="{}", show_default=True, help=f"Input of each run, {HELP}.")
 @click.option("--overlap", "overlap_policy", default="skip", show_default=True,
               help=f"When a tick comes while the last run goes on: {POLICIES}.")
 @click.option("--catchup-window", default="60s", show_default=True,
@@ -75,7 +77,7 @@ def create(address: str, schedule_id: str, workflow_type: str | None, activity_t
         raise click.ClickException("give one of --workflow TYPE and --activity TYPE")
     if bool(cron) == bool(every):
         raise click.ClickException("give one of --cron EXPRESSION and --every DURATION")
-    payload = parse_json_object(input_text, "--input")
+    payload = read_json(input_text, "--input")
     interval = duration(every, "--every") if every else None
     window = duration(catchup_window, "--catchup-window")
     jitter_seconds = duration(jitter, "--jitter")

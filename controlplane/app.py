@@ -189,7 +189,8 @@ class ControlPlane:
             logger.info("metrics on :%d/metrics", port)
         self._supervise("timers", TimerFirer(self.store, interval=self.timer_interval, database=state).run(self._stop))
         if self.schedule_settings.enabled:
-            self._supervise("schedules", Scheduler(self.store, self.schedule_settings, self.metrics.record_schedules).run(self._stop))
+            self._supervise("schedules", Scheduler(self.store, self.schedule_settings, self.metrics.record_schedules,
+                                                   database=state).run(self._stop))
         self._supervise("task-listener", TaskListener(dsn, signals, database=state).run(self._stop))
         self._supervise("database-health", db_health.run(self._stop))
 

@@ -4,7 +4,9 @@ Every control-plane replica runs one. A pass claims due schedules one at a time 
 UPDATE SKIP LOCKED and fires each in its own short transaction (durable.controlplane.store.
 schedules), so replicas share the work and each tick fires once. Between passes it waits for
 the stop event, the interval, or the earliest schedule's due time, whichever comes first;
-while the database is unreachable it backs off, doubling up to `max_backoff`.
+while the database is unreachable it reports to the control plane's DatabaseState (one line
+when it goes, one when it is back) and backs off, doubling up to `max_backoff`, or until the
+database is back.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 
+from durable.controlplane.database_state import DatabaseState, LoopBackoff
 from durable.controlplane.settings import ScheduleSettings
 from durable.controlplane.store import FireReport, Store
 from durable.controlplane.store.base import DATABASE_UNAVAILABLE
@@ -30,10 +33,13 @@ class Scheduler:
         store: Store,
         settings: ScheduleSettings | None = None,
         on_report: Callable[[FireReport], None] | None = None,
+        *,
+        database: DatabaseState | None = None,
     ) -> None:
         self.store = store
         self.settings = settings or ScheduleSettings()
         self.on_report = on_report
+        self.database = database or DatabaseState()
         self.totals = FireReport()
         self.backoff = 0.0  # seconds between passes while the database is away; 0 while it answers
 
@@ -69,23 +75,24 @@ class Scheduler:
         return max(MIN_WAIT, min(self.settings.interval, (wake - self.store.now()).total_seconds()))
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Pass until `stop` is set; a failed pass is logged and retried (backing off while the
-        database is unreachable)."""
+        """Pass until `stop` is set; a failed pass is logged and retried with a doubling delay
+        (capped at `max_backoff`), or as soon as the database is back."""
+        backoff = LoopBackoff(self.settings.interval, self.settings.max_backoff)
         while not stop.is_set():
+            wait = self.settings.interval
+            failed = True
             try:
                 await self.run_once()
                 wait = await self._wait()
-                if self.backoff:
-                    logger.info("schedules: database reachable again")
-                self.backoff = 0.0
+                failed = False
+                self.database.reachable()
             except DATABASE_UNAVAILABLE as exc:
-                self.backoff = min(self.settings.max_backoff, max(self.backoff * 2, self.settings.interval))
-                logger.warning("schedule pass failed, database unreachable; next try in %.2f s: %s", self.backoff, exc)
-                wait = self.backoff
+                self.database.lost("schedules", exc)
             except Exception:
-                logger.exception("schedule pass failed")
-                wait = self.settings.interval
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=wait)
-            except TimeoutError:
-                pass
+                if backoff.failures == 0:
+                    logger.exception("schedule pass failed; retrying with backoff")
+                else:
+                    logger.debug("schedule pass failed again", exc_info=True)
+            delay = backoff.next(failed)
+            self.backoff = delay if failed else 0.0
+            await self.database.pause(stop, delay if failed else wait)

@@ -119,4 +119,4 @@ async def test_the_loop_backs_off_while_the_database_is_away() -> None:
     scheduler = Scheduler(store, ScheduleSettings(interval=0.01, max_backoff=0.05))  # type: ignore[arg-type]
     box.append(scheduler)
     await asyncio.wait_for(scheduler.run(stop), 5)
-    assert store.seen == [0.0, 0.01, 0.02, 0.04, 0.05, 0.0]
+    assert store.seen == [0.0, 0.02, 0.04, 0.05, 0.05, 0.0]  # doubling, capped; back to none
