@@ -13,12 +13,14 @@ from durable.client.client import (
     WorkflowPage,
     WorkflowView,
 )
+from durable.client.schedules import ScheduleView
 
 __all__ = [
     "DEFAULT_ADDRESS",
     "Client",
     "EventView",
     "PermissionDenied",
+    "ScheduleView",
     "TaskView",
     "Unauthenticated",
     "Unavailable",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import grpc
@@ -13,6 +14,7 @@ from durable.common.payloads import encode_payload
 from durable.common.converter import to_json
 from durable.common.security import ClientSecurity, load_client_security, open_channel
 from durable.common.status import DATABASE_UNAVAILABLE_DETAILS, error_for
+from durable.client.schedules import ScheduleView, schedule_view, unix
 from durable.proto.v1 import durable_pb2 as pb
 from durable.proto.v1 import durable_pb2_grpc as pb_grpc
 
@@ -372,3 +374,84 @@ class Client:
         """Every configured circuit breaker (keyed by activity type) and its state."""
         reply = await self._call("ListCircuitBreakers", pb.ListCircuitBreakersRequest())
         return list(reply.breakers)
+
+    # -- schedules -------------------------------------------------------------------------
+
+    async def create_schedule(
+        self,
+        schedule_id: str,
+        *,
+        workflow_type: str | None = None,
+        activity_type: str | None = None,
+        input: Any = None,
+        cron: str | None = None,
+        interval_seconds: float | None = None,
+        time_zone: str = "UTC",
+        overlap_policy: str = "skip",
+        catchup_window_seconds: float = 60.0,
+        jitter_seconds: float = 0.0,
+        start_at: datetime | float | None = None,
+        end_at: datetime | float | None = None,
+        paused: bool = False,
+        note: str = "",
+    ) -> ScheduleView:
+        """A schedule that starts a workflow (or enqueues an activity) with `input` on every tick
+        of `cron` (five fields, or six with seconds first, in `time_zone`) or every
+        `interval_seconds`. Each tick's workflow is named "<schedule_id>-<tick %Y%m%dT%H%M%SZ>".
+        `overlap_policy` (skip, buffer_one, allow_all, cancel_previous, terminate_previous)
+        decides a tick that comes while the last run goes on; a tick later than
+        `catchup_window_seconds` (downtime) is missed; `jitter_seconds` delays each tick by up
+        to that much."""
+        reply = await self._call("CreateSchedule", pb.CreateScheduleRequest(schedule=pb.Schedule(
+            id=schedule_id, workflow_type=workflow_type or "", activity_type=activity_type or "",
+            input_json=_payload(input), cron=cron or "", interval_seconds=interval_seconds or 0.0,
+            time_zone=time_zone, overlap_policy=overlap_policy, catchup_window_seconds=catchup_window_seconds,
+            jitter_seconds=jitter_seconds, start_at=unix(start_at), end_at=unix(end_at), paused=paused, note=note,
+        )))
+        return schedule_view(reply.schedule)
+
+    async def list_schedules(self, *, id_prefix: str | None = None, limit: int = 1000) -> list[ScheduleView]:
+        """Every schedule (or those whose id starts with `id_prefix`), in id order, page by page."""
+        out: list[ScheduleView] = []
+        token = ""
+        while True:
+            reply = await self._call("ListSchedules", pb.ListSchedulesRequest(
+                id_prefix=id_prefix or "", limit=min(limit - len(out), 1000), page_token=token))
+            out += [schedule_view(s) for s in reply.schedules]
+            token = reply.next_page_token
+            if not token or len(out) >= limit:
+                return out
+
+    async def describe_schedule(self, schedule_id: str, *, upcoming: int = 0) -> tuple[ScheduleView, list[float]]:
+        """The schedule, and its next `upcoming` ticks (Unix seconds)."""
+        reply = await self._call("DescribeSchedule", pb.DescribeScheduleRequest(id=schedule_id, upcoming=upcoming))
+        return schedule_view(reply.schedule), list(reply.upcoming_ticks)
+
+    async def pause_schedule(self, schedule_id: str, note: str = "") -> ScheduleView:
+        reply = await self._call("PauseSchedule", pb.PauseScheduleRequest(id=schedule_id, note=note))
+        return schedule_view(reply.schedule)
+
+    async def resume_schedule(self, schedule_id: str, note: str = "") -> ScheduleView:
+        """Run again from the next tick after now (ticks that fell while paused do not fire)."""
+        reply = await self._call("ResumeSchedule", pb.ResumeScheduleRequest(id=schedule_id, note=note))
+        return schedule_view(reply.schedule)
+
+    async def trigger_schedule(self, schedule_id: str, *, overlap_policy: str | None = None) -> tuple[str, str]:
+        """Run it now by its overlap policy (or the one given). Returns (outcome, run id):
+        started, exists, skipped, buffered or cancel_requested; the id is "" unless one started."""
+        reply = await self._call("TriggerSchedule", pb.TriggerScheduleRequest(
+            id=schedule_id, overlap_policy=overlap_policy or ""))
+        return reply.outcome, reply.run_id
+
+    async def backfill_schedule(
+        self, schedule_id: str, start: datetime | float, end: datetime | float
+    ) -> tuple[int, int]:
+        """Start the run of every tick in [start, end] (at most 1000); returns (started, already
+        existing)."""
+        reply = await self._call("BackfillSchedule", pb.BackfillScheduleRequest(
+            id=schedule_id, start_time=unix(start), end_time=unix(end)), timeout=max(self.timeout, 120.0))
+        return int(reply.started), int(reply.existing)
+
+    async def delete_schedule(self, schedule_id: str) -> None:
+        """Delete the schedule; the runs it started go on."""
+        await self._call("DeleteSchedule", pb.DeleteScheduleRequest(id=schedule_id))

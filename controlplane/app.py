@@ -1,4 +1,4 @@
-"""The control-plane process: gRPC server, reaper, timers, push dispatch and health, supervised.
+"""The control-plane process: gRPC server, reaper, timers, schedules, push dispatch and health, supervised.
 
 Start order: settings are already validated; connect the pool (and migrate when asked);
 start the background loops; bind the gRPC server; report SERVING once the database answers.
@@ -29,7 +29,9 @@ from durable.controlplane.grpc.auth import ScopedAuthInterceptor
 from durable.controlplane.metrics import ControlPlaneMetrics
 from durable.controlplane.migrator import migrate
 from durable.controlplane.reaper import Reaper
+from durable.controlplane.scheduler import Scheduler
 from durable.controlplane.settings import DatabaseSettings, GrpcSettings, MetricsSettings, ReaperSettings
+from durable.controlplane.settings import ScheduleSettings
 from durable.controlplane.store import Clock, Store, utc_now
 from durable.controlplane.timers import TimerFirer
 
@@ -101,6 +103,7 @@ class ControlPlane:
         *,
         security: ServerSecurity | None = None,
         metrics: MetricsSettings | None = None,
+        schedules: ScheduleSettings | None = None,
         run_migrations: bool = False,
         clock: Clock = utc_now,
         poll_interval: float = 2.0,
@@ -113,6 +116,7 @@ class ControlPlane:
         self.run_migrations = run_migrations
         self.security = security or ServerSecurity()
         self.metrics_settings = metrics or MetricsSettings(port=0)
+        self.schedule_settings = schedules or ScheduleSettings()
         self.metrics = ControlPlaneMetrics(interval=self.metrics_settings.refresh)
         self.clock = clock
         self.poll_interval = poll_interval
@@ -184,6 +188,9 @@ class ControlPlane:
             port = self.metrics.serve(self.metrics_settings.port, setting="METRICS_PORT")
             logger.info("metrics on :%d/metrics", port)
         self._supervise("timers", TimerFirer(self.store, interval=self.timer_interval, database=state).run(self._stop))
+        if self.schedule_settings.enabled:
+            self._supervise("schedules", Scheduler(self.store, self.schedule_settings, self.metrics.record_schedules,
+                                                   database=state).run(self._stop))
         self._supervise("task-listener", TaskListener(dsn, signals, database=state).run(self._stop))
         self._supervise("database-health", db_health.run(self._stop))
 

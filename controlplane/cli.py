@@ -19,17 +19,19 @@ def controlplane_command(run_migrations: bool) -> None:
     from durable.controlplane.app import ControlPlane
     from durable.common.security import ServerSecurity
     from durable.controlplane.settings import DatabaseSettings, GrpcSettings, MetricsSettings, ReaperSettings
+    from durable.controlplane.settings import ScheduleSettings
 
     try:
         settings = (DatabaseSettings(), GrpcSettings(), ReaperSettings())
         security = ServerSecurity()
         metrics = MetricsSettings()
+        schedules = ScheduleSettings()
     except ValidationError as exc:
         raise click.UsageError(explain_settings_error(exc)) from None
     from durable.common import tracing
 
     tracing.setup("durable-controlplane")  # only when OTEL_EXPORTER_OTLP_ENDPOINT is set
-    plane = ControlPlane(*settings, security=security, metrics=metrics, run_migrations=run_migrations)
+    plane = ControlPlane(*settings, security=security, metrics=metrics, schedules=schedules, run_migrations=run_migrations)
     sys.exit(asyncio.run(_serve(plane)))
 
 

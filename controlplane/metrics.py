@@ -19,7 +19,7 @@ from prometheus_client.registry import Collector
 
 from durable.common.metrics_endpoint import MetricsEndpoint
 from durable.controlplane.database_state import DatabaseState, LoopBackoff
-from durable.controlplane.store import ReaperReport, Store
+from durable.controlplane.store import FireReport, ReaperReport, Store
 from durable.controlplane.store.base import DATABASE_UNAVAILABLE, StoreObserver
 from durable.controlplane.store.queries import Q
 
@@ -105,6 +105,13 @@ class ControlPlaneMetrics(MetricsEndpoint, StoreObserver):
             "workflow stays running, blocked, and the decision is retried.", ["type", "error_type"],
             registry=self.registry,
         )
+        self.schedule_fires = Counter(
+            "durable_schedule_fires",
+            "Schedule ticks handled, by outcome: started, skipped, buffered, cancelled (a previous run "
+            "asked to cancel or terminated), missed (later than the catch-up window), existing (the "
+            "run had started), failed (the firing failed; retried later).", ["outcome"],
+            registry=self.registry,
+        )
         self.state = _DatabaseState()
         self.registry.register(self.state)
 
@@ -137,6 +144,11 @@ class ControlPlaneMetrics(MetricsEndpoint, StoreObserver):
         self.reclaims.inc(report.reclaimed)
         self.poisoned.inc(report.poisoned)
         self.timeouts.inc(report.timed_out + report.unstarted)
+
+    def record_schedules(self, report: FireReport) -> None:
+        for outcome in ("started", "skipped", "buffered", "cancelled", "missed", "existing", "failed"):
+            if getattr(report, outcome):
+                self.schedule_fires.labels(outcome).inc(getattr(report, outcome))
 
     async def refresh(self, store: Store, database: DatabaseState | None = None) -> bool:
         """Take the database snapshot the scrape serves; False when the database failed."""

@@ -107,3 +107,33 @@ class MetricsSettings(BaseSettings):
         5.0, gt=0, validation_alias="METRICS_REFRESH_SECONDS",
         description="Seconds between reads of the database state the metrics report (backlog, DLQ, workers).",
     )
+
+
+class ScheduleSettings(BaseSettings):
+    """The schedule loop: fires the due ticks of durable_schedules on every control-plane replica."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    enabled: bool = Field(
+        True, validation_alias="DURABLE_SCHEDULES_ENABLED",
+        description="Run the schedule loop in this control plane (default true). Every replica may run it.",
+    )
+    interval: float = Field(
+        1.0, gt=0, le=60, validation_alias="DURABLE_SCHEDULES_INTERVAL_SECONDS",
+        description="Longest wait, seconds, between passes (default 1); a pass also runs when the "
+                    "earliest schedule is due, if that is sooner.",
+    )
+    batch_size: int = Field(
+        100, ge=1, le=10_000, validation_alias="DURABLE_SCHEDULES_BATCH_SIZE",
+        description="Schedules handled per pass, each in its own short transaction (default 100).",
+    )
+    buffer_recheck: float = Field(
+        1.0, gt=0, validation_alias="DURABLE_SCHEDULES_BUFFER_RECHECK_SECONDS",
+        description="Seconds between looks at a schedule whose buffered tick waits for its "
+                    "previous run to end (default 1).",
+    )
+    max_backoff: float = Field(
+        30.0, gt=0, validation_alias="DURABLE_SCHEDULES_MAX_BACKOFF_SECONDS",
+        description="Longest wait, seconds, between passes while the database is unreachable "
+                    "(doubling from the interval; default 30).",
+    )

@@ -1,4 +1,5 @@
-"""durable.v1.ClientService: start, signal and inspect workflows; the DLQ; statistics."""
+"""durable.v1.ClientService: start, signal and inspect workflows; the DLQ; statistics; schedules
+(their calls in schedule_service)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from durable.common.errors import InvalidArgument, TimedOut, WrongState
 from durable.controlplane.dispatch import TaskSignals
 from durable.controlplane.grpc import convert
 from durable.controlplane.grpc.errors import generic_handler, required, rpc
+from durable.controlplane.grpc.schedule_service import ScheduleCalls
 from durable.controlplane.store import Store
 from durable.controlplane.store.workflow_queries import WorkflowQueryStore
 from durable.proto.v1 import durable_pb2 as pb
@@ -32,7 +34,7 @@ def _traceparent(context: Any) -> str | None:
 DEFAULT_QUERY_TIMEOUT = 10.0
 
 
-class ClientService(pb_grpc.ClientServiceServicer):
+class ClientService(ScheduleCalls, pb_grpc.ClientServiceServicer):
     def __init__(
         self, store: Store, *, max_payload_bytes: int, queries: WorkflowQueryStore | None = None,
         signals: TaskSignals | None = None,

@@ -23,6 +23,7 @@ from durable.controlplane.store.records import (
     Worker,
     WorkflowInstance,
 )
+from durable.controlplane.store.schedules import FireReport, Schedule, ScheduleStore
 from durable.controlplane.store.stats import StatsStore
 from durable.controlplane.store.tasks import TaskStore
 from durable.controlplane.store.workers import WorkerStore
@@ -30,7 +31,7 @@ from durable.controlplane.store.workflows import WorkflowStore
 
 
 class Store(
-    WorkflowStore, TaskStore, DecisionStore, DeadLetterStore, WorkerStore, StatsStore, BrowseStore
+    ScheduleStore, WorkflowStore, TaskStore, DecisionStore, DeadLetterStore, WorkerStore, StatsStore, BrowseStore
 ):
     """Every operation of the engine on PostgreSQL. Construct with an asyncpg pool."""
 
@@ -43,7 +44,9 @@ __all__ = [
     "DeadLetter",
     "Event",
     "FailOutcome",
+    "FireReport",
     "ReaperReport",
+    "Schedule",
     "Signal",
     "Store",
     "Task",

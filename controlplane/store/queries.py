@@ -1,4 +1,4 @@
-"""Loads the named queries of queries.sql once."""
+"""Loads the named queries of the store's .sql files (queries.sql, schedules.sql) once."""
 
 from __future__ import annotations
 
@@ -6,18 +6,20 @@ import re
 from functools import cache
 from importlib import resources
 
+SQL_FILES = ("queries.sql", "schedules.sql")
 _NAME = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
 
 
 @cache
 def queries() -> dict[str, str]:
-    text = resources.files("durable.controlplane.store").joinpath("queries.sql").read_text()
-    parts = _NAME.split(text)
     found: dict[str, str] = {}
-    for name, body in zip(parts[1::2], parts[2::2], strict=True):
-        if name in found:
-            raise RuntimeError(f"query {name!r} is defined twice in queries.sql")
-        found[name] = body.strip().rstrip(";")
+    for file in SQL_FILES:
+        text = resources.files("durable.controlplane.store").joinpath(file).read_text()
+        parts = _NAME.split(text)
+        for name, body in zip(parts[1::2], parts[2::2], strict=True):
+            if name in found:
+                raise RuntimeError(f"query {name!r} is defined twice (again in {file})")
+            found[name] = body.strip().rstrip(";")
     return found
 
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
+
+import asyncpg
 
 from durable.common.errors import InvalidArgument, NotFound, WrongState
 from durable.controlplane.store.base import StoreBase, check_name, dumps
@@ -43,11 +46,8 @@ class WorkflowStore(StoreBase):
         input_json = self.payload(input, "input")
         now = self.now()
         async with self.pool.acquire() as conn, conn.transaction():
-            trace_id, span_id = trace or (None, None)
-            inserted = await conn.fetchval(
-                Q.insert_workflow, workflow_id, workflow_type, input_json, now, trace_id, span_id
-            )
-            if inserted is None:
+            created = await self._create_workflow(conn, workflow_type, input_json, workflow_id, now, trace)
+            if not created:
                 existing = WorkflowInstance.from_row(await conn.fetchrow(Q.get_workflow, workflow_id))
                 if existing.workflow_type != workflow_type:
                     raise WrongState(
@@ -55,19 +55,36 @@ class WorkflowStore(StoreBase):
                         f"not {workflow_type!r}; choose another id"
                     )
                 return existing, False
-            # the row is ours alone until commit: no lock needed to append its first event
-            await self._append(
-                conn,
-                workflow_id,
-                0,
-                [("WorkflowStarted", {"workflow_type": workflow_type, "input": json.loads(input_json),
-                                      "random_seed": self.rng.getrandbits(63)})],
-                now,
-                wake=True,
-            )
             row = await conn.fetchrow(Q.get_workflow, workflow_id)
         self.observer.workflow_started(workflow_type)
         return WorkflowInstance.from_row(row), True
+
+    async def _create_workflow(
+        self,
+        conn: asyncpg.Connection,
+        workflow_type: str,
+        input_json: str,
+        workflow_id: str,
+        now: datetime,
+        trace: tuple[str, str] | None = None,
+    ) -> bool:
+        """Insert the workflow and its WorkflowStarted event in the caller's transaction;
+        False (nothing written) when the id exists. The caller tells the observer."""
+        trace_id, span_id = trace or (None, None)
+        inserted = await conn.fetchval(Q.insert_workflow, workflow_id, workflow_type, input_json, now, trace_id, span_id)
+        if inserted is None:
+            return False
+        # the row is ours alone until commit: no lock needed to append its first event
+        await self._append(
+            conn,
+            workflow_id,
+            0,
+            [("WorkflowStarted", {"workflow_type": workflow_type, "input": json.loads(input_json),
+                                  "random_seed": self.rng.getrandbits(63)})],
+            now,
+            wake=True,
+        )
+        return True
 
     async def get_workflow(self, workflow_id: str) -> WorkflowInstance:
         row = await self.pool.fetchrow(Q.get_workflow, workflow_id)
@@ -171,29 +188,35 @@ class WorkflowStore(StoreBase):
         """
         now = self.now()
         async with self.pool.acquire() as conn, conn.transaction():
-            wf = await self._lock_workflow(conn, workflow_id)
-            if wf.status == "cancelled":
-                return 0
-            if wf.is_terminal:
-                raise WrongState(f"workflow {workflow_id!r} already ended {wf.status}")
-            if not terminate:
-                if wf.cancel_requested_at is not None:
-                    return 0
-                seq = await self._append(
-                    conn, workflow_id, wf.last_event_seq,
-                    [("WorkflowCancelRequested", {"reason": reason})], now, wake=True,
-                )
-                await conn.execute(Q.insert_signal, workflow_id, "cancel", dumps({"reason": reason}), seq, now)
-                await conn.execute(Q.request_cancel, workflow_id, now)
+            return await self._cancel_workflow(conn, workflow_id, reason, terminate, now)
+
+    async def _cancel_workflow(
+        self, conn: asyncpg.Connection, workflow_id: str, reason: str, terminate: bool, now: datetime
+    ) -> int:
+        """cancel_workflow in the caller's transaction (it locks the workflow's row)."""
+        wf = await self._lock_workflow(conn, workflow_id)
+        if wf.status == "cancelled":
+            return 0
+        if wf.is_terminal:
+            raise WrongState(f"workflow {workflow_id!r} already ended {wf.status}")
+        if not terminate:
+            if wf.cancel_requested_at is not None:
                 return 0
             seq = await self._append(
                 conn, workflow_id, wf.last_event_seq,
-                [("WorkflowCancelled", {"reason": reason, "terminated": True})], now,
+                [("WorkflowCancelRequested", {"reason": reason})], now, wake=True,
             )
             await conn.execute(Q.insert_signal, workflow_id, "cancel", dumps({"reason": reason}), seq, now)
-            await conn.execute(Q.mark_signals_delivered, workflow_id, seq, now)
-            cancelled = await self._cancel_open_steps(conn, workflow_id, now)
-            await conn.execute(Q.set_workflow_status, workflow_id, "cancelled", None, None, now)
+            await conn.execute(Q.request_cancel, workflow_id, now)
+            return 0
+        seq = await self._append(
+            conn, workflow_id, wf.last_event_seq,
+            [("WorkflowCancelled", {"reason": reason, "terminated": True})], now,
+        )
+        await conn.execute(Q.insert_signal, workflow_id, "cancel", dumps({"reason": reason}), seq, now)
+        await conn.execute(Q.mark_signals_delivered, workflow_id, seq, now)
+        cancelled = await self._cancel_open_steps(conn, workflow_id, now)
+        await conn.execute(Q.set_workflow_status, workflow_id, "cancelled", None, None, now)
         return cancelled
 
     async def list_signals(self, workflow_id: str) -> list[Signal]:

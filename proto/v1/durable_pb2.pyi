@@ -841,3 +841,165 @@ class AnswerQueryResponse(_message.Message):
     ACCEPTED_FIELD_NUMBER: _ClassVar[int]
     accepted: bool
     def __init__(self, accepted: _Optional[bool] = ...) -> None: ...
+
+class Schedule(_message.Message):
+    __slots__ = ("id", "workflow_type", "activity_type", "input_json", "cron", "interval_seconds", "time_zone", "overlap_policy", "catchup_window_seconds", "jitter_seconds", "start_at", "end_at", "paused", "note", "next_tick", "next_fire_at", "buffered_tick", "last_run_id", "last_tick", "started_count", "skipped_count", "missed_count", "existing_count", "recent_fires_json", "created_at", "updated_at")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    WORKFLOW_TYPE_FIELD_NUMBER: _ClassVar[int]
+    ACTIVITY_TYPE_FIELD_NUMBER: _ClassVar[int]
+    INPUT_JSON_FIELD_NUMBER: _ClassVar[int]
+    CRON_FIELD_NUMBER: _ClassVar[int]
+    INTERVAL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    TIME_ZONE_FIELD_NUMBER: _ClassVar[int]
+    OVERLAP_POLICY_FIELD_NUMBER: _ClassVar[int]
+    CATCHUP_WINDOW_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    JITTER_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    START_AT_FIELD_NUMBER: _ClassVar[int]
+    END_AT_FIELD_NUMBER: _ClassVar[int]
+    PAUSED_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    NEXT_TICK_FIELD_NUMBER: _ClassVar[int]
+    NEXT_FIRE_AT_FIELD_NUMBER: _ClassVar[int]
+    BUFFERED_TICK_FIELD_NUMBER: _ClassVar[int]
+    LAST_RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    LAST_TICK_FIELD_NUMBER: _ClassVar[int]
+    STARTED_COUNT_FIELD_NUMBER: _ClassVar[int]
+    SKIPPED_COUNT_FIELD_NUMBER: _ClassVar[int]
+    MISSED_COUNT_FIELD_NUMBER: _ClassVar[int]
+    EXISTING_COUNT_FIELD_NUMBER: _ClassVar[int]
+    RECENT_FIRES_JSON_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    workflow_type: str
+    activity_type: str
+    input_json: str
+    cron: str
+    interval_seconds: float
+    time_zone: str
+    overlap_policy: str
+    catchup_window_seconds: float
+    jitter_seconds: float
+    start_at: float
+    end_at: float
+    paused: bool
+    note: str
+    next_tick: float
+    next_fire_at: float
+    buffered_tick: float
+    last_run_id: str
+    last_tick: float
+    started_count: int
+    skipped_count: int
+    missed_count: int
+    existing_count: int
+    recent_fires_json: str
+    created_at: float
+    updated_at: float
+    def __init__(self, id: _Optional[str] = ..., workflow_type: _Optional[str] = ..., activity_type: _Optional[str] = ..., input_json: _Optional[str] = ..., cron: _Optional[str] = ..., interval_seconds: _Optional[float] = ..., time_zone: _Optional[str] = ..., overlap_policy: _Optional[str] = ..., catchup_window_seconds: _Optional[float] = ..., jitter_seconds: _Optional[float] = ..., start_at: _Optional[float] = ..., end_at: _Optional[float] = ..., paused: _Optional[bool] = ..., note: _Optional[str] = ..., next_tick: _Optional[float] = ..., next_fire_at: _Optional[float] = ..., buffered_tick: _Optional[float] = ..., last_run_id: _Optional[str] = ..., last_tick: _Optional[float] = ..., started_count: _Optional[int] = ..., skipped_count: _Optional[int] = ..., missed_count: _Optional[int] = ..., existing_count: _Optional[int] = ..., recent_fires_json: _Optional[str] = ..., created_at: _Optional[float] = ..., updated_at: _Optional[float] = ...) -> None: ...
+
+class CreateScheduleRequest(_message.Message):
+    __slots__ = ("schedule",)
+    SCHEDULE_FIELD_NUMBER: _ClassVar[int]
+    schedule: Schedule
+    def __init__(self, schedule: _Optional[_Union[Schedule, _Mapping]] = ...) -> None: ...
+
+class ScheduleResponse(_message.Message):
+    __slots__ = ("schedule",)
+    SCHEDULE_FIELD_NUMBER: _ClassVar[int]
+    schedule: Schedule
+    def __init__(self, schedule: _Optional[_Union[Schedule, _Mapping]] = ...) -> None: ...
+
+class ListSchedulesRequest(_message.Message):
+    __slots__ = ("id_prefix", "limit", "page_token")
+    ID_PREFIX_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    id_prefix: str
+    limit: int
+    page_token: str
+    def __init__(self, id_prefix: _Optional[str] = ..., limit: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListSchedulesResponse(_message.Message):
+    __slots__ = ("schedules", "next_page_token")
+    SCHEDULES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    schedules: _containers.RepeatedCompositeFieldContainer[Schedule]
+    next_page_token: str
+    def __init__(self, schedules: _Optional[_Iterable[_Union[Schedule, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class DescribeScheduleRequest(_message.Message):
+    __slots__ = ("id", "upcoming")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    UPCOMING_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    upcoming: int
+    def __init__(self, id: _Optional[str] = ..., upcoming: _Optional[int] = ...) -> None: ...
+
+class DescribeScheduleResponse(_message.Message):
+    __slots__ = ("schedule", "upcoming_ticks")
+    SCHEDULE_FIELD_NUMBER: _ClassVar[int]
+    UPCOMING_TICKS_FIELD_NUMBER: _ClassVar[int]
+    schedule: Schedule
+    upcoming_ticks: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, schedule: _Optional[_Union[Schedule, _Mapping]] = ..., upcoming_ticks: _Optional[_Iterable[float]] = ...) -> None: ...
+
+class PauseScheduleRequest(_message.Message):
+    __slots__ = ("id", "note")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    note: str
+    def __init__(self, id: _Optional[str] = ..., note: _Optional[str] = ...) -> None: ...
+
+class ResumeScheduleRequest(_message.Message):
+    __slots__ = ("id", "note")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    note: str
+    def __init__(self, id: _Optional[str] = ..., note: _Optional[str] = ...) -> None: ...
+
+class TriggerScheduleRequest(_message.Message):
+    __slots__ = ("id", "overlap_policy")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    OVERLAP_POLICY_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    overlap_policy: str
+    def __init__(self, id: _Optional[str] = ..., overlap_policy: _Optional[str] = ...) -> None: ...
+
+class TriggerScheduleResponse(_message.Message):
+    __slots__ = ("outcome", "run_id")
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    outcome: str
+    run_id: str
+    def __init__(self, outcome: _Optional[str] = ..., run_id: _Optional[str] = ...) -> None: ...
+
+class BackfillScheduleRequest(_message.Message):
+    __slots__ = ("id", "start_time", "end_time")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_FIELD_NUMBER: _ClassVar[int]
+    END_TIME_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    start_time: float
+    end_time: float
+    def __init__(self, id: _Optional[str] = ..., start_time: _Optional[float] = ..., end_time: _Optional[float] = ...) -> None: ...
+
+class BackfillScheduleResponse(_message.Message):
+    __slots__ = ("started", "existing")
+    STARTED_FIELD_NUMBER: _ClassVar[int]
+    EXISTING_FIELD_NUMBER: _ClassVar[int]
+    started: int
+    existing: int
+    def __init__(self, started: _Optional[int] = ..., existing: _Optional[int] = ...) -> None: ...
+
+class DeleteScheduleRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class DeleteScheduleResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...

@@ -678,6 +678,46 @@ class ClientServiceStub:
                 request_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.QueryWorkflowRequest.SerializeToString,
                 response_deserializer=durable_dot_proto_dot_v1_dot_durable__pb2.QueryWorkflowResponse.FromString,
                 _registered_method=True)
+        self.CreateSchedule = channel.unary_unary(
+                '/durable.v1.ClientService/CreateSchedule',
+                request_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.CreateScheduleRequest.SerializeToString,
+                response_deserializer=durable_dot_proto_dot_v1_dot_durable__pb2.ScheduleResponse.FromString,
+                _registered_method=True)
+        self.ListSchedules = channel.unary_unary(
+                '/durable.v1.ClientService/ListSchedules',
+                request_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.ListSchedulesRequest.SerializeToString,
+                response_deserializer=durable_dot_proto_dot_v1_dot_durable__pb2.ListSchedulesResponse.FromString,
+                _registered_method=True)
+        self.DescribeSchedule = channel.unary_unary(
+                '/durable.v1.ClientService/DescribeSchedule',
+                request_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.DescribeScheduleRequest.SerializeToString,
+                response_deserializer=durable_dot_proto_dot_v1_dot_durable__pb2.DescribeScheduleResponse.FromString,
+                _registered_method=True)
+        self.PauseSchedule = channel.unary_unary(
+                '/durable.v1.ClientService/PauseSchedule',
+                request_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.PauseScheduleRequest.SerializeToString,
+                response_deserializer=durable_dot_proto_dot_v1_dot_durable__pb2.ScheduleResponse.FromString,
+                _registered_method=True)
+        self.ResumeSchedule = channel.unary_unary(
+                '/durable.v1.ClientService/ResumeSchedule',
+                request_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.ResumeScheduleRequest.SerializeToString,
+                response_deserializer=durable_dot_proto_dot_v1_dot_durable__pb2.ScheduleResponse.FromString,
+                _registered_method=True)
+        self.TriggerSchedule = channel.unary_unary(
+                '/durable.v1.ClientService/TriggerSchedule',
+                request_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.TriggerScheduleRequest.SerializeToString,
+                response_deserializer=durable_dot_proto_dot_v1_dot_durable__pb2.TriggerScheduleResponse.FromString,
+                _registered_method=True)
+        self.BackfillSchedule = channel.unary_unary(
+                '/durable.v1.ClientService/BackfillSchedule',
+                request_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.BackfillScheduleRequest.SerializeToString,
+                response_deserializer=durable_dot_proto_dot_v1_dot_durable__pb2.BackfillScheduleResponse.FromString,
+                _registered_method=True)
+        self.DeleteSchedule = channel.unary_unary(
+                '/durable.v1.ClientService/DeleteSchedule',
+                request_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.DeleteScheduleRequest.SerializeToString,
+                response_deserializer=durable_dot_proto_dot_v1_dot_durable__pb2.DeleteScheduleResponse.FromString,
+                _registered_method=True)
 
 
 class ClientServiceServicer:
@@ -789,6 +829,58 @@ class ClientServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateSchedule(self, request, context):
+        """Schedules: cron expressions in a time zone, or fixed intervals, that start a workflow or
+        enqueue an activity. Each tick fires once across control-plane replicas.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSchedules(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DescribeSchedule(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PauseSchedule(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResumeSchedule(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def TriggerSchedule(self, request, context):
+        """Run it now, outside its ticks, by its overlap policy or the one given.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BackfillSchedule(self, request, context):
+        """Start the runs of every tick in a time range; runs already started are not started again.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteSchedule(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ClientServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -871,6 +963,46 @@ def add_ClientServiceServicer_to_server(servicer, server):
                     servicer.QueryWorkflow,
                     request_deserializer=durable_dot_proto_dot_v1_dot_durable__pb2.QueryWorkflowRequest.FromString,
                     response_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.QueryWorkflowResponse.SerializeToString,
+            ),
+            'CreateSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateSchedule,
+                    request_deserializer=durable_dot_proto_dot_v1_dot_durable__pb2.CreateScheduleRequest.FromString,
+                    response_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.ScheduleResponse.SerializeToString,
+            ),
+            'ListSchedules': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSchedules,
+                    request_deserializer=durable_dot_proto_dot_v1_dot_durable__pb2.ListSchedulesRequest.FromString,
+                    response_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.ListSchedulesResponse.SerializeToString,
+            ),
+            'DescribeSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.DescribeSchedule,
+                    request_deserializer=durable_dot_proto_dot_v1_dot_durable__pb2.DescribeScheduleRequest.FromString,
+                    response_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.DescribeScheduleResponse.SerializeToString,
+            ),
+            'PauseSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.PauseSchedule,
+                    request_deserializer=durable_dot_proto_dot_v1_dot_durable__pb2.PauseScheduleRequest.FromString,
+                    response_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.ScheduleResponse.SerializeToString,
+            ),
+            'ResumeSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResumeSchedule,
+                    request_deserializer=durable_dot_proto_dot_v1_dot_durable__pb2.ResumeScheduleRequest.FromString,
+                    response_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.ScheduleResponse.SerializeToString,
+            ),
+            'TriggerSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.TriggerSchedule,
+                    request_deserializer=durable_dot_proto_dot_v1_dot_durable__pb2.TriggerScheduleRequest.FromString,
+                    response_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.TriggerScheduleResponse.SerializeToString,
+            ),
+            'BackfillSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.BackfillSchedule,
+                    request_deserializer=durable_dot_proto_dot_v1_dot_durable__pb2.BackfillScheduleRequest.FromString,
+                    response_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.BackfillScheduleResponse.SerializeToString,
+            ),
+            'DeleteSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteSchedule,
+                    request_deserializer=durable_dot_proto_dot_v1_dot_durable__pb2.DeleteScheduleRequest.FromString,
+                    response_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.DeleteScheduleResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1309,6 +1441,222 @@ class ClientService:
             '/durable.v1.ClientService/QueryWorkflow',
             durable_dot_proto_dot_v1_dot_durable__pb2.QueryWorkflowRequest.SerializeToString,
             durable_dot_proto_dot_v1_dot_durable__pb2.QueryWorkflowResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/durable.v1.ClientService/CreateSchedule',
+            durable_dot_proto_dot_v1_dot_durable__pb2.CreateScheduleRequest.SerializeToString,
+            durable_dot_proto_dot_v1_dot_durable__pb2.ScheduleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSchedules(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/durable.v1.ClientService/ListSchedules',
+            durable_dot_proto_dot_v1_dot_durable__pb2.ListSchedulesRequest.SerializeToString,
+            durable_dot_proto_dot_v1_dot_durable__pb2.ListSchedulesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DescribeSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/durable.v1.ClientService/DescribeSchedule',
+            durable_dot_proto_dot_v1_dot_durable__pb2.DescribeScheduleRequest.SerializeToString,
+            durable_dot_proto_dot_v1_dot_durable__pb2.DescribeScheduleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PauseSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/durable.v1.ClientService/PauseSchedule',
+            durable_dot_proto_dot_v1_dot_durable__pb2.PauseScheduleRequest.SerializeToString,
+            durable_dot_proto_dot_v1_dot_durable__pb2.ScheduleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResumeSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/durable.v1.ClientService/ResumeSchedule',
+            durable_dot_proto_dot_v1_dot_durable__pb2.ResumeScheduleRequest.SerializeToString,
+            durable_dot_proto_dot_v1_dot_durable__pb2.ScheduleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TriggerSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/durable.v1.ClientService/TriggerSchedule',
+            durable_dot_proto_dot_v1_dot_durable__pb2.TriggerScheduleRequest.SerializeToString,
+            durable_dot_proto_dot_v1_dot_durable__pb2.TriggerScheduleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BackfillSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/durable.v1.ClientService/BackfillSchedule',
+            durable_dot_proto_dot_v1_dot_durable__pb2.BackfillScheduleRequest.SerializeToString,
+            durable_dot_proto_dot_v1_dot_durable__pb2.BackfillScheduleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/durable.v1.ClientService/DeleteSchedule',
+            durable_dot_proto_dot_v1_dot_durable__pb2.DeleteScheduleRequest.SerializeToString,
+            durable_dot_proto_dot_v1_dot_durable__pb2.DeleteScheduleResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -22,6 +22,7 @@ SEED_TABLES = {
 # Tables the engine added beyond the seed's seven (not part of the SQL contract).
 ENGINE_TABLES = {
     "durable_workflow_queries",  # queries while their caller waits (0004)
+    "durable_schedules",  # schedules (0005)
 }
 
 
