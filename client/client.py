@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,7 +12,7 @@ import grpc
 from durable.common.errors import DurableError
 from durable.common.payloads import encode_payload
 from durable.common.security import ClientSecurity, load_client_security, open_channel
-from durable.common.status import error_for
+from durable.common.status import error_for_rpc
 from durable.proto.v1 import durable_pb2 as pb
 from durable.proto.v1 import durable_pb2_grpc as pb_grpc
 
@@ -35,6 +36,7 @@ class WorkflowView:
     started_at: float
     completed_at: float
     last_event_seq: int
+    pinned: bool = False
 
     @property
     def is_terminal(self) -> bool:
@@ -66,6 +68,7 @@ def _workflow(msg: pb.WorkflowInfo) -> WorkflowView:
         started_at=msg.started_at,
         completed_at=msg.completed_at,
         last_event_seq=msg.last_event_seq,
+        pinned=msg.pinned,
     )
 
 
@@ -101,7 +104,7 @@ class Client:
                 raise Unavailable(
                     f"control plane at {self.address} did not answer ({exc.code().name}): {exc.details()}"
                 ) from None
-            raise error_for(exc.code(), exc.details() or exc.code().name) from None
+            raise error_for_rpc(exc, exc.details() or exc.code().name) from None
 
     async def start_workflow(
         self, workflow_type: str, input: dict[str, Any] | None = None, *, workflow_id: str | None = None
@@ -141,9 +144,33 @@ class Client:
         )
         return [_workflow(w) for w in reply.workflows]
 
-    async def history(self, workflow_id: str, after_seq: int = 0) -> list[EventView]:
-        reply = await self._call("GetHistory", pb.GetHistoryRequest(workflow_id=workflow_id, after_seq=after_seq))
-        return [EventView(e.sequence_num, e.event_type, _json(e.event_data_json) or {}, e.created_at) for e in reply.events]
+    async def history(self, workflow_id: str, after_seq: int = 0, *, page_size: int = 0) -> list[EventView]:
+        """The whole history after `after_seq`, read page by page (`page_size` events per call,
+        0 = the control plane's default; a page also ends at its byte budget)."""
+        events: list[EventView] = []
+        async for page in self.history_pages(workflow_id, after_seq, page_size=page_size):
+            events.extend(page)
+        return events
+
+    async def history_pages(
+        self, workflow_id: str, after_seq: int = 0, *, page_size: int = 0
+    ) -> AsyncIterator[list[EventView]]:
+        """The history after `after_seq`, one page (one GetHistory call) at a time."""
+        while True:
+            reply = await self._call(
+                "GetHistory",
+                pb.GetHistoryRequest(workflow_id=workflow_id, after_seq=after_seq, page_size=page_size),
+            )
+            yield [EventView(e.sequence_num, e.event_type, _json(e.event_data_json) or {}, e.created_at)
+                   for e in reply.events]
+            if not reply.has_more or reply.next_after_seq <= after_seq:
+                return
+            after_seq = reply.next_after_seq
+
+    async def pin_workflow(self, workflow_id: str, pinned: bool = True) -> bool:
+        """Keep a workflow for ever (retention never deletes it), or unpin it with pinned=False."""
+        reply = await self._call("PinWorkflow", pb.PinWorkflowRequest(workflow_id=workflow_id, pinned=pinned))
+        return bool(reply.pinned)
 
     async def wait_workflow(self, workflow_id: str, timeout: float = 60.0) -> WorkflowView:
         """Wait until the workflow ends or `timeout` passes; returns its latest state."""
@@ -171,6 +198,10 @@ class Client:
     async def list_dead_letters(self, activity_type: str | None = None, limit: int = 100) -> list[pb.DeadLetter]:
         reply = await self._call("ListDeadLetters", pb.ListDeadLettersRequest(activity_type=activity_type or "", limit=limit))
         return list(reply.entries)
+
+    async def delete_dead_letter(self, dead_letter_id: str) -> None:
+        """Delete a dead-letter entry (and a standalone activity's dead task with it)."""
+        await self._call("DeleteDeadLetter", pb.DeleteDeadLetterRequest(id=dead_letter_id))
 
     async def requeue_dead_letter(self, dead_letter_id: str) -> str:
         reply = await self._call("RequeueDeadLetter", pb.RequeueDeadLetterRequest(id=dead_letter_id))

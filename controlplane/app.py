@@ -23,7 +23,14 @@ from durable.controlplane.grpc import client_service, keda_scaler, worker_servic
 from durable.controlplane.metrics import ControlPlaneMetrics
 from durable.controlplane.migrator import migrate
 from durable.controlplane.reaper import Reaper
-from durable.controlplane.settings import DatabaseSettings, GrpcSettings, MetricsSettings, ReaperSettings
+from durable.controlplane.retention import Retention
+from durable.controlplane.settings import (
+    DatabaseSettings,
+    GrpcSettings,
+    MetricsSettings,
+    ReaperSettings,
+    RetentionSettings,
+)
 from durable.controlplane.store import Clock, Store, utc_now
 from durable.controlplane.timers import TimerFirer
 
@@ -91,6 +98,7 @@ class ControlPlane:
         *,
         security: ServerSecurity | None = None,
         metrics: MetricsSettings | None = None,
+        retention: RetentionSettings | None = None,
         run_migrations: bool = False,
         clock: Clock = utc_now,
         poll_interval: float = 2.0,
@@ -100,6 +108,7 @@ class ControlPlane:
         self.database = database
         self.grpc_settings = grpc_settings or GrpcSettings()
         self.reaper_settings = reaper or ReaperSettings()
+        self.retention_settings = retention or RetentionSettings()
         self.run_migrations = run_migrations
         self.security = security or ServerSecurity()
         self.metrics_settings = metrics or MetricsSettings(port=0)
@@ -145,6 +154,7 @@ class ControlPlane:
         await db_health.run_once()
 
         self._supervise("reaper", Reaper(self.store, self.reaper_settings, self.metrics.record_reaper).run(self._stop))
+        self._supervise("retention", Retention(self.store, self.retention_settings).run(self._stop))
         self._supervise("metrics-state", self.metrics.run(self.store, self._stop))
         if self.metrics_settings.port:
             port = self.metrics.serve(self.metrics_settings.port)
@@ -157,18 +167,27 @@ class ControlPlane:
         self._server = grpc.aio.server(
             interceptors=[TokenAuthInterceptor(tokens)] if tokens else None,
             options=[
-                ("grpc.max_receive_message_length", 2 * limit + 1024 * 1024),
-                ("grpc.max_send_message_length", 64 * 1024 * 1024),
+                ("grpc.max_receive_message_length", self.grpc_settings.max_message_bytes),
+                ("grpc.max_send_message_length", self.grpc_settings.max_response_bytes),
                 ("grpc.keepalive_time_ms", 30_000),
                 ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
                 ("grpc.keepalive_permit_without_calls", 1),
             ]
         )
         worker_service.add_to_server(
-            worker_service.WorkerService(self.store, signals, poll_interval=self.poll_interval, max_payload_bytes=limit),
+            worker_service.WorkerService(
+                self.store, signals, poll_interval=self.poll_interval, max_payload_bytes=limit,
+                max_message_bytes=self.grpc_settings.max_message_bytes,
+                max_response_bytes=self.grpc_settings.max_response_bytes,
+            ),
             self._server,
         )
-        client_service.add_to_server(client_service.ClientService(self.store, max_payload_bytes=limit), self._server)
+        client_service.add_to_server(
+            client_service.ClientService(
+                self.store, max_payload_bytes=limit, max_response_bytes=self.grpc_settings.max_response_bytes
+            ),
+            self._server,
+        )
         keda_scaler.add_to_server(keda_scaler.KedaScaler(self.store), self._server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
         credentials = self.security.server_credentials()

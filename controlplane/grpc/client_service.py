@@ -9,13 +9,15 @@ import grpc
 
 from durable.common import tracing
 from durable.common.errors import InvalidArgument
-from durable.controlplane.grpc import convert
+from durable.controlplane.grpc import budget, convert
 from durable.controlplane.grpc.errors import generic_handler, required, rpc
 from durable.controlplane.store import Store
 from durable.proto.v1 import durable_pb2 as pb
 from durable.proto.v1 import durable_pb2_grpc as pb_grpc
 
 MAX_WAIT_SECONDS = 300.0
+DEFAULT_HISTORY_PAGE = 1000
+MAX_HISTORY_PAGE = 10_000
 
 
 def _traceparent(context: Any) -> str | None:
@@ -27,9 +29,10 @@ def _traceparent(context: Any) -> str | None:
 
 
 class ClientService(pb_grpc.ClientServiceServicer):
-    def __init__(self, store: Store, *, max_payload_bytes: int) -> None:
+    def __init__(self, store: Store, *, max_payload_bytes: int, max_response_bytes: int = 64 * 1024 * 1024) -> None:
         self.store = store
         self.limit = max_payload_bytes
+        self.max_response_bytes = max_response_bytes
 
     @rpc
     async def StartWorkflow(self, request: pb.StartWorkflowRequest, context: Any) -> pb.StartWorkflowResponse:
@@ -67,14 +70,26 @@ class ClientService(pb_grpc.ClientServiceServicer):
         rows = await self.store.list_workflows(
             request.status or None, request.workflow_type or None, request.limit or 50
         )
-        return pb.ListWorkflowsResponse(workflows=[convert.workflow(w) for w in rows])
+        # a listing of 1,000 workflows with 1 MiB inputs would be over any message: it ends
+        # where its budget does (ask with a smaller limit, or a filter, for the rest)
+        kept, _ = budget.pack([convert.workflow(w) for w in rows], self.max_response_bytes)
+        return pb.ListWorkflowsResponse(workflows=kept)
 
     @rpc
     async def GetHistory(self, request: pb.GetHistoryRequest, context: Any) -> pb.GetHistoryResponse:
         if request.after_seq < 0:
             raise InvalidArgument("after_seq must be >= 0")
-        events = await self.store.load_events(required(request.workflow_id, "workflow_id"), request.after_seq)
-        return pb.GetHistoryResponse(events=[convert.event(e) for e in events])
+        if not 0 <= request.page_size <= MAX_HISTORY_PAGE:
+            raise InvalidArgument(f"page_size must be between 0 and {MAX_HISTORY_PAGE} (0 = {DEFAULT_HISTORY_PAGE})")
+        page_size = request.page_size or DEFAULT_HISTORY_PAGE
+        events = await self.store.load_events(
+            required(request.workflow_id, "workflow_id"), request.after_seq, limit=page_size + 1
+        )
+        more = len(events) > page_size
+        kept, rest = budget.pack([convert.event(e) for e in events[:page_size]], self.max_response_bytes)
+        more = more or bool(rest)
+        next_after = kept[-1].sequence_num if kept else request.after_seq
+        return pb.GetHistoryResponse(events=kept, has_more=more, next_after_seq=next_after)
 
     @rpc
     async def WaitWorkflow(self, request: pb.WaitWorkflowRequest, context: Any) -> pb.DescribeWorkflowResponse:
@@ -108,12 +123,23 @@ class ClientService(pb_grpc.ClientServiceServicer):
     @rpc
     async def ListDeadLetters(self, request: pb.ListDeadLettersRequest, context: Any) -> pb.ListDeadLettersResponse:
         rows = await self.store.list_dead_letters(request.activity_type or None, request.limit or 100)
-        return pb.ListDeadLettersResponse(entries=[convert.dead_letter(d) for d in rows])
+        kept, _ = budget.pack([convert.dead_letter(d) for d in rows], self.max_response_bytes)
+        return pb.ListDeadLettersResponse(entries=kept)
 
     @rpc
     async def RequeueDeadLetter(self, request: pb.RequeueDeadLetterRequest, context: Any) -> pb.RequeueDeadLetterResponse:
         task_id = await self.store.requeue_dead_letter(required(request.id, "id"))
         return pb.RequeueDeadLetterResponse(task_id=str(task_id))
+
+    @rpc
+    async def DeleteDeadLetter(self, request: pb.DeleteDeadLetterRequest, context: Any) -> pb.DeleteDeadLetterResponse:
+        await self.store.delete_dead_letter(required(request.id, "id"))
+        return pb.DeleteDeadLetterResponse()
+
+    @rpc
+    async def PinWorkflow(self, request: pb.PinWorkflowRequest, context: Any) -> pb.PinWorkflowResponse:
+        pinned = await self.store.pin_workflow(required(request.workflow_id, "workflow_id"), request.pinned)
+        return pb.PinWorkflowResponse(pinned=pinned)
 
     @rpc
     async def GetQueueStats(self, request: pb.GetQueueStatsRequest, context: Any) -> pb.GetQueueStatsResponse:

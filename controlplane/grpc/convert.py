@@ -120,8 +120,10 @@ def task(t: ClaimedTask) -> pb.Task:
 
 
 def workflow_task(c: ClaimedWorkflowTask) -> pb.Task:
+    """A workflow task carries its input once, in the WorkflowStarted event of its history
+    (input_json stays empty): a 1 MB input is 1 MB of the claim's answer, not 2."""
     msg = task(c.task)
-    msg.input_json = dump(c.workflow.input)
+    msg.input_json = ""
     msg.history.extend(event(e) for e in c.history)
     msg.decided_through_seq = c.workflow.decided_through_seq
     return msg
@@ -140,6 +142,7 @@ def workflow(w: WorkflowInstance) -> pb.WorkflowInfo:
         started_at=ts(w.started_at),
         completed_at=ts(w.completed_at),
         last_event_seq=w.last_event_seq,
+        pinned=w.pinned,
     )
 
 

@@ -12,7 +12,7 @@ from durable.common.errors import DurableError, InvalidArgument
 from durable.common.payloads import Checked
 from durable.common.status import code_for
 from durable.controlplane.dispatch import TaskSignals
-from durable.controlplane.grpc import convert
+from durable.controlplane.grpc import budget, convert
 from durable.controlplane.grpc.errors import generic_handler, required, rpc
 from durable.controlplane.store import Store
 from durable.proto.v1 import durable_pb2 as pb
@@ -25,12 +25,21 @@ MAX_BATCH = 1000
 
 class WorkerService(pb_grpc.WorkerServiceServicer):
     def __init__(
-        self, store: Store, signals: TaskSignals, *, poll_interval: float = 1.0, max_payload_bytes: int
+        self,
+        store: Store,
+        signals: TaskSignals,
+        *,
+        poll_interval: float = 1.0,
+        max_payload_bytes: int,
+        max_message_bytes: int = 16 * 1024 * 1024,
+        max_response_bytes: int = 64 * 1024 * 1024,
     ) -> None:
         self.store = store
         self.signals = signals
         self.poll_interval = poll_interval
         self.limit = max_payload_bytes
+        self.max_message_bytes = max_message_bytes
+        self.max_response_bytes = max_response_bytes
 
     @rpc
     async def RegisterWorker(self, request: pb.RegisterWorkerRequest, context: Any) -> pb.RegisterWorkerResponse:
@@ -45,7 +54,9 @@ class WorkerService(pb_grpc.WorkerServiceServicer):
             hostname=request.hostname or None,
             version=request.version or None,
         )
-        return pb.RegisterWorkerResponse()
+        return pb.RegisterWorkerResponse(
+            max_request_bytes=self.max_message_bytes, max_payload_bytes=self.limit
+        )
 
     @rpc
     async def WorkerHeartbeat(self, request: pb.WorkerHeartbeatRequest, context: Any) -> pb.WorkerHeartbeatResponse:
@@ -86,10 +97,9 @@ class WorkerService(pb_grpc.WorkerServiceServicer):
                     raise
                 checked = True
                 if activities or decisions:
-                    response = pb.ClaimTasksResponse()
-                    response.tasks.extend(convert.task(t) for t in activities)
-                    response.tasks.extend(convert.workflow_task(d) for d in decisions)
-                    return response
+                    response = await self._answer(worker_id, activities, decisions)
+                    if response.tasks:
+                        return response
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     return pb.ClaimTasksResponse()
@@ -99,6 +109,42 @@ class WorkerService(pb_grpc.WorkerServiceServicer):
                     await asyncio.wait_for(woken.wait(), timeout=min(remaining, fallback))
                 except TimeoutError:
                     pass
+
+    async def _answer(
+        self, worker_id: str, activities: list[Any], decisions: list[Any]
+    ) -> pb.ClaimTasksResponse:
+        """The claimed tasks that fit in the answer's byte budget. The rest goes back to the
+        queue at once (no attempt burnt; another claim takes it). A workflow task too large
+        to travel alone (its history is over the budget) can never be delivered: its attempt
+        fails, non-retryably, with a message saying so, instead of being claimed, lost and
+        taken back by the reaper until the poison guard buries it."""
+        tasks = [convert.task(t) for t in activities] + [convert.workflow_task(d) for d in decisions]
+        kept, rest = budget.pack(tasks, self.max_response_bytes)
+        if not kept and rest:
+            huge, rest = rest[0], rest[1:]
+            await self._refuse_oversized(worker_id, huge)
+        if rest:
+            await self.store.release_tasks(worker_id, [(t.id, t.attempt) for t in rest])
+        response = pb.ClaimTasksResponse()
+        response.tasks.extend(kept)
+        return response
+
+    async def _refuse_oversized(self, worker_id: str, task: pb.Task) -> None:
+        size = budget.entry_size(task)
+        what = (
+            f"the history of workflow {task.workflow_id!r} ({len(task.history)} events)"
+            if task.kind == "workflow" else f"task {task.id}"
+        )
+        message = (
+            f"{what} is {size} bytes, over the control plane's answer budget of "
+            f"{self.max_response_bytes} bytes (DURABLE_MAX_RESPONSE_BYTES); it cannot be sent to a worker"
+        )
+        try:
+            await self.store.fail_task(
+                worker_id, task.id, task.attempt, message, error_type="MessageTooLarge", non_retryable=True
+            )
+        except DurableError:  # taken back or cancelled meanwhile: nothing left to refuse
+            pass
 
     async def _hand_back(self, worker_id: str, claim: asyncio.Future[Any]) -> None:
         """The caller went away (its deadline, its shutdown) while its claim ran: what the claim

@@ -42,10 +42,16 @@ WITH advanced AS (
 SELECT last_event_seq FROM advanced;
 
 -- name: load_events
+-- A page of a history ($3 events at most; NULL: all).
 SELECT sequence_num, event_type, event_data, created_at
 FROM durable_workflow_events
 WHERE workflow_id = $1 AND sequence_num > $2
-ORDER BY sequence_num;
+ORDER BY sequence_num
+LIMIT $3;
+
+-- name: pin_workflow
+UPDATE durable_workflow_instances SET pinned = $2 WHERE id = $1
+RETURNING pinned;
 
 -- name: load_events_many
 SELECT workflow_id, sequence_num, event_type, event_data, created_at
@@ -296,6 +302,18 @@ LIMIT $2;
 -- name: get_dead_letter
 SELECT * FROM durable_dead_letter_queue WHERE id = $1;
 
+-- name: delete_dead_letter
+-- An entry, and the dead task of a standalone activity with it (a workflow's dead task stays
+-- with its workflow's history until retention deletes the workflow).
+WITH entry AS (
+    DELETE FROM durable_dead_letter_queue WHERE id = $1
+    RETURNING original_task_id, workflow_id
+), task AS (
+    DELETE FROM durable_task_queue t USING entry
+    WHERE t.id = entry.original_task_id AND t.workflow_id IS NULL AND t.status = 'dead'
+)
+SELECT count(*) FROM entry;
+
 -- name: requeue_dead_letter
 -- The same statement operators run by hand; the durable_dlq_requeue trigger enqueues the task.
 UPDATE durable_dead_letter_queue SET requeued_at = $2 WHERE id = $1
@@ -508,3 +526,67 @@ SELECT key, state FROM durable_circuit_breaker_state;
 
 -- name: worker_counts
 SELECT status, count(*) AS n FROM durable_workers GROUP BY status;
+
+-- name: delete_finished_workflows
+-- Retention: up to $3 workflows that ended with status $1 before $2, with their events, tasks,
+-- signals and dead letters (ON DELETE CASCADE). Pinned ones stay, and so does a workflow with
+-- a dead-letter entry nobody resolved. SKIP LOCKED: control planes share the work, and a
+-- workflow someone holds is left for the next pass.
+WITH doomed AS (
+    SELECT w.id FROM durable_workflow_instances w
+    WHERE w.status = $1 AND w.completed_at IS NOT NULL AND NOT w.pinned AND w.completed_at < $2
+      AND NOT EXISTS (
+          SELECT 1 FROM durable_dead_letter_queue d WHERE d.workflow_id = w.id AND d.requeued_at IS NULL)
+    ORDER BY w.completed_at
+    LIMIT $3
+    FOR UPDATE SKIP LOCKED
+), gone AS (
+    DELETE FROM durable_workflow_instances w USING doomed WHERE w.id = doomed.id
+    RETURNING 1
+)
+SELECT count(*) FROM gone;
+
+-- name: delete_finished_standalone_tasks
+-- Retention: up to $2 standalone activities that finished before $1 (a dead one stays while
+-- its dead-letter entry does).
+WITH doomed AS (
+    SELECT t.id FROM durable_task_queue t
+    WHERE t.workflow_id IS NULL AND t.status IN ('completed', 'failed', 'dead', 'cancelled')
+      AND t.completed_at < $1
+      AND NOT EXISTS (SELECT 1 FROM durable_dead_letter_queue d WHERE d.original_task_id = t.id)
+    ORDER BY t.completed_at
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+), gone AS (
+    DELETE FROM durable_task_queue t USING doomed WHERE t.id = doomed.id
+    RETURNING 1
+)
+SELECT count(*) FROM gone;
+
+-- name: delete_resolved_dead_letters
+-- Retention: up to $2 dead-letter entries requeued before $1.
+WITH doomed AS (
+    SELECT id FROM durable_dead_letter_queue
+    WHERE requeued_at IS NOT NULL AND requeued_at < $1
+    ORDER BY requeued_at
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+), gone AS (
+    DELETE FROM durable_dead_letter_queue d USING doomed WHERE d.id = doomed.id
+    RETURNING 1
+)
+SELECT count(*) FROM gone;
+
+-- name: delete_gone_workers
+-- Retention: up to $2 stopped or lost workers not heard of since $1.
+WITH doomed AS (
+    SELECT id FROM durable_workers
+    WHERE status IN ('stopped', 'lost') AND last_heartbeat_at < $1
+    ORDER BY last_heartbeat_at
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+), gone AS (
+    DELETE FROM durable_workers w USING doomed WHERE w.id = doomed.id
+    RETURNING 1
+)
+SELECT count(*) FROM gone;

@@ -49,6 +49,7 @@ class WorkflowInstance(_FromRow):
     completed_at: datetime | None
     trace_id: str | None = None
     span_id: str | None = None
+    pinned: bool = False
     _json_fields = ("input", "result", "error")
 
     @property

@@ -115,8 +115,12 @@ class RegisterWorkerRequest(_message.Message):
     def __init__(self, worker_id: _Optional[str] = ..., worker_group: _Optional[str] = ..., activity_types: _Optional[_Iterable[str]] = ..., workflow_types: _Optional[_Iterable[str]] = ..., max_concurrency: _Optional[int] = ..., hostname: _Optional[str] = ..., version: _Optional[str] = ...) -> None: ...
 
 class RegisterWorkerResponse(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("max_request_bytes", "max_payload_bytes")
+    MAX_REQUEST_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MAX_PAYLOAD_BYTES_FIELD_NUMBER: _ClassVar[int]
+    max_request_bytes: int
+    max_payload_bytes: int
+    def __init__(self, max_request_bytes: _Optional[int] = ..., max_payload_bytes: _Optional[int] = ...) -> None: ...
 
 class WorkerHeartbeatRequest(_message.Message):
     __slots__ = ("worker_id", "current_load")
@@ -407,7 +411,7 @@ class CancelWorkflowResponse(_message.Message):
     def __init__(self, cancelled_tasks: _Optional[int] = ...) -> None: ...
 
 class WorkflowInfo(_message.Message):
-    __slots__ = ("id", "workflow_type", "status", "input_json", "result_json", "error_json", "created_at", "updated_at", "started_at", "completed_at", "last_event_seq")
+    __slots__ = ("id", "workflow_type", "status", "input_json", "result_json", "error_json", "created_at", "updated_at", "started_at", "completed_at", "last_event_seq", "pinned")
     ID_FIELD_NUMBER: _ClassVar[int]
     WORKFLOW_TYPE_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
@@ -419,6 +423,7 @@ class WorkflowInfo(_message.Message):
     STARTED_AT_FIELD_NUMBER: _ClassVar[int]
     COMPLETED_AT_FIELD_NUMBER: _ClassVar[int]
     LAST_EVENT_SEQ_FIELD_NUMBER: _ClassVar[int]
+    PINNED_FIELD_NUMBER: _ClassVar[int]
     id: str
     workflow_type: str
     status: str
@@ -430,7 +435,8 @@ class WorkflowInfo(_message.Message):
     started_at: float
     completed_at: float
     last_event_seq: int
-    def __init__(self, id: _Optional[str] = ..., workflow_type: _Optional[str] = ..., status: _Optional[str] = ..., input_json: _Optional[str] = ..., result_json: _Optional[str] = ..., error_json: _Optional[str] = ..., created_at: _Optional[float] = ..., updated_at: _Optional[float] = ..., started_at: _Optional[float] = ..., completed_at: _Optional[float] = ..., last_event_seq: _Optional[int] = ...) -> None: ...
+    pinned: bool
+    def __init__(self, id: _Optional[str] = ..., workflow_type: _Optional[str] = ..., status: _Optional[str] = ..., input_json: _Optional[str] = ..., result_json: _Optional[str] = ..., error_json: _Optional[str] = ..., created_at: _Optional[float] = ..., updated_at: _Optional[float] = ..., started_at: _Optional[float] = ..., completed_at: _Optional[float] = ..., last_event_seq: _Optional[int] = ..., pinned: _Optional[bool] = ...) -> None: ...
 
 class DescribeWorkflowRequest(_message.Message):
     __slots__ = ("workflow_id",)
@@ -461,18 +467,24 @@ class ListWorkflowsResponse(_message.Message):
     def __init__(self, workflows: _Optional[_Iterable[_Union[WorkflowInfo, _Mapping]]] = ...) -> None: ...
 
 class GetHistoryRequest(_message.Message):
-    __slots__ = ("workflow_id", "after_seq")
+    __slots__ = ("workflow_id", "after_seq", "page_size")
     WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
     AFTER_SEQ_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     workflow_id: str
     after_seq: int
-    def __init__(self, workflow_id: _Optional[str] = ..., after_seq: _Optional[int] = ...) -> None: ...
+    page_size: int
+    def __init__(self, workflow_id: _Optional[str] = ..., after_seq: _Optional[int] = ..., page_size: _Optional[int] = ...) -> None: ...
 
 class GetHistoryResponse(_message.Message):
-    __slots__ = ("events",)
+    __slots__ = ("events", "has_more", "next_after_seq")
     EVENTS_FIELD_NUMBER: _ClassVar[int]
+    HAS_MORE_FIELD_NUMBER: _ClassVar[int]
+    NEXT_AFTER_SEQ_FIELD_NUMBER: _ClassVar[int]
     events: _containers.RepeatedCompositeFieldContainer[Event]
-    def __init__(self, events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ...) -> None: ...
+    has_more: bool
+    next_after_seq: int
+    def __init__(self, events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ..., has_more: _Optional[bool] = ..., next_after_seq: _Optional[int] = ...) -> None: ...
 
 class WaitWorkflowRequest(_message.Message):
     __slots__ = ("workflow_id", "wait_seconds")
@@ -625,3 +637,27 @@ class ListWorkersResponse(_message.Message):
     WORKERS_FIELD_NUMBER: _ClassVar[int]
     workers: _containers.RepeatedCompositeFieldContainer[WorkerInfo]
     def __init__(self, workers: _Optional[_Iterable[_Union[WorkerInfo, _Mapping]]] = ...) -> None: ...
+
+class PinWorkflowRequest(_message.Message):
+    __slots__ = ("workflow_id", "pinned")
+    WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
+    PINNED_FIELD_NUMBER: _ClassVar[int]
+    workflow_id: str
+    pinned: bool
+    def __init__(self, workflow_id: _Optional[str] = ..., pinned: _Optional[bool] = ...) -> None: ...
+
+class PinWorkflowResponse(_message.Message):
+    __slots__ = ("pinned",)
+    PINNED_FIELD_NUMBER: _ClassVar[int]
+    pinned: bool
+    def __init__(self, pinned: _Optional[bool] = ...) -> None: ...
+
+class DeleteDeadLetterRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class DeleteDeadLetterResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...

@@ -614,6 +614,16 @@ class ClientServiceStub:
                 request_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.ListWorkersRequest.SerializeToString,
                 response_deserializer=durable_dot_proto_dot_v1_dot_durable__pb2.ListWorkersResponse.FromString,
                 _registered_method=True)
+        self.PinWorkflow = channel.unary_unary(
+                '/durable.v1.ClientService/PinWorkflow',
+                request_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.PinWorkflowRequest.SerializeToString,
+                response_deserializer=durable_dot_proto_dot_v1_dot_durable__pb2.PinWorkflowResponse.FromString,
+                _registered_method=True)
+        self.DeleteDeadLetter = channel.unary_unary(
+                '/durable.v1.ClientService/DeleteDeadLetter',
+                request_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.DeleteDeadLetterRequest.SerializeToString,
+                response_deserializer=durable_dot_proto_dot_v1_dot_durable__pb2.DeleteDeadLetterResponse.FromString,
+                _registered_method=True)
 
 
 class ClientServiceServicer:
@@ -696,6 +706,20 @@ class ClientServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PinWorkflow(self, request, context):
+        """Keep a workflow for ever (retention skips it), or let retention have it again.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteDeadLetter(self, request, context):
+        """Delete a dead-letter entry (with the dead task of a standalone activity).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ClientServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -758,6 +782,16 @@ def add_ClientServiceServicer_to_server(servicer, server):
                     servicer.ListWorkers,
                     request_deserializer=durable_dot_proto_dot_v1_dot_durable__pb2.ListWorkersRequest.FromString,
                     response_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.ListWorkersResponse.SerializeToString,
+            ),
+            'PinWorkflow': grpc.unary_unary_rpc_method_handler(
+                    servicer.PinWorkflow,
+                    request_deserializer=durable_dot_proto_dot_v1_dot_durable__pb2.PinWorkflowRequest.FromString,
+                    response_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.PinWorkflowResponse.SerializeToString,
+            ),
+            'DeleteDeadLetter': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteDeadLetter,
+                    request_deserializer=durable_dot_proto_dot_v1_dot_durable__pb2.DeleteDeadLetterRequest.FromString,
+                    response_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.DeleteDeadLetterResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1088,6 +1122,60 @@ class ClientService:
             '/durable.v1.ClientService/ListWorkers',
             durable_dot_proto_dot_v1_dot_durable__pb2.ListWorkersRequest.SerializeToString,
             durable_dot_proto_dot_v1_dot_durable__pb2.ListWorkersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PinWorkflow(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/durable.v1.ClientService/PinWorkflow',
+            durable_dot_proto_dot_v1_dot_durable__pb2.PinWorkflowRequest.SerializeToString,
+            durable_dot_proto_dot_v1_dot_durable__pb2.PinWorkflowResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteDeadLetter(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/durable.v1.ClientService/DeleteDeadLetter',
+            durable_dot_proto_dot_v1_dot_durable__pb2.DeleteDeadLetterRequest.SerializeToString,
+            durable_dot_proto_dot_v1_dot_durable__pb2.DeleteDeadLetterResponse.FromString,
             options,
             channel_credentials,
             insecure,
