@@ -60,9 +60,11 @@ class _DatabaseState(Collector):
         for row in self.breakers:
             for state in BREAKER_STATES:
                 breakers.add_metric([row["key"], state], 1.0 if row["state"] == state else 0.0)
-        workers = GaugeMetricFamily("durable_workers", "Registered workers by status.", labels=["status"])
+        workers = GaugeMetricFamily(
+            "durable_workers", "Registered workers by status (stopped ones are not counted).", labels=["status"]
+        )
         counts = {r["status"]: r["n"] for r in self.workers}
-        for status in WORKER_STATUSES:
+        for status in (s for s in WORKER_STATUSES if s != "stopped"):
             workers.add_metric([status], counts.get(status, 0))
         up = GaugeMetricFamily("durable_database_up", "1 when the last state refresh reached the database.")
         up.add_metric([], self.up)

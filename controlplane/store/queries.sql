@@ -14,8 +14,27 @@ SELECT * FROM durable_workflow_instances WHERE id = $1;
 SELECT * FROM durable_workflow_instances WHERE id = $1 FOR UPDATE;
 
 -- name: list_workflows
+-- Newest first. One statement per filter combination, each read through the index in its
+-- order (a generic plan of "$1 IS NULL OR status = $1" would scan and sort the table).
 SELECT * FROM durable_workflow_instances
-WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR workflow_type = $2)
+ORDER BY created_at DESC, id
+LIMIT $1;
+
+-- name: list_workflows_by_status
+SELECT * FROM durable_workflow_instances
+WHERE status = $1
+ORDER BY created_at DESC, id
+LIMIT $2;
+
+-- name: list_workflows_by_type
+SELECT * FROM durable_workflow_instances
+WHERE workflow_type = $1
+ORDER BY created_at DESC, id
+LIMIT $2;
+
+-- name: list_workflows_by_type_and_status
+SELECT * FROM durable_workflow_instances
+WHERE workflow_type = $1 AND status = $2
 ORDER BY created_at DESC, id
 LIMIT $3;
 
@@ -491,31 +510,55 @@ WHERE b.key = $1
 RETURNING b.state;
 
 -- name: queue_stats
-SELECT kind, activity_type AS type,
-       count(*) FILTER (WHERE status = 'pending' AND visible_at <= $3) AS pending,
-       count(*) FILTER (WHERE status = 'pending' AND visible_at > $3) AS delayed,
-       count(*) FILTER (WHERE status = 'claimed') AS claimed,
-       min(visible_at) FILTER (WHERE status = 'pending' AND visible_at <= $3) AS oldest_visible_at
-FROM durable_task_queue
-WHERE status IN ('pending', 'claimed')
-  AND ((kind = 'activity' AND activity_type = ANY($1::text[]))
-    OR (kind = 'workflow' AND activity_type = ANY($2::text[])))
-GROUP BY kind, activity_type
-ORDER BY kind, activity_type;
+-- Pending tasks through the claim index, claimed ones through the claimed index: the finished
+-- rows of the queue (most of it) are never read.
+SELECT kind, type, sum(pending)::bigint AS pending, sum(delayed)::bigint AS delayed,
+       sum(claimed)::bigint AS claimed, min(oldest_visible_at) AS oldest_visible_at
+FROM (
+    SELECT kind, activity_type AS type,
+           count(*) FILTER (WHERE visible_at <= $3) AS pending,
+           count(*) FILTER (WHERE visible_at > $3) AS delayed,
+           0 AS claimed,
+           min(visible_at) FILTER (WHERE visible_at <= $3) AS oldest_visible_at
+    FROM durable_task_queue
+    WHERE status = 'pending'
+      AND ((kind = 'activity' AND activity_type = ANY($1::text[]))
+        OR (kind = 'workflow' AND activity_type = ANY($2::text[])))
+    GROUP BY kind, activity_type
+    UNION ALL
+    SELECT kind, activity_type, 0, 0, count(*), NULL
+    FROM durable_task_queue
+    WHERE status = 'claimed'
+      AND ((kind = 'activity' AND activity_type = ANY($1::text[]))
+        OR (kind = 'workflow' AND activity_type = ANY($2::text[])))
+    GROUP BY kind, activity_type
+) AS s
+GROUP BY kind, type
+ORDER BY kind, type;
 
 -- name: get_worker
 SELECT * FROM durable_workers WHERE id = $1;
 
 -- name: queue_stats_all
-SELECT kind, activity_type AS type,
-       count(*) FILTER (WHERE status = 'pending' AND visible_at <= $1) AS pending,
-       count(*) FILTER (WHERE status = 'pending' AND visible_at > $1) AS delayed,
-       count(*) FILTER (WHERE status = 'claimed') AS claimed,
-       min(visible_at) FILTER (WHERE status = 'pending' AND visible_at <= $1) AS oldest_visible_at
-FROM durable_task_queue
-WHERE status IN ('pending', 'claimed') AND kind IN ('activity', 'workflow')
-GROUP BY kind, activity_type
-ORDER BY kind, activity_type;
+SELECT kind, type, sum(pending)::bigint AS pending, sum(delayed)::bigint AS delayed,
+       sum(claimed)::bigint AS claimed, min(oldest_visible_at) AS oldest_visible_at
+FROM (
+    SELECT kind, activity_type AS type,
+           count(*) FILTER (WHERE visible_at <= $1) AS pending,
+           count(*) FILTER (WHERE visible_at > $1) AS delayed,
+           0 AS claimed,
+           min(visible_at) FILTER (WHERE visible_at <= $1) AS oldest_visible_at
+    FROM durable_task_queue
+    WHERE status = 'pending' AND kind IN ('activity', 'workflow')
+    GROUP BY kind, activity_type
+    UNION ALL
+    SELECT kind, activity_type, 0, 0, count(*), NULL
+    FROM durable_task_queue
+    WHERE status = 'claimed' AND kind IN ('activity', 'workflow')
+    GROUP BY kind, activity_type
+) AS s
+GROUP BY kind, type
+ORDER BY kind, type;
 
 -- name: dead_letter_counts
 SELECT activity_type, count(*) AS n FROM durable_dead_letter_queue
@@ -525,7 +568,8 @@ WHERE requeued_at IS NULL GROUP BY activity_type;
 SELECT key, state FROM durable_circuit_breaker_state;
 
 -- name: worker_counts
-SELECT status, count(*) AS n FROM durable_workers GROUP BY status;
+-- Workers that are not stopped (stopped ones are not counted; retention deletes them).
+SELECT status, count(*) AS n FROM durable_workers WHERE status <> 'stopped' GROUP BY status;
 
 -- name: delete_finished_workflows
 -- Retention: up to $3 workflows that ended with status $1 before $2, with their events, tasks,

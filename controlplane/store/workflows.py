@@ -75,7 +75,14 @@ class WorkflowStore(StoreBase):
             raise InvalidArgument(f"status {status!r} is not one of {', '.join(WORKFLOW_STATUSES)}")
         if not 1 <= limit <= 1000:
             raise InvalidArgument("limit must be between 1 and 1000")
-        rows = await self.pool.fetch(Q.list_workflows, status, workflow_type, limit)
+        if status is not None and workflow_type is not None:
+            rows = await self.pool.fetch(Q.list_workflows_by_type_and_status, workflow_type, status, limit)
+        elif status is not None:
+            rows = await self.pool.fetch(Q.list_workflows_by_status, status, limit)
+        elif workflow_type is not None:
+            rows = await self.pool.fetch(Q.list_workflows_by_type, workflow_type, limit)
+        else:
+            rows = await self.pool.fetch(Q.list_workflows, limit)
         return [WorkflowInstance.from_row(r) for r in rows]
 
     async def load_events(self, workflow_id: str, after_seq: int = 0, *, limit: int | None = None) -> list[Event]:
