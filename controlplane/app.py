@@ -126,6 +126,7 @@ class ControlPlane:
         self.pool: asyncpg.Pool | None = None
         self.store: Store | None = None
         self.health = health.aio.HealthServicer()
+        self._signals: TaskSignals | None = None
 
     @property
     def address(self) -> str:
@@ -146,7 +147,7 @@ class ControlPlane:
                 logger.info("applied migrations %s", applied)
         limit = self.grpc_settings.max_payload_bytes
         self.store = Store(self.pool, clock=self.clock, max_payload_bytes=limit, observer=self.metrics)
-        signals = TaskSignals()
+        signals = self._signals = TaskSignals()
         for name in SERVICE_NAMES:
             await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
         await self.health.set(LIVENESS_SERVICE, health_pb2.HealthCheckResponse.SERVING)
@@ -159,7 +160,7 @@ class ControlPlane:
         if self.metrics_settings.port:
             port = self.metrics.serve(self.metrics_settings.port)
             logger.info("metrics on :%d/metrics", port)
-        self._supervise("timers", TimerFirer(self.store, interval=self.timer_interval).run(self._stop))
+        self._supervise("timers", TimerFirer(self.store, interval=self.timer_interval, signals=signals).run(self._stop))
         self._supervise("task-listener", TaskListener(dsn, signals).run(self._stop))
         self._supervise("database-health", db_health.run(self._stop))
 
@@ -240,6 +241,8 @@ class ControlPlane:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._signals is not None:
+            self._signals.close()
         self.metrics.close()
         if self.pool is not None:
             await self.pool.close()

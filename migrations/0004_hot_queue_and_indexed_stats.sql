@@ -38,3 +38,27 @@ CREATE INDEX durable_workers_status_idx ON durable_workers (status) WHERE status
 -- dead_letter_counts: unresolved entries only.
 CREATE INDEX durable_dead_letter_queue_unresolved_idx
     ON durable_dead_letter_queue (activity_type) WHERE requeued_at IS NULL;
+
+-- Push dispatch with due times: inserted tasks that are not visible yet (a start delay, a
+-- timer) are announced with when they will be, "kind:type=count@<unix time>", so control
+-- planes wake their waiting claims (and the timer firer) then, instead of at the next poll.
+CREATE OR REPLACE FUNCTION durable_notify_tasks() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    types text;
+BEGIN
+    SELECT string_agg(item, ',') INTO types
+    FROM (
+        SELECT kind || ':' || activity_type || '=' || count(*) AS item
+        FROM inserted WHERE status = 'pending' AND visible_at <= now() + interval '5 milliseconds'
+        GROUP BY kind, activity_type
+        UNION ALL
+        SELECT kind || ':' || activity_type || '=' || count(*) || '@' || extract(epoch FROM visible_at)
+        FROM inserted WHERE status = 'pending' AND visible_at > now() + interval '5 milliseconds'
+        GROUP BY kind, activity_type, visible_at
+    ) AS arrived;
+    IF types IS NOT NULL THEN
+        PERFORM pg_notify('durable_tasks', left(types, 7900));
+    END IF;
+    RETURN NULL;
+END;
+$$;

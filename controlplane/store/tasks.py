@@ -322,6 +322,7 @@ class TaskStore(BreakerStore):
             await conn.execute(Q.supersede_task, task.id, now)
             return FailOutcome("retrying", retry_at=now)
         await conn.execute(Q.retry_task, task.id, retry_at, f"{error_type}: {message}", dumps([entry]))
+        await self.notify_due(conn, f"{task.kind}:{task.activity_type}", retry_at)
         return FailOutcome("retrying", retry_at=retry_at)
 
     # -- hand back ---------------------------------------------------------------------------
