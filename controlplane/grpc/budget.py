@@ -13,12 +13,17 @@ from typing import TypeVar
 
 from google.protobuf.message import Message
 
+from durable.common.errors import InvalidArgument
+from durable.proto.v1 import durable_pb2 as pb
+
 M = TypeVar("M", bound=Message)
 
 # The tag and length prefix of one entry of a repeated message field, at most.
 _ENTRY_OVERHEAD = 6
 # Room kept for the answer's other fields.
-_ANSWER_OVERHEAD = 1024
+ANSWER_OVERHEAD = 1024
+DEFAULT_HISTORY_PAGE = 1000
+MAX_HISTORY_PAGE = 10_000
 
 
 def entry_size(message: Message) -> int:
@@ -31,7 +36,7 @@ def pack(items: Iterable[M], budget: int) -> tuple[list[M], list[M]]:
     item that does not fit ends the packing: order is kept (priority, sequence)."""
     kept: list[M] = []
     rest: list[M] = []
-    used = _ANSWER_OVERHEAD
+    used = ANSWER_OVERHEAD
     for item in items:
         if rest:
             rest.append(item)
@@ -43,3 +48,19 @@ def pack(items: Iterable[M], budget: int) -> tuple[list[M], list[M]]:
             kept.append(item)
             used += size
     return kept, rest
+
+
+def page_size(requested: int) -> int:
+    """A history page's event count: `requested`, 0 = the default; refused out of range."""
+    if not 0 <= requested <= MAX_HISTORY_PAGE:
+        raise InvalidArgument(f"page_size must be between 0 and {MAX_HISTORY_PAGE} (0 = {DEFAULT_HISTORY_PAGE})")
+    return requested or DEFAULT_HISTORY_PAGE
+
+
+def history_page(events: list[pb.Event], size: int, after_seq: int, budget: int) -> pb.GetHistoryResponse:
+    """The answer for events read with LIMIT size + 1: at most `size` of them, within `budget`
+    bytes, and whether more follow."""
+    kept, rest = pack(events[:size], budget)
+    more = len(events) > size or bool(rest)
+    next_after = kept[-1].sequence_num if kept else after_seq
+    return pb.GetHistoryResponse(events=kept, has_more=more, next_after_seq=next_after)

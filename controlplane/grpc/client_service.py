@@ -16,8 +16,6 @@ from durable.proto.v1 import durable_pb2 as pb
 from durable.proto.v1 import durable_pb2_grpc as pb_grpc
 
 MAX_WAIT_SECONDS = 300.0
-DEFAULT_HISTORY_PAGE = 1000
-MAX_HISTORY_PAGE = 10_000
 
 
 def _traceparent(context: Any) -> str | None:
@@ -79,17 +77,11 @@ class ClientService(pb_grpc.ClientServiceServicer):
     async def GetHistory(self, request: pb.GetHistoryRequest, context: Any) -> pb.GetHistoryResponse:
         if request.after_seq < 0:
             raise InvalidArgument("after_seq must be >= 0")
-        if not 0 <= request.page_size <= MAX_HISTORY_PAGE:
-            raise InvalidArgument(f"page_size must be between 0 and {MAX_HISTORY_PAGE} (0 = {DEFAULT_HISTORY_PAGE})")
-        page_size = request.page_size or DEFAULT_HISTORY_PAGE
+        size = budget.page_size(request.page_size)
         events = await self.store.load_events(
-            required(request.workflow_id, "workflow_id"), request.after_seq, limit=page_size + 1
+            required(request.workflow_id, "workflow_id"), request.after_seq, limit=size + 1
         )
-        more = len(events) > page_size
-        kept, rest = budget.pack([convert.event(e) for e in events[:page_size]], self.max_response_bytes)
-        more = more or bool(rest)
-        next_after = kept[-1].sequence_num if kept else request.after_seq
-        return pb.GetHistoryResponse(events=kept, has_more=more, next_after_seq=next_after)
+        return budget.history_page([convert.event(e) for e in events], size, request.after_seq, self.max_response_bytes)
 
     @rpc
     async def WaitWorkflow(self, request: pb.WaitWorkflowRequest, context: Any) -> pb.DescribeWorkflowResponse:

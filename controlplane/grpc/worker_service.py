@@ -97,7 +97,7 @@ class WorkerService(pb_grpc.WorkerServiceServicer):
                     raise
                 checked = True
                 if activities or decisions:
-                    response = await self._answer(worker_id, activities, decisions)
+                    response = await self._answer(worker_id, activities, decisions, request.pages_history)
                     if response.tasks:
                         return response
                 remaining = deadline - loop.time()
@@ -111,23 +111,50 @@ class WorkerService(pb_grpc.WorkerServiceServicer):
                     pass
 
     async def _answer(
-        self, worker_id: str, activities: list[Any], decisions: list[Any]
+        self, worker_id: str, activities: list[Any], decisions: list[Any], pages_history: bool = False
     ) -> pb.ClaimTasksResponse:
         """The claimed tasks that fit in the answer's byte budget. The rest goes back to the
         queue at once (no attempt burnt; another claim takes it). A workflow task too large
-        to travel alone (its history is over the budget) can never be delivered: its attempt
-        fails, non-retryably, with a message saying so, instead of being claimed, lost and
-        taken back by the reaper until the poison guard buries it."""
+        to travel alone (its history is over the budget) goes with the first events of its
+        history to a worker that pages (`pages_history`: it reads the rest with
+        GetTaskHistory); to any other, it can never be delivered: its attempt fails,
+        non-retryably, with a message saying so, instead of being claimed, lost and taken back
+        by the reaper until the poison guard buries it."""
         tasks = [convert.task(t) for t in activities] + [convert.workflow_task(d) for d in decisions]
         kept, rest = budget.pack(tasks, self.max_response_bytes)
         if not kept and rest:
             huge, rest = rest[0], rest[1:]
-            await self._refuse_oversized(worker_id, huge)
+            if pages_history and huge.kind == "workflow":
+                kept = [self._truncated(huge)]
+            else:
+                await self._refuse_oversized(worker_id, huge)
         if rest:
             await self.store.release_tasks(worker_id, [(t.id, t.attempt) for t in rest])
         response = pb.ClaimTasksResponse()
         response.tasks.extend(kept)
         return response
+
+    def _truncated(self, task: pb.Task) -> pb.Task:
+        """`task` with the first events of its history that fit in the answer."""
+        slim = pb.Task()
+        slim.CopyFrom(task)
+        del slim.history[:]
+        slim.history_truncated = True
+        room = self.max_response_bytes - budget.entry_size(slim) - budget.ANSWER_OVERHEAD
+        fitting, _ = budget.pack(task.history, room)
+        slim.history.extend(fitting)
+        return slim
+
+    @rpc
+    async def GetTaskHistory(self, request: pb.GetTaskHistoryRequest, context: Any) -> pb.GetHistoryResponse:
+        if request.after_seq < 0:
+            raise InvalidArgument("after_seq must be >= 0")
+        size = budget.page_size(request.page_size)
+        events = await self.store.task_history(
+            required(request.worker_id, "worker_id"), required(request.task_id, "task_id"), request.attempt,
+            request.after_seq, limit=size + 1,
+        )
+        return budget.history_page([convert.event(e) for e in events], size, request.after_seq, self.max_response_bytes)
 
     async def _refuse_oversized(self, worker_id: str, task: pb.Task) -> None:
         size = budget.entry_size(task)

@@ -204,6 +204,11 @@ SELECT w.* FROM durable_workflow_instances w
 WHERE w.id = (SELECT workflow_id FROM durable_task_queue WHERE id = $1)
 FOR UPDATE;
 
+-- name: owned_workflow_task
+-- The workflow of workflow task $1 while worker $2 holds attempt $3 (no row otherwise).
+SELECT workflow_id FROM durable_task_queue
+WHERE id = $1 AND status = 'claimed' AND claimed_by = $2 AND attempt = $3 AND kind = 'workflow';
+
 -- name: task_workflow_id
 -- What a task's write path needs first: which workflow to lock (NULL for a standalone task).
 SELECT workflow_id FROM durable_task_queue WHERE id = $1;

@@ -152,6 +152,19 @@ class TaskStore(BreakerStore):
             for t in decisions
         ]
 
+    async def task_history(
+        self, worker_id: str, task_id: Any, attempt: int, after_seq: int = 0, *, limit: int | None = None
+    ) -> list[Event]:
+        """The history after `after_seq` of the workflow of a workflow task this worker holds
+        (this attempt): the pages of a history too large for the claim's answer."""
+        task_id = parse_uuid(task_id, "task_id")
+        workflow_id = await self.pool.fetchval(Q.owned_workflow_task, task_id, worker_id, attempt)
+        if workflow_id is None:
+            async with self.pool.acquire() as conn:
+                await self._lock_owned(conn, task_id, worker_id, attempt)  # raises NotFound / StaleAttempt
+            raise InvalidArgument(f"task {task_id} is not a workflow task")
+        return await self.load_events(workflow_id, after_seq, limit=limit)  # type: ignore[attr-defined,no-any-return]
+
     # -- heartbeat -------------------------------------------------------------------------
 
     async def heartbeat_tasks(

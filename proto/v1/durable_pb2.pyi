@@ -65,7 +65,7 @@ class Event(_message.Message):
     def __init__(self, sequence_num: _Optional[int] = ..., event_type: _Optional[str] = ..., event_data_json: _Optional[str] = ..., created_at: _Optional[float] = ...) -> None: ...
 
 class Task(_message.Message):
-    __slots__ = ("id", "kind", "workflow_id", "activity_id", "activity_type", "input_json", "attempt", "max_attempts", "heartbeat_timeout", "start_to_close_timeout", "history", "decided_through_seq", "heartbeat_details_json", "traceparent")
+    __slots__ = ("id", "kind", "workflow_id", "activity_id", "activity_type", "input_json", "attempt", "max_attempts", "heartbeat_timeout", "start_to_close_timeout", "history", "decided_through_seq", "heartbeat_details_json", "traceparent", "history_truncated")
     ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
@@ -80,6 +80,7 @@ class Task(_message.Message):
     DECIDED_THROUGH_SEQ_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_DETAILS_JSON_FIELD_NUMBER: _ClassVar[int]
     TRACEPARENT_FIELD_NUMBER: _ClassVar[int]
+    HISTORY_TRUNCATED_FIELD_NUMBER: _ClassVar[int]
     id: str
     kind: str
     workflow_id: str
@@ -94,7 +95,8 @@ class Task(_message.Message):
     decided_through_seq: int
     heartbeat_details_json: str
     traceparent: str
-    def __init__(self, id: _Optional[str] = ..., kind: _Optional[str] = ..., workflow_id: _Optional[str] = ..., activity_id: _Optional[str] = ..., activity_type: _Optional[str] = ..., input_json: _Optional[str] = ..., attempt: _Optional[int] = ..., max_attempts: _Optional[int] = ..., heartbeat_timeout: _Optional[float] = ..., start_to_close_timeout: _Optional[float] = ..., history: _Optional[_Iterable[_Union[Event, _Mapping]]] = ..., decided_through_seq: _Optional[int] = ..., heartbeat_details_json: _Optional[str] = ..., traceparent: _Optional[str] = ...) -> None: ...
+    history_truncated: bool
+    def __init__(self, id: _Optional[str] = ..., kind: _Optional[str] = ..., workflow_id: _Optional[str] = ..., activity_id: _Optional[str] = ..., activity_type: _Optional[str] = ..., input_json: _Optional[str] = ..., attempt: _Optional[int] = ..., max_attempts: _Optional[int] = ..., heartbeat_timeout: _Optional[float] = ..., start_to_close_timeout: _Optional[float] = ..., history: _Optional[_Iterable[_Union[Event, _Mapping]]] = ..., decided_through_seq: _Optional[int] = ..., heartbeat_details_json: _Optional[str] = ..., traceparent: _Optional[str] = ..., history_truncated: _Optional[bool] = ...) -> None: ...
 
 class RegisterWorkerRequest(_message.Message):
     __slots__ = ("worker_id", "worker_group", "activity_types", "workflow_types", "max_concurrency", "hostname", "version")
@@ -159,18 +161,20 @@ class DeregisterWorkerResponse(_message.Message):
     def __init__(self, released_tasks: _Optional[int] = ...) -> None: ...
 
 class ClaimTasksRequest(_message.Message):
-    __slots__ = ("worker_id", "activity_types", "workflow_types", "max_tasks", "wait_seconds")
+    __slots__ = ("worker_id", "activity_types", "workflow_types", "max_tasks", "wait_seconds", "pages_history")
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     ACTIVITY_TYPES_FIELD_NUMBER: _ClassVar[int]
     WORKFLOW_TYPES_FIELD_NUMBER: _ClassVar[int]
     MAX_TASKS_FIELD_NUMBER: _ClassVar[int]
     WAIT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    PAGES_HISTORY_FIELD_NUMBER: _ClassVar[int]
     worker_id: str
     activity_types: _containers.RepeatedScalarFieldContainer[str]
     workflow_types: _containers.RepeatedScalarFieldContainer[str]
     max_tasks: int
     wait_seconds: float
-    def __init__(self, worker_id: _Optional[str] = ..., activity_types: _Optional[_Iterable[str]] = ..., workflow_types: _Optional[_Iterable[str]] = ..., max_tasks: _Optional[int] = ..., wait_seconds: _Optional[float] = ...) -> None: ...
+    pages_history: bool
+    def __init__(self, worker_id: _Optional[str] = ..., activity_types: _Optional[_Iterable[str]] = ..., workflow_types: _Optional[_Iterable[str]] = ..., max_tasks: _Optional[int] = ..., wait_seconds: _Optional[float] = ..., pages_history: _Optional[bool] = ...) -> None: ...
 
 class ClaimTasksResponse(_message.Message):
     __slots__ = ("tasks",)
@@ -347,6 +351,20 @@ class CompleteWorkflowTaskResponse(_message.Message):
     APPLIED_FIELD_NUMBER: _ClassVar[int]
     applied: bool
     def __init__(self, applied: _Optional[bool] = ...) -> None: ...
+
+class GetTaskHistoryRequest(_message.Message):
+    __slots__ = ("worker_id", "task_id", "attempt", "after_seq", "page_size")
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    AFTER_SEQ_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    worker_id: str
+    task_id: str
+    attempt: int
+    after_seq: int
+    page_size: int
+    def __init__(self, worker_id: _Optional[str] = ..., task_id: _Optional[str] = ..., attempt: _Optional[int] = ..., after_seq: _Optional[int] = ..., page_size: _Optional[int] = ...) -> None: ...
 
 class ReleaseTasksRequest(_message.Message):
     __slots__ = ("worker_id", "tasks")

@@ -93,6 +93,11 @@ class WorkerServiceStub:
                 request_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.ReleaseTasksRequest.SerializeToString,
                 response_deserializer=durable_dot_proto_dot_v1_dot_durable__pb2.ReleaseTasksResponse.FromString,
                 _registered_method=True)
+        self.GetTaskHistory = channel.unary_unary(
+                '/durable.v1.WorkerService/GetTaskHistory',
+                request_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.GetTaskHistoryRequest.SerializeToString,
+                response_deserializer=durable_dot_proto_dot_v1_dot_durable__pb2.GetHistoryResponse.FromString,
+                _registered_method=True)
 
 
 class WorkerServiceServicer:
@@ -170,6 +175,13 @@ class WorkerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetTaskHistory(self, request, context):
+        """A page of the history of a workflow task this worker holds (this attempt).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_WorkerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -227,6 +239,11 @@ def add_WorkerServiceServicer_to_server(servicer, server):
                     servicer.ReleaseTasks,
                     request_deserializer=durable_dot_proto_dot_v1_dot_durable__pb2.ReleaseTasksRequest.FromString,
                     response_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.ReleaseTasksResponse.SerializeToString,
+            ),
+            'GetTaskHistory': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetTaskHistory,
+                    request_deserializer=durable_dot_proto_dot_v1_dot_durable__pb2.GetTaskHistoryRequest.FromString,
+                    response_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.GetHistoryResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -530,6 +547,33 @@ class WorkerService:
             '/durable.v1.WorkerService/ReleaseTasks',
             durable_dot_proto_dot_v1_dot_durable__pb2.ReleaseTasksRequest.SerializeToString,
             durable_dot_proto_dot_v1_dot_durable__pb2.ReleaseTasksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetTaskHistory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/durable.v1.WorkerService/GetTaskHistory',
+            durable_dot_proto_dot_v1_dot_durable__pb2.GetTaskHistoryRequest.SerializeToString,
+            durable_dot_proto_dot_v1_dot_durable__pb2.GetHistoryResponse.FromString,
             options,
             channel_credentials,
             insecure,

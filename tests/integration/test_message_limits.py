@@ -282,3 +282,59 @@ async def test_get_history_is_paged_by_count_and_by_bytes(database_url: str) -> 
             assert sum(pages) == 30 and len(pages) >= 5
             events = await client.history("long")
             assert [e.sequence_num for e in events] == list(range(1, 31))
+
+
+async def test_a_decision_scheduling_four_900_kb_inputs_is_received(database_url: str, db: asyncpg.Connection) -> None:
+    """Repro (the control plane's side): a decision of 4 activities with 900 KB inputs is 3.6 MB,
+    over the seed's 3 MiB receive limit; the default limit (DURABLE_MAX_MESSAGE_BYTES, 16 MiB)
+    takes it, and the worker is told that limit when it registers."""
+    async with running_control_plane(database_url) as address:
+        async with grpc.aio.insecure_channel(address, options=[("grpc.max_send_message_length", 64 * MiB)]) as channel:
+            client = pb_grpc.ClientServiceStub(channel)
+            workers = pb_grpc.WorkerServiceStub(channel)
+            registered = await workers.RegisterWorker(pb.RegisterWorkerRequest(worker_id="w1", workflow_types=["wf"]))
+            assert registered.max_request_bytes == 16 * MiB and registered.max_payload_bytes == MiB
+            await client.StartWorkflow(pb.StartWorkflowRequest(workflow_type="wf", workflow_id="big-decision"))
+            [task] = (await workers.ClaimTasks(pb.ClaimTasksRequest(worker_id="w1", workflow_types=["wf"], max_tasks=1))).tasks
+            big = json.dumps({"blob": "d" * 900_000})
+            decision = pb.CompleteWorkflowTaskRequest(
+                worker_id="w1", task_id=task.id, attempt=task.attempt, seen_through_seq=task.history[-1].sequence_num,
+                actions=[pb.WorkflowAction(schedule_activity=pb.ScheduleActivity(
+                    activity_id=f"a{i}", activity_type="a", input_json=big)) for i in range(4)])
+            assert decision.ByteSize() > SEED_RECEIVE_LIMIT
+            assert (await workers.CompleteWorkflowTask(decision)).applied
+    assert await db.fetchval("SELECT count(*) FROM durable_task_queue WHERE kind = 'activity'") == 4
+
+
+async def test_a_worker_that_pages_gets_a_truncated_history_and_reads_the_rest(
+    database_url: str, db: asyncpg.Connection
+) -> None:
+    async with running_control_plane(database_url, poll_interval=0.2, max_response_bytes=3 * MiB) as address:
+        async with grpc.aio.insecure_channel(address) as channel:
+            client = pb_grpc.ClientServiceStub(channel)
+            blob = json.dumps({"blob": "s" * 1_000_000})
+            await client.StartWorkflow(pb.StartWorkflowRequest(workflow_type="wf", workflow_id="huge", input_json=blob))
+            for _ in range(3):
+                await client.SignalWorkflow(pb.SignalWorkflowRequest(workflow_id="huge", signal_type="s", payload_json=blob))
+            workers = pb_grpc.WorkerServiceStub(channel)
+            await workers.RegisterWorker(pb.RegisterWorkerRequest(worker_id="w1", workflow_types=["wf"]))
+            reply = await workers.ClaimTasks(pb.ClaimTasksRequest(
+                worker_id="w1", workflow_types=["wf"], max_tasks=5, pages_history=True))
+            [task] = reply.tasks
+            assert task.history_truncated and 0 < len(task.history) < 4
+            events = list(task.history)
+            while True:
+                page = await workers.GetTaskHistory(pb.GetTaskHistoryRequest(
+                    worker_id="w1", task_id=task.id, attempt=task.attempt, after_seq=events[-1].sequence_num))
+                events += page.events
+                if not page.has_more:
+                    break
+            assert [e.sequence_num for e in events] == [1, 2, 3, 4]
+            with pytest.raises(grpc.aio.AioRpcError) as stale:
+                await workers.GetTaskHistory(pb.GetTaskHistoryRequest(worker_id="w1", task_id=task.id, attempt=9))
+            assert stale.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+            applied = await workers.CompleteWorkflowTask(pb.CompleteWorkflowTaskRequest(
+                worker_id="w1", task_id=task.id, attempt=task.attempt, seen_through_seq=4,
+                actions=[pb.WorkflowAction(complete_workflow=pb.CompleteWorkflow(result_json="{}"))]))
+            assert applied.applied
+    assert await db.fetchval("SELECT status FROM durable_workflow_instances WHERE id = 'huge'") == "completed"
