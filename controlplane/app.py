@@ -155,7 +155,7 @@ class ControlPlane:
         await db_health.run_once()
 
         self._supervise("reaper", Reaper(self.store, self.reaper_settings, self.metrics.record_reaper).run(self._stop))
-        self._supervise("retention", Retention(self.store, self.retention_settings).run(self._stop))
+        self._supervise("retention", Retention(self.store, self.retention_settings, self.metrics.record_retention).run(self._stop))
         self._supervise("metrics-state", self.metrics.run(self.store, self._stop))
         if self.metrics_settings.port:
             port = self.metrics.serve(self.metrics_settings.port)

@@ -91,6 +91,10 @@ class ControlPlaneMetrics(MetricsEndpoint, StoreObserver):
         self.retries = Counter("durable_task_retries", "Failed attempts scheduled for a retry.", ["type"], registry=self.registry)
         self.reclaims = Counter("durable_reaper_reclaimed_tasks", "Tasks taken back from silent workers.", registry=self.registry)
         self.poisoned = Counter("durable_reaper_poisoned_tasks", "Tasks dead-lettered by the poison guard.", registry=self.registry)
+        self.retention_deleted = Counter(
+            "durable_retention_deleted", "Rows deleted by retention: workflows by final status, standalone tasks, "
+            "resolved dead letters, workers.", ["kind"], registry=self.registry,
+        )
         self.timeouts = Counter(
             "durable_reaper_timed_out_tasks", "Attempts failed by start-to-close or schedule-to-start timeouts.",
             registry=self.registry,
@@ -129,6 +133,16 @@ class ControlPlaneMetrics(MetricsEndpoint, StoreObserver):
         self.reclaims.inc(report.reclaimed)
         self.poisoned.inc(report.poisoned)
         self.timeouts.inc(report.timed_out + report.unstarted)
+
+    def record_retention(self, report: Any) -> None:
+        """A retention pass's report (durable.controlplane.retention.RetentionReport)."""
+        for status, n in report.workflows.items():
+            if n:
+                self.retention_deleted.labels(f"workflow_{status}").inc(n)
+        for kind in ("tasks", "dead_letters", "workers"):
+            n = getattr(report, kind)
+            if n:
+                self.retention_deleted.labels(kind).inc(n)
 
     async def refresh(self, store: Store) -> None:
         """Take the database snapshot the scrape serves."""

@@ -14,6 +14,7 @@ import asyncpg
 import pytest
 from pydantic import ValidationError
 
+from durable.controlplane.metrics import ControlPlaneMetrics
 from durable.controlplane.retention import Retention
 from durable.controlplane.settings import RetentionSettings
 from durable.controlplane.store import Store
@@ -87,6 +88,10 @@ async def test_a_pass_deletes_by_status_and_age_and_keeps_what_it_must(
     assert await ids(db, "durable_workers") == {worker}
     again = await Retention(store, RetentionSettings()).run_once()
     assert again.deleted == 0
+    metrics = ControlPlaneMetrics(interval=60)
+    metrics.record_retention(report)
+    assert metrics.registry.get_sample_value("durable_retention_deleted_total", {"kind": "workflow_completed"}) == 2
+    assert metrics.registry.get_sample_value("durable_retention_deleted_total", {"kind": "tasks"}) == 1
 
 
 async def test_unresolved_dead_letters_keep_their_workflow_until_resolved(
