@@ -170,6 +170,44 @@ RETURNING t.id, t.kind, t.workflow_id, t.activity_id, t.activity_type, t.input, 
     t.priority, t.visible_at, t.claimed_by, t.heartbeat_timeout, t.start_to_close_timeout,
     t.heartbeat_details, t.trace_id, t.span_id;
 
+-- name: claim_tasks_of_types
+-- claim_tasks for a worker of several types, locking only the rows it takes: each (kind, type)
+-- offers up to 2 x $4 candidates in claim-index order without a lock, and the candidates are
+-- then locked in priority order, SKIP LOCKED, until $4 are held. (Locking inside each type's scan
+-- would hold up to $4 rows of every type for the claim's transaction, and the surplus, not
+-- taken, would stay invisible to other claimers until their next re-check.) Concurrent
+-- claimers still pass each other: a candidate another claimer holds is skipped for the next
+-- (twice as many candidates as wanted leave room for one claimer racing for the same rows).
+WITH wanted AS (
+    SELECT 'activity'::text AS kind, t AS type FROM unnest($2::text[]) AS t WHERE t <> ALL($6::text[])
+    UNION ALL
+    SELECT 'workflow'::text, t FROM unnest($3::text[]) AS t
+),
+candidates AS (
+    SELECT c.id FROM wanted w
+    CROSS JOIN LATERAL (
+        SELECT q.id FROM durable_task_queue q
+        WHERE q.status = 'pending' AND q.kind = w.kind AND q.activity_type = w.type AND q.visible_at <= $5
+        ORDER BY q.priority DESC, q.visible_at
+        LIMIT 2 * $4
+    ) c
+    WHERE EXISTS (SELECT 1 FROM durable_workers WHERE id = $1 AND status = 'active')
+),
+next AS (
+    SELECT q.id FROM durable_task_queue q
+    WHERE q.id IN (SELECT id FROM candidates) AND q.status = 'pending' AND q.visible_at <= $5
+    ORDER BY q.priority DESC, q.visible_at
+    LIMIT $4
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE durable_task_queue t
+SET status = 'claimed', claimed_by = $1, claimed_at = $5, heartbeat_at = $5, attempt = t.attempt + 1
+FROM next
+WHERE t.id = next.id
+RETURNING t.id, t.kind, t.workflow_id, t.activity_id, t.activity_type, t.input, t.attempt, t.max_attempts,
+    t.priority, t.visible_at, t.claimed_by, t.heartbeat_timeout, t.start_to_close_timeout,
+    t.heartbeat_details, t.trace_id, t.span_id;
+
 -- name: claim_tasks_of_type
 -- The same, for a single activity type in half-open trial mode.
 WITH next AS (

@@ -124,9 +124,12 @@ class TaskStore(BreakerStore):
             for key, slots in trials.items():
                 await self._return_unused_trials(conn, key, slots, now)
             trials = {}
+        # one type: the single ordered scan locks exactly what it takes; several: candidates
+        # first, then only the rows taken are locked (see queries.sql)
+        query = Q.claim_tasks if len(activity_types) + len(workflow_types) <= 1 else Q.claim_tasks_of_types
         rows.extend(
             await conn.fetch(
-                Q.claim_tasks, worker_id, activity_types, workflow_types, limit - len(rows), now,
+                query, worker_id, activity_types, workflow_types, limit - len(rows), now,
                 sorted(blocked | set(trials)),
             )
         )
