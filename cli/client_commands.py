@@ -49,6 +49,17 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join(lines)
 
 
+def blocked_text(blocked: dict[str, Any]) -> str:
+    """The `blocked:` lines of a workflow whose decisions fail."""
+    lines = [f"blocked:  {blocked.get('type', 'Error')}: {blocked.get('message', '')}",
+             f"          {blocked.get('failures', 1)} failed decision(s) since {blocked.get('since', '?')}; "
+             "retried with backoff until fixed code is deployed"]
+    traceback = str(blocked.get("traceback") or "").strip()
+    if traceback:
+        lines += ["          " + line for line in traceback.splitlines()[-12:]]
+    return "\n".join(lines)
+
+
 def parse_json_object(text: str, what: str) -> dict[str, Any]:
     try:
         value = json.loads(text)
@@ -131,6 +142,10 @@ def show(address: str, workflow_id: str) -> None:
             click.echo(f"result:   {json.dumps(view.result)}")
         if view.error is not None:
             click.echo(f"error:    {json.dumps(view.error)}")
+        if view.cancel_requested_at and view.status not in ("completed", "failed", "cancelled"):
+            click.echo(f"cancel:   requested {when(view.cancel_requested_at)}; its code is stopping")
+        if view.blocked:
+            click.echo(blocked_text(view.blocked))
         click.echo("")
         click.echo(table(["seq", "event", "at", "data"],
                          [(e.sequence_num, e.event_type, when(e.created_at), short(e.data)) for e in events]))
@@ -153,11 +168,17 @@ def list_(address: str, status: str | None, workflow_type: str | None, limit: in
 @workflows.command("cancel")
 @address_option
 @click.argument("workflow_id")
-@click.option("--reason", default="cancelled from the command line")
-def cancel(address: str, workflow_id: str, reason: str) -> None:
-    """Cancel a workflow and its pending tasks."""
-    n = run(address, lambda c: c.cancel_workflow(workflow_id, reason))
-    click.echo(f"cancelled {workflow_id} ({n} tasks cancelled)")
+@click.option("--reason", default="cancelled from the command line", help="Why (recorded in the history).")
+@click.option("--terminate", is_flag=True,
+              help="End it at once without running its code (no finally blocks or compensations).")
+def cancel(address: str, workflow_id: str, reason: str, terminate: bool) -> None:
+    """Cancel a workflow: its code gets a CancelledError where it waits, runs its finally
+    blocks and compensations, and the workflow ends cancelled. --terminate ends it at once."""
+    n = run(address, lambda c: c.cancel_workflow(workflow_id, reason, terminate=terminate))
+    if terminate:
+        click.echo(f"cancelled {workflow_id} ({n} tasks cancelled)")
+    else:
+        click.echo(f"cancel requested for {workflow_id}: its code runs its finally blocks, then it ends cancelled")
 
 
 @workflows.command("signal")

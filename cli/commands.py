@@ -5,6 +5,8 @@ from __future__ import annotations
 from durable.cli import client_commands
 from durable.cli.dev import dev_command
 from durable.cli.main import cli
+from durable.cli.replay_command import replay_command
+from durable.console.cli import console_command
 from durable.controlplane.cli import controlplane_command
 from durable.operator.cli import operator_command
 from durable.worker.cli import worker_command
@@ -17,3 +19,5 @@ cli.add_command(client_commands.dlq)
 cli.add_command(client_commands.stats)
 cli.add_command(client_commands.workers)
 cli.add_command(dev_command)
+cli.add_command(replay_command)
+cli.add_command(console_command)

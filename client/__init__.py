@@ -2,6 +2,26 @@
 
 from __future__ import annotations
 
-from durable.client.client import DEFAULT_ADDRESS, Client, EventView, Unavailable, WorkflowView
+from durable.client.client import (
+    DEFAULT_ADDRESS,
+    Client,
+    EventView,
+    PermissionDenied,
+    TaskView,
+    Unauthenticated,
+    Unavailable,
+    WorkflowPage,
+    WorkflowView,
+)
 
-__all__ = ["DEFAULT_ADDRESS", "Client", "EventView", "Unavailable", "WorkflowView"]
+__all__ = [
+    "DEFAULT_ADDRESS",
+    "Client",
+    "EventView",
+    "PermissionDenied",
+    "TaskView",
+    "Unauthenticated",
+    "Unavailable",
+    "WorkflowPage",
+    "WorkflowView",
+]

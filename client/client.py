@@ -11,6 +11,7 @@ import grpc
 
 from durable.common.errors import DurableError
 from durable.common.payloads import encode_payload
+from durable.common.converter import to_json
 from durable.common.security import ClientSecurity, load_client_security, open_channel
 from durable.common.status import error_for_rpc
 from durable.proto.v1 import durable_pb2 as pb
@@ -21,6 +22,14 @@ DEFAULT_ADDRESS = "127.0.0.1:9001"
 
 class Unavailable(DurableError):
     """The control plane could not be reached."""
+
+
+class Unauthenticated(DurableError):
+    """The control plane refused the call's credentials (no token, or a wrong one)."""
+
+
+class PermissionDenied(DurableError):
+    """The credentials are valid but may not do this (a read-only token asking for a change)."""
 
 
 @dataclass(frozen=True)
@@ -36,6 +45,9 @@ class WorkflowView:
     started_at: float
     completed_at: float
     last_event_seq: int
+    blocked: dict[str, Any] | None = None  # the error of its failing decisions, while blocked
+    cancel_requested_at: float = 0.0
+    decided_through_seq: int = 0
     pinned: bool = False
 
     @property
@@ -51,8 +63,47 @@ class EventView:
     created_at: float
 
 
+@dataclass(frozen=True)
+class WorkflowPage:
+    """One page of ListWorkflows, newest first; next_page_token is "" on the last page."""
+
+    workflows: list[WorkflowView]
+    next_page_token: str
+
+
+@dataclass(frozen=True)
+class TaskView:
+    """A task of a workflow: an activity, a timer or a workflow (decision) task."""
+
+    id: str
+    kind: str
+    activity_id: str
+    activity_type: str
+    status: str
+    attempt: int
+    max_attempts: int
+    priority: int
+    visible_at: float
+    created_at: float
+    claimed_by: str
+    claimed_at: float
+    heartbeat_at: float
+    completed_at: float
+    last_error: str
+    error_history: list[dict[str, Any]]
+
+    @property
+    def is_live(self) -> bool:
+        return self.status in ("pending", "claimed")
+
+
 def _json(text: str) -> Any:
     return json.loads(text) if text else None
+
+
+def _payload(value: Any) -> str:
+    """A payload (any JSON value, a pydantic model, a dataclass) as JSON text; None is {}."""
+    return encode_payload(to_json(value) if value is not None else {})
 
 
 def _workflow(msg: pb.WorkflowInfo) -> WorkflowView:
@@ -68,6 +119,9 @@ def _workflow(msg: pb.WorkflowInfo) -> WorkflowView:
         started_at=msg.started_at,
         completed_at=msg.completed_at,
         last_event_seq=msg.last_event_seq,
+        blocked=_json(msg.blocked_json),
+        cancel_requested_at=msg.cancel_requested_at,
+        decided_through_seq=msg.decided_through_seq,
         pinned=msg.pinned,
     )
 
@@ -87,6 +141,11 @@ class Client:
         self._channel = open_channel(address, security or load_client_security())
         self._stub = pb_grpc.ClientServiceStub(self._channel)
 
+    @property
+    def channel(self) -> grpc.aio.Channel:
+        """The gRPC channel, for calls beyond ClientService (health, granted scope)."""
+        return self._channel
+
     async def __aenter__(self) -> Client:
         return self
 
@@ -104,31 +163,38 @@ class Client:
                 raise Unavailable(
                     f"control plane at {self.address} did not answer ({exc.code().name}): {exc.details()}"
                 ) from None
+            if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
+                raise Unauthenticated(exc.details() or "UNAUTHENTICATED") from None
+            if exc.code() == grpc.StatusCode.PERMISSION_DENIED:
+                raise PermissionDenied(exc.details() or "PERMISSION_DENIED") from None
             raise error_for_rpc(exc, exc.details() or exc.code().name) from None
 
     async def start_workflow(
-        self, workflow_type: str, input: dict[str, Any] | None = None, *, workflow_id: str | None = None
+        self, workflow_type: str, input: Any = None, *, workflow_id: str | None = None
     ) -> tuple[str, bool]:
         """Returns (workflow id, created). An existing id returns that workflow, created=False."""
         reply = await self._call(
             "StartWorkflow",
             pb.StartWorkflowRequest(
-                workflow_type=workflow_type, workflow_id=workflow_id or "", input_json=encode_payload(input or {})
+                workflow_type=workflow_type, workflow_id=workflow_id or "", input_json=_payload(input)
             ),
         )
         return reply.workflow_id, reply.created
 
-    async def signal_workflow(self, workflow_id: str, signal_type: str, payload: dict[str, Any] | None = None) -> int:
+    async def signal_workflow(self, workflow_id: str, signal_type: str, payload: Any = None) -> int:
         reply = await self._call(
             "SignalWorkflow",
             pb.SignalWorkflowRequest(
-                workflow_id=workflow_id, signal_type=signal_type, payload_json=encode_payload(payload or {})
+                workflow_id=workflow_id, signal_type=signal_type, payload_json=_payload(payload)
             ),
         )
         return int(reply.sequence_num)
 
-    async def cancel_workflow(self, workflow_id: str, reason: str = "") -> int:
-        reply = await self._call("CancelWorkflow", pb.CancelWorkflowRequest(workflow_id=workflow_id, reason=reason))
+    async def cancel_workflow(self, workflow_id: str, reason: str = "", *, terminate: bool = False) -> int:
+        """Ask the workflow to cancel (its code runs its finally blocks and ends it); with
+        `terminate`, end it at once without running its code. Returns tasks cancelled at once."""
+        reply = await self._call("CancelWorkflow", pb.CancelWorkflowRequest(
+            workflow_id=workflow_id, reason=reason, terminate=terminate))
         return int(reply.cancelled_tasks)
 
     async def describe_workflow(self, workflow_id: str) -> WorkflowView:
@@ -143,6 +209,65 @@ class Client:
             pb.ListWorkflowsRequest(status=status or "", workflow_type=workflow_type or "", limit=limit),
         )
         return [_workflow(w) for w in reply.workflows]
+
+    async def list_workflows_page(
+        self,
+        *,
+        status: str | None = None,
+        workflow_type: str | None = None,
+        id_prefix: str | None = None,
+        created_after: float = 0.0,
+        created_before: float = 0.0,
+        page_token: str = "",
+        limit: int = 50,
+    ) -> WorkflowPage:
+        """A page of workflows, newest first; pass next_page_token back for the next one.
+        Times are Unix seconds (0 = no bound)."""
+        reply = await self._call(
+            "ListWorkflows",
+            pb.ListWorkflowsRequest(
+                status=status or "", workflow_type=workflow_type or "", limit=limit, id_prefix=id_prefix or "",
+                created_after=created_after, created_before=created_before, page_token=page_token,
+            ),
+        )
+        return WorkflowPage([_workflow(w) for w in reply.workflows], reply.next_page_token)
+
+    async def count_workflows(
+        self,
+        *,
+        workflow_type: str | None = None,
+        id_prefix: str | None = None,
+        created_after: float = 0.0,
+        created_before: float = 0.0,
+        at_most: int = 0,
+    ) -> dict[str, int]:
+        """Workflows per status under the filters: every status, in lifecycle order. With
+        `at_most`, each count stops there (a count equal to it means "at least that many")."""
+        reply = await self._call(
+            "CountWorkflows",
+            pb.CountWorkflowsRequest(
+                workflow_type=workflow_type or "", id_prefix=id_prefix or "",
+                created_after=created_after, created_before=created_before, at_most=at_most,
+            ),
+        )
+        return {c.status: int(c.count) for c in reply.counts}
+
+    async def workflow_tasks(self, workflow_id: str, *, include_finished: bool = False, limit: int = 200) -> list[TaskView]:
+        """The workflow's tasks, oldest first: pending and claimed ones, or all with include_finished."""
+        reply = await self._call(
+            "ListWorkflowTasks",
+            pb.ListWorkflowTasksRequest(workflow_id=workflow_id, include_finished=include_finished, limit=limit),
+        )
+        return [
+            TaskView(
+                id=t.id, kind=t.kind, activity_id=t.activity_id, activity_type=t.activity_type, status=t.status,
+                attempt=t.attempt, max_attempts=t.max_attempts, priority=t.priority, visible_at=t.visible_at,
+                created_at=t.created_at, claimed_by=t.claimed_by, claimed_at=t.claimed_at,
+                heartbeat_at=t.heartbeat_at, completed_at=t.completed_at, last_error=t.last_error,
+                error_history=(_json(t.error_history_json) or {}).get("errors", []),
+            )
+            for t in reply.tasks
+        ]
 
     async def history(self, workflow_id: str, after_seq: int = 0, *, page_size: int = 0) -> list[EventView]:
         """The whole history after `after_seq`, read page by page (`page_size` events per call,
@@ -199,6 +324,20 @@ class Client:
         reply = await self._call("ListDeadLetters", pb.ListDeadLettersRequest(activity_type=activity_type or "", limit=limit))
         return list(reply.entries)
 
+    async def dead_letters_page(
+        self, *, activity_type: str | None = None, error_contains: str | None = None, page_token: str = "",
+        limit: int = 100,
+    ) -> tuple[list[pb.DeadLetter], str]:
+        """A page of dead letters, newest first, and the next page's token ("" at the end)."""
+        reply = await self._call(
+            "ListDeadLetters",
+            pb.ListDeadLettersRequest(
+                activity_type=activity_type or "", error_contains=error_contains or "", page_token=page_token,
+                limit=limit,
+            ),
+        )
+        return list(reply.entries), reply.next_page_token
+
     async def delete_dead_letter(self, dead_letter_id: str) -> None:
         """Delete a dead-letter entry (and a standalone activity's dead task with it)."""
         await self._call("DeleteDeadLetter", pb.DeleteDeadLetterRequest(id=dead_letter_id))
@@ -221,3 +360,8 @@ class Client:
             "ListWorkers", pb.ListWorkersRequest(worker_group=worker_group or "", include_stopped=include_stopped)
         )
         return list(reply.workers)
+
+    async def circuit_breakers(self) -> list[pb.CircuitBreakerInfo]:
+        """Every configured circuit breaker (keyed by activity type) and its state."""
+        reply = await self._call("ListCircuitBreakers", pb.ListCircuitBreakersRequest())
+        return list(reply.breakers)

@@ -1,4 +1,4 @@
-"""Payload rules: every workflow input, result, signal and activity payload is a JSON object.
+"""Payload rules: every workflow input, result, signal and activity payload is one JSON value.
 
 The size limit is one number for the whole engine: 1 MiB of UTF-8 JSON by default, set by
 ``DURABLE_MAX_PAYLOAD_BYTES`` on the control plane. Larger data belongs in object storage,
@@ -48,7 +48,8 @@ def _utf8_size(text: str) -> int:
     return len(text) if text.isascii() else len(text.encode())
 
 
-def _check_object(value: Any, field: str) -> None:
+def check_object(value: Any, field: str) -> None:
+    """For the few values that must be objects (options, details)."""
     if not isinstance(value, dict):
         raise InvalidArgument(
             f"{field} must be a JSON object, got {type(value).__name__}; "
@@ -80,7 +81,6 @@ def encode_payload(
         return value.text
     if value is None and allow_none:
         value = {}
-    _check_object(value, field)
     try:
         text = json.dumps(value, separators=(",", ":"), allow_nan=False)
     except (TypeError, ValueError) as exc:
@@ -95,7 +95,7 @@ def encode_payload(
 
 def decode_payload(
     text: str | bytes, *, field: str = "payload", limit: int | None = None
-) -> dict[str, Any]:
+) -> Any:
     """Parse JSON text received from a caller into an object, enforcing the same rules."""
     return check_payload(text, field=field, limit=limit).value
 
@@ -116,7 +116,6 @@ def check_payload(text: str | bytes, *, field: str = "payload", limit: int | Non
         value = _DECODER.decode(text)
     except (ValueError, RecursionError) as exc:
         raise InvalidArgument(f"{field} is not valid JSON: {exc}") from None
-    _check_object(value, field)
     _check_depth(value, size, field)
     return Checked(text, value)
 
@@ -126,7 +125,7 @@ class Checked:
     """A payload that passed the rules: its JSON text and its value."""
 
     text: str
-    value: dict[str, Any]
+    value: Any
 
 
 def plain(value: Any) -> Any:
@@ -135,5 +134,5 @@ def plain(value: Any) -> Any:
 
 
 def validate_payload(value: Any, *, field: str = "payload", limit: int | None = None) -> None:
-    """Raise InvalidArgument unless `value` is a JSON object within the size limit."""
+    """Raise InvalidArgument unless `value` is JSON within the size limit."""
     encode_payload(value, field=field, limit=limit)

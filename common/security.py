@@ -7,15 +7,16 @@ Clients (workers, the operator, the CLI):
   DURABLE_TLS_CERT_FILE, DURABLE_TLS_KEY_FILE    the client certificate, for mutual TLS
   DURABLE_TLS_SERVER_NAME                        override the name checked in the server cert
 The control plane:
-  DURABLE_AUTH_TOKEN / DURABLE_AUTH_TOKEN_FILE   the accepted token(s), comma-separated
+  DURABLE_AUTH_TOKENS_FILE                       scoped credentials, one a line (durable.common.credentials)
+  DURABLE_AUTH_TOKEN / DURABLE_AUTH_TOKEN_FILE   admin token(s), comma-separated
   DURABLE_TLS_CERT_FILE, DURABLE_TLS_KEY_FILE    its certificate (enables TLS)
   DURABLE_TLS_CLIENT_CA_FILE                     require client certificates signed by this CA
-The gRPC health service answers without a token, so Kubernetes probes keep working.
+The gRPC health service answers without a token, so Kubernetes probes keep working; when a
+token is sent to it anyway, the answer names the token's scope (`granted_scope()`).
 """
 
 from __future__ import annotations
 
-import hmac
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,12 @@ import grpc
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from durable.common.credentials import CredentialsFile
+
 AUTH_HEADER = "authorization"
+# Initial metadata of a health check that carried a credential: the scope granted to it
+# ("admin", "client", "read", "worker", or "none" when the credential is refused).
+SCOPE_HEADER = "durable-scope"
 OPEN_METHOD_PREFIXES = ("/grpc.health.v1.Health/",)
 
 
@@ -82,12 +88,23 @@ class ServerSecurity(_Security):
     tls_client_ca_file: str | None = Field(
         None, validation_alias="DURABLE_TLS_CLIENT_CA_FILE", description="Require client certificates from this CA."
     )
+    auth_tokens_file: str | None = Field(
+        None, validation_alias="DURABLE_AUTH_TOKENS_FILE",
+        description="Scoped credentials, one `scope[:worker-id-prefix] credential` a line "
+        "(see durable.common.credentials); re-read when it changes.",
+    )
 
     @model_validator(mode="after")
     def _client_ca_needs_tls(self) -> Any:
         if self.tls_client_ca_file and not self.tls_cert_file:
             raise ValueError("DURABLE_TLS_CLIENT_CA_FILE needs DURABLE_TLS_CERT_FILE and DURABLE_TLS_KEY_FILE")
+        if self.auth_tokens_file:
+            self.credentials_file()  # a bad or missing file fails at start, naming the line
         return self
+
+    def credentials_file(self) -> CredentialsFile | None:
+        """The scoped credentials file, loaded (None when DURABLE_AUTH_TOKENS_FILE is unset)."""
+        return CredentialsFile(self.auth_tokens_file) if self.auth_tokens_file else None
 
     def server_credentials(self) -> grpc.ServerCredentials | None:
         if not self.tls_cert_file:
@@ -105,6 +122,18 @@ class _BearerToken(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
         self._metadata = (AUTH_HEADER, f"Bearer {token}")
 
     async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        metadata = list(details.metadata or ()) + [self._metadata]
+        return await continuation(details._replace(metadata=metadata), request)
+
+
+class _BearerTokenStream(grpc.aio.UnaryStreamClientInterceptor):  # type: ignore[misc]
+    """The token on server-streaming calls too (KEDA's StreamIsActive). A class of its own: a
+    channel files each interceptor under the first kind it is an instance of."""
+
+    def __init__(self, token: str) -> None:
+        self._metadata = (AUTH_HEADER, f"Bearer {token}")
+
+    async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
         metadata = list(details.metadata or ()) + [self._metadata]
         return await continuation(details._replace(metadata=metadata), request)
 
@@ -143,7 +172,7 @@ def open_channel(
     from durable.common import tracing
 
     tokens = security.tokens()
-    interceptors: list[Any] = [_BearerToken(tokens[0])] if tokens else []
+    interceptors: list[Any] = [_BearerToken(tokens[0]), _BearerTokenStream(tokens[0])] if tokens else []
     if tracing.enabled():
         interceptors.append(_TraceContext())
     opts = list(options or [])
@@ -159,38 +188,20 @@ def open_channel(
     return grpc.aio.insecure_channel(address, options=opts, interceptors=interceptors or None)
 
 
-class TokenAuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
-    """Refuses calls without a valid bearer token (compared in constant time); health stays open."""
+async def granted_scope(channel: grpc.aio.Channel, *, timeout: float = 10.0) -> str | None:
+    """The scope the control plane grants this channel's credential (its token, or its client
+    certificate under mutual TLS): "admin", "client", "read" or "worker"; None when the control
+    plane refuses the credential. A control plane that requires no credential grants "admin".
 
-    def __init__(self, tokens: list[str]) -> None:
-        self._tokens = [t.encode() for t in tokens]
+    One health check, no database work: a console calls it after sign-in to decide whether to
+    show actions (client, admin) or only pages (read)."""
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-        async def refuse(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            await context.abort(
-                grpc.StatusCode.UNAUTHENTICATED,
-                "missing or invalid bearer token: send `authorization: Bearer <token>` "
-                "(workers and the CLI read DURABLE_AUTH_TOKEN or DURABLE_AUTH_TOKEN_FILE)",
-            )
-
-        self._refuse = grpc.unary_unary_rpc_method_handler(refuse)
-
-    def _valid(self, presented: str | bytes | None) -> bool:
-        if presented is None:
-            return False
-        value = presented.decode() if isinstance(presented, bytes) else presented
-        scheme, _, token = value.partition(" ")
-        if scheme.lower() != "bearer" or not token:
-            return False
-        candidate = token.strip().encode()
-        ok = False
-        for expected in self._tokens:
-            ok |= hmac.compare_digest(candidate, expected)  # no early exit: constant time
-        return ok
-
-    async def intercept_service(self, continuation: Any, details: grpc.HandlerCallDetails) -> Any:
-        if details.method.startswith(OPEN_METHOD_PREFIXES):
-            return await continuation(details)
-        presented = dict(details.invocation_metadata or ()).get(AUTH_HEADER)
-        if self._valid(presented):
-            return await continuation(details)
-        return self._refuse
+    call = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=""), timeout=timeout)
+    metadata = await call.initial_metadata()
+    await call
+    value = dict(metadata or ()).get(SCOPE_HEADER)
+    if value is None:
+        return "admin"  # no authentication on the control plane: everything is allowed
+    value = value.decode() if isinstance(value, bytes) else str(value)
+    return None if value == "none" else value

@@ -17,9 +17,10 @@ import asyncpg
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from durable.common.security import ServerSecurity, TokenAuthInterceptor
+from durable.common.security import ServerSecurity
 from durable.controlplane.dispatch import TaskListener, TaskSignals
 from durable.controlplane.grpc import client_service, keda_scaler, worker_service
+from durable.controlplane.grpc.auth import ScopedAuthInterceptor
 from durable.controlplane.metrics import ControlPlaneMetrics
 from durable.controlplane.migrator import migrate
 from durable.controlplane.reaper import Reaper
@@ -123,6 +124,8 @@ class ControlPlane:
         self._stopped = False
         self._tasks: list[asyncio.Task[None]] = []
         self._server: grpc.aio.Server | None = None
+        self._keda_server: grpc.aio.Server | None = None
+        self.keda_port: int | None = None
         self.pool: asyncpg.Pool | None = None
         self.store: Store | None = None
         self.health = health.aio.HealthServicer()
@@ -146,7 +149,8 @@ class ControlPlane:
             if applied:
                 logger.info("applied migrations %s", applied)
         limit = self.grpc_settings.max_payload_bytes
-        self.store = Store(self.pool, clock=self.clock, max_payload_bytes=limit, observer=self.metrics)
+        self.store = Store(self.pool, clock=self.clock, max_payload_bytes=limit, observer=self.metrics,
+                           decision_retry_max=self.grpc_settings.decision_retry_max)
         signals = self._signals = TaskSignals()
         for name in SERVICE_NAMES:
             await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
@@ -165,8 +169,10 @@ class ControlPlane:
         self._supervise("database-health", db_health.run(self._stop))
 
         tokens = self.security.tokens()
+        credentials_file = self.security.credentials_file()
+        authenticated = bool(tokens or credentials_file)
         self._server = grpc.aio.server(
-            interceptors=[TokenAuthInterceptor(tokens)] if tokens else None,
+            interceptors=[ScopedAuthInterceptor(tokens, credentials_file)] if authenticated else None,
             options=[
                 ("grpc.max_receive_message_length", self.grpc_settings.max_message_bytes),
                 ("grpc.max_send_message_length", self.grpc_settings.max_response_bytes),
@@ -199,13 +205,30 @@ class ControlPlane:
         if not self.port:
             raise OSError(f"cannot listen on GRPC_ADDRESS={self.grpc_settings.address}")
         await self._server.start()
+        if self.grpc_settings.keda_address:
+            await self._start_keda_server(keda_scaler.KedaScaler(self.store))
         logger.info(STARTUP_MESSAGE)
         logger.info(
             "authentication: %s; transport: %s",
-            "bearer token" if tokens else "none (set DURABLE_AUTH_TOKEN_FILE to require a token)",
+            ("scoped credentials from " + str(self.security.auth_tokens_file)) if credentials_file
+            else "bearer token (admin)" if tokens
+            else "none (set DURABLE_AUTH_TOKENS_FILE to require credentials)",
             ("mutual TLS" if self.security.tls_client_ca_file else "TLS") if credentials else "plaintext",
         )
         logger.info("control plane listening on %s", self.grpc_settings.address.rsplit(":", 1)[0] + f":{self.port}")
+
+    async def _start_keda_server(self, scaler: keda_scaler.KedaScaler) -> None:
+        """KEDA's external scaler (and health) alone on DURABLE_KEDA_ADDRESS, without credentials:
+        KEDA cannot send a bearer token. It answers backlog counts and nothing else."""
+        address = self.grpc_settings.keda_address or ""
+        self._keda_server = grpc.aio.server()
+        keda_scaler.add_to_server(scaler, self._keda_server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self._keda_server)
+        self.keda_port = self._keda_server.add_insecure_port(address)
+        if not self.keda_port:
+            raise OSError(f"cannot listen on DURABLE_KEDA_ADDRESS={address}")
+        await self._keda_server.start()
+        logger.info("KEDA external scaler (read-only, no credentials) on %s:%d", address.rsplit(":", 1)[0], self.keda_port)
 
     def _supervise(self, name: str, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coro, name=f"durable-controlplane-{name}")
@@ -238,6 +261,8 @@ class ControlPlane:
         await self.health.enter_graceful_shutdown()
         if self._server is not None:
             await self._server.stop(grace)
+        if self._keda_server is not None:
+            await self._keda_server.stop(grace)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -104,6 +104,12 @@ class ControlPlaneMetrics(MetricsEndpoint, StoreObserver):
             "durable_workflow_decisions", "Workflow decisions, applied or dropped on a moved history.", ["type", "result"],
             registry=self.registry,
         )
+        self.decision_failures = Counter(
+            "durable_workflow_decision_failures",
+            "Workflow decisions that failed (workflow code raised, or a non-determinism): the "
+            "workflow stays running, blocked, and the decision is retried.", ["type", "error_type"],
+            registry=self.registry,
+        )
         self.state = _DatabaseState()
         self.registry.register(self.state)
 
@@ -128,6 +134,9 @@ class ControlPlaneMetrics(MetricsEndpoint, StoreObserver):
 
     def decided(self, workflow_type: str, applied: bool) -> None:
         self.decisions.labels(workflow_type, "applied" if applied else "dropped").inc()
+
+    def decision_failed(self, workflow_type: str, error_type: str) -> None:
+        self.decision_failures.labels(workflow_type, error_type).inc()
 
     def record_reaper(self, report: ReaperReport) -> None:
         self.reclaims.inc(report.reclaimed)

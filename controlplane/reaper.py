@@ -96,7 +96,10 @@ class Reaper:
                 task = Task.from_row(row)
                 if task.kind == "activity":
                     await store._breaker_failure(conn, task.activity_type, now)
-                if task.reclaim_count >= self.settings.max_reclaims or task.failed_attempts >= task.max_attempts:
+                # A decision is never dead-lettered: a workflow fails only by its own code.
+                if task.kind != "workflow" and (
+                    task.reclaim_count >= self.settings.max_reclaims or task.failed_attempts >= task.max_attempts
+                ):
                     doomed.append(task)
                 elif task.kind == "workflow" and await conn.fetchval(Q.pending_decision_exists, task.workflow_id):
                     await conn.execute(Q.supersede_task, task.id, now)

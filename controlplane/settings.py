@@ -71,6 +71,17 @@ class GrpcSettings(BaseSettings):
         1024 * 1024, ge=1024, validation_alias="DURABLE_MAX_PAYLOAD_BYTES",
         description="Largest JSON payload accepted, bytes (default 1 MiB).",
     )
+    decision_retry_max: float = Field(
+        60.0, gt=0, validation_alias="DURABLE_DECISION_RETRY_MAX_SECONDS",
+        description="Longest wait, seconds, before a blocked workflow's failing decision is "
+                    "tried again (doubling from 1 s; default 60).",
+    )
+    keda_address: str | None = Field(
+        None, validation_alias="DURABLE_KEDA_ADDRESS",
+        description="host:port of a second, read-only port serving only KEDA's external scaler "
+        "and health, without credentials (KEDA cannot send a token); unset = none. "
+        "E.g. 0.0.0.0:9003.",
+    )
     max_message_bytes: int = Field(
         16 * 1024 * 1024, ge=64 * 1024, le=MAX_WORKER_RECEIVE_BYTES, validation_alias="DURABLE_MAX_MESSAGE_BYTES",
         description=(

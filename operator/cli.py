@@ -54,7 +54,7 @@ def operator_command(
         context.metrics.serve(settings.metrics_port)
     kopf.run(
         registry=registry,
-        settings=kopf_settings(settings),
+        settings=kopf_settings(settings, scanning=settings.scanning),
         standalone=settings.standalone,
         clusterwide=not settings.namespaces,
         namespaces=settings.namespaces,

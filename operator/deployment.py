@@ -35,6 +35,31 @@ SPEC_HASH_ANNOTATION = "durable.dev/spec-hash"
 DELETION_COST_ANNOTATION = "controller.kubernetes.io/pod-deletion-cost"
 HEALTH_PORT = 9002
 CONTAINER = "worker"
+TMP_VOLUME = "durable-tmp"
+
+# Worker pods get the chart's hardening unless the pool's podTemplate says otherwise (its
+# fields win): a non-root uid (the durable image's user), no privilege escalation, no
+# capabilities, a read-only root filesystem with a writable /tmp, and no ServiceAccount token
+# (set podTemplate.spec.automountServiceAccountToken: true for workers that call the API).
+POD_DEFAULTS: dict[str, Any] = {
+    "automountServiceAccountToken": False,
+    "securityContext": {
+        "runAsNonRoot": True,
+        "runAsUser": 10001,
+        "runAsGroup": 10001,
+        "fsGroup": 10001,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    },
+}
+CONTAINER_DEFAULTS: dict[str, Any] = {
+    "securityContext": {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    },
+}
 
 
 def pod_labels(pool: str) -> dict[str, str]:
@@ -108,14 +133,21 @@ def _merge(base: Mapping[str, Any], overlay: Mapping[str, Any]) -> dict[str, Any
 
 
 def _pod_spec(spec: PoolSpec, pool: str, address: str) -> dict[str, Any]:
-    user = copy.deepcopy(spec.pod_template.spec)
-    worker = _container(spec, pool, address)
+    user = _merge(POD_DEFAULTS, copy.deepcopy(spec.pod_template.spec))  # the user's fields win
+    worker = _merge(CONTAINER_DEFAULTS, _container(spec, pool, address))
     containers: list[dict[str, Any]] = []
     for extra in user.pop("containers", None) or []:
         if isinstance(extra, Mapping) and extra.get("name") == CONTAINER:
-            worker = _merge(extra, worker)  # the user's extra fields, ours win
+            # the defaults, then the user's fields, then ours (image, env, ports, probes)
+            worker = _merge(_merge(CONTAINER_DEFAULTS, extra), _container(spec, pool, address))
         elif isinstance(extra, Mapping):
             containers.append(dict(extra))
+    mounts = list(worker.get("volumeMounts") or [])
+    if not any(isinstance(m, Mapping) and m.get("mountPath") == "/tmp" for m in mounts):
+        worker["volumeMounts"] = [*mounts, {"name": TMP_VOLUME, "mountPath": "/tmp"}]
+        volumes = list(user.get("volumes") or [])
+        if not any(isinstance(v, Mapping) and v.get("name") == TMP_VOLUME for v in volumes):
+            user["volumes"] = [*volumes, {"name": TMP_VOLUME, "emptyDir": {"sizeLimit": "256Mi"}}]
     return {**user, "containers": [worker, *containers]}
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 __all__ = ["OperatorSettings"]
@@ -57,6 +57,23 @@ class OperatorSettings(BaseSettings):
         30.0, gt=0, validation_alias="DURABLE_OPERATOR_KUBE_TIMEOUT_SECONDS",
         description="Deadline of each Kubernetes API request the operator makes, seconds.",
     )
+
+    scanning: bool = Field(
+        True, validation_alias="DURABLE_OPERATOR_SCANNING",
+        description="kopf's cluster-wide discovery watches (CustomResourceDefinitions and, when "
+        "watching all namespaces, Namespaces). false: the resource is resolved once at start and "
+        "nothing cluster-wide is read, so a Role in each watched namespace is enough; needs "
+        "exact namespace names. Default true.",
+    )
+
+    @model_validator(mode="after")
+    def _scanning_needs_exact_names(self) -> OperatorSettings:
+        globbed = [n for n in self.namespaces if any(c in n for c in "*?[!")]
+        if not self.scanning and globbed:
+            raise ValueError(
+                f"DURABLE_OPERATOR_SCANNING=false needs exact namespace names, not patterns: {', '.join(globbed)}"
+            )
+        return self
 
     @field_validator("namespaces", mode="before")
     @classmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -9,37 +10,57 @@ from types import MappingProxyType
 from typing import Any, TypeVar, overload
 
 from durable.common import InvalidArgument, RetryPolicy
-from durable.worker.actions import ActivityOptions, Seconds, retry_policy_of, to_seconds
+from durable.common.converter import input_type, return_type
+from durable.worker.workflows.commands import ActivityOptions, Seconds, retry_policy_of, to_seconds
+from durable.worker.workflows.definitions import WorkflowDefinition, define
 
 ActivityFn = Callable[..., Any]
 F = TypeVar("F", bound=ActivityFn)
-C = TypeVar("C", bound=type)
-
-WORKFLOW_HANDLERS = (
-    "on_start",
-    "on_activity_completed",
-    "on_activity_failed",
-    "on_timer_fired",
-    "on_signal",
-)
-
+W = TypeVar("W")
 
 @dataclass(frozen=True)
 class ActivityDefinition:
-    """A registered activity: `fn(ctx, input) -> dict`, async or sync (run in a thread)."""
+    """A registered activity: `fn(ctx, input) -> result`, async or sync (run in a thread).
+    `input_type`/`result_type`: the annotations payloads are converted by."""
 
     name: str
     fn: ActivityFn
     is_async: bool
     options: ActivityOptions
+    input_type: Any = None
+    result_type: Any = None
 
 
-@dataclass(frozen=True)
-class WorkflowDefinition:
-    """A registered workflow class (see durable.worker.Workflow for the handlers)."""
+def _as_workflow_activity(func: F, definition: ActivityDefinition) -> F:
+    """The registered function, marked so that calling it inside a workflow with one
+    argument (the input) runs it as an activity: ``await reason(turn)`` is
+    ``await ctx.activity("reason", turn)``. Outside a workflow it is the function itself."""
+    from durable.worker.workflows.context import current_context
 
-    name: str
-    cls: type
+    def in_workflow(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if len(args) > 1:
+            raise TypeError(f"inside a workflow, call activity {definition.name} with its input "
+                            f"only: {definition.name}(input, **options)")
+        ctx = current_context()
+        assert ctx is not None
+        return ctx.activity(definition.name, args[0] if args else None, **kwargs)
+
+    call: Any
+    if inspect.iscoroutinefunction(func):
+        @functools.wraps(func)
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            if current_context() is None:
+                return await func(*args, **kwargs)
+            return await in_workflow(args, kwargs)
+    else:
+        @functools.wraps(func)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if current_context() is None:
+                return func(*args, **kwargs)
+            return in_workflow(args, kwargs)
+
+    call.__durable_activity__ = definition
+    return call  # type: ignore[no-any-return]
 
 
 class App:
@@ -118,46 +139,60 @@ class App:
             if activity_name in self._activities:
                 raise InvalidArgument(f"activity {activity_name!r} is registered twice")
             _check_arity(func, activity_name)
-            self._activities[activity_name] = ActivityDefinition(
+            definition = ActivityDefinition(
                 name=activity_name,
                 fn=func,
                 is_async=inspect.iscoroutinefunction(func),
                 options=options,
+                input_type=input_type(func),
+                result_type=return_type(func),
             )
-            return func
+            self._activities[activity_name] = definition
+            return _as_workflow_activity(func, definition)
 
         return register(fn) if fn is not None else register
 
     @overload
-    def workflow(self, cls: C) -> C: ...
+    def workflow(self, target: W) -> W: ...
 
     @overload
-    def workflow(self, cls: None = None, *, name: str | None = None) -> Callable[[C], C]: ...
+    def workflow(
+        self,
+        target: None = None,
+        *,
+        name: str | None = None,
+        failure_exceptions: tuple[type[BaseException], ...] = (),
+    ) -> Callable[[W], W]: ...
 
-    def workflow(self, cls: C | None = None, *, name: str | None = None) -> C | Callable[[C], C]:
-        """Register a workflow class (name: the class name). It is built with no arguments
-        for every decision; handlers it lacks behave as in durable.worker.Workflow."""
+    def workflow(
+        self,
+        target: W | None = None,
+        *,
+        name: str | None = None,
+        failure_exceptions: tuple[type[BaseException], ...] = (),
+    ) -> W | Callable[[W], W]:
+        """Register a workflow: an ``async def wf(ctx, input)`` function, a class with
+        ``async def run(self, ctx, input)`` (and @signal methods), or a callback class
+        (durable.worker.Workflow). Name: the function's or class's name.
 
-        def register(klass: C) -> C:
-            if not inspect.isclass(klass):
-                raise InvalidArgument(f"workflow {klass!r} must be a class")
-            workflow_name = name or klass.__name__
+        A workflow fails only by ``raise WorkflowFailed(...)``, an uncaught ActivityError,
+        or an exception of `failure_exceptions`; any other exception is a bug: the decision
+        is retried and the workflow stays running, blocked, until fixed code is deployed.
+        """
+
+        def register(item: W) -> W:
+            workflow_name = str(name or getattr(item, "__name__", ""))
             _check_name(workflow_name, "workflow")
             if workflow_name in self._workflows:
                 raise InvalidArgument(f"workflow {workflow_name!r} is registered twice")
-            for handler in WORKFLOW_HANDLERS:
-                attr = getattr(klass, handler, None)
-                if attr is not None and not callable(attr):
-                    raise InvalidArgument(f"workflow {workflow_name!r}: {handler} is not callable")
-                if attr is not None and inspect.iscoroutinefunction(attr):
-                    raise InvalidArgument(
-                        f"workflow {workflow_name!r}: {handler} must be a plain (not async) "
-                        "method; workflow code is deterministic and does no I/O"
-                    )
-            self._workflows[workflow_name] = WorkflowDefinition(name=workflow_name, cls=klass)
-            return klass
+            try:
+                definition = define(item, workflow_name, failure_exceptions)
+            except (TypeError, ValueError) as exc:
+                raise InvalidArgument(str(exc)) from None
+            self._workflows[workflow_name] = definition
+            return item
 
-        return register(cls) if cls is not None else register
+        return register(target) if target is not None else register
 
     def activity_options(self, activity_type: str) -> ActivityOptions:
         """The registered defaults of `activity_type` (empty options when unknown here)."""

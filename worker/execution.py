@@ -32,7 +32,9 @@ from durable.worker.protocol import (
     failure_to_proto,
     history_from_proto,
 )
-from durable.worker.replay import WorkflowCodeError, replay
+from durable.common.converter import from_json, to_json
+from durable.worker.workflows import NonDeterminismError, WorkflowCodeError
+from durable.worker.workflows.instance import format_frames
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +166,8 @@ class TaskRunner:
         ctx = running.ctx or ActivityContext.for_task(task)
         running.ctx = ctx
         try:
-            data = decode_payload(task.input_json, field="activity input")
+            data = from_json(decode_payload(task.input_json, field="activity input"),
+                             definition.input_type, field="activity input")
         except DurableError as exc:
             failure = failure_to_proto(str(exc), type(exc).__name__, non_retryable=True)
             return "FailTask", self._fail_request(task, failure)
@@ -189,7 +192,7 @@ class TaskRunner:
                 )
             return "FailTask", self._fail_request(task, failure_from_exception(exc))
         try:
-            result_json = encode_payload(result, field="activity result", allow_none=True)
+            result_json = encode_payload(to_json(result), field="activity result", allow_none=True)
         except DurableError as exc:
             failure = failure_to_proto(str(exc), type(exc).__name__, non_retryable=True)
             return "FailTask", self._fail_request(task, failure)
@@ -220,20 +223,15 @@ class TaskRunner:
             )
             return "FailTask", self._fail_request(task, failure)
         try:
-            decision = replay(
-                definition.cls,
+            decision = definition.decide(
                 history_from_proto(task.history),
                 task.decided_through_seq,
                 workflow_id=task.workflow_id,
-                workflow_type=definition.name,
                 activity_defaults=self.app.activity_options,
             )
             actions = actions_to_proto(decision.actions)
-        except (WorkflowCodeError, DurableError, ValueError) as exc:
-            log.warning("workflow %s (task %s): decision failed: %s", task.workflow_id, task.id, exc)
-            cause = exc.__cause__ if isinstance(exc, WorkflowCodeError) and exc.__cause__ else exc
-            failure = failure_to_proto(str(exc), type(cause).__name__)
-            return "FailTask", self._fail_request(task, failure)
+        except Exception as exc:  # noqa: BLE001 - workflow code may raise anything
+            return "FailTask", self._fail_request(task, self._decision_failure(task, exc))
         return "CompleteWorkflowTask", pb.CompleteWorkflowTaskRequest(
             worker_id=self.worker_id,
             task_id=task.id,
@@ -241,6 +239,23 @@ class TaskRunner:
             seen_through_seq=decision.seen_through_seq,
             actions=actions,
         )
+
+    def _decision_failure(self, task: pb.Task, exc: Exception) -> pb.Failure:
+        """A decision that failed: the workflow stays running, blocked with this error and
+        the last frames of its traceback, and the decision is retried."""
+        cause = exc.__cause__ if isinstance(exc, WorkflowCodeError) and exc.__cause__ else exc
+        if isinstance(exc, NonDeterminismError):
+            kind = "NonDeterminismError"
+        elif isinstance(exc, WorkflowCodeError) and exc.__cause__ is None:
+            kind = type(exc).__name__
+        else:
+            kind = type(cause).__name__
+        message = str(exc).split("\n", 1)[0]
+        log.warning("workflow %s (%s, task %s): decision failed, the workflow is blocked: %s: %s",
+                    task.workflow_id, task.activity_type, task.id, kind, message)
+        if self.metrics is not None:
+            self.metrics.decision_failed(task.activity_type, kind)
+        return failure_to_proto(message, kind, details={"traceback": format_frames(cause)})
 
     # -- reports ------------------------------------------------------------------------------
 

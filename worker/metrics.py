@@ -26,7 +26,16 @@ class WorkerMetrics(MetricsEndpoint):
             registry=self.registry,
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
         )
+        self.decision_failures = Counter(
+            "durable_worker_decision_failures",
+            "Workflow decisions that failed (a bug in workflow code, a non-determinism): the "
+            "workflow stays running, blocked, and the decision is retried.",
+            ["type", "error_type"], registry=self.registry,
+        )
         self._children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+
+    def decision_failed(self, workflow_type: str, error_type: str) -> None:
+        self.decision_failures.labels(workflow_type, error_type).inc()
 
     def observe(self, kind: str, activity_type: str, outcome: str, seconds: float) -> None:
         key = (kind, activity_type, outcome)

@@ -10,15 +10,19 @@ from typing import Any
 from durable.common import NonRetryableError, RetryableError, RetryPolicy
 from durable.common.payloads import encode_payload
 from durable.proto.v1 import durable_pb2 as pb
-from durable.worker.actions import (
+from durable.worker.workflows.commands import (
     Action,
     ActivityOptions,
+    CancelActivity,
+    CancelTimer,
+    CancelWorkflow,
     CompleteWorkflow,
     FailWorkflow,
+    RecordMarker,
     ScheduleActivity,
     StartTimer,
 )
-from durable.worker.replay import HistoryEvent
+from durable.worker.workflows.history import HistoryEvent, parse_time
 
 MAX_MESSAGE_CHARS = 4000
 
@@ -33,6 +37,7 @@ def history_from_proto(events: Iterable[pb.Event]) -> list[HistoryEvent]:
                 sequence_num=event.sequence_num,
                 event_type=event.event_type,
                 data=data if isinstance(data, dict) else {"value": data},
+                created_at=parse_time(event.created_at),
             )
         )
     return result
@@ -92,15 +97,29 @@ def failure_from_exception(exc: BaseException) -> pb.Failure:
     return failure_to_proto(text, type(exc).__name__)
 
 
+def value_json(value: Any, field: str) -> str:
+    """Any JSON value as the text of a payload (None: "null"). Raises InvalidArgument."""
+    if value is None:
+        return "null"
+    if isinstance(value, dict):
+        return encode_payload(value, field=field)
+    try:
+        return json.dumps(value, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        from durable.common import InvalidArgument
+
+        raise InvalidArgument(f"{field} is not JSON-serialisable: {exc}") from None
+
+
 def action_to_proto(action: Action) -> pb.WorkflowAction:
-    """One action of a decision. Raises InvalidArgument for a payload that breaks the rules."""
+    """One command of a decision. Raises InvalidArgument for a payload that breaks the rules."""
     if isinstance(action, ScheduleActivity):
         assert action.activity_id is not None, "the replay engine assigns activity ids"
         return pb.WorkflowAction(
             schedule_activity=pb.ScheduleActivity(
                 activity_id=action.activity_id,
                 activity_type=action.activity_type,
-                input_json=encode_payload(action.input, field=f"input of {action.activity_id}"),
+                input_json=value_json(action.input, f"input of {action.activity_id}"),
                 options=options_to_proto(action.options),
             )
         )
@@ -112,7 +131,7 @@ def action_to_proto(action: Action) -> pb.WorkflowAction:
     if isinstance(action, CompleteWorkflow):
         return pb.WorkflowAction(
             complete_workflow=pb.CompleteWorkflow(
-                result_json=encode_payload(action.result, field="workflow result")
+                result_json=value_json(action.result, "workflow result")
             )
         )
     if isinstance(action, FailWorkflow):
@@ -123,6 +142,16 @@ def action_to_proto(action: Action) -> pb.WorkflowAction:
                 )
             )
         )
+    if isinstance(action, RecordMarker):
+        return pb.WorkflowAction(record_marker=pb.RecordMarker(
+            kind=action.kind, marker_id=action.marker_id,
+            value_json=value_json(action.value, f"marker {action.marker_id}")))
+    if isinstance(action, CancelActivity):
+        return pb.WorkflowAction(cancel_activity=pb.CancelActivity(activity_id=action.activity_id))
+    if isinstance(action, CancelTimer):
+        return pb.WorkflowAction(cancel_timer=pb.CancelTimer(timer_id=action.timer_id))
+    if isinstance(action, CancelWorkflow):
+        return pb.WorkflowAction(cancel_workflow=pb.CancelWorkflowAction(reason=action.reason))
     raise TypeError(f"not a workflow action: {action!r}")
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from durable.worker.actions import Action, fail
+from durable.worker.workflows.commands import Action, fail
 
 
 class Workflow:

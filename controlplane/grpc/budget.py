@@ -50,6 +50,15 @@ def pack(items: Iterable[M], budget: int) -> tuple[list[M], list[M]]:
     return kept, rest
 
 
+def pack_at_least_one(items: Iterable[M], budget: int) -> tuple[list[M], list[M]]:
+    """pack(), but a first item larger than the budget still goes (alone): a listing always
+    makes progress."""
+    kept, rest = pack(items, budget)
+    if not kept and rest:
+        kept, rest = rest[:1], rest[1:]
+    return kept, rest
+
+
 def page_size(requested: int) -> int:
     """A history page's event count: `requested`, 0 = the default; refused out of range."""
     if not 0 <= requested <= MAX_HISTORY_PAGE:

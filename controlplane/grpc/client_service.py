@@ -12,6 +12,7 @@ from durable.common.errors import InvalidArgument
 from durable.controlplane.grpc import budget, convert
 from durable.controlplane.grpc.errors import generic_handler, required, rpc
 from durable.controlplane.store import Store
+from durable.controlplane.store.browse import encode_page_token
 from durable.proto.v1 import durable_pb2 as pb
 from durable.proto.v1 import durable_pb2_grpc as pb_grpc
 
@@ -55,7 +56,8 @@ class ClientService(pb_grpc.ClientServiceServicer):
 
     @rpc
     async def CancelWorkflow(self, request: pb.CancelWorkflowRequest, context: Any) -> pb.CancelWorkflowResponse:
-        n = await self.store.cancel_workflow(required(request.workflow_id, "workflow_id"), request.reason)
+        n = await self.store.cancel_workflow(
+            required(request.workflow_id, "workflow_id"), request.reason, terminate=request.terminate)
         return pb.CancelWorkflowResponse(cancelled_tasks=n)
 
     @rpc
@@ -65,13 +67,55 @@ class ClientService(pb_grpc.ClientServiceServicer):
 
     @rpc
     async def ListWorkflows(self, request: pb.ListWorkflowsRequest, context: Any) -> pb.ListWorkflowsResponse:
-        rows = await self.store.list_workflows(
-            request.status or None, request.workflow_type or None, request.limit or 50
+        rows, next_token = await self.store.browse_workflows(
+            status=request.status or None,
+            workflow_type=request.workflow_type or None,
+            id_prefix=request.id_prefix or None,
+            created_after=convert.time_bound(request.created_after, "created_after"),
+            created_before=convert.time_bound(request.created_before, "created_before"),
+            page_token=request.page_token or None,
+            limit=request.limit or 50,
         )
-        # a listing of 1,000 workflows with 1 MiB inputs would be over any message: it ends
-        # where its budget does (ask with a smaller limit, or a filter, for the rest)
-        kept, _ = budget.pack([convert.workflow(w) for w in rows], self.max_response_bytes)
-        return pb.ListWorkflowsResponse(workflows=kept)
+        # 1,000 workflows with 1 MiB inputs would be over any message: a page also ends where
+        # its byte budget does, and the next page starts after its last row
+        kept, rest = budget.pack_at_least_one([convert.workflow(w) for w in rows], self.max_response_bytes)
+        if rest:
+            last = rows[len(kept) - 1]
+            next_token = encode_page_token(last.created_at, last.id)
+        return pb.ListWorkflowsResponse(workflows=kept, next_page_token=next_token or "")
+
+    @rpc
+    async def CountWorkflows(self, request: pb.CountWorkflowsRequest, context: Any) -> pb.CountWorkflowsResponse:
+        counts = await self.store.count_workflows(
+            workflow_type=request.workflow_type or None,
+            id_prefix=request.id_prefix or None,
+            created_after=convert.time_bound(request.created_after, "created_after"),
+            created_before=convert.time_bound(request.created_before, "created_before"),
+            at_most=request.at_most or None,
+        )
+        capped = request.at_most or None
+        return pb.CountWorkflowsResponse(
+            counts=[pb.StatusCount(status=s, count=n, at_least=capped is not None and n >= capped)
+                    for s, n in counts.items()]
+        )
+
+    @rpc
+    async def ListWorkflowTasks(
+        self, request: pb.ListWorkflowTasksRequest, context: Any
+    ) -> pb.ListWorkflowTasksResponse:
+        tasks = await self.store.workflow_tasks(
+            required(request.workflow_id, "workflow_id"),
+            include_finished=request.include_finished,
+            limit=request.limit or 200,
+        )
+        return pb.ListWorkflowTasksResponse(tasks=[convert.task_info(t) for t in tasks])
+
+    @rpc
+    async def ListCircuitBreakers(
+        self, request: pb.ListCircuitBreakersRequest, context: Any
+    ) -> pb.ListCircuitBreakersResponse:
+        rows = await self.store.list_circuit_breakers()
+        return pb.ListCircuitBreakersResponse(breakers=[convert.breaker(b) for b in rows])
 
     @rpc
     async def GetHistory(self, request: pb.GetHistoryRequest, context: Any) -> pb.GetHistoryResponse:
@@ -114,9 +158,17 @@ class ClientService(pb_grpc.ClientServiceServicer):
 
     @rpc
     async def ListDeadLetters(self, request: pb.ListDeadLettersRequest, context: Any) -> pb.ListDeadLettersResponse:
-        rows = await self.store.list_dead_letters(request.activity_type or None, request.limit or 100)
-        kept, _ = budget.pack([convert.dead_letter(d) for d in rows], self.max_response_bytes)
-        return pb.ListDeadLettersResponse(entries=kept)
+        rows, next_token = await self.store.browse_dead_letters(
+            activity_type=request.activity_type or None,
+            error_contains=request.error_contains or None,
+            page_token=request.page_token or None,
+            limit=request.limit or 100,
+        )
+        kept, rest = budget.pack_at_least_one([convert.dead_letter(d) for d in rows], self.max_response_bytes)
+        if rest:
+            last = rows[len(kept) - 1]
+            next_token = encode_page_token(last.dead_at, last.id)
+        return pb.ListDeadLettersResponse(entries=kept, next_page_token=next_token or "")
 
     @rpc
     async def RequeueDeadLetter(self, request: pb.RequeueDeadLetterRequest, context: Any) -> pb.RequeueDeadLetterResponse:

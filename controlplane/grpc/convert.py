@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from durable.common.errors import InvalidArgument
 from durable.common.payloads import Checked, check_payload, decode_payload
 from durable.common.tracing import format_traceparent
 from durable.controlplane.store import (
+    CircuitBreaker,
     ClaimedTask,
     ClaimedWorkflowTask,
     DeadLetter,
     Event,
+    Task,
     TypeStats,
     Worker,
     WorkflowInstance,
@@ -91,6 +93,16 @@ def action(msg: pb.WorkflowAction, index: int, limit: int) -> dict[str, Any]:
         if f.details_json:
             error["details"] = load(f.details_json, f"{field}.failure.details_json", limit)
         return {"type": "fail_workflow", "error": error}
+    if which == "record_marker":
+        m = msg.record_marker
+        value = json.loads(m.value_json) if m.value_json else None
+        return {"type": "record_marker", "kind": m.kind, "marker_id": m.marker_id, "value": value}
+    if which == "cancel_activity":
+        return {"type": "cancel_activity", "activity_id": msg.cancel_activity.activity_id}
+    if which == "cancel_timer":
+        return {"type": "cancel_timer", "timer_id": msg.cancel_timer.timer_id}
+    if which == "cancel_workflow":
+        return {"type": "cancel_workflow", "reason": msg.cancel_workflow.reason}
     raise InvalidArgument(f"{field} has no action set")
 
 
@@ -142,6 +154,9 @@ def workflow(w: WorkflowInstance) -> pb.WorkflowInfo:
         started_at=ts(w.started_at),
         completed_at=ts(w.completed_at),
         last_event_seq=w.last_event_seq,
+        blocked_json=dump(w.blocked),
+        cancel_requested_at=ts(w.cancel_requested_at),
+        decided_through_seq=w.decided_through_seq,
         pinned=w.pinned,
     )
 
@@ -184,4 +199,49 @@ def worker(w: Worker) -> pb.WorkerInfo:
         started_at=ts(w.started_at),
         hostname=w.hostname or "",
         version=w.version or "",
+    )
+
+
+def time_bound(seconds: float, field: str) -> datetime | None:
+    """A Unix-seconds bound of a request; 0 means none."""
+    if seconds < 0:
+        raise InvalidArgument(f"{field} must be >= 0 (Unix seconds; 0 = no bound)")
+    return datetime.fromtimestamp(seconds, UTC) if seconds else None
+
+
+def task_info(t: Task) -> pb.TaskInfo:
+    return pb.TaskInfo(
+        id=str(t.id),
+        kind=t.kind,
+        activity_id=t.activity_id or "",
+        activity_type=t.activity_type,
+        status=t.status,
+        attempt=t.attempt,
+        max_attempts=t.max_attempts,
+        priority=t.priority,
+        visible_at=ts(t.visible_at),
+        created_at=ts(t.created_at),
+        claimed_by=t.claimed_by or "",
+        claimed_at=ts(t.claimed_at),
+        heartbeat_at=ts(t.heartbeat_at),
+        completed_at=ts(t.completed_at),
+        last_error=t.last_error or "",
+        error_history_json=dump({"errors": t.error_history}),
+    )
+
+
+def breaker(b: CircuitBreaker) -> pb.CircuitBreakerInfo:
+    return pb.CircuitBreakerInfo(
+        key=b.key,
+        state=b.state,
+        failure_count=b.failure_count,
+        success_count=b.success_count,
+        half_open_in_flight=b.half_open_in_flight,
+        opened_at=ts(b.opened_at),
+        failure_threshold=b.failure_threshold,
+        window_seconds=b.window_seconds,
+        reset_timeout_seconds=b.reset_timeout_seconds,
+        half_open_max_trials=b.half_open_max_trials,
+        success_threshold=b.success_threshold,
+        updated_at=ts(b.updated_at),
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import asyncio
 import random
 from typing import Any
@@ -117,9 +119,10 @@ class WorkerService(pb_grpc.WorkerServiceServicer):
         queue at once (no attempt burnt; another claim takes it). A workflow task too large
         to travel alone (its history is over the budget) goes with the first events of its
         history to a worker that pages (`pages_history`: it reads the rest with
-        GetTaskHistory); to any other, it can never be delivered: its attempt fails,
-        non-retryably, with a message saying so, instead of being claimed, lost and taken back
-        by the reaper until the poison guard buries it."""
+        GetTaskHistory); to any other, it can never be delivered: its attempt fails with a
+        message saying so (the workflow is blocked with it, and the decision retried with
+        backoff), instead of being claimed, lost and taken back by the reaper until the poison
+        guard buries it."""
         tasks = [convert.task(t) for t in activities] + [convert.workflow_task(d) for d in decisions]
         kept, rest = budget.pack(tasks, self.max_response_bytes)
         if not kept and rest:
@@ -250,6 +253,7 @@ class WorkerService(pb_grpc.WorkerServiceServicer):
             error_type=failure.type or "Error",
             non_retryable=failure.non_retryable,
             next_retry_delay=failure.next_retry_delay or None,
+            details=_details(failure.details_json),
         )
         return pb.FailTaskResponse(outcome=outcome.outcome, retry_at=convert.ts(outcome.retry_at))
 
@@ -277,3 +281,15 @@ class WorkerService(pb_grpc.WorkerServiceServicer):
 def add_to_server(service: WorkerService, server: grpc.aio.Server) -> None:
     """Register with request parsing that turns undecodable bytes into INVALID_ARGUMENT."""
     server.add_generic_rpc_handlers((generic_handler(service, pb.DESCRIPTOR.services_by_name["WorkerService"]),))
+
+
+def _details(text: str) -> dict[str, Any] | None:
+    """A failure's details (a blocked decision's traceback), best effort: never a reason to
+    refuse the report."""
+    if not text:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None

@@ -6,6 +6,7 @@ Only the control plane imports this package. SQL lives in queries.sql.
 from __future__ import annotations
 
 from durable.controlplane.store.base import Clock, utc_now
+from durable.controlplane.store.browse import BrowseStore
 from durable.controlplane.store.dead_letters import DeadLetterStore
 from durable.controlplane.store.decisions import DecisionStore
 from durable.controlplane.store.records import (
@@ -28,7 +29,9 @@ from durable.controlplane.store.workers import WorkerStore
 from durable.controlplane.store.workflows import WorkflowStore
 
 
-class Store(WorkflowStore, TaskStore, DecisionStore, DeadLetterStore, WorkerStore, StatsStore):
+class Store(
+    WorkflowStore, TaskStore, DecisionStore, DeadLetterStore, WorkerStore, StatsStore, BrowseStore
+):
     """Every operation of the engine on PostgreSQL. Construct with an asyncpg pool."""
 
 

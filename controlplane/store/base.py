@@ -89,6 +89,9 @@ class StoreObserver:
     def decided(self, workflow_type: str, applied: bool) -> None:
         """A decision was applied, or dropped because the history moved."""
 
+    def decision_failed(self, workflow_type: str, error_type: str) -> None:
+        """A decision failed (workflow code raised, or a non-determinism): blocked."""
+
 
 class StoreBase:
     """Connection pool, clock and the primitives the concept modules share."""
@@ -100,6 +103,8 @@ class StoreBase:
         clock: Clock = utc_now,
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
         workflow_task_max_attempts: int = 10,
+        decision_retry_initial: float = 1.0,
+        decision_retry_max: float = 60.0,
         rng: random.Random | None = None,
         observer: StoreObserver | None = None,
     ) -> None:
@@ -108,6 +113,8 @@ class StoreBase:
         self.clock = clock
         self.max_payload_bytes = max_payload_bytes
         self.workflow_task_max_attempts = workflow_task_max_attempts
+        self.decision_retry_initial = decision_retry_initial
+        self.decision_retry_max = decision_retry_max
         self.rng = rng or random.Random()
         # Activity types with a circuit breaker, refreshed every BREAKER_CACHE_SECONDS, so the
         # hot paths skip breaker work for the (usual) types that have none. A breaker
@@ -117,11 +124,23 @@ class StoreBase:
 
     BREAKER_CACHE_SECONDS = 2.0
 
+    def decision_retry_delay(self, failures: int) -> float:
+        """Seconds before a blocked workflow's decision is tried again: doubling from
+        `decision_retry_initial`, capped at `decision_retry_max`, with 10% jitter."""
+        base = min(self.decision_retry_max, self.decision_retry_initial * 2 ** min(failures - 1, 30))
+        return base * (0.9 + 0.2 * self.rng.random())
+
     async def _cancel_open_steps(self, conn: asyncpg.Connection, workflow_id: str, now: datetime) -> int:
         """Cancel a workflow's unfinished tasks and timers; returns how many. A claimed activity
         of a half-open breaker's type gives its trial slot back (it will neither succeed nor
         fail, so nothing else would)."""
         rows = await conn.fetch(Q.cancel_open_steps, workflow_id, now)
+        await self._free_trials(conn, rows, now)
+        return len(rows)
+
+    async def _free_trials(self, conn: asyncpg.Connection, rows: Sequence[asyncpg.Record], now: datetime) -> None:
+        """Cancelled steps (rows with kind, activity_type, was_status): a claimed half-open
+        trial gives its slot back."""
         keys = await self.breaker_keys(conn) if rows else frozenset()
         trials = Counter(
             r["activity_type"] for r in rows
@@ -129,7 +148,6 @@ class StoreBase:
         )
         for key, count in trials.items():
             await conn.execute(Q.return_trials, key, count, now)
-        return len(rows)
 
     async def breaker_keys(self, conn: asyncpg.Connection) -> frozenset[str]:
         loop_time = time.monotonic()

@@ -21,7 +21,11 @@ from durable.controlplane.store.base import StoreBase, check_name, dumps, parse_
 from durable.controlplane.store.queries import Q
 from durable.controlplane.store.records import Task, WorkflowInstance
 
-ACTION_TYPES = ("schedule_activity", "start_timer", "complete_workflow", "fail_workflow")
+ACTION_TYPES = (
+    "schedule_activity", "start_timer", "complete_workflow", "fail_workflow",
+    "record_marker", "cancel_activity", "cancel_timer", "cancel_workflow",
+)
+TERMINAL_ACTIONS = ("complete_workflow", "fail_workflow", "cancel_workflow")
 MAX_ACTIONS = 1000
 MAX_TIMER_SECONDS = 366 * 24 * 3600.0
 
@@ -41,9 +45,9 @@ class DecisionStore(StoreBase):
         if len(actions) > MAX_ACTIONS:
             raise InvalidArgument(f"a decision may carry at most {MAX_ACTIONS} actions")
         planned = [self._check_action(i, a) for i, a in enumerate(actions)]
-        terminal_at = [i for i, a in enumerate(planned) if a["type"] in ("complete_workflow", "fail_workflow")]
+        terminal_at = [i for i, a in enumerate(planned) if a["type"] in TERMINAL_ACTIONS]
         if terminal_at and terminal_at[0] != len(planned) - 1:
-            raise InvalidArgument("complete_workflow/fail_workflow must be the last action, and only one")
+            raise InvalidArgument("complete_workflow/fail_workflow/cancel_workflow must be the last action, and only one")
         now = self.now()
         async with self.pool.acquire() as conn, conn.transaction():
             wf = await self._lock_workflow_of_task(conn, task_id)
@@ -74,7 +78,7 @@ class DecisionStore(StoreBase):
     ) -> None:
         """Record the decision's events and tasks; the caller holds the workflow's lock."""
         events: list[tuple[str, dict[str, Any]]] = []
-        terminal: tuple[str, dict[str, Any]] | None = None
+        terminal: tuple[str, Any] | None = None
         for action in planned:
             kind = action["type"]
             if kind == "schedule_activity":
@@ -105,6 +109,21 @@ class DecisionStore(StoreBase):
             elif kind == "complete_workflow":
                 events.append(("WorkflowCompleted", {"result": action["result"]}))
                 terminal = ("completed", action["result"])
+            elif kind == "record_marker":
+                events.append(("MarkerRecorded", {
+                    "kind": action["kind"], "marker_id": action["marker_id"], "value": action["value"]}))
+            elif kind in ("cancel_activity", "cancel_timer"):
+                step = "activity" if kind == "cancel_activity" else "timer"
+                step_id = action["activity_id" if step == "activity" else "timer_id"]
+                rows = await conn.fetch(Q.cancel_step, wf.id, step, step_id, now)
+                await self._free_trials(conn, rows, now)
+                if step == "activity":
+                    events.append(("ActivityCancelRequested", {"activity_id": step_id}))
+                else:
+                    events.append(("TimerCancelled", {"timer_id": step_id}))
+            elif kind == "cancel_workflow":
+                events.append(("WorkflowCancelled", {"reason": action["reason"]}))
+                terminal = ("cancelled", None)
             else:
                 events.append(("WorkflowFailed", {"error": action["error"]}))
                 terminal = ("failed", action["error"])
@@ -115,6 +134,10 @@ class DecisionStore(StoreBase):
         )
         if terminal is not None:
             status, value = terminal
+            if status == "cancelled":
+                await conn.execute(Q.set_workflow_status, wf.id, status, None, None, now)
+                await self._cancel_open_steps(conn, wf.id, now)
+                return
             await conn.execute(
                 Q.set_workflow_status, wf.id, status,
                 dumps(value) if status == "completed" else None,
@@ -150,8 +173,20 @@ class DecisionStore(StoreBase):
             if not isinstance(fire_after, int | float) or not 0 <= fire_after <= MAX_TIMER_SECONDS:
                 raise InvalidArgument(f"{field}.fire_after must be 0..{MAX_TIMER_SECONDS:.0f} seconds")
             return {"type": kind, "timer_id": timer_id, "fire_after": float(fire_after)}
+        if kind == "record_marker":
+            marker_kind = check_name(action.get("kind"), f"{field}.kind")
+            marker_id = check_name(action.get("marker_id"), f"{field}.marker_id")
+            self.payload(action.get("value"), f"{field}.value")
+            return {"type": kind, "kind": marker_kind, "marker_id": marker_id, "value": action.get("value")}
+        if kind == "cancel_activity":
+            return {"type": kind, "activity_id": check_name(action.get("activity_id"), f"{field}.activity_id")}
+        if kind == "cancel_timer":
+            return {"type": kind, "timer_id": check_name(action.get("timer_id"), f"{field}.timer_id")}
+        if kind == "cancel_workflow":
+            return {"type": kind, "reason": str(action.get("reason") or "")[:1000]}
         if kind == "complete_workflow":
-            result = action.get("result") or {}
+            result = action.get("result")
+            result = {} if result is None and "result" not in action else result
             self.payload(result, f"{field}.result")
             return {"type": kind, "result": result}
         error = action.get("error") or {}

@@ -95,7 +95,7 @@ RETURNING *;
 -- task $5 completed with result $6.
 WITH decided AS (
     UPDATE durable_workflow_instances
-    SET decided_through_seq = $4, updated_at = $2,
+    SET decided_through_seq = $4, updated_at = $2, blocked = NULL,
         status = CASE WHEN status = 'pending' THEN 'running' ELSE status END,
         started_at = COALESCE(started_at, $2)
     WHERE id = $1
@@ -342,6 +342,34 @@ FROM (
 ) AS was
 WHERE t.id = was.id
 RETURNING t.id, t.kind, t.activity_type, was.status AS was_status;
+
+-- name: cancel_step
+-- A decision cancels one step of workflow $1 (kind $2, activity or timer id $3) that has not
+-- finished: a pending one never runs, a claimed one learns it through its heartbeat and its
+-- result is refused. Returns what it was, so a claimed half-open trial frees its slot.
+UPDATE durable_task_queue t
+SET status = 'cancelled', cancel_requested = true, completed_at = $4
+FROM (
+    SELECT id, status FROM durable_task_queue
+    WHERE workflow_id = $1 AND kind = $2 AND activity_id = $3 AND status IN ('pending', 'claimed')
+    FOR UPDATE
+) AS was
+WHERE t.id = was.id
+RETURNING t.id, t.kind, t.activity_type, was.status AS was_status;
+
+-- name: block_workflow
+-- A decision of workflow $1 failed: it stays running, blocked with $2 (the error, a JSON
+-- object; "failures" counts the failed decisions in a row).
+UPDATE durable_workflow_instances
+SET blocked = $2::jsonb || jsonb_build_object(
+        'failures', COALESCE((blocked->>'failures')::integer, 0) + 1,
+        'since', COALESCE(blocked->'since', to_jsonb($3::timestamptz))),
+    updated_at = $3
+WHERE id = $1
+RETURNING (blocked->>'failures')::integer AS failures;
+
+-- name: request_cancel
+UPDATE durable_workflow_instances SET cancel_requested_at = $2, updated_at = $2 WHERE id = $1;
 
 -- name: insert_signal
 INSERT INTO durable_signals (workflow_id, signal_type, payload, sequence_num, created_at)
@@ -677,3 +705,55 @@ WITH doomed AS (
     RETURNING 1
 )
 SELECT count(*) FROM gone;
+
+-- Browsing (ClientService lists for the console and the CLI) --------------------------------
+
+-- name: browse_workflows
+-- One page of workflows, newest first, after the keyset ($6 created_at, $7 id) of the previous
+-- page's last row. $3 is a LIKE pattern (an escaped id prefix followed by %). The order is the
+-- one of the created_at, status and workflow_type indexes (created_at DESC, id).
+SELECT * FROM durable_workflow_instances
+WHERE ($1::text IS NULL OR status = $1)
+  AND ($2::text IS NULL OR workflow_type = $2)
+  AND ($3::text IS NULL OR id LIKE $3)
+  AND ($4::timestamptz IS NULL OR created_at >= $4)
+  AND ($5::timestamptz IS NULL OR created_at < $5)
+  AND ($6::timestamptz IS NULL OR created_at < $6 OR (created_at = $6 AND id > $7::text))
+ORDER BY created_at DESC, id
+LIMIT $8;
+
+-- name: count_workflows
+-- Workflows per status ($5: the statuses) under the browse filters, each count stopping at $6
+-- rows (NULL: exact), so that a status with millions of rows costs no more than the cap.
+SELECT s.status, (
+    SELECT count(*) FROM (
+        SELECT 1 FROM durable_workflow_instances w
+        WHERE w.status = s.status
+          AND ($1::text IS NULL OR w.workflow_type = $1)
+          AND ($2::text IS NULL OR w.id LIKE $2)
+          AND ($3::timestamptz IS NULL OR w.created_at >= $3)
+          AND ($4::timestamptz IS NULL OR w.created_at < $4)
+        LIMIT $6::bigint
+    ) AS upto
+) AS n
+FROM unnest($5::text[]) AS s(status);
+
+-- name: workflow_tasks
+-- The tasks of one workflow, oldest first: live ones only unless $2.
+SELECT * FROM durable_task_queue
+WHERE workflow_id = $1 AND ($2 OR status IN ('pending', 'claimed'))
+ORDER BY created_at, id
+LIMIT $3;
+
+-- name: browse_dead_letters
+-- One page of dead-lettered tasks, newest first (dead_at DESC, id: the dead_at index), after
+-- the keyset ($3 dead_at, $4 id); $2 is matched case-insensitively anywhere in last_error.
+SELECT * FROM durable_dead_letter_queue
+WHERE ($1::text IS NULL OR activity_type = $1)
+  AND ($2::text IS NULL OR strpos(lower(COALESCE(last_error, '')), lower($2)) > 0)
+  AND ($3::timestamptz IS NULL OR dead_at < $3 OR (dead_at = $3 AND id > $4::uuid))
+ORDER BY dead_at DESC, id
+LIMIT $5;
+
+-- name: list_breakers
+SELECT * FROM durable_circuit_breaker_state ORDER BY key;

@@ -49,8 +49,10 @@ class WorkflowInstance(_FromRow):
     completed_at: datetime | None
     trace_id: str | None = None
     span_id: str | None = None
+    blocked: dict[str, Any] | None = None
+    cancel_requested_at: datetime | None = None
     pinned: bool = False
-    _json_fields = ("input", "result", "error")
+    _json_fields = ("input", "result", "error", "blocked")
 
     @property
     def is_terminal(self) -> bool:

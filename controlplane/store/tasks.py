@@ -291,8 +291,13 @@ class TaskStore(BreakerStore):
         error_type: str = "Error",
         non_retryable: bool = False,
         next_retry_delay: float | None = None,
+        details: dict[str, Any] | None = None,
     ) -> FailOutcome:
-        """Record a failed attempt: retry after the backoff, or dead-letter the task."""
+        """Record a failed attempt: retry after the backoff, or dead-letter the task.
+
+        A failed workflow task (a decision) is never dead-lettered and never fails its
+        workflow: the workflow stays running, blocked with the error, and the decision is
+        retried with a capped backoff, without limit, until fixed code decides."""
         task_id = parse_uuid(task_id, "task_id")
         if next_retry_delay is not None and next_retry_delay < 0:
             raise InvalidArgument("next_retry_delay must be >= 0 seconds")
@@ -302,9 +307,43 @@ class TaskStore(BreakerStore):
         async with self.pool.acquire() as conn, conn.transaction():
             wf = await self._lock_workflow_of_task(conn, task_id)
             task = await self._lock_owned(conn, task_id, worker_id, attempt)
-            outcome = await self._fail_locked(conn, task, wf, message, error_type, non_retryable, next_retry_delay, now)
-        self.observer.failed(task.activity_type, outcome.outcome)
+            if task.kind == "workflow" and wf is not None:
+                outcome = await self._block(conn, task, wf, message, error_type, details, now)
+            else:
+                outcome = await self._fail_locked(conn, task, wf, message, error_type, non_retryable, next_retry_delay, now)
+        if task.kind == "workflow":
+            self.observer.decision_failed(task.activity_type, error_type)
+        else:
+            self.observer.failed(task.activity_type, outcome.outcome)
         return outcome
+
+    async def _block(
+        self,
+        conn: asyncpg.Connection,
+        task: Task,
+        wf: WorkflowInstance,
+        message: str,
+        error_type: str,
+        details: dict[str, Any] | None,
+        now: datetime,
+    ) -> FailOutcome:
+        """A decision failed: block the workflow with the error and retry the decision."""
+        traceback = (details or {}).get("traceback")
+        blocked = {"message": message, "type": error_type, "worker": task.claimed_by,
+                   "traceback": str(traceback)[:20_000] if traceback else None}
+        failures = await conn.fetchval(Q.block_workflow, wf.id, dumps(blocked), now) or 1
+        entry = self.error_entry(task, message, error_type, now)
+        if wf.is_terminal:
+            await conn.execute(Q.complete_task, task.id, dumps({"applied": False}), now)
+            return FailOutcome("retrying", retry_at=now)
+        if await conn.fetchval(Q.pending_decision_exists, task.workflow_id):
+            # new events wait in a newer decision task: it tries again at once
+            await conn.execute(Q.supersede_task, task.id, now)
+            return FailOutcome("retrying", retry_at=now)
+        retry_at = now + timedelta(seconds=self.decision_retry_delay(int(failures)))
+        await conn.execute(Q.retry_task, task.id, retry_at, f"{error_type}: {message}", dumps([entry]))
+        await self.notify_due(conn, f"{task.kind}:{task.activity_type}", retry_at)
+        return FailOutcome("retrying", retry_at=retry_at)
 
     async def _fail_locked(
         self,

@@ -54,7 +54,8 @@ class WorkflowStore(StoreBase):
                 conn,
                 workflow_id,
                 0,
-                [("WorkflowStarted", {"workflow_type": workflow_type, "input": json.loads(input_json)})],
+                [("WorkflowStarted", {"workflow_type": workflow_type, "input": json.loads(input_json),
+                                      "random_seed": self.rng.getrandbits(63)})],
                 now,
                 wake=True,
             )
@@ -161,10 +162,14 @@ class WorkflowStore(StoreBase):
             await conn.execute(Q.insert_signal, workflow_id, signal_type, payload_json, seq, now)
         return seq
 
-    async def cancel_workflow(self, workflow_id: str, reason: str = "") -> int:
-        """Cancel a workflow: its pending and running tasks are cancelled, it ends `cancelled`.
+    async def cancel_workflow(self, workflow_id: str, reason: str = "", *, terminate: bool = False) -> int:
+        """Ask a workflow to cancel: a WorkflowCancelRequested event reaches its code (a
+        CancelledError where it waits; its finally blocks and compensations run) and it ends
+        `cancelled` when the code lets the cancellation out. With `terminate` it ends
+        `cancelled` at once instead, its code not run again, its tasks and timers cancelled.
 
-        Cancelling a cancelled workflow is a no-op; returns the number of tasks cancelled.
+        Asking again, or cancelling a cancelled workflow, is a no-op; returns the number of
+        tasks cancelled at once (terminate only).
         """
         now = self.now()
         async with self.pool.acquire() as conn, conn.transaction():
@@ -173,13 +178,22 @@ class WorkflowStore(StoreBase):
                 return 0
             if wf.is_terminal:
                 raise WrongState(f"workflow {workflow_id!r} already ended {wf.status}")
-            await self._append(
-                conn, workflow_id, wf.last_event_seq, [("WorkflowCancelled", {"reason": reason})], now
+            if not terminate:
+                if wf.cancel_requested_at is not None:
+                    return 0
+                seq = await self._append(
+                    conn, workflow_id, wf.last_event_seq,
+                    [("WorkflowCancelRequested", {"reason": reason})], now, wake=True,
+                )
+                await conn.execute(Q.insert_signal, workflow_id, "cancel", dumps({"reason": reason}), seq, now)
+                await conn.execute(Q.request_cancel, workflow_id, now)
+                return 0
+            seq = await self._append(
+                conn, workflow_id, wf.last_event_seq,
+                [("WorkflowCancelled", {"reason": reason, "terminated": True})], now,
             )
-            await conn.execute(
-                Q.insert_signal, workflow_id, "cancel", dumps({"reason": reason}), wf.last_event_seq + 1, now
-            )
-            await conn.execute(Q.mark_signals_delivered, workflow_id, wf.last_event_seq + 1, now)
+            await conn.execute(Q.insert_signal, workflow_id, "cancel", dumps({"reason": reason}), seq, now)
+            await conn.execute(Q.mark_signals_delivered, workflow_id, seq, now)
             cancelled = await self._cancel_open_steps(conn, workflow_id, now)
             await conn.execute(Q.set_workflow_status, workflow_id, "cancelled", None, None, now)
         return cancelled

@@ -8,7 +8,7 @@ DURABLE_MODEL_NAME) to reason with an OpenAI-compatible endpoint instead of the 
 
 from __future__ import annotations
 
-from durable.examples.agent_turn.app import AgentTurn, build_app
+from durable.examples.agent_turn.app import build_app
 from durable.examples.agent_turn.models import (
     ChatCompletionsModel,
     LocalModel,
@@ -19,7 +19,6 @@ from durable.examples.agent_turn.models import (
 app = build_app()
 
 __all__ = [
-    "AgentTurn",
     "ChatCompletionsModel",
     "LocalModel",
     "Model",

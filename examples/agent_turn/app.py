@@ -1,21 +1,15 @@
 """The agent turn: process_input, then reason; tool calls run as parallel `act` activities,
-and reason runs again with their results, until the model answers without tools."""
+and reason runs again with their results, until the model answers without tools. The
+workflow is plain async code: a loop, a gather, a raise."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
 from durable.common import NonRetryableError, RetryPolicy
-from durable.worker import (
-    Action,
-    ActivityContext,
-    App,
-    Workflow,
-    complete,
-    fail,
-    schedule_activity,
-)
+from durable.worker import ActivityContext, App, WorkflowContext, WorkflowFailed
 from durable.examples.agent_turn.models import Model, model_from_env
 from durable.examples.agent_turn.tools import TOOL_SPECS, run_tool
 
@@ -75,56 +69,23 @@ def build_app(model: Model | None = None) -> App:
         content = run_tool(str(function.get("name", "")), arguments)
         return {"role": "tool", "tool_call_id": call.get("id", ""), "content": content}
 
-    app.workflow(name="agent_turn")(AgentTurn)
+    @app.workflow(name="agent_turn")
+    async def agent_turn(ctx: WorkflowContext, input: dict[str, Any]) -> dict[str, Any]:
+        """Reason until the model answers without tools; its tool calls run in parallel."""
+        turn = await ctx.activity("process_input", {"message": input.get("message")},
+                                  activity_id="process_input")
+        messages = list(turn["messages"])
+        for round in range(1, MAX_ROUNDS + 1):
+            reply = (await ctx.activity(reason, {"messages": messages}, activity_id=f"reason-{round}"))["message"]
+            messages.append(reply)
+            calls = reply.get("tool_calls") or []
+            if not calls:
+                return {"answer": reply.get("content") or "", "rounds": round}
+            results = await asyncio.gather(*(
+                ctx.activity("act", {"tool_call": call}, activity_id=f"act-{round}-{index}")
+                for index, call in enumerate(calls, start=1)
+            ))
+            messages.extend(results)
+        raise WorkflowFailed(f"no answer after {MAX_ROUNDS} reasoning rounds", type="TooManyRounds")
+
     return app
-
-
-class AgentTurn(Workflow):
-    """State: the conversation, the reasoning round, and the tool calls still running."""
-
-    def __init__(self) -> None:
-        self.messages: list[dict[str, Any]] = []
-        self.round = 0
-        self.pending: dict[str, int] = {}  # act activity id -> position of its result
-        self.results: list[dict[str, Any] | None] = []
-
-    def on_start(self, input: dict[str, Any]) -> list[Action]:
-        return [schedule_activity("process_input", {"message": input.get("message")},
-                                  activity_id="process_input")]
-
-    def on_activity_completed(
-        self, activity_id: str, result: dict[str, Any], activity_type: str = ""
-    ) -> list[Action]:
-        if activity_id == "process_input":
-            self.messages = list(result["messages"])
-            return self._reason()
-        if activity_id.startswith("reason-"):
-            return self._on_reply(result["message"])
-        if activity_id in self.pending:
-            self.results[self.pending.pop(activity_id)] = result
-            if self.pending:
-                return []
-            self.messages.extend(r for r in self.results if r is not None)
-            self.results = []
-            return self._reason()
-        return []
-
-    def _reason(self) -> list[Action]:
-        self.round += 1
-        if self.round > MAX_ROUNDS:
-            return [fail(f"no answer after {MAX_ROUNDS} reasoning rounds", type="TooManyRounds")]
-        return [schedule_activity("reason", {"messages": self.messages},
-                                  activity_id=f"reason-{self.round}")]
-
-    def _on_reply(self, reply: dict[str, Any]) -> list[Action]:
-        self.messages.append(reply)
-        calls = reply.get("tool_calls") or []
-        if not calls:
-            return [complete({"answer": reply.get("content") or "", "rounds": self.round})]
-        actions: list[Action] = []
-        self.results = [None] * len(calls)
-        for index, call in enumerate(calls):
-            activity_id = f"act-{self.round}-{index + 1}"
-            self.pending[activity_id] = index
-            actions.append(schedule_activity("act", {"tool_call": call}, activity_id=activity_id))
-        return actions

@@ -320,17 +320,53 @@ class FailWorkflow(_message.Message):
     failure: Failure
     def __init__(self, failure: _Optional[_Union[Failure, _Mapping]] = ...) -> None: ...
 
+class RecordMarker(_message.Message):
+    __slots__ = ("kind", "marker_id", "value_json")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    MARKER_ID_FIELD_NUMBER: _ClassVar[int]
+    VALUE_JSON_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    marker_id: str
+    value_json: str
+    def __init__(self, kind: _Optional[str] = ..., marker_id: _Optional[str] = ..., value_json: _Optional[str] = ...) -> None: ...
+
+class CancelActivity(_message.Message):
+    __slots__ = ("activity_id",)
+    ACTIVITY_ID_FIELD_NUMBER: _ClassVar[int]
+    activity_id: str
+    def __init__(self, activity_id: _Optional[str] = ...) -> None: ...
+
+class CancelTimer(_message.Message):
+    __slots__ = ("timer_id",)
+    TIMER_ID_FIELD_NUMBER: _ClassVar[int]
+    timer_id: str
+    def __init__(self, timer_id: _Optional[str] = ...) -> None: ...
+
+class CancelWorkflowAction(_message.Message):
+    __slots__ = ("reason",)
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    reason: str
+    def __init__(self, reason: _Optional[str] = ...) -> None: ...
+
 class WorkflowAction(_message.Message):
-    __slots__ = ("schedule_activity", "start_timer", "complete_workflow", "fail_workflow")
+    __slots__ = ("schedule_activity", "start_timer", "complete_workflow", "fail_workflow", "record_marker", "cancel_activity", "cancel_timer", "cancel_workflow")
     SCHEDULE_ACTIVITY_FIELD_NUMBER: _ClassVar[int]
     START_TIMER_FIELD_NUMBER: _ClassVar[int]
     COMPLETE_WORKFLOW_FIELD_NUMBER: _ClassVar[int]
     FAIL_WORKFLOW_FIELD_NUMBER: _ClassVar[int]
+    RECORD_MARKER_FIELD_NUMBER: _ClassVar[int]
+    CANCEL_ACTIVITY_FIELD_NUMBER: _ClassVar[int]
+    CANCEL_TIMER_FIELD_NUMBER: _ClassVar[int]
+    CANCEL_WORKFLOW_FIELD_NUMBER: _ClassVar[int]
     schedule_activity: ScheduleActivity
     start_timer: StartTimer
     complete_workflow: CompleteWorkflow
     fail_workflow: FailWorkflow
-    def __init__(self, schedule_activity: _Optional[_Union[ScheduleActivity, _Mapping]] = ..., start_timer: _Optional[_Union[StartTimer, _Mapping]] = ..., complete_workflow: _Optional[_Union[CompleteWorkflow, _Mapping]] = ..., fail_workflow: _Optional[_Union[FailWorkflow, _Mapping]] = ...) -> None: ...
+    record_marker: RecordMarker
+    cancel_activity: CancelActivity
+    cancel_timer: CancelTimer
+    cancel_workflow: CancelWorkflowAction
+    def __init__(self, schedule_activity: _Optional[_Union[ScheduleActivity, _Mapping]] = ..., start_timer: _Optional[_Union[StartTimer, _Mapping]] = ..., complete_workflow: _Optional[_Union[CompleteWorkflow, _Mapping]] = ..., fail_workflow: _Optional[_Union[FailWorkflow, _Mapping]] = ..., record_marker: _Optional[_Union[RecordMarker, _Mapping]] = ..., cancel_activity: _Optional[_Union[CancelActivity, _Mapping]] = ..., cancel_timer: _Optional[_Union[CancelTimer, _Mapping]] = ..., cancel_workflow: _Optional[_Union[CancelWorkflowAction, _Mapping]] = ...) -> None: ...
 
 class CompleteWorkflowTaskRequest(_message.Message):
     __slots__ = ("worker_id", "task_id", "attempt", "seen_through_seq", "actions")
@@ -415,12 +451,14 @@ class SignalWorkflowResponse(_message.Message):
     def __init__(self, sequence_num: _Optional[int] = ...) -> None: ...
 
 class CancelWorkflowRequest(_message.Message):
-    __slots__ = ("workflow_id", "reason")
+    __slots__ = ("workflow_id", "reason", "terminate")
     WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    TERMINATE_FIELD_NUMBER: _ClassVar[int]
     workflow_id: str
     reason: str
-    def __init__(self, workflow_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+    terminate: bool
+    def __init__(self, workflow_id: _Optional[str] = ..., reason: _Optional[str] = ..., terminate: _Optional[bool] = ...) -> None: ...
 
 class CancelWorkflowResponse(_message.Message):
     __slots__ = ("cancelled_tasks",)
@@ -429,7 +467,7 @@ class CancelWorkflowResponse(_message.Message):
     def __init__(self, cancelled_tasks: _Optional[int] = ...) -> None: ...
 
 class WorkflowInfo(_message.Message):
-    __slots__ = ("id", "workflow_type", "status", "input_json", "result_json", "error_json", "created_at", "updated_at", "started_at", "completed_at", "last_event_seq", "pinned")
+    __slots__ = ("id", "workflow_type", "status", "input_json", "result_json", "error_json", "created_at", "updated_at", "started_at", "completed_at", "last_event_seq", "blocked_json", "cancel_requested_at", "decided_through_seq", "pinned")
     ID_FIELD_NUMBER: _ClassVar[int]
     WORKFLOW_TYPE_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
@@ -441,6 +479,9 @@ class WorkflowInfo(_message.Message):
     STARTED_AT_FIELD_NUMBER: _ClassVar[int]
     COMPLETED_AT_FIELD_NUMBER: _ClassVar[int]
     LAST_EVENT_SEQ_FIELD_NUMBER: _ClassVar[int]
+    BLOCKED_JSON_FIELD_NUMBER: _ClassVar[int]
+    CANCEL_REQUESTED_AT_FIELD_NUMBER: _ClassVar[int]
+    DECIDED_THROUGH_SEQ_FIELD_NUMBER: _ClassVar[int]
     PINNED_FIELD_NUMBER: _ClassVar[int]
     id: str
     workflow_type: str
@@ -453,8 +494,11 @@ class WorkflowInfo(_message.Message):
     started_at: float
     completed_at: float
     last_event_seq: int
+    blocked_json: str
+    cancel_requested_at: float
+    decided_through_seq: int
     pinned: bool
-    def __init__(self, id: _Optional[str] = ..., workflow_type: _Optional[str] = ..., status: _Optional[str] = ..., input_json: _Optional[str] = ..., result_json: _Optional[str] = ..., error_json: _Optional[str] = ..., created_at: _Optional[float] = ..., updated_at: _Optional[float] = ..., started_at: _Optional[float] = ..., completed_at: _Optional[float] = ..., last_event_seq: _Optional[int] = ..., pinned: _Optional[bool] = ...) -> None: ...
+    def __init__(self, id: _Optional[str] = ..., workflow_type: _Optional[str] = ..., status: _Optional[str] = ..., input_json: _Optional[str] = ..., result_json: _Optional[str] = ..., error_json: _Optional[str] = ..., created_at: _Optional[float] = ..., updated_at: _Optional[float] = ..., started_at: _Optional[float] = ..., completed_at: _Optional[float] = ..., last_event_seq: _Optional[int] = ..., blocked_json: _Optional[str] = ..., cancel_requested_at: _Optional[float] = ..., decided_through_seq: _Optional[int] = ..., pinned: _Optional[bool] = ...) -> None: ...
 
 class DescribeWorkflowRequest(_message.Message):
     __slots__ = ("workflow_id",)
@@ -469,20 +513,150 @@ class DescribeWorkflowResponse(_message.Message):
     def __init__(self, workflow: _Optional[_Union[WorkflowInfo, _Mapping]] = ...) -> None: ...
 
 class ListWorkflowsRequest(_message.Message):
-    __slots__ = ("status", "workflow_type", "limit")
+    __slots__ = ("status", "workflow_type", "limit", "id_prefix", "created_after", "created_before", "page_token")
     STATUS_FIELD_NUMBER: _ClassVar[int]
     WORKFLOW_TYPE_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
+    ID_PREFIX_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AFTER_FIELD_NUMBER: _ClassVar[int]
+    CREATED_BEFORE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     status: str
     workflow_type: str
     limit: int
-    def __init__(self, status: _Optional[str] = ..., workflow_type: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+    id_prefix: str
+    created_after: float
+    created_before: float
+    page_token: str
+    def __init__(self, status: _Optional[str] = ..., workflow_type: _Optional[str] = ..., limit: _Optional[int] = ..., id_prefix: _Optional[str] = ..., created_after: _Optional[float] = ..., created_before: _Optional[float] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class ListWorkflowsResponse(_message.Message):
-    __slots__ = ("workflows",)
+    __slots__ = ("workflows", "next_page_token")
     WORKFLOWS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     workflows: _containers.RepeatedCompositeFieldContainer[WorkflowInfo]
-    def __init__(self, workflows: _Optional[_Iterable[_Union[WorkflowInfo, _Mapping]]] = ...) -> None: ...
+    next_page_token: str
+    def __init__(self, workflows: _Optional[_Iterable[_Union[WorkflowInfo, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class CountWorkflowsRequest(_message.Message):
+    __slots__ = ("workflow_type", "id_prefix", "created_after", "created_before", "at_most")
+    WORKFLOW_TYPE_FIELD_NUMBER: _ClassVar[int]
+    ID_PREFIX_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AFTER_FIELD_NUMBER: _ClassVar[int]
+    CREATED_BEFORE_FIELD_NUMBER: _ClassVar[int]
+    AT_MOST_FIELD_NUMBER: _ClassVar[int]
+    workflow_type: str
+    id_prefix: str
+    created_after: float
+    created_before: float
+    at_most: int
+    def __init__(self, workflow_type: _Optional[str] = ..., id_prefix: _Optional[str] = ..., created_after: _Optional[float] = ..., created_before: _Optional[float] = ..., at_most: _Optional[int] = ...) -> None: ...
+
+class StatusCount(_message.Message):
+    __slots__ = ("status", "count", "at_least")
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    AT_LEAST_FIELD_NUMBER: _ClassVar[int]
+    status: str
+    count: int
+    at_least: bool
+    def __init__(self, status: _Optional[str] = ..., count: _Optional[int] = ..., at_least: _Optional[bool] = ...) -> None: ...
+
+class CountWorkflowsResponse(_message.Message):
+    __slots__ = ("counts",)
+    COUNTS_FIELD_NUMBER: _ClassVar[int]
+    counts: _containers.RepeatedCompositeFieldContainer[StatusCount]
+    def __init__(self, counts: _Optional[_Iterable[_Union[StatusCount, _Mapping]]] = ...) -> None: ...
+
+class ListWorkflowTasksRequest(_message.Message):
+    __slots__ = ("workflow_id", "include_finished", "limit")
+    WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_FINISHED_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    workflow_id: str
+    include_finished: bool
+    limit: int
+    def __init__(self, workflow_id: _Optional[str] = ..., include_finished: _Optional[bool] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class TaskInfo(_message.Message):
+    __slots__ = ("id", "kind", "activity_id", "activity_type", "status", "attempt", "max_attempts", "priority", "visible_at", "created_at", "claimed_by", "claimed_at", "heartbeat_at", "completed_at", "last_error", "error_history_json")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    ACTIVITY_ID_FIELD_NUMBER: _ClassVar[int]
+    ACTIVITY_TYPE_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    MAX_ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    VISIBLE_AT_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    CLAIMED_BY_FIELD_NUMBER: _ClassVar[int]
+    CLAIMED_AT_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_AT_FIELD_NUMBER: _ClassVar[int]
+    COMPLETED_AT_FIELD_NUMBER: _ClassVar[int]
+    LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
+    ERROR_HISTORY_JSON_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    kind: str
+    activity_id: str
+    activity_type: str
+    status: str
+    attempt: int
+    max_attempts: int
+    priority: int
+    visible_at: float
+    created_at: float
+    claimed_by: str
+    claimed_at: float
+    heartbeat_at: float
+    completed_at: float
+    last_error: str
+    error_history_json: str
+    def __init__(self, id: _Optional[str] = ..., kind: _Optional[str] = ..., activity_id: _Optional[str] = ..., activity_type: _Optional[str] = ..., status: _Optional[str] = ..., attempt: _Optional[int] = ..., max_attempts: _Optional[int] = ..., priority: _Optional[int] = ..., visible_at: _Optional[float] = ..., created_at: _Optional[float] = ..., claimed_by: _Optional[str] = ..., claimed_at: _Optional[float] = ..., heartbeat_at: _Optional[float] = ..., completed_at: _Optional[float] = ..., last_error: _Optional[str] = ..., error_history_json: _Optional[str] = ...) -> None: ...
+
+class ListWorkflowTasksResponse(_message.Message):
+    __slots__ = ("tasks",)
+    TASKS_FIELD_NUMBER: _ClassVar[int]
+    tasks: _containers.RepeatedCompositeFieldContainer[TaskInfo]
+    def __init__(self, tasks: _Optional[_Iterable[_Union[TaskInfo, _Mapping]]] = ...) -> None: ...
+
+class ListCircuitBreakersRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class CircuitBreakerInfo(_message.Message):
+    __slots__ = ("key", "state", "failure_count", "success_count", "half_open_in_flight", "opened_at", "failure_threshold", "window_seconds", "reset_timeout_seconds", "half_open_max_trials", "success_threshold", "updated_at")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    FAILURE_COUNT_FIELD_NUMBER: _ClassVar[int]
+    SUCCESS_COUNT_FIELD_NUMBER: _ClassVar[int]
+    HALF_OPEN_IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
+    OPENED_AT_FIELD_NUMBER: _ClassVar[int]
+    FAILURE_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    RESET_TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    HALF_OPEN_MAX_TRIALS_FIELD_NUMBER: _ClassVar[int]
+    SUCCESS_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    state: str
+    failure_count: int
+    success_count: int
+    half_open_in_flight: int
+    opened_at: float
+    failure_threshold: int
+    window_seconds: float
+    reset_timeout_seconds: float
+    half_open_max_trials: int
+    success_threshold: int
+    updated_at: float
+    def __init__(self, key: _Optional[str] = ..., state: _Optional[str] = ..., failure_count: _Optional[int] = ..., success_count: _Optional[int] = ..., half_open_in_flight: _Optional[int] = ..., opened_at: _Optional[float] = ..., failure_threshold: _Optional[int] = ..., window_seconds: _Optional[float] = ..., reset_timeout_seconds: _Optional[float] = ..., half_open_max_trials: _Optional[int] = ..., success_threshold: _Optional[int] = ..., updated_at: _Optional[float] = ...) -> None: ...
+
+class ListCircuitBreakersResponse(_message.Message):
+    __slots__ = ("breakers",)
+    BREAKERS_FIELD_NUMBER: _ClassVar[int]
+    breakers: _containers.RepeatedCompositeFieldContainer[CircuitBreakerInfo]
+    def __init__(self, breakers: _Optional[_Iterable[_Union[CircuitBreakerInfo, _Mapping]]] = ...) -> None: ...
 
 class GetHistoryRequest(_message.Message):
     __slots__ = ("workflow_id", "after_seq", "page_size")
@@ -559,18 +733,24 @@ class DeadLetter(_message.Message):
     def __init__(self, id: _Optional[str] = ..., original_task_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., activity_id: _Optional[str] = ..., activity_type: _Optional[str] = ..., input_json: _Optional[str] = ..., attempts: _Optional[int] = ..., last_error: _Optional[str] = ..., error_history_json: _Optional[str] = ..., reason: _Optional[str] = ..., dead_at: _Optional[float] = ..., requeued_at: _Optional[float] = ..., requeue_count: _Optional[int] = ...) -> None: ...
 
 class ListDeadLettersRequest(_message.Message):
-    __slots__ = ("activity_type", "limit")
+    __slots__ = ("activity_type", "limit", "error_contains", "page_token")
     ACTIVITY_TYPE_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
+    ERROR_CONTAINS_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     activity_type: str
     limit: int
-    def __init__(self, activity_type: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+    error_contains: str
+    page_token: str
+    def __init__(self, activity_type: _Optional[str] = ..., limit: _Optional[int] = ..., error_contains: _Optional[str] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class ListDeadLettersResponse(_message.Message):
-    __slots__ = ("entries",)
+    __slots__ = ("entries", "next_page_token")
     ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     entries: _containers.RepeatedCompositeFieldContainer[DeadLetter]
-    def __init__(self, entries: _Optional[_Iterable[_Union[DeadLetter, _Mapping]]] = ...) -> None: ...
+    next_page_token: str
+    def __init__(self, entries: _Optional[_Iterable[_Union[DeadLetter, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class RequeueDeadLetterRequest(_message.Message):
     __slots__ = ("id",)

@@ -658,6 +658,21 @@ class ClientServiceStub:
                 request_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.ListWorkersRequest.SerializeToString,
                 response_deserializer=durable_dot_proto_dot_v1_dot_durable__pb2.ListWorkersResponse.FromString,
                 _registered_method=True)
+        self.CountWorkflows = channel.unary_unary(
+                '/durable.v1.ClientService/CountWorkflows',
+                request_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.CountWorkflowsRequest.SerializeToString,
+                response_deserializer=durable_dot_proto_dot_v1_dot_durable__pb2.CountWorkflowsResponse.FromString,
+                _registered_method=True)
+        self.ListWorkflowTasks = channel.unary_unary(
+                '/durable.v1.ClientService/ListWorkflowTasks',
+                request_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.ListWorkflowTasksRequest.SerializeToString,
+                response_deserializer=durable_dot_proto_dot_v1_dot_durable__pb2.ListWorkflowTasksResponse.FromString,
+                _registered_method=True)
+        self.ListCircuitBreakers = channel.unary_unary(
+                '/durable.v1.ClientService/ListCircuitBreakers',
+                request_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.ListCircuitBreakersRequest.SerializeToString,
+                response_deserializer=durable_dot_proto_dot_v1_dot_durable__pb2.ListCircuitBreakersResponse.FromString,
+                _registered_method=True)
         self.PinWorkflow = channel.unary_unary(
                 '/durable.v1.ClientService/PinWorkflow',
                 request_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.PinWorkflowRequest.SerializeToString,
@@ -750,6 +765,26 @@ class ClientServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CountWorkflows(self, request, context):
+        """Workflows per status under the same filters as ListWorkflows (the status filter aside).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListWorkflowTasks(self, request, context):
+        """The tasks of one workflow: live ones (pending, claimed) or all of them.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListCircuitBreakers(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def PinWorkflow(self, request, context):
         """Keep a workflow for ever (retention skips it), or let retention have it again.
         """
@@ -826,6 +861,21 @@ def add_ClientServiceServicer_to_server(servicer, server):
                     servicer.ListWorkers,
                     request_deserializer=durable_dot_proto_dot_v1_dot_durable__pb2.ListWorkersRequest.FromString,
                     response_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.ListWorkersResponse.SerializeToString,
+            ),
+            'CountWorkflows': grpc.unary_unary_rpc_method_handler(
+                    servicer.CountWorkflows,
+                    request_deserializer=durable_dot_proto_dot_v1_dot_durable__pb2.CountWorkflowsRequest.FromString,
+                    response_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.CountWorkflowsResponse.SerializeToString,
+            ),
+            'ListWorkflowTasks': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListWorkflowTasks,
+                    request_deserializer=durable_dot_proto_dot_v1_dot_durable__pb2.ListWorkflowTasksRequest.FromString,
+                    response_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.ListWorkflowTasksResponse.SerializeToString,
+            ),
+            'ListCircuitBreakers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCircuitBreakers,
+                    request_deserializer=durable_dot_proto_dot_v1_dot_durable__pb2.ListCircuitBreakersRequest.FromString,
+                    response_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.ListCircuitBreakersResponse.SerializeToString,
             ),
             'PinWorkflow': grpc.unary_unary_rpc_method_handler(
                     servicer.PinWorkflow,
@@ -1166,6 +1216,87 @@ class ClientService:
             '/durable.v1.ClientService/ListWorkers',
             durable_dot_proto_dot_v1_dot_durable__pb2.ListWorkersRequest.SerializeToString,
             durable_dot_proto_dot_v1_dot_durable__pb2.ListWorkersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CountWorkflows(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/durable.v1.ClientService/CountWorkflows',
+            durable_dot_proto_dot_v1_dot_durable__pb2.CountWorkflowsRequest.SerializeToString,
+            durable_dot_proto_dot_v1_dot_durable__pb2.CountWorkflowsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListWorkflowTasks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/durable.v1.ClientService/ListWorkflowTasks',
+            durable_dot_proto_dot_v1_dot_durable__pb2.ListWorkflowTasksRequest.SerializeToString,
+            durable_dot_proto_dot_v1_dot_durable__pb2.ListWorkflowTasksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListCircuitBreakers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/durable.v1.ClientService/ListCircuitBreakers',
+            durable_dot_proto_dot_v1_dot_durable__pb2.ListCircuitBreakersRequest.SerializeToString,
+            durable_dot_proto_dot_v1_dot_durable__pb2.ListCircuitBreakersResponse.FromString,
             options,
             channel_credentials,
             insecure,

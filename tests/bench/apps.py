@@ -4,7 +4,8 @@
   action when the input carries `ts` (enqueue-to-start latency); nothing else.
 - `probe`: the same, as a separate type (latency probes next to `noop` load).
 - `four_steps`: a no-op workflow of four sequential `noop` activities (an agent turn's shape:
-  process_input -> reason -> act -> reason), then complete.
+  process_input -> reason -> act -> reason), then complete: plain async code on the
+  workflow runtime.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from durable.worker import Action, ActivityContext, App, Workflow, complete, schedule_activity
+from durable.worker import ActivityContext, App, WorkflowContext
 
 app = App("bench")
 
@@ -35,12 +36,7 @@ async def probe(ctx: ActivityContext, input: dict[str, Any]) -> dict[str, Any]:
 
 
 @app.workflow(name="four_steps")
-class FourSteps(Workflow):
-    def on_start(self, input: dict[str, Any]) -> list[Action]:
-        return [schedule_activity("noop", {"step": 1}, activity_id="step-1")]
-
-    def on_activity_completed(self, activity_id: str, result: dict[str, Any]) -> list[Action]:
-        step = int(activity_id.rsplit("-", 1)[1])
-        if step >= STEPS:
-            return [complete({"steps": step})]
-        return [schedule_activity("noop", {"step": step + 1}, activity_id=f"step-{step + 1}")]
+async def four_steps(ctx: WorkflowContext, input: dict[str, Any]) -> dict[str, Any]:
+    for step in range(1, STEPS + 1):
+        await ctx.activity("noop", {"step": step}, activity_id=f"step-{step}")
+    return {"steps": STEPS}

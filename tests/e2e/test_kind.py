@@ -14,6 +14,8 @@ Set DURABLE_E2E_KEEP_CLUSTER=1 to keep the cluster afterwards for poking at it.
 
 from __future__ import annotations
 
+import base64
+
 import json
 import os
 import shutil
@@ -181,6 +183,9 @@ def test_pool_scales_with_the_backlog(cluster: Any) -> None:
     assert (owner["kind"], owner["name"], owner["controller"]) == ("DurableWorkerPool", "e2e-workers", True)
     assert deployment["spec"]["selector"]["matchLabels"] == {"durable.dev/pool": "e2e-workers"}
 
+    # Authentication is on by default: the chart generated the credentials; use its admin token.
+    admin = base64.b64decode(cluster.kubectl(
+        "get", "-n", NAMESPACE, "secret/durable-auth", "-o", "jsonpath={.data.admin}")).decode()
     with cluster.port_forward("svc/durable-controlplane", 9001, "-n", NAMESPACE) as port:
         channel = grpc.insecure_channel(f"127.0.0.1:{port}")
         try:
@@ -188,7 +193,8 @@ def test_pool_scales_with_the_backlog(cluster: Any) -> None:
             client = durable_pb2_grpc.ClientServiceStub(channel)
             for n in range(3):
                 client.EnqueueActivity(
-                    durable_pb2.EnqueueActivityRequest(activity_type=ACTIVITY_TYPE, input_json=json.dumps({"n": n}))
+                    durable_pb2.EnqueueActivityRequest(activity_type=ACTIVITY_TYPE, input_json=json.dumps({"n": n})),
+                    metadata=[("authorization", f"Bearer {admin}")],
                 )
         finally:
             channel.close()

@@ -39,6 +39,9 @@ async def test_workflow_dlq_and_stats_commands(database_url: str, db: asyncpg.Co
         code, out = await durable(address, "stats")
         assert code == 0 and "workflow  order" in out
         code, out = await durable(address, "workflows", "cancel", "order-1")
+        assert code == 0 and "cancel requested for order-1" in out
+        assert await db.fetchval("SELECT status FROM durable_workflow_instances") == "pending"
+        code, out = await durable(address, "workflows", "cancel", "order-1", "--terminate")
         assert code == 0 and "cancelled order-1" in out
         assert await db.fetchval("SELECT status FROM durable_workflow_instances") == "cancelled"
 

@@ -88,13 +88,13 @@ BAD_CALLS = [
     ("ClaimTasks", "workers", pb.ClaimTasksRequest(worker_id="w1", activity_types=["echo"], wait_seconds=-1), grpc.StatusCode.INVALID_ARGUMENT, "wait_seconds"),
     ("HeartbeatTasks", "workers", pb.HeartbeatTasksRequest(worker_id="w1", tasks=[pb.TaskRef(task_id="nope", attempt=1)]), grpc.StatusCode.INVALID_ARGUMENT, "not a UUID"),
     ("CompleteTask", "workers", pb.CompleteTaskRequest(worker_id="w1", task_id="00000000-0000-0000-0000-000000000000", attempt=1), grpc.StatusCode.NOT_FOUND, "does not exist"),
-    ("CompleteTask", "workers", pb.CompleteTaskRequest(worker_id="w1", task_id="x", attempt=1, result_json="[1]"), grpc.StatusCode.INVALID_ARGUMENT, "JSON object"),
+    ("CompleteTask", "workers", pb.CompleteTaskRequest(worker_id="w1", task_id="x", attempt=1, result_json="[1"), grpc.StatusCode.INVALID_ARGUMENT, "not valid JSON"),
     ("CompleteTask", "workers", pb.CompleteTaskRequest(worker_id="w1", task_id="x", attempt=1, result_json="{"), grpc.StatusCode.INVALID_ARGUMENT, "not valid JSON"),
     ("FailTask", "workers", pb.FailTaskRequest(worker_id="w1", task_id="x", attempt=1), grpc.StatusCode.INVALID_ARGUMENT, "failure.message"),
     ("CompleteWorkflowTask", "workers", pb.CompleteWorkflowTaskRequest(worker_id="w1", task_id="x", actions=[pb.WorkflowAction()]), grpc.StatusCode.INVALID_ARGUMENT, "no action set"),
     ("ReleaseTasks", "workers", pb.ReleaseTasksRequest(), grpc.StatusCode.INVALID_ARGUMENT, "worker_id"),
     ("StartWorkflow", "client", pb.StartWorkflowRequest(), grpc.StatusCode.INVALID_ARGUMENT, "workflow_type is required"),
-    ("StartWorkflow", "client", pb.StartWorkflowRequest(workflow_type="wf", input_json='"text"'), grpc.StatusCode.INVALID_ARGUMENT, "JSON object"),
+    ("StartWorkflow", "client", pb.StartWorkflowRequest(workflow_type="wf", input_json='"text'), grpc.StatusCode.INVALID_ARGUMENT, "not valid JSON"),
     ("StartWorkflow", "client", pb.StartWorkflowRequest(workflow_type="wf", workflow_id="x" * 300), grpc.StatusCode.INVALID_ARGUMENT, "longer than 255"),
     ("SignalWorkflow", "client", pb.SignalWorkflowRequest(workflow_id="nope", signal_type="s"), grpc.StatusCode.NOT_FOUND, "does not exist"),
     ("SignalWorkflow", "client", pb.SignalWorkflowRequest(workflow_id="nope"), grpc.StatusCode.INVALID_ARGUMENT, "signal_type"),
@@ -193,10 +193,10 @@ async def test_complete_tasks_in_one_call_with_per_task_outcomes(
     assert len(tasks) == 5
     completions = [pb.TaskCompletion(task_id=t.id, attempt=t.attempt, result_json=json.dumps({"i": i})) for i, t in enumerate(tasks[:3])]
     completions.append(pb.TaskCompletion(task_id=tasks[3].id, attempt=7, result_json="{}"))  # a stale attempt
-    completions.append(pb.TaskCompletion(task_id=tasks[4].id, attempt=tasks[4].attempt, result_json="[]"))  # not an object
+    completions.append(pb.TaskCompletion(task_id=tasks[4].id, attempt=tasks[4].attempt, result_json="[1"))  # not JSON
     reply = await workers.CompleteTasks(pb.CompleteTasksRequest(worker_id="w1", completions=completions))
     assert [o.accepted for o in reply.outcomes] == [True, True, True, False, False]
     assert [o.code for o in reply.outcomes[3:]] == ["FAILED_PRECONDITION", "INVALID_ARGUMENT"]
-    assert "JSON object" in reply.outcomes[4].message
+    assert "not valid JSON" in reply.outcomes[4].message
     assert await db.fetchval("SELECT count(*) FROM durable_task_queue WHERE status = 'completed'") == 3
     assert await db.fetchval("SELECT count(*) FROM durable_task_queue WHERE status = 'claimed'") == 2

@@ -236,7 +236,7 @@ async def test_a_claim_fits_its_answer_and_hands_back_the_rest_at_once(database_
             assert not {t.id for t in first.tasks} & {t.id for t in second.tasks}
 
 
-async def test_a_workflow_task_too_large_for_any_answer_fails_with_a_clear_message(
+async def test_a_workflow_task_too_large_for_any_answer_is_refused_with_a_clear_message(
     database_url: str, db: asyncpg.Connection
 ) -> None:
     async with running_control_plane(database_url, poll_interval=0.2, max_response_bytes=3 * MiB) as address:
@@ -250,9 +250,11 @@ async def test_a_workflow_task_too_large_for_any_answer_fails_with_a_clear_messa
             await workers.RegisterWorker(pb.RegisterWorkerRequest(worker_id="w1", workflow_types=["wf"]))
             reply = await workers.ClaimTasks(pb.ClaimTasksRequest(worker_id="w1", workflow_types=["wf"], max_tasks=5))
             assert list(reply.tasks) == []
-        row = await db.fetchrow("SELECT status, error FROM durable_workflow_instances WHERE id = 'huge'")
-        assert row["status"] == "failed"
-        assert "DURABLE_MAX_RESPONSE_BYTES" in json.loads(row["error"])["message"]
+        # a failed decision blocks its workflow (it is not failed): blocked says why
+        row = await db.fetchrow("SELECT status, blocked FROM durable_workflow_instances WHERE id = 'huge'")
+        assert row["status"] == "running"
+        blocked = json.loads(row["blocked"])
+        assert blocked["type"] == "MessageTooLarge" and "DURABLE_MAX_RESPONSE_BYTES" in blocked["message"]
         assert await db.fetchval("SELECT count(*) FROM durable_task_queue WHERE status = 'claimed'") == 0
 
 

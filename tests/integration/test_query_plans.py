@@ -78,6 +78,9 @@ async def test_statistics_queries_read_live_rows_through_indexes(filled: asyncpg
         "list_workflows_by_status": (Q.list_workflows_by_status, "running", 50),
         "list_workflows_by_type": (Q.list_workflows_by_type, "type1", 50),
         "list_workflows_by_type_and_status": (Q.list_workflows_by_type_and_status, "type1", "running", 50),
+        # ListWorkflows (the console's and the CLI's listing) pages with browse_workflows
+        "browse_workflows": (Q.browse_workflows, None, None, None, None, None, None, None, 51),
+        "browse_workflows_by_status": (Q.browse_workflows, "running", None, None, None, None, None, None, 51),
     }
     scans = {name: await _seq_scans(filled, *args) for name, args in checks.items()}
     assert {name: s for name, s in scans.items() if s} == {}

@@ -28,11 +28,9 @@ async def finished_workflow(store: Store, status: str, workflow_id: str, *, sign
     await store.start_workflow("wf", {"n": 1}, workflow_id)
     if signal:
         await store.signal_workflow(workflow_id, "poke", {"x": 1})
-    if status == "cancelled":
-        await store.cancel_workflow(workflow_id)
-    else:
-        await store.set_workflow_status(workflow_id, "running")
-        await store.set_workflow_status(workflow_id, status, **({"result": {}} if status == "completed" else {"error": {"m": 1}}))
+    await store.set_workflow_status(workflow_id, "running")
+    extra = {"result": {}} if status == "completed" else {"error": {"m": 1}} if status == "failed" else {}
+    await store.set_workflow_status(workflow_id, status, **extra)
 
 
 async def standalone(store: Store, worker: str, *, fail: bool = False) -> Any:

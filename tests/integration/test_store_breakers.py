@@ -135,7 +135,7 @@ async def test_a_trial_cancelled_with_its_workflow_frees_its_slot(store: Store, 
     assert trial.workflow_id == wf.id
     breaker = await store.get_circuit_breaker("a")
     assert (breaker.state, breaker.half_open_in_flight) == ("half_open", 1)
-    assert await store.cancel_workflow(wf.id, "stop") == 1
+    assert await store.cancel_workflow(wf.id, "stop", terminate=True) == 1
     assert (await store.get_circuit_breaker("a")).half_open_in_flight == 0
     await store.enqueue_activity("a", {})
     again, _ = await store.claim(worker, ["a"])

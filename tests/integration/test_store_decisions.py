@@ -126,7 +126,7 @@ async def test_cancel_marks_running_activities_for_cancellation(store: Store, wo
     [], [d] = await store.claim(worker, [], ["wf"])
     await store.complete_workflow_task(worker, d.task.id, d.task.attempt, 1, [schedule("s1")])
     [t], _ = await store.claim(worker, ["a"])
-    await store.cancel_workflow(wf.id, "stop")
+    await store.cancel_workflow(wf.id, "stop", terminate=True)
     [(_, accepted, cancel_requested)] = await store.heartbeat_tasks(worker, [(t.id, t.attempt, None)])
     assert not accepted and cancel_requested
     with pytest.raises(StaleAttempt):

@@ -538,9 +538,9 @@ class StoreMachine(RuleBasedStateMachine):
         status = before.workflows[wf_id]["status"]
         if status in ("completed", "failed"):
             with pytest.raises(WrongState):
-                self.run(self.store.cancel_workflow(wf_id, "test"))
+                self.run(self.store.cancel_workflow(wf_id, "test", terminate=True))
             return
-        self.run(self.store.cancel_workflow(wf_id, "test"))
+        self.run(self.store.cancel_workflow(wf_id, "test", terminate=True))
         SEEN["workflow cancelled"] += 1
         after = self.snapshot()
         assert after.workflows[wf_id]["status"] == "cancelled"

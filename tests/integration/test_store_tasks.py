@@ -127,15 +127,11 @@ async def test_heartbeat_is_accepted_for_the_owner_only(store: Store, worker: st
 async def test_payload_rules_on_results_and_ids(store: Store, worker: str, db: asyncpg.Connection) -> None:
     task_id = await store.enqueue_activity("a", {})
     [t], _ = await store.claim(worker, ["a"])
-    with pytest.raises(InvalidArgument, match="result must be a JSON object"):
-        await store.complete_task(worker, t.id, 1, "done")  # type: ignore[arg-type]
     with pytest.raises(PayloadTooLarge):
         await store.complete_task(worker, t.id, 1, {"x": "y" * store.max_payload_bytes})
     with pytest.raises(InvalidArgument, match="is not a UUID"):
         await store.complete_task(worker, "not-a-uuid", 1, {})
     assert (await store.get_task(task_id)).status == "claimed"
-    with pytest.raises(InvalidArgument, match="input must be a JSON object"):
-        await store.enqueue_activity("a", "text")  # type: ignore[arg-type]
     assert await db.fetchval("SELECT count(*) FROM durable_task_queue") == 1
 
 

@@ -86,7 +86,8 @@ async def start_operator(kube: Emulator) -> AsyncIterator[OperatorFactory]:
                     registry=build_registry(context),
                     settings=kopf_settings(settings, scanning=False),
                     standalone=True,
-                    clusterwide=True,
+                    clusterwide=not settings.namespaces,
+                    namespaces=settings.namespaces,
                     stop_flag=stop,
                     ready_flag=ready,
                 ))

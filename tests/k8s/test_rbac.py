@@ -66,15 +66,16 @@ def used_permissions(requests: list[Any]) -> set[tuple[str, str, str]]:
     return used
 
 
-def granted_permissions() -> set[tuple[str, str, str]]:
+def granted_permissions(values: dict[str, Any] | None = None, kinds: tuple[str, ...] = ("ClusterRole", "Role"),
+                        namespace: str = "durable") -> set[tuple[str, str, str]]:
     with helm.Chart.load(CHART) as chart:
-        manifests = chart.render({"database": {"existingSecret": "db"}}, name="durable", namespace="durable")
+        manifests = chart.render(values or {"database": {"existingSecret": "db"}}, name="durable", namespace=namespace)
     granted = set()
     for name, text in manifests.items():
         if not name.endswith(".yaml"):
             continue  # NOTES.txt
         for doc in yaml.safe_load_all(text):
-            if not doc or doc.get("kind") not in ("ClusterRole", "Role") or "operator" not in doc["metadata"]["name"]:
+            if not doc or doc.get("kind") not in kinds or "operator" not in doc["metadata"]["name"]:
                 continue
             for rule in doc.get("rules", []):
                 for group in rule.get("apiGroups", []):
@@ -131,3 +132,28 @@ async def test_operator_rbac_is_exactly_what_it_uses(
     assert used <= granted, f"the operator uses what the chart does not grant: {sorted(used - granted)}"
     unused = granted - used - KOPF_DISCOVERY
     assert not unused, f"the chart grants what the operator never uses: {sorted(unused)}"
+
+
+async def test_a_namespaced_operator_needs_only_the_roles_the_chart_gives_it(
+    kube: Emulator,
+    control_plane: str,
+    start_operator: OperatorFactory,
+    client_stub: durable_pb2_grpc.ClientServiceStub,
+) -> None:
+    """operator.namespaced=true: Roles in the release namespace and nothing cluster-wide; the
+    operator (watching that namespace, discovery watches off) makes only requests inside it."""
+    values = {"database": {"existingSecret": "db"}, "operator": {"namespaced": True}}
+    assert granted_permissions(values, kinds=("ClusterRole",), namespace=NS) == set()
+    granted = granted_permissions(values, kinds=("Role",), namespace=NS)
+    await start_operator(control_plane, namespaces=[NS], scanning=False)
+    await create_pool(kube, "scoped", activityTypes=["job"], scaling={
+        "pollIntervalSeconds": 1, "minReplicas": 1, "maxReplicas": 3, "targetBacklogPerReplica": 1})
+    await wait_until(lambda: replicas(kube, "scoped") == 1, what="one replica")
+    await enqueue(client_stub, "job", 2)
+    await wait_until(lambda: replicas(kube, "scoped") == 2, what="two replicas")
+    ours = [r for r in kube if str(r.headers.get("User-Agent", "")).startswith(("kopf", "durable-operator"))]
+    outside = sorted({r.url.path for r in ours if _RESOURCE.match(r.url.path)
+                      and f"/namespaces/{NS}/" not in r.url.path})
+    assert outside == [], f"requests outside the watched namespace: {outside}"
+    used = used_permissions(ours)
+    assert used <= granted, f"the operator uses what the Role does not grant: {sorted(used - granted)}"

@@ -60,6 +60,28 @@ SCENARIOS: dict[str, dict[str, Any]] = {
         "tls": {"existingSecret": "durable-tls", "mutual": True},
         "examplePool": {"enabled": True},
     },
+    "scoped-secret": {
+        **BASE,
+        "auth": {"existingSecret": "durable-credentials", "tokensKey": "tokens", "secretKey": "operator"},
+        "examplePool": {"enabled": True, "tokenKey": "example-workers"},
+    },
+    "auth-off": {**BASE, "auth": {"enabled": False}, "networkPolicy": {"enabled": False}},
+    "postgresql": {"postgresql": {"enabled": True, "storageClass": "fast"}, "examplePool": {"enabled": True}},
+    "namespaced": {**BASE, "operator": {"namespaced": True}, "keda": {"enabled": True}, "examplePool": {"enabled": True}},
+    "namespace-list": {**BASE, "operator": {"watchNamespaces": ["team-a", "team-b"]}, "examplePool": {"enabled": True}},
+    "console": {
+        **BASE,
+        "auth": {"existingSecret": "durable-auth"},
+        "tls": {"existingSecret": "durable-tls", "mutual": True},
+        "console": {
+            "enabled": True,
+            "secureCookies": True,
+            "ingress": {
+                "enabled": True, "className": "nginx", "host": "console.example.com",
+                "tls": [{"secretName": "console-tls", "hosts": ["console.example.com"]}],
+            },
+        },
+    },
 }
 
 # The operator's permissions, pinned: widening them must be a visible change to this test.
@@ -112,8 +134,11 @@ def kinds(objects: list[dict[str, Any]], *wanted: str) -> list[dict[str, Any]]:
     return [o for o in objects if o["kind"] in wanted]
 
 
-def pod_specs(objects: list[dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any]]]:
+def pod_specs(objects: list[dict[str, Any]], *, postgresql: bool = False) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The chart's durable pods (and, with postgresql=True, the chart's PostgreSQL too)."""
     for obj in kinds(objects, "Deployment", "Job", "StatefulSet", "DaemonSet"):
+        if obj["kind"] == "StatefulSet" and not postgresql:
+            continue
         yield f"{obj['kind']}/{obj['metadata']['name']}", obj["spec"]["template"]
 
 
@@ -249,13 +274,17 @@ def test_chart_crds_do_not_drift_from_the_root_crds() -> None:
 
 
 def test_every_pod_is_hardened(scenario: tuple[str, list[dict[str, Any]]]) -> None:
-    _, objects = scenario
-    specs = list(pod_specs(objects))
-    assert len(specs) == 3  # control plane, operator, migrations
+    name, objects = scenario
+    specs = list(pod_specs(objects, postgresql=True))
+    # control plane, operator, migrations (a Job, or with postgresql an init container) or
+    # PostgreSQL, and the console where it is enabled
+    assert len(specs) == 3 + bool(SCENARIOS[name].get("console", {}).get("enabled")), [label for label, _ in specs]
     for label, template in specs:
         pod = template["spec"]
+        assert pod.get("automountServiceAccountToken") is (None if label == "Deployment/durable-operator" else False), label
         assert pod["securityContext"]["runAsNonRoot"] is True, label
-        assert pod["securityContext"]["runAsUser"] == 10001, label
+        # the official PostgreSQL image runs as its postgres user (999)
+        assert pod["securityContext"]["runAsUser"] == (999 if label.startswith("StatefulSet/") else 10001), label
         assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}, label
         assert "hostNetwork" not in pod and "hostPID" not in pod, label
         volumes = {v["name"]: v for v in pod.get("volumes", [])}
@@ -266,6 +295,7 @@ def test_every_pod_is_hardened(scenario: tuple[str, list[dict[str, Any]]]) -> No
             assert sc["readOnlyRootFilesystem"] is True, where
             assert sc["runAsNonRoot"] is True, where
             assert sc["capabilities"] == {"drop": ["ALL"]}, where
+            assert "DURABLE_AUTH_TOKEN" not in env_of(container), f"{where}: a token in the environment"
             assert sc["seccompProfile"] == {"type": "RuntimeDefault"}, where
             assert sc.get("privileged") is not True, where
             tmp = [m for m in container["volumeMounts"] if m["mountPath"] == "/tmp"]
@@ -432,12 +462,33 @@ def test_operator_rbac_cluster_wide_is_exactly_what_it_needs(defaults: list[dict
 
 
 def test_operator_rbac_namespaced_is_exactly_what_it_needs(everything: list[dict[str, Any]]) -> None:
-    assert _granted(everything, "ClusterRole") == KOPF_RULES
+    """A watched namespace: a Role there, nothing cluster-wide, kopf's discovery watches off."""
+    assert not kinds(everything, "ClusterRole", "ClusterRoleBinding")
     assert _granted(everything, "Role") == OPERATOR_RULES
     (role,) = kinds(everything, "Role")
     (binding,) = kinds(everything, "RoleBinding")
     assert role["metadata"]["namespace"] == binding["metadata"]["namespace"] == "team-a"
     assert _bound_to_operator(everything, "RoleBinding") == {("Role", role["metadata"]["name"])}
+    assert one(everything, "ConfigMap", "durable-operator")["data"]["DURABLE_OPERATOR_SCANNING"] == "false"
+
+
+@pytest.mark.parametrize(("values", "namespaces"), [
+    ({"namespaced": True}, ["durable"]),  # the release namespace
+    ({"watchNamespaces": ["team-a", "team-b"]}, ["team-a", "team-b"]),
+    ({"watchNamespaces": ["team-a"], "watchNamespace": "team-a"}, ["team-a"]),
+])
+def test_a_namespace_scoped_operator_gets_roles_only(values: dict[str, Any], namespaces: list[str]) -> None:
+    objects = render({**BASE, "operator": values})
+    assert not kinds(objects, "ClusterRole", "ClusterRoleBinding")
+    assert sorted(r["metadata"]["namespace"] for r in kinds(objects, "Role")) == namespaces
+    assert sorted(b["metadata"]["namespace"] for b in kinds(objects, "RoleBinding")) == namespaces
+    for role in kinds(objects, "Role"):
+        assert _granted([role], "Role") == OPERATOR_RULES
+    (container,) = one(objects, "Deployment", "durable-operator")["spec"]["template"]["spec"]["containers"]
+    assert container["args"] == ["operator", "--standalone", *[a for ns in namespaces for a in ("--namespace", ns)]]
+    assert one(objects, "ConfigMap", "durable-operator")["data"]["DURABLE_OPERATOR_SCANNING"] == "false"
+    defaults = render(BASE)
+    assert "DURABLE_OPERATOR_SCANNING" not in one(defaults, "ConfigMap", "durable-operator")["data"]
 
 
 def test_no_rbac_without_the_operator() -> None:
@@ -447,7 +498,8 @@ def test_no_rbac_without_the_operator() -> None:
 
 
 def test_network_policy(defaults: list[dict[str, Any]], everything: list[dict[str, Any]]) -> None:
-    assert not kinds(defaults, "NetworkPolicy")
+    assert kinds(defaults, "NetworkPolicy")  # on by default
+    assert not kinds(render({**BASE, "networkPolicy": {"enabled": False}}), "NetworkPolicy")
     (policy,) = kinds(everything, "NetworkPolicy")
     controlplane = one(everything, "Deployment", "durable-controlplane")
     assert policy["spec"]["podSelector"]["matchLabels"] == controlplane["spec"]["selector"]["matchLabels"]
@@ -461,8 +513,7 @@ def test_network_policy(defaults: list[dict[str, Any]], everything: list[dict[st
         {"podSelector": {"matchLabels": {"app": "orders-api"}}},
     ]
     assert metrics["ports"] == [{"port": "metrics", "protocol": "TCP"}]
-    only_workers = render({**BASE, "networkPolicy": {"enabled": True}})
-    (policy,) = kinds(only_workers, "NetworkPolicy")
+    (policy,) = kinds(defaults, "NetworkPolicy")
     assert len(policy["spec"]["ingress"]) == 1 and len(policy["spec"]["ingress"][0]["from"]) == 2
 
 
@@ -504,27 +555,191 @@ def test_labels_and_stable_selectors(scenario: tuple[str, list[dict[str, Any]]])
         assert pod_labels["app.kubernetes.io/name"] != "durable-worker"
 
 
+def _volume_secret(pod: Mapping[str, Any], name: str) -> dict[str, Any]:
+    return next(v["secret"] for v in pod["volumes"] if v["name"] == name)
+
+
+def _decoded(secret: Mapping[str, Any]) -> dict[str, str]:
+    import base64
+
+    return {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
+
+
 def test_auth_and_tls_wiring() -> None:
-    """The token Secret and the TLS Secret reach the control plane, the operator and the example
-    pool's workers as the files and variables durable reads (manifests validate in the
-    auth-and-mtls scenario above)."""
+    """An existing single-token Secret (the older layout, one admin token) and the TLS Secret
+    reach the control plane, the operator and the example pool's workers as files."""
     objects = render(SCENARIOS["auth-and-mtls"])
     expected = {
         "controlplane": {"DURABLE_AUTH_TOKEN_FILE", "DURABLE_TLS_CERT_FILE", "DURABLE_TLS_KEY_FILE",
                          "DURABLE_TLS_CLIENT_CA_FILE"},
         "operator": {"DURABLE_AUTH_TOKEN_FILE", "DURABLE_TLS_CA_FILE", "DURABLE_TLS_CERT_FILE", "DURABLE_TLS_KEY_FILE"},
     }
+    assert not [s for s in kinds(objects, "Secret") if s["metadata"]["name"].endswith("-auth")]  # none generated
     for deployment in kinds(objects, "Deployment"):
         role = "controlplane" if "controlplane" in deployment["metadata"]["name"] else "operator"
+        assert "console" not in deployment["metadata"]["name"]  # off unless asked for
         pod = deployment["spec"]["template"]["spec"]
         env = env_of(pod["containers"][0])
         assert expected[role] <= set(env), (role, env)
+        assert env["DURABLE_AUTH_TOKEN_FILE"] == "/etc/durable/auth/token"
         mounts = {m["name"]: m["mountPath"] for m in pod["containers"][0]["volumeMounts"]}
         assert mounts["auth"] == "/etc/durable/auth" and mounts["tls"] == "/etc/durable/tls"
         secrets = {v["name"]: v["secret"]["secretName"] for v in pod["volumes"] if "secret" in v}
         assert secrets == {"auth": "durable-auth", "tls": "durable-tls"}
+        assert _volume_secret(pod, "auth")["items"] == [{"key": "token", "path": "token"}]
     [pool] = kinds(objects, "DurableWorkerPool")
-    [token] = [e for e in pool["spec"]["env"] if e["name"] == "DURABLE_AUTH_TOKEN"]
-    assert token["valueFrom"]["secretKeyRef"] == {"name": "durable-auth", "key": "token"}
-    for deployment in kinds(render(BASE), "Deployment"):  # off by default
-        assert not {"DURABLE_AUTH_TOKEN_FILE", "DURABLE_TLS_CERT_FILE"} & set(env_of(deployment["spec"]["template"]["spec"]["containers"][0]))
+    assert {"name": "DURABLE_AUTH_TOKEN_FILE", "value": "/etc/durable/auth/token"} in pool["spec"]["env"]
+    assert not [e for e in pool["spec"]["env"] if e["name"] == "DURABLE_AUTH_TOKEN"]
+    pool_pod = pool["spec"]["podTemplate"]["spec"]
+    assert _volume_secret(pool_pod, "durable-auth")["secretName"] == "durable-auth"
+    assert _volume_secret(pool_pod, "durable-auth")["items"] == [{"key": "token", "path": "token"}]
+
+
+def test_credentials_are_generated_when_none_are_given() -> None:
+    """The default is not an open endpoint: a Secret of scoped credentials is generated; the
+    control plane sees only the credentials file, the operator only its read token, the example
+    workers only their worker token (bound to their pod names), each as a file."""
+    from durable.common.credentials import Scope, parse_credentials
+
+    objects = render({**BASE, "examplePool": {"enabled": True}})
+    generated = _decoded(one(objects, "Secret", "durable-auth"))
+    assert set(generated) == {"tokens", "admin", "operator", "example-pool"}
+    credentials = parse_credentials(generated["tokens"], "tokens")
+    assert credentials.for_token(generated["admin"]).scope is Scope.ADMIN
+    assert credentials.for_token(generated["operator"]).scope is Scope.READ
+    worker = credentials.for_token(generated["example-pool"])
+    assert (worker.scope, worker.worker_prefix) == (Scope.WORKER, "example-workers-")
+    assert len(set(generated[k] for k in ("admin", "operator", "example-pool"))) == 3
+    assert all(len(generated[k]) >= 32 for k in ("admin", "operator", "example-pool"))
+
+    controlplane = one(objects, "Deployment", "durable-controlplane")["spec"]["template"]["spec"]
+    assert env_of(controlplane["containers"][0])["DURABLE_AUTH_TOKENS_FILE"] == "/etc/durable/auth/tokens"
+    assert _volume_secret(controlplane, "auth")["items"] == [{"key": "tokens", "path": "tokens"}]
+    operator = one(objects, "Deployment", "durable-operator")["spec"]["template"]["spec"]
+    assert env_of(operator["containers"][0])["DURABLE_AUTH_TOKEN_FILE"] == "/etc/durable/auth/token"
+    assert _volume_secret(operator, "auth") == {
+        "secretName": "durable-auth", "defaultMode": 0o440, "items": [{"key": "operator", "path": "token"}]}
+
+    (pool,) = kinds(objects, "DurableWorkerPool")
+    pool_secret = one(objects, "Secret", "durable-example-workers-auth")
+    assert pool_secret["metadata"]["namespace"] == pool["metadata"]["namespace"]
+    assert _decoded(pool_secret) == {"token": generated["example-pool"]}
+    assert _volume_secret(pool["spec"]["podTemplate"]["spec"], "durable-auth")["secretName"] == "durable-example-workers-auth"
+    # in another watched namespace, the pool's Secret goes with it
+    elsewhere = render({**BASE, "examplePool": {"enabled": True}, "operator": {"watchNamespace": "team-a"}})
+    assert one(elsewhere, "Secret", "durable-example-workers-auth")["metadata"]["namespace"] == "team-a"
+
+
+def test_a_secret_of_scoped_credentials_and_auth_off() -> None:
+    objects = render(SCENARIOS["scoped-secret"])
+    controlplane = one(objects, "Deployment", "durable-controlplane")["spec"]["template"]["spec"]
+    assert env_of(controlplane["containers"][0])["DURABLE_AUTH_TOKENS_FILE"] == "/etc/durable/auth/tokens"
+    assert _volume_secret(controlplane, "auth")["items"] == [{"key": "tokens", "path": "tokens"}]
+    operator = one(objects, "Deployment", "durable-operator")["spec"]["template"]["spec"]
+    assert _volume_secret(operator, "auth")["items"] == [{"key": "operator", "path": "token"}]
+    (pool,) = kinds(objects, "DurableWorkerPool")
+    assert _volume_secret(pool["spec"]["podTemplate"]["spec"], "durable-auth")["items"] == [
+        {"key": "example-workers", "path": "token"}]
+    off = render(SCENARIOS["auth-off"])
+    assert not kinds(off, "Secret")
+    for deployment in kinds(off, "Deployment"):
+        env = env_of(deployment["spec"]["template"]["spec"]["containers"][0])
+        assert not {"DURABLE_AUTH_TOKEN_FILE", "DURABLE_AUTH_TOKENS_FILE"} & set(env)
+
+
+def test_the_chart_postgresql() -> None:
+    """postgresql.enabled: one StatefulSet of the official image with a PVC, a generated password,
+    the control plane pointed at it (migrating in an init container: a pre-install hook would
+    run before the database exists), and only the control plane admitted to it."""
+    objects = render(SCENARIOS["postgresql"])
+    (statefulset,) = kinds(objects, "StatefulSet")
+    assert statefulset["metadata"]["name"] == "durable-postgresql"
+    (container,) = statefulset["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == "postgres:17"
+    (claim,) = statefulset["spec"]["volumeClaimTemplates"]
+    assert claim["spec"]["resources"]["requests"]["storage"] == "8Gi"
+    assert claim["spec"]["storageClassName"] == "fast"
+    assert {m["name"]: m["mountPath"] for m in container["volumeMounts"]}["data"] == "/var/lib/postgresql/data"
+    service = one(objects, "Service", "durable-postgresql")
+    assert service["spec"]["selector"] == statefulset["spec"]["selector"]["matchLabels"]
+    secret = _decoded(one(objects, "Secret", "durable-postgresql"))
+    password = secret["POSTGRES_PASSWORD"]
+    assert len(password) == 32
+    assert secret["DATABASE_URL"] == f"postgresql://durable:{password}@durable-postgresql.durable.svc:5432/durable"
+    assert container["envFrom"] == [{"secretRef": {"name": "durable-postgresql"}}]
+
+    pod = one(objects, "Deployment", "durable-controlplane")["spec"]["template"]["spec"]
+    database = {"secretKeyRef": {"name": "durable-postgresql", "key": "DATABASE_URL"}}
+    assert env_of(pod["containers"][0])["DATABASE_URL"] == database
+    (migrate,) = pod["initContainers"]
+    assert migrate["args"] == ["migrate"] and env_of(migrate)["DATABASE_URL"] == database
+    assert not kinds(objects, "Job")
+    policy = one(objects, "NetworkPolicy", "durable-postgresql")
+    assert policy["spec"]["podSelector"] == {"matchLabels": statefulset["spec"]["selector"]["matchLabels"]}
+    (rule,) = policy["spec"]["ingress"]
+    assert rule["from"] == [{"podSelector": {"matchLabels": one(objects, "Deployment", "durable-controlplane")
+                                             ["spec"]["selector"]["matchLabels"]}}]
+
+
+def test_the_keda_port() -> None:
+    objects = render(SCENARIOS["namespaced"])
+    config = one(objects, "ConfigMap", "durable-controlplane")["data"]
+    assert config["DURABLE_KEDA_ADDRESS"] == "0.0.0.0:9003"
+    (container,) = one(objects, "Deployment", "durable-controlplane")["spec"]["template"]["spec"]["containers"]
+    assert {p["name"]: p["containerPort"] for p in container["ports"]}["keda"] == 9003
+    service = one(objects, "Service", "durable-controlplane")
+    assert {p["name"]: (p["port"], p["targetPort"]) for p in service["spec"]["ports"]}["keda"] == (9003, "keda")
+    (policy,) = kinds(objects, "NetworkPolicy")
+    (keda,) = [r for r in policy["spec"]["ingress"] if r["ports"] == [{"port": "keda", "protocol": "TCP"}]]
+    assert keda["from"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "keda"}}}]
+    assert "DURABLE_KEDA_ADDRESS" not in one(render(BASE), "ConfigMap", "durable-controlplane")["data"]
+
+
+def test_console_off_by_default(defaults: list[dict[str, Any]]) -> None:
+    assert not [o for o in defaults if "console" in o["metadata"]["name"]]
+
+
+def test_console_deployment_service_and_ingress() -> None:
+    objects = render(SCENARIOS["console"])
+    deployment = one(objects, "Deployment", "durable-console")
+    pod = deployment["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    assert container["args"] == ["console"]
+    assert pod["automountServiceAccountToken"] is False
+    env = env_of(container)
+    assert env["GRPC_ADDRESS"] == "durable-controlplane.durable.svc:9001"
+    assert env["DURABLE_CONSOLE_HOST"] == "0.0.0.0" and env["DURABLE_CONSOLE_PORT"] == "8080"
+    assert env["DURABLE_CONSOLE_AUTH"] == "auto" and env["DURABLE_CONSOLE_SECURE_COOKIES"] == "true"
+    # a client of the control plane, like the operator: token file and client TLS, no database
+    assert {"DURABLE_AUTH_TOKEN_FILE", "DURABLE_TLS_CA_FILE", "DURABLE_TLS_CERT_FILE"} <= set(env)
+    assert "DATABASE_URL" not in env and "DURABLE_TLS_CLIENT_CA_FILE" not in env
+    assert container["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    service = one(objects, "Service", "durable-console")
+    assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
+    assert service["spec"]["ports"] == [
+        {"name": "http", "port": 8080, "targetPort": "http", "protocol": "TCP", "appProtocol": "http"}
+    ]
+    ingress = one(objects, "Ingress", "durable-console")
+    assert ingress["spec"]["ingressClassName"] == "nginx"
+    [rule] = ingress["spec"]["rules"]
+    assert rule["host"] == "console.example.com"
+    assert rule["http"]["paths"][0]["backend"]["service"] == {"name": "durable-console", "port": {"name": "http"}}
+    assert ingress["spec"]["tls"] == [{"secretName": "console-tls", "hosts": ["console.example.com"]}]
+    # no Ingress unless asked for; another control plane address when given
+    plain = render({**BASE, "console": {"enabled": True, "controlPlaneAddress": "cp.elsewhere.svc:9001"}})
+    assert not kinds(plain, "Ingress")
+    [container] = one(plain, "Deployment", "durable-console")["spec"]["template"]["spec"]["containers"]
+    assert env_of(container)["GRPC_ADDRESS"] == "cp.elsewhere.svc:9001"
+    # auth is on by default: the console mounts its own generated client token, as a file
+    assert env_of(container)["DURABLE_AUTH_TOKEN_FILE"] == "/etc/durable/auth/token"
+    pod = one(plain, "Deployment", "durable-console")["spec"]["template"]["spec"]
+    assert _volume_secret(pod, "auth") == {"secretName": "durable-auth", "defaultMode": 0o440, "items": [{"key": "console", "path": "token"}]}
+
+
+def test_console_values_are_checked() -> None:
+    with helm.Chart.load(CHART) as chart:
+        for bad in ({"console": {"auth": "maybe"}}, {"console": {"enabled": "yes"}},
+                    {"console": {"ingress": {"path": "console"}}}, {"console": {"prot": 1}}):
+            with pytest.raises(helm.HelmValuesError):
+                chart.validate_schema(chart.merge_values({**BASE, **bad}))

@@ -24,7 +24,7 @@ def test_operator_folder_never_shadows_the_standard_library() -> None:
 @pytest.mark.parametrize(
     "module",
     ["durable.controlplane", "durable.worker", "durable.client", "durable.common", "durable.cli",
-     "durable.proto.v1.durable_pb2_grpc", "durable.migrations"],
+     "durable.proto.v1.durable_pb2_grpc", "durable.migrations", "durable.console"],
 )
 def test_every_part_imports_under_one_root(module: str) -> None:
     assert importlib.import_module(module).__name__ == module
@@ -53,6 +53,8 @@ CONTRACTS = [
      "workers, the operator and clients reach the control plane only over gRPC"),
     (("controlplane",), ("durable.worker", "durable.examples", "durable.operator"),
      "the control plane holds no user code"),
+    (("console",), ("durable.controlplane", "asyncpg", "durable.worker"),
+     "the console reaches the control plane only over gRPC ClientService"),
 ]
 
 

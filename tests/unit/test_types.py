@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-FOLDERS = ("cli", "common", "client", "controlplane", "worker", "proto", "migrations", "examples", "operator")
+FOLDERS = ("cli", "common", "client", "controlplane", "worker", "proto", "migrations", "examples", "operator",
+           "console")
 
 
 def test_mypy_is_clean(tmp_path: Path) -> None:
@@ -24,7 +25,7 @@ def test_mypy_is_clean(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "mypy", "--no-error-summary", "--cache-dir", str(tmp_path / ".cache"),
          "-p", "durable.controlplane", "-p", "durable.common", "-p", "durable.client",
-         "-p", "durable.cli", "-p", "durable.worker"],
+         "-p", "durable.cli", "-p", "durable.worker", "-p", "durable.console"],
         cwd=tmp_path, capture_output=True, text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr

@@ -63,7 +63,7 @@ def test_app_rejects_bad_registrations() -> None:
         app.activity(name="y")(lambda: None)
     with pytest.raises(InvalidArgument, match="retry_policy"):
         app.activity(name="z", retry_policy={"max_attempts": 0})
-    with pytest.raises(InvalidArgument, match="must be a class"):
+    with pytest.raises(InvalidArgument, match="must be an async function"):
         app.workflow(name="w")(lambda: None)  # type: ignore[arg-type]
 
     class Async:
@@ -92,8 +92,9 @@ def test_action_helpers_validate_and_convert() -> None:
         sdk.schedule_activity("t", priority=5000)
     with pytest.raises(InvalidArgument, match="seconds"):
         sdk.start_timer(-1)
-    with pytest.raises(InvalidArgument, match="JSON object"):
-        action_to_proto(sdk.CompleteWorkflow(result=[1]))  # type: ignore[arg-type]
+    assert action_to_proto(sdk.CompleteWorkflow(result=[1])).complete_workflow.result_json == "[1]"
+    with pytest.raises(InvalidArgument, match="not JSON-serialisable"):
+        action_to_proto(sdk.CompleteWorkflow(result=[object()]))
 
     failed = action_to_proto(sdk.fail("bad", type="Oops")).fail_workflow.failure
     assert (failed.message, failed.type, failed.non_retryable) == ("bad", "Oops", True)
@@ -124,7 +125,7 @@ async def test_context_heartbeat_and_cancellation() -> None:
     worker.join()
     assert json.loads(ctx.heartbeat_details_json) == {"done": 4}
     with pytest.raises(InvalidArgument):
-        ctx.heartbeat([1])  # type: ignore[arg-type]
+        ctx.heartbeat({"x": object()})
 
     assert not ctx.is_cancelled
     ctx._cancel("stop")
@@ -228,7 +229,7 @@ async def test_activity_outcomes_become_the_right_requests() -> None:
 
     @app.activity(name="bad_result")
     async def bad_result(ctx: ActivityContext, input: dict[str, Any]) -> Any:
-        return [1, 2]
+        return {"not": object()}
 
     @app.activity(name="slow", start_to_close_timeout=0.05)
     async def slow(ctx: ActivityContext, input: dict[str, Any]) -> dict[str, Any]:
@@ -279,11 +280,14 @@ async def test_workflow_task_becomes_a_decision() -> None:
     # The registry's retry policy travels with the scheduled activity.
     assert action.schedule_activity.options.retry_policy.max_attempts == 3
 
-    bad = pb.Task(id="t", kind="workflow", activity_type="agent_turn", attempt=1,
-                  history=[pb.Event(sequence_num=1, event_type="ActivityCompleted",
-                                    event_data_json='{"activity_id": "process_input"}')])
+    # A history the code does not issue again: the decision fails, naming the event.
+    bad = pb.Task(id="t", kind="workflow", activity_type="agent_turn", attempt=1, history=[
+        *history, pb.Event(sequence_num=2, event_type="ActivityScheduled",
+                           event_data_json='{"activity_id": "reason-1", "activity_type": "reason"}')])
     method, request = runner._decide(bad)
-    assert method == "FailTask" and request.failure.type == "KeyError"
+    assert method == "FailTask" and request.failure.type == "NonDeterminismError"
+    assert "event 2" in request.failure.message and "'reason-1'" in request.failure.message
+    assert "process_input" in request.failure.message
 
 
 def test_the_worker_never_loads_the_control_plane_or_a_database_driver() -> None:

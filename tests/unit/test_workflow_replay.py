@@ -86,8 +86,15 @@ def test_only_actions_after_decided_through_seq_are_emitted() -> None:
     assert decision.actions[0].input == {"i": 1}  # type: ignore[union-attr]
     assert decision.seen_through_seq == 3
 
-    # Everything decided already: nothing new, even though handlers ran.
-    assert replay(Counter, events, decided_through_seq=3).actions == []
+    # Everything decided already: the commands are in the history, nothing is new, even
+    # though handlers ran.
+    recorded = history(
+        started(n=2),
+        scheduled("step-1", "step"),
+        completed("step-1", "step", value=5),
+        scheduled("step-2", "step"),
+    )
+    assert replay(Counter, recorded, decided_through_seq=4).actions == []
 
 
 def test_replay_rebuilds_state_from_the_whole_history() -> None:
@@ -134,10 +141,15 @@ def test_ids_count_all_activities_across_the_replay_and_are_stable() -> None:
     assert ids == ["a-1", "b-2", "a-3", "mine", "timer-1", "t"]
     assert first.actions[4] == StartTimer(fire_after=5.0, timer_id="timer-1")
 
-    later = replay(Fan, history(started(), completed("a-1", "a")), 1)
+    recorded = history(
+        started(), scheduled("a-1", "a"), scheduled("b-2", "b"), scheduled("a-3", "a"),
+        scheduled("mine", "c"), ("TimerStarted", {"timer_id": "timer-1"}),
+        ("TimerStarted", {"timer_id": "t"}), completed("a-1", "a"),
+    )
+    later = replay(Fan, recorded, 7)
     # The counter continues over the replayed (already applied) actions.
     assert [a.activity_id for a in later.actions] == ["b-5"]  # type: ignore[union-attr]
-    again = replay(Fan, history(started(), completed("a-1", "a")), 1)
+    again = replay(Fan, recorded, 7)
     assert again == later
 
 
@@ -174,6 +186,7 @@ def test_activity_failure_can_be_handled() -> None:
 
     events = history(
         started(),
+        scheduled("flaky-1", "flaky"),
         ("ActivityFailed", {"activity_id": "flaky-1", "activity_type": "flaky",
                             "error": {"message": "x", "type": "Timeout"}}),
     )
@@ -225,7 +238,7 @@ def test_nothing_is_decided_after_the_workflow_ended() -> None:
     later = replay(Done, history(started(), ("WorkflowCompleted", {"result": {"x": 1}}),
                                  ("SignalReceived", {"signal_type": "s", "payload": {}})), 1)
     assert later.actions == [] and later.ended
-    cancelled = replay(Done, [HistoryEvent(1, "WorkflowCancelled", {"reason": "r"})], 0)
+    cancelled = replay(Done, [HistoryEvent(1, "WorkflowCancelled", {"reason": "r", "terminated": True})], 0)
     assert cancelled.actions == [] and cancelled.ended
 
 
@@ -239,7 +252,7 @@ def test_activity_type_is_passed_to_handlers_that_declare_it() -> None:
         ) -> list[Any]:
             return [complete({"type": activity_type, "id": activity_id})]
 
-    events = history(started(), completed("x-1", "x"))
+    events = history(started(), scheduled("x-1", "x"), completed("x-1", "x"))
     assert replay(Typed, events, 1).actions == [CompleteWorkflow({"type": "x", "id": "x-1"})]
 
 

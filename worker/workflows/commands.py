@@ -1,7 +1,10 @@
-"""The actions a workflow handler returns, and the helpers that build them.
+"""Commands: what workflow code asks the engine to do, as plain values.
 
-Handlers are deterministic: they return a list of these plain values and the replay engine
-(`durable.worker.replay`) turns the new ones into a decision for the control plane.
+Workflow code issues them (an `await ctx.activity(...)` issues ScheduleActivity, an
+`asyncio.sleep` a StartTimer, the end of the workflow function CompleteWorkflow, ...); the
+callback layer (durable.worker.Workflow) returns them from its handlers. Each command, once
+applied, is recorded as one event of the history (durable.worker.workflows.history), and on
+replay the command issued at each position must match the event recorded there.
 """
 
 from __future__ import annotations
@@ -57,10 +60,11 @@ class ActivityOptions:
 
 @dataclass(frozen=True)
 class ScheduleActivity:
-    """Run an activity. `activity_id` None: the replay engine assigns f"{type}-{n}"."""
+    """Run an activity. `activity_id` None: the runtime assigns f"{type}-{n}" (n counts the
+    workflow's activities, 1-based)."""
 
     activity_type: str
-    input: dict[str, Any]
+    input: Any
     activity_id: str | None = None
     options: ActivityOptions = field(default_factory=ActivityOptions)
 
@@ -70,7 +74,7 @@ class ScheduleActivity:
 
 @dataclass(frozen=True)
 class StartTimer:
-    """Fire `on_timer_fired(timer_id)` after `fire_after` seconds."""
+    """A durable timer firing after `fire_after` seconds; `timer_id` None: "timer-{n}"."""
 
     fire_after: float
     timer_id: str | None = None
@@ -83,7 +87,7 @@ class StartTimer:
 class CompleteWorkflow:
     """End the workflow successfully with `result`."""
 
-    result: dict[str, Any]
+    result: Any
 
 
 @dataclass(frozen=True)
@@ -95,8 +99,48 @@ class FailWorkflow:
     details: dict[str, Any] | None = None
 
 
-Action = ScheduleActivity | StartTimer | CompleteWorkflow | FailWorkflow
-TERMINAL_ACTIONS = (CompleteWorkflow, FailWorkflow)
+@dataclass(frozen=True)
+class CancelActivity:
+    """Stop waiting for an activity: a pending task is dropped, a running one is told
+    through its heartbeat; a result that still arrives is ignored."""
+
+    activity_id: str
+
+
+@dataclass(frozen=True)
+class CancelTimer:
+    """Drop a durable timer that has not fired."""
+
+    timer_id: str
+
+
+@dataclass(frozen=True)
+class RecordMarker:
+    """Record a value in the history with no task: a side effect's result or a patch.
+    `kind` is "side_effect" or "patch"; `marker_id` identifies it within its kind."""
+
+    kind: str
+    marker_id: str
+    value: Any = None
+
+
+@dataclass(frozen=True)
+class CancelWorkflow:
+    """End the workflow as cancelled (its code let the CancelledError out)."""
+
+    reason: str = ""
+
+
+Action = (
+    ScheduleActivity | StartTimer | CompleteWorkflow | FailWorkflow
+    | CancelActivity | CancelTimer | RecordMarker | CancelWorkflow
+)
+Command = Action
+COMMAND_TYPES = (
+    ScheduleActivity, StartTimer, CompleteWorkflow, FailWorkflow,
+    CancelActivity, CancelTimer, RecordMarker, CancelWorkflow,
+)
+TERMINAL_ACTIONS = (CompleteWorkflow, FailWorkflow, CancelWorkflow)
 
 
 def schedule_activity(

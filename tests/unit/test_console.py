@@ -1,0 +1,118 @@
+"""The console's pure parts: the timeline picture, sessions, CSRF, redirects after sign-in,
+and the store's page tokens and prefix patterns (no I/O)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from durable.client import EventView, TaskView, WorkflowView
+from durable.common.errors import InvalidArgument
+from durable.console import timeline
+from durable.console.auth import Sessions, csrf_matches
+from durable.console.pages_auth import _safe_next
+from durable.controlplane.store.browse import decode_page_token, encode_page_token, like_prefix
+
+T0 = 1_800_000_000.0
+
+
+def wf(status: str = "running", completed_at: float = 0.0) -> WorkflowView:
+    return WorkflowView("w", "demo", status, {}, None, None, T0, T0, T0, completed_at, 0)
+
+
+def ev(seq: int, at: float, event_type: str, **data: Any) -> EventView:
+    return EventView(seq, event_type, data, T0 + at)
+
+
+def task(activity_id: str, status: str, errors: list[dict[str, Any]] = (), kind: str = "activity") -> TaskView:  # type: ignore[assignment]
+    return TaskView("t-" + activity_id, kind, activity_id, "fetch", status, 1, 5, 0, T0, T0, "", 0, 0, 0, "",
+                    list(errors))
+
+
+def at(seconds: float) -> str:
+    return datetime.fromtimestamp(T0 + seconds, UTC).isoformat()
+
+
+def test_timeline_rows_outcomes_retries_and_signals() -> None:
+    events = [
+        ev(1, 0, "WorkflowStarted"),
+        ev(2, 0, "ActivityScheduled", activity_id="a", activity_type="fetch"),
+        ev(3, 4, "ActivityCompleted", activity_id="a", activity_type="fetch", attempt=3),
+        ev(4, 4, "TimerStarted", timer_id="cool", fire_at=at(6)),
+        ev(5, 6, "TimerFired", timer_id="cool"),
+        ev(6, 6, "ActivityScheduled", activity_id="b", activity_type="fetch"),
+        ev(7, 7, "SignalReceived", signal_type="approve", payload={}),
+    ]
+    tasks = [task("a", "completed", [{"attempt": 1, "at": at(1)}, {"attempt": 2, "at": at(2)}]),
+             task("b", "claimed")]
+    picture = timeline.build(wf(), events, tasks, now=T0 + 10)
+    kinds = [(r.kind, r.outcome) for r in picture.rows]
+    assert kinds == [("workflow", "running"), ("activity", "completed"), ("timer", "completed"),
+                     ("activity", "running"), ("signals", "completed")]
+    _, a, cool, b, signals = picture.rows
+    assert [m.kind for m in a.marks] == ["retry", "retry"]
+    assert "on attempt 3" in a.title
+    assert [m.kind for m in signals.marks] == ["signal"]
+    left, right = picture.chart_left, picture.chart_left + picture.chart_width
+    assert a.x == pytest.approx(left) and b.x + b.width == pytest.approx(right)  # running to now
+    assert a.x < a.marks[0].x < a.marks[1].x < a.x + a.width
+    assert cool.x == pytest.approx(left + 0.4 * picture.chart_width)
+    assert all(left <= m.x <= right for r in picture.rows for m in r.marks)
+    assert picture.ticks[0][1] == "0" and picture.ticks[-1][1] == "+10.0 s"
+
+
+def test_timeline_of_an_ended_workflow_closes_open_steps_and_caps_rows() -> None:
+    events = [ev(1, 0, "WorkflowStarted")] + [
+        ev(i + 2, i * 0.01, "ActivityScheduled", activity_id=f"s{i}", activity_type="x") for i in range(250)
+    ]
+    events.append(ev(300, 4, "WorkflowCancelRequested", reason="enough"))
+    picture = timeline.build(wf("cancelled", completed_at=T0 + 5), events, [], now=T0 + 99)
+    assert [(m.kind, m.title) for m in picture.rows[0].marks] == [("cancel", "cancel requested: enough")]
+    assert len(picture.rows) == timeline.MAX_ROWS and picture.hidden_rows == 251 - timeline.MAX_ROWS
+    assert {r.outcome for r in picture.rows[1:]} == {"cancelled"}
+    assert picture.rows[1].x + picture.rows[1].width == pytest.approx(picture.chart_left + picture.chart_width)
+
+
+async def test_sessions_expire_after_their_idle_lifetime() -> None:
+    now = [0.0]
+
+    class FakeClient:
+        closed = False
+
+        async def close(self) -> None:
+            self.closed = True
+
+    sessions = Sessions(60, clock=lambda: now[0])
+    client = FakeClient()
+    session = sessions.create("tok", "client", client)  # type: ignore[arg-type]
+    now[0] = 59
+    assert await sessions.get(session.id) is session  # use renews it
+    now[0] = 118
+    assert await sessions.get(session.id) is session
+    now[0] = 179
+    assert await sessions.get(session.id) is None and client.closed and len(sessions) == 0
+    assert await sessions.get(None) is None and await sessions.get("forged") is None
+
+
+def test_csrf_and_the_redirect_after_sign_in() -> None:
+    assert csrf_matches("abc", "abc")
+    assert not csrf_matches("abc", "abd") and not csrf_matches(None, "abc") and not csrf_matches("abc", "")
+    assert _safe_next("/workflows?status=failed") == "/workflows?status=failed"
+    for evil in ("//evil.example", "https://evil.example/", "\\\\evil", "/\\evil", "", None, "workflows"):
+        assert _safe_next(evil) == "/"
+
+
+def test_page_tokens_round_trip_to_the_microsecond_and_refuse_garbage() -> None:
+    when = datetime(2026, 12, 1, 9, 30, 15, 123457, tzinfo=UTC)
+    assert decode_page_token(encode_page_token(when, "id|with|bars")) == (when, "id|with|bars")
+    for bad in ("", "%%%", "bm90LWEtdG9rZW4"):
+        with pytest.raises(InvalidArgument):
+            decode_page_token(bad)
+
+
+def test_id_prefix_becomes_a_literal_like_pattern() -> None:
+    assert like_prefix("ab") == "ab%"
+    assert like_prefix("a_b%c\\") == "a\\_b\\%c\\\\%"
+    assert like_prefix("") is None and like_prefix(None) is None

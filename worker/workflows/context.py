@@ -1,0 +1,274 @@
+"""WorkflowContext: what workflow code calls (`ctx`), each call a command or a read of the
+history. Everything here is deterministic (see durable.worker.workflows.rules)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from durable.common import RetryPolicy
+from durable.common.converter import NO_CONVERSION, from_json, to_json
+from durable.worker.workflows.commands import ActivityOptions, ScheduleActivity, Seconds, retry_policy_of, to_seconds
+from durable.worker.workflows.history import is_patch_marker
+from durable.worker.workflows.rules import engine_code
+
+if TYPE_CHECKING:
+    from durable.worker.workflows.instance import WorkflowInfo, WorkflowInstance
+
+
+class _ReplaySafeLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """ctx.logger: lines are written the first time the code passes, not when replaying."""
+
+    def __init__(self, instance: WorkflowInstance) -> None:
+        super().__init__(logging.getLogger("durable.workflow"), {})
+        self._instance = instance
+
+    def isEnabledFor(self, level: int) -> bool:  # noqa: N802 - logging's name
+        instance = self._instance
+        if instance.replaying or instance.torn_down:
+            return False
+        return self.logger.isEnabledFor(level)
+
+    def log(self, level: int, msg: object, *args: Any, **kwargs: Any) -> None:
+        if self.isEnabledFor(level):
+            with engine_code():
+                info = self._instance.info
+                self.logger.log(level, "[%s %s] " + str(msg), info.workflow_type, info.workflow_id,
+                                *args, **kwargs)
+
+
+class WorkflowContext:
+    """Passed as the first argument of every workflow function (and `run` method).
+
+    Activities: ``await ctx.activity("name", input, **options)`` (or call a registered
+    activity function). Time: ``await asyncio.sleep(s)`` or ``await ctx.sleep(s)`` (durable
+    timers), ``ctx.now()``. Signals: ``await ctx.wait_signal(name, timeout=None)``.
+    Conditions: ``await ctx.wait_condition(lambda: ..., timeout=None)``. Deterministic
+    values: ``ctx.random()``, ``ctx.uuid4()``, ``ctx.side_effect(fn)``. Versioning:
+    ``ctx.patched("change-id")``. Logging: ``ctx.logger``.
+    """
+
+    def __init__(self, instance: WorkflowInstance) -> None:
+        self._instance = instance
+        self.logger: logging.LoggerAdapter = _ReplaySafeLogger(instance)  # type: ignore[type-arg]
+
+    # -- identity -----------------------------------------------------------------------
+
+    @property
+    def info(self) -> WorkflowInfo:
+        return self._instance.info
+
+    @property
+    def workflow_id(self) -> str:
+        return self._instance.info.workflow_id
+
+    @property
+    def workflow_type(self) -> str:
+        return self._instance.info.workflow_type
+
+    @property
+    def is_replaying(self) -> bool:
+        """True while the code passes again through events it handled before."""
+        return self._instance.replaying
+
+    @property
+    def cancel_requested(self) -> bool:
+        """True once the workflow was asked to cancel (its code saw a CancelledError)."""
+        return self._instance.cancel_requested
+
+    # -- activities ---------------------------------------------------------------------
+
+    def start_activity(
+        self,
+        activity: str | Callable[..., Any],
+        input: Any = None,
+        *,
+        activity_id: str | None = None,
+        result_type: Any = NO_CONVERSION,
+        retry_policy: RetryPolicy | dict[str, Any] | None = None,
+        start_to_close_timeout: Seconds | None = None,
+        schedule_to_start_timeout: Seconds | None = None,
+        heartbeat_timeout: Seconds | None = None,
+        priority: int | None = None,
+        start_delay: Seconds | None = None,
+    ) -> asyncio.Future[Any]:
+        """Schedule an activity now and return the future of its result (cancel the future
+        to cancel the activity). Most code awaits ``ctx.activity(...)`` instead."""
+        name, default_result_type = _activity_name(activity)
+        if priority is not None and not -1000 <= priority <= 1000:
+            raise ValueError(f"priority must be within -1000..1000, got {priority}")
+        options = ActivityOptions(
+            retry_policy=retry_policy_of(retry_policy, field="retry_policy"),
+            priority=priority,
+            schedule_to_start_timeout=to_seconds(schedule_to_start_timeout, field="schedule_to_start_timeout"),
+            start_to_close_timeout=to_seconds(start_to_close_timeout, field="start_to_close_timeout"),
+            heartbeat_timeout=to_seconds(heartbeat_timeout, field="heartbeat_timeout"),
+            start_delay=to_seconds(start_delay, field="start_delay"),
+        )
+        with engine_code():
+            payload = to_json(input)
+        command = ScheduleActivity(activity_type=name, input=payload, activity_id=activity_id,
+                                   options=options)
+        if result_type is NO_CONVERSION:
+            result_type = default_result_type
+        return self._instance.schedule_activity(command, result_type)
+
+    async def activity(
+        self,
+        activity: str | Callable[..., Any],
+        input: Any = None,
+        **options: Any,
+    ) -> Any:
+        """Run an activity (by name, or a registered activity function) and return its
+        result; raises ActivityError when it failed for good. Options: activity_id,
+        result_type, retry_policy, start_to_close_timeout, schedule_to_start_timeout,
+        heartbeat_timeout, priority, start_delay (they override the activity's registered
+        defaults)."""
+        return await self.start_activity(activity, input, **options)
+
+    # -- time ---------------------------------------------------------------------------
+
+    def now(self) -> datetime:
+        """The workflow's clock: the time of the event the code is reacting to (UTC)."""
+        return self._instance.now
+
+    async def sleep(self, seconds: Seconds) -> None:
+        """A durable timer (the same as ``await asyncio.sleep(seconds)``)."""
+        delay = seconds.total_seconds() if isinstance(seconds, timedelta) else float(seconds)
+        await asyncio.sleep(delay)
+
+    # -- signals and conditions ---------------------------------------------------------
+
+    async def wait_signal(self, name: str, timeout: Seconds | None = None, *, type: Any = NO_CONVERSION) -> Any:
+        """The payload of the next signal `name` (the oldest buffered one first, each
+        delivered once), or None when `timeout` seconds pass first (a durable timer).
+        `type` rebuilds the payload (a pydantic model, a dataclass, ...)."""
+        instance = self._instance
+        buffered = instance.signal_buffer.get(name)
+        if buffered:
+            return from_json(buffered.popleft(), type, field=f"signal {name}")
+        waiter: asyncio.Future[Any] = instance.loop.create_future()
+        instance.signal_waiters[name].append(waiter)
+        try:
+            if timeout is None:
+                payload = await waiter
+            else:
+                delay = timeout.total_seconds() if isinstance(timeout, timedelta) else float(timeout)
+                try:
+                    payload = await asyncio.wait_for(waiter, delay)
+                except TimeoutError:
+                    return None
+        finally:
+            waiters = instance.signal_waiters.get(name)
+            if waiters and waiter in waiters:
+                waiters.remove(waiter)
+        return from_json(payload, type, field=f"signal {name}")
+
+    def set_signal_handler(self, name: str, handler: Callable[[Any], Any]) -> None:
+        """Call `handler(payload)` (a function or coroutine function) for every signal
+        `name` from now on; signals buffered before are handed to it first."""
+        instance = self._instance
+        instance.signal_handlers[name] = handler
+        buffered = instance.signal_buffer.pop(name, None)
+        for payload in buffered or ():
+            instance._signal(name, payload)
+
+    async def wait_condition(self, predicate: Callable[[], bool], timeout: Seconds | None = None) -> bool:
+        """Wait until `predicate()` is true (checked after every event the workflow handles);
+        False when `timeout` seconds pass first (a durable timer)."""
+        if predicate():
+            return True
+        instance = self._instance
+        future: asyncio.Future[bool] = instance.loop.create_future()
+        entry = (predicate, future)
+        instance.conditions.append(entry)
+        try:
+            if timeout is None:
+                return await future
+            delay = timeout.total_seconds() if isinstance(timeout, timedelta) else float(timeout)
+            try:
+                return await asyncio.wait_for(future, delay)
+            except TimeoutError:
+                return False
+        finally:
+            if entry in instance.conditions:
+                instance.conditions.remove(entry)
+
+    # -- deterministic values -----------------------------------------------------------
+
+    @property
+    def rng(self) -> Any:
+        """The workflow's random.Random, seeded from its history: the same on replay."""
+        return self._instance.rng
+
+    def random(self) -> float:
+        """A float in [0, 1), the same on replay."""
+        return float(self._instance.rng.random())
+
+    def uuid4(self) -> uuid.UUID:
+        """A version-4 UUID, the same on replay."""
+        return uuid.UUID(int=self._instance.rng.getrandbits(128), version=4)
+
+    def side_effect(self, fn: Callable[[], Any], *, type: Any = NO_CONVERSION) -> Any:
+        """Run `fn()` once and record its (JSON) result in the history; on replay the
+        recorded result is returned and `fn` is not called."""
+        instance = self._instance
+        marker_id = f"side_effect-{instance.next_id('side_effect')}"
+        recorded = instance.peek_recorded()
+        if (recorded is not None and recorded.data.get("kind") == "side_effect"
+                and recorded.data.get("marker_id") == marker_id):
+            value = recorded.data.get("value")
+        else:
+            with engine_code():
+                value = to_json(fn())
+        instance.record_marker("side_effect", marker_id, value)
+        return from_json(value, type, field=marker_id)
+
+    def patched(self, patch_id: str) -> bool:
+        """Versioning: True for runs that reach this point with the new code, False when
+        replaying a history recorded before the change.
+
+            if ctx.patched("add-fraud-check"):
+                await ctx.activity("fraud_check", order)
+            await ctx.activity("charge", order)
+
+        To retire the old branch later: once no workflow recorded before the patch is
+        running (``durable replay --types ...`` over the running ones passes without the
+        old branch), delete the old branch and the `patched` call together; histories that
+        hold the patch marker replay fine without it.
+        """
+        instance = self._instance
+        recorded = instance.peek_recorded()
+        if recorded is not None and is_patch_marker(recorded, patch_id):
+            instance.record_marker("patch", patch_id, None)
+            return True
+        if recorded is not None or instance.replaying:
+            return False
+        instance.record_marker("patch", patch_id, None)
+        return True
+
+
+def _activity_name(activity: str | Callable[..., Any]) -> tuple[str, Any]:
+    if isinstance(activity, str):
+        if not activity:
+            raise ValueError("activity name must not be empty")
+        return activity, NO_CONVERSION
+    definition = getattr(activity, "__durable_activity__", None)
+    if definition is None:
+        raise TypeError(f"{activity!r} is not a registered activity; pass its name or a "
+                        "function decorated with @app.activity")
+    return definition.name, definition.result_type
+
+
+def current_context() -> WorkflowContext | None:
+    """The context of the workflow whose code is running now, if any."""
+    from durable.worker.workflows.loop import DeterministicLoop
+
+    loop = asyncio.events._get_running_loop()
+    if isinstance(loop, DeterministicLoop):
+        return loop._instance.ctx
+    return None

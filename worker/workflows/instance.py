@@ -1,0 +1,457 @@
+"""A workflow instance: the workflow's code on its deterministic loop, fed its history.
+
+`WorkflowInstance.replay(events, decided_through_seq)` walks the history in order (see
+durable.worker.workflows.history for the rules): WorkflowStarted starts the workflow's
+code; every other non-command event is delivered and the code runs until it waits again;
+every command event must match the command the code issued at that position. What the code
+issued beyond the history is the Decision. The process side (durable.worker.execution)
+feeds histories in and sends decisions out; it never reaches into the instance.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import traceback
+from collections import defaultdict, deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from durable.common.converter import NO_CONVERSION, from_json, to_json
+from durable.worker.workflows.commands import (
+    ActivityOptions,
+    CancelActivity,
+    CancelTimer,
+    CancelWorkflow,
+    Command,
+    CompleteWorkflow,
+    FailWorkflow,
+    RecordMarker,
+    ScheduleActivity,
+    StartTimer,
+)
+from durable.worker.workflows.errors import (
+    ActivityError,
+    DeterminismViolation,
+    WorkflowCodeError,
+    WorkflowFailed,
+)
+from durable.worker.workflows.history import (
+    ACTIVITY_COMPLETED,
+    ACTIVITY_FAILED,
+    ENDING_EVENTS,
+    SIGNAL_RECEIVED,
+    TIMER_FIRED,
+    WORKFLOW_CANCEL_REQUESTED,
+    WORKFLOW_STARTED,
+    CommandMatcher,
+    HistoryEvent,
+    is_patch_marker,
+    matches,
+    sorted_history,
+)
+from durable.worker.workflows.loop import DeterministicLoop, DurableTimerHandle
+from durable.worker.workflows.rules import engine_code, take_violation, workflow_code
+
+log = logging.getLogger("durable.workflow")
+
+OptionsLookup = Callable[[str], ActivityOptions]
+# How many frames of a failing workflow's traceback a blocked workflow shows.
+TRACEBACK_FRAMES = 8
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What one replay decided.
+
+    `actions`: the new commands, in order (ids assigned, options completed).
+    `seen_through_seq`: the last sequence_num of the history replayed.
+    `ended`: the workflow has reached (or already had) its end.
+    """
+
+    actions: list[Command]
+    seen_through_seq: int
+    ended: bool
+
+    @property
+    def commands(self) -> list[Command]:
+        return self.actions
+
+
+@dataclass(frozen=True)
+class WorkflowInfo:
+    """Who the workflow is (what `ctx.info` tells its code)."""
+
+    workflow_id: str
+    workflow_type: str
+
+
+class WorkflowInstance:
+    """One workflow's code, its loop, and what it waits on."""
+
+    def __init__(
+        self,
+        entry: Callable[[Any, Any], Any],
+        info: WorkflowInfo,
+        *,
+        input_type: Any = NO_CONVERSION,
+        failure_exceptions: tuple[type[BaseException], ...] = (),
+        activity_defaults: OptionsLookup | None = None,
+        signal_handlers: dict[str, Callable[..., Any]] | None = None,
+    ) -> None:
+        # `entry(ctx, input)` returns the coroutine of the workflow's code.
+        from durable.worker.workflows.context import WorkflowContext
+
+        self.entry = entry
+        self.info = info
+        self.input_type = input_type
+        self.failure_exceptions = failure_exceptions
+        self.activity_defaults = activity_defaults
+        self.loop = DeterministicLoop(self)  # type: ignore[abstract]
+        self.matcher = CommandMatcher(f"{info.workflow_id} ({info.workflow_type})")
+        self.ctx = WorkflowContext(self)
+        self.signal_handlers: dict[str, Callable[..., Any]] = dict(signal_handlers or {})
+        self.signal_buffer: dict[str, deque[Any]] = defaultdict(deque)
+        self.signal_waiters: dict[str, deque[asyncio.Future[Any]]] = defaultdict(deque)
+        self.any_signal_listener: Callable[[str, Any], None] | None = None
+        self.conditions: list[tuple[Callable[[], bool], asyncio.Future[bool]]] = []
+        self.activities: dict[str, tuple[asyncio.Future[Any], Any]] = {}
+        self.timer_handles: dict[str, DurableTimerHandle] = {}
+        self.timer_futures: dict[str, asyncio.Future[None]] = {}
+        self.counters: dict[str, int] = defaultdict(int)
+        self.main: asyncio.Task[Any] | None = None
+        self.ended = False
+        self.torn_down = False
+        self.cancel_requested = False
+        self.violation: BaseException | None = None
+        self.rng = random.Random(info.workflow_id)
+        self.now = datetime.fromtimestamp(0, UTC)
+        self.current: HistoryEvent | None = None
+        self.decided_through_seq = 0
+        self._events: list[HistoryEvent] = []
+        self._index = 0
+
+    # -- driving ------------------------------------------------------------------------
+
+    def replay(self, history: Iterable[HistoryEvent], decided_through_seq: int) -> Decision:
+        """Walk `history` from the start; return the commands beyond it. Raises
+        WorkflowCodeError (NonDeterminismError, DeterminismViolation) when the code broke."""
+        self._events = sorted_history(history)
+        self.decided_through_seq = decided_through_seq
+        try:
+            after_end: list[HistoryEvent] = []
+            checked = False
+            for index, event in enumerate(self._events):
+                if self.ended:
+                    after_end = self._events[index:]
+                    break
+                self._index = index
+                if event.is_command:
+                    self.matcher.record(event)
+                    if event.event_type in ENDING_EVENTS:
+                        self.ended = True
+                    continue
+                if event.event_type in ENDING_EVENTS:  # ended by the engine (terminated)
+                    self.ended = True
+                    break
+                if event.sequence_num > decided_through_seq and not checked:
+                    self.matcher.end_of_decided(decided_through_seq)
+                    checked = True
+                self._deliver(event)
+            for event in after_end:  # the recorded end of what the code ended (the rest: ignored)
+                if event.is_command:
+                    self.matcher.record(event)
+            if not checked:
+                self.matcher.end_of_decided(decided_through_seq)
+            return Decision(
+                actions=self.matcher.new_commands(),
+                seen_through_seq=self._events[-1].sequence_num if self._events else 0,
+                ended=self.ended,
+            )
+        finally:
+            self._close()
+
+    def _deliver(self, event: HistoryEvent) -> None:
+        self.current = event
+        if event.created_at is not None:
+            self.now = max(self.now, event.created_at)
+            self.loop.set_time(self.now.timestamp())
+        data = event.data
+        kind = event.event_type
+        if kind == WORKFLOW_STARTED:
+            seed = data.get("random_seed")
+            if seed is not None:
+                self.rng.seed(seed)
+            self._start(data.get("input"))
+        elif kind == ACTIVITY_COMPLETED:
+            entry = self.activities.pop(str(data.get("activity_id", "")), None)
+            if entry is not None and not entry[0].done():
+                future, result_type = entry
+                try:
+                    future.set_result(from_json(data.get("result"), result_type,
+                                                field=f"result of {data.get('activity_id')}"))
+                except Exception as exc:  # noqa: BLE001 - a conversion failure is the await's
+                    future.set_exception(exc)
+        elif kind == ACTIVITY_FAILED:
+            entry = self.activities.pop(str(data.get("activity_id", "")), None)
+            if entry is not None and not entry[0].done():
+                error = data.get("error") or {}
+                entry[0].set_exception(ActivityError(
+                    str(error.get("message", "")), type=str(error.get("type") or "ActivityFailed"),
+                    activity_type=str(data.get("activity_type", "")),
+                    activity_id=str(data.get("activity_id", "")),
+                    attempts=int(data.get("attempts") or 0), reason=str(data.get("reason", "")),
+                ))
+        elif kind == TIMER_FIRED:
+            timer_id = str(data.get("timer_id", ""))
+            handle = self.timer_handles.pop(timer_id, None)
+            if handle is not None:
+                self.loop.fire(handle)
+            timer = self.timer_futures.pop(timer_id, None)
+            if timer is not None and not timer.done():
+                timer.set_result(None)
+        elif kind == SIGNAL_RECEIVED:
+            self._signal(str(data.get("signal_type", "")), data.get("payload"))
+        elif kind == WORKFLOW_CANCEL_REQUESTED:
+            self.cancel_requested = True
+            if self.main is not None and not self.main.done():
+                self.main.cancel(str(data.get("reason") or "the workflow was cancelled"))
+        self._run()
+
+    def _start(self, raw_input: Any) -> None:
+        try:
+            value = from_json(raw_input, self.input_type, field="workflow input")
+        except Exception as exc:  # noqa: BLE001
+            value = None
+            failure: BaseException = WorkflowFailed(str(exc), type="PayloadConversionError")
+            self.main = self.loop.create_task(_raise(failure), name="workflow")
+            return
+        coroutine = self.entry(self.ctx, value)
+        self.main = self.loop.create_task(coroutine, name=f"workflow:{self.info.workflow_type}")
+
+    def _run(self) -> None:
+        """Run the code until it waits on the history again; then settle conditions."""
+        while True:
+            self.loop.run_until_idle()
+            violation = take_violation() or self.violation
+            if violation is not None:
+                raise violation
+            if not self._settle_conditions():
+                break
+        if self.main is not None and self.main.done() and not self.ended:
+            self._finish(self.main)
+
+    def _settle_conditions(self) -> bool:
+        settled = False
+        for predicate, future in list(self.conditions):
+            if future.done():
+                self.conditions.remove((predicate, future))
+                continue
+            try:
+                met = self._in_code(predicate)
+            except BaseException as exc:  # noqa: BLE001 - the waiter raises it
+                future.set_exception(exc)
+                settled = True
+                continue
+            if met:
+                future.set_result(True)
+                settled = True
+        return settled
+
+    def _in_code(self, fn: Callable[[], Any]) -> Any:
+        previous = asyncio.events._get_running_loop()
+        asyncio.events._set_running_loop(self.loop)
+        try:
+            with workflow_code():
+                return fn()
+        finally:
+            asyncio.events._set_running_loop(previous)
+
+    def _finish(self, main: asyncio.Task[Any]) -> None:
+        if main.cancelled():
+            self.issue(CancelWorkflow(reason="the workflow was cancelled"))
+            self.ended = True
+            return
+        exc = main.exception()
+        if exc is None:
+            try:
+                with engine_code():
+                    result = to_json(main.result())
+            except Exception as error:  # noqa: BLE001
+                raise WorkflowCodeError(
+                    f"workflow {self.info.workflow_type} returned a value that is not JSON: {error}"
+                ) from error
+            self.issue(CompleteWorkflow(result=result))
+        elif isinstance(exc, WorkflowFailed):
+            self.issue(FailWorkflow(message=exc.message, type=exc.type,
+                                    details=_details(to_json(exc.details))))
+        elif isinstance(exc, ActivityError):
+            self.issue(FailWorkflow(message=str(exc), type=exc.type, details={
+                "activity_id": exc.activity_id, "activity_type": exc.activity_type,
+                "attempts": exc.attempts, "error": {"message": exc.message, "type": exc.type},
+            }))
+        elif isinstance(exc, asyncio.CancelledError):
+            self.issue(CancelWorkflow(reason="the workflow was cancelled"))
+        elif self.failure_exceptions and isinstance(exc, self.failure_exceptions):
+            self.issue(FailWorkflow(message=str(exc) or type(exc).__name__, type=type(exc).__name__))
+        elif isinstance(exc, WorkflowCodeError):
+            raise exc
+        else:
+            raise WorkflowCodeError(
+                f"workflow {self.info.workflow_type} raised {type(exc).__name__}: {exc}\n"
+                + format_frames(exc)
+            ) from exc
+        self.ended = True
+
+    def _close(self) -> None:
+        """Tear down what still waits: its coroutines are closed here, on the loop, with
+        commands ignored and logging quiet (not later, by the garbage collector)."""
+        self.ended = True
+        self.torn_down = True
+        pending = [t for t in asyncio.all_tasks(self.loop) if not t.done()]
+        if pending:
+            def close_all() -> None:
+                for task in pending:
+                    _close_task(task)
+
+            self._in_code(close_all)
+            take_violation()
+        self.loop.close()
+
+    # -- commands the context issues ----------------------------------------------------
+
+    def issue(self, command: Command) -> None:
+        if self.ended:
+            return
+        self.matcher.issue(command, self.current)
+
+    def next_id(self, kind: str) -> int:
+        self.counters[kind] += 1
+        return self.counters[kind]
+
+    def schedule_activity(self, command: ScheduleActivity, result_type: Any) -> asyncio.Future[Any]:
+        return self.schedule(command, result_type)[0]
+
+    def schedule(self, command: ScheduleActivity, result_type: Any) -> tuple[asyncio.Future[Any], str]:
+        """Issue ScheduleActivity (id and defaults filled in); its result's future and id."""
+        n = self.next_id("activity")
+        if command.activity_id is None:
+            command = command.with_id(f"{command.activity_type}-{n}")
+        if self.activity_defaults is not None:
+            command = replace(command, options=command.options.merged_over(
+                self.activity_defaults(command.activity_type)))
+        assert command.activity_id is not None
+        future: asyncio.Future[Any] = self.loop.create_future()
+        activity_id = command.activity_id
+        self.activities[activity_id] = (future, result_type)
+        self.issue(command)
+
+        def cancelled(f: asyncio.Future[Any]) -> None:
+            if f.cancelled() and self.activities.pop(activity_id, None) is not None:
+                self.issue(CancelActivity(activity_id=activity_id))
+
+        future.add_done_callback(cancelled)
+        return future, activity_id
+
+    def start_timer(self, delay: float, timer_id: str | None = None) -> str:
+        n = self.next_id("timer")
+        timer_id = timer_id or f"timer-{n}"
+        self.issue(StartTimer(fire_after=float(delay), timer_id=timer_id))
+        return timer_id
+
+    def timer_future(self, delay: float, timer_id: str | None = None) -> tuple[asyncio.Future[None], str]:
+        """A timer as a future (the callback layer's StartTimer), and its id."""
+        timer_id = self.start_timer(delay, timer_id)
+        future: asyncio.Future[None] = self.loop.create_future()
+        self.timer_futures[timer_id] = future
+        return future, timer_id
+
+    def cancel_timer(self, timer_id: str) -> None:
+        if self.timer_handles.pop(timer_id, None) is not None or timer_id in self.timer_futures:
+            self.timer_futures.pop(timer_id, None)
+            self.issue(CancelTimer(timer_id=timer_id))
+
+    def peek_recorded(self) -> HistoryEvent | None:
+        """The recorded command event the next issued command will be matched with (None in
+        new territory): used by markers, whose outcome depends on what is recorded."""
+        pending = list(self.matcher.issued)
+        at = 0
+        for event in self._events[self._index + 1:]:
+            if not event.is_command:
+                continue
+            if at < len(pending):
+                if matches(pending[at], event) or not is_patch_marker(event):
+                    at += 1
+                continue
+            return event
+        return None
+
+    @property
+    def replaying(self) -> bool:
+        current = self.current
+        return current is not None and current.sequence_num <= self.decided_through_seq
+
+    def record_marker(self, kind: str, marker_id: str, value: Any) -> None:
+        self.issue(RecordMarker(kind=kind, marker_id=marker_id, value=value))
+
+    # -- signals ------------------------------------------------------------------------
+
+    def _signal(self, name: str, payload: Any) -> None:
+        if self.any_signal_listener is not None:
+            self.any_signal_listener(name, payload)
+            return
+        handler = self.signal_handlers.get(name)
+        if handler is not None:
+            result = handler(payload)
+            if asyncio.iscoroutine(result):
+                self.loop.create_task(result, name=f"signal:{name}")
+            return
+        waiters = self.signal_waiters.get(name)
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(payload)
+                return
+        self.signal_buffer[name].append(payload)
+
+    def unhandled(self, context: dict[str, Any]) -> None:
+        exc = context.get("exception")
+        if isinstance(exc, DeterminismViolation):
+            self.violation = exc
+            return
+        if not self.replaying:
+            log.warning("workflow %s: %s", self.info.workflow_id, context.get("message"),
+                        exc_info=exc)
+
+
+def _close_task(task: asyncio.Task[Any]) -> None:
+    task._log_destroy_pending = False  # type: ignore[attr-defined]
+    try:
+        task.get_coro().close()  # type: ignore[union-attr]
+    except BaseException:  # noqa: BLE001 - a finally that awaits while torn down
+        pass
+
+
+async def _raise(exc: BaseException) -> None:
+    raise exc
+
+
+def _details(value: Any) -> Any:
+    if value is None or isinstance(value, dict):
+        return value
+    return {"value": value}
+
+
+def format_frames(exc: BaseException, frames: int = TRACEBACK_FRAMES) -> str:
+    """The last frames of `exc`'s traceback, as a blocked workflow shows them."""
+    lines = traceback.format_exception(type(exc), exc, exc.__traceback__, limit=-frames)
+    return "".join(lines).rstrip()
+
+
+def replay_events(
+    instance: WorkflowInstance, history: Sequence[HistoryEvent], decided_through_seq: int
+) -> Decision:
+    return instance.replay(history, decided_through_seq)
