@@ -197,9 +197,16 @@ async def granted_scope(channel: grpc.aio.Channel, *, timeout: float = 10.0) -> 
     show actions (client, admin) or only pages (read)."""
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+    from durable.common.status import error_for
+
     call = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=""), timeout=timeout)
-    metadata = await call.initial_metadata()
-    await call
+    try:
+        metadata = await call.initial_metadata()
+        await call
+    except grpc.aio.AioRpcError as exc:  # unreachable, or refused: the caller's DurableError
+        if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
+            return None
+        raise error_for(exc.code(), exc.details() or exc.code().name) from None
     value = dict(metadata or ()).get(SCOPE_HEADER)
     if value is None:
         return "admin"  # no authentication on the control plane: everything is allowed

@@ -83,7 +83,11 @@ class Gate(BaseHTTPMiddleware):
                 request.state.viewer = Viewer("read", state.client)
         else:
             if state.scope is None:  # the console's own credential, asked about once
-                state.scope = await scope_of(state.client)
+                try:
+                    state.scope = await scope_of(state.client)
+                except DurableError:  # not reachable now: the page says so; ask again later
+                    request.state.viewer = Viewer("read", state.client)
+                    return await call_next(request)
             request.state.viewer = Viewer(state.scope, state.client)
         response = await call_next(request)
         if fresh_csrf:

@@ -59,7 +59,7 @@ def expected(scope: str, method: str) -> bool:
         "client": service in ("durable.v1.ClientService", "externalscaler.ExternalScaler"),
         "read": service == "externalscaler.ExternalScaler" or method.rsplit("/", 1)[1] in {
             "DescribeWorkflow", "ListWorkflows", "GetHistory", "WaitWorkflow", "ListDeadLetters",
-            "GetQueueStats", "ListWorkers"},
+            "GetQueueStats", "ListWorkers", "CountWorkflows", "ListWorkflowTasks", "ListCircuitBreakers"},
         "worker": service == "durable.v1.WorkerService",
     }[scope]
 

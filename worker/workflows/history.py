@@ -15,10 +15,10 @@ The matching rules, all of them, are in `CommandMatcher`:
 1. Commands are compared in the order issued with command events in history order.
 2. The history is walked in order, so a command event at sequence j is reached before any
    later event is delivered: by then the code must have issued the command recorded at j.
-3. Once the code has handled every event that was decided before (those up to the
-   workflow's decided-through sequence number), every command it issued must have been
-   matched: the decisions recorded all their commands. The commands issued while handling
-   the later events, beyond the recorded ones, are the new decision.
+3. When the history ends, every command issued while handling an event that was decided
+   before (up to the workflow's decided-through sequence number) must have been matched:
+   those decisions recorded all their commands. The commands issued while handling the
+   later events, beyond the recorded ones, are the new decision.
 4. A recorded patch marker the code does not ask about is skipped (a retired `patched`
    call); any other difference raises NonDeterminismError naming the event.
 """
@@ -170,9 +170,13 @@ class CommandMatcher:
 
     def end_of_decided(self, decided_through_seq: int) -> None:
         """Rule 3: nothing issued while handling the decided events may be left unmatched."""
-        if not self.issued:
+        extra = [
+            (command, event) for command, event in zip(self.issued, self.issued_at, strict=True)
+            if event is None or event.sequence_num <= decided_through_seq
+        ]
+        if not extra:
             return
-        command, event = self.issued[0], self.issued_at[0]
+        command, event = extra[0]
         where = f"event {event.sequence_num} ({event.event_type})" if event is not None else "the start"
         raise NonDeterminismError(
             f"workflow {self.workflow}: handling {where}, the code issued "

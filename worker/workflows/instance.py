@@ -143,7 +143,6 @@ class WorkflowInstance:
         self.decided_through_seq = decided_through_seq
         try:
             after_end: list[HistoryEvent] = []
-            checked = False
             for index, event in enumerate(self._events):
                 if self.ended:
                     after_end = self._events[index:]
@@ -157,15 +156,11 @@ class WorkflowInstance:
                 if event.event_type in ENDING_EVENTS:  # ended by the engine (terminated)
                     self.ended = True
                     break
-                if event.sequence_num > decided_through_seq and not checked:
-                    self.matcher.end_of_decided(decided_through_seq)
-                    checked = True
                 self._deliver(event)
             for event in after_end:  # the recorded end of what the code ended (the rest: ignored)
                 if event.is_command:
                     self.matcher.record(event)
-            if not checked:
-                self.matcher.end_of_decided(decided_through_seq)
+            self.matcher.end_of_decided(decided_through_seq)
             return Decision(
                 actions=self.matcher.new_commands(),
                 seen_through_seq=self._events[-1].sequence_num if self._events else 0,
