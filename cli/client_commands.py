@@ -181,6 +181,24 @@ def cancel(address: str, workflow_id: str, reason: str, terminate: bool) -> None
         click.echo(f"cancel requested for {workflow_id}: its code runs its finally blocks, then it ends cancelled")
 
 
+@workflows.command("query")
+@address_option
+@click.argument("workflow_id")
+@click.argument("name")
+@click.option("--arg", "arg_text", default=None, help="The query's argument, as JSON.")
+@click.option("--timeout", default=10.0, show_default=True, help="Seconds to wait for a worker's answer.")
+def query(address: str, workflow_id: str, name: str, arg_text: str | None, timeout: float) -> None:
+    """Ask a workflow's query handler (answered by a worker; works on ended workflows too)."""
+    arg = None
+    if arg_text is not None:
+        try:
+            arg = json.loads(arg_text)
+        except ValueError as exc:
+            raise click.BadParameter(f"--arg is not valid JSON: {exc}") from None
+    answer = run(address, lambda c: c.query_workflow(workflow_id, name, arg, timeout=timeout))
+    click.echo(json.dumps(answer, indent=2))
+
+
 @workflows.command("signal")
 @address_option
 @click.argument("workflow_id")

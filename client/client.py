@@ -9,7 +9,7 @@ from typing import Any
 
 import grpc
 
-from durable.common.errors import DurableError
+from durable.common.errors import DurableError, TimedOut
 from durable.common.payloads import encode_payload
 from durable.common.converter import to_json
 from durable.common.security import ClientSecurity, load_client_security, open_channel
@@ -159,15 +159,17 @@ class Client:
         try:
             return await getattr(self._stub, method)(request, timeout=timeout or self.timeout)
         except grpc.aio.AioRpcError as exc:
-            if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-                raise Unavailable(
-                    f"control plane at {self.address} did not answer ({exc.code().name}): {exc.details()}"
-                ) from None
-            if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
-                raise Unauthenticated(exc.details() or "UNAUTHENTICATED") from None
-            if exc.code() == grpc.StatusCode.PERMISSION_DENIED:
-                raise PermissionDenied(exc.details() or "PERMISSION_DENIED") from None
-            raise error_for_rpc(exc, exc.details() or exc.code().name) from None
+            raise self._error(exc) from None
+
+    def _error(self, exc: grpc.aio.AioRpcError) -> DurableError:
+        """The client's error for a failed call."""
+        if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+            return Unavailable(f"control plane at {self.address} did not answer ({exc.code().name}): {exc.details()}")
+        if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
+            return Unauthenticated(exc.details() or "UNAUTHENTICATED")
+        if exc.code() == grpc.StatusCode.PERMISSION_DENIED:
+            return PermissionDenied(exc.details() or "PERMISSION_DENIED")
+        return error_for_rpc(exc, exc.details() or exc.code().name)
 
     async def start_workflow(
         self, workflow_type: str, input: Any = None, *, workflow_id: str | None = None
@@ -189,6 +191,21 @@ class Client:
             ),
         )
         return int(reply.sequence_num)
+
+    async def query_workflow(self, workflow_id: str, name: str, arg: Any = None, *, timeout: float = 10.0) -> Any:
+        """Ask query `name` of a workflow (answered by a worker from its replayed state; the
+        history is not written). Raises TimedOut when no worker of its type answered."""
+        request = pb.QueryWorkflowRequest(workflow_id=workflow_id, name=name, timeout=timeout,
+                                          arg_json=encode_payload(to_json(arg)) if arg is not None else "")
+        try:
+            # the call's own deadline is later than the server's wait: a DEADLINE_EXCEEDED
+            # that says why is the server's "nobody answered"
+            reply = await self._stub.QueryWorkflow(request, timeout=timeout + self.timeout)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED and (exc.details() or "").startswith("no worker"):
+                raise TimedOut(exc.details() or "") from None
+            raise self._error(exc) from None
+        return _json(reply.result_json)
 
     async def cancel_workflow(self, workflow_id: str, reason: str = "", *, terminate: bool = False) -> int:
         """Ask the workflow to cancel (its code runs its finally blocks and ends it); with

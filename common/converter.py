@@ -22,13 +22,17 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from durable.common import InvalidArgument, NonRetryableError
 
 _PLAIN = (str, int, float, bool, type(None))
+_PLAIN_TYPES = frozenset(_PLAIN)
 _NO_CONVERSION: Any = object()
 
 
 def to_json(value: Any) -> Any:
     """A Python value as JSON-ready data (dicts, lists, strings, numbers, booleans, None)."""
-    if isinstance(value, _PLAIN):
+    kind = type(value)
+    if kind in _PLAIN_TYPES:
         return value
+    if kind is dict and all(type(v) in _PLAIN_TYPES for v in value.values()):
+        return value if all(type(k) is str for k in value) else {str(k): v for k, v in value.items()}
     if isinstance(value, BaseModel):
         return value.model_dump(mode="json")
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
@@ -47,6 +51,9 @@ def from_json(value: Any, annotation: Any, *, field: str = "payload") -> Any:
     """`value` rebuilt as `annotation`; a mismatch raises NonRetryableError naming `field`."""
     if annotation is _NO_CONVERSION or annotation in (Any, inspect.Parameter.empty, None, type(None), object):
         return value
+    native = _native(annotation)
+    if native is not None and type(value) is native:
+        return value  # JSON already is what the annotation asks for (dict, dict[str, Any], list, ...)
     try:
         return _adapter(annotation).validate_python(value)
     except ValidationError as exc:
@@ -58,6 +65,19 @@ def from_json(value: Any, annotation: Any, *, field: str = "payload") -> Any:
         ) from None
     except TypeError:  # an annotation pydantic cannot build: leave the value as it is
         return value
+
+
+@functools.lru_cache(maxsize=512)
+def _native(annotation: Any) -> type | None:
+    """The JSON type an annotation is satisfied by as it is (no validation to run), if any."""
+    if annotation in (dict, list, str, bool):
+        return annotation  # type: ignore[no-any-return]
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is dict and args in ((str, Any), ()):
+        return dict
+    if origin is list and args in ((Any,), ()):
+        return list
+    return None
 
 
 @functools.lru_cache(maxsize=512)

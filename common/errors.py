@@ -42,6 +42,10 @@ class WrongState(DurableError):
     (for example signalling a completed workflow)."""
 
 
+class TimedOut(DurableError):
+    """Nobody answered in time (a query no worker took up)."""
+
+
 class RetryableError(DurableError):
     """Raised by an activity for a failure worth retrying, optionally with the next delay."""
 

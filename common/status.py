@@ -25,6 +25,7 @@ _TO_CODE: list[tuple[type[BaseException], grpc.StatusCode]] = [
     (errors.StaleAttempt, grpc.StatusCode.FAILED_PRECONDITION),
     (errors.WrongState, grpc.StatusCode.FAILED_PRECONDITION),
     (errors.ConcurrencyConflict, grpc.StatusCode.ABORTED),
+    (errors.TimedOut, grpc.StatusCode.DEADLINE_EXCEEDED),
 ]
 
 _FROM_CODE: dict[grpc.StatusCode, type[errors.DurableError]] = {
@@ -33,6 +34,7 @@ _FROM_CODE: dict[grpc.StatusCode, type[errors.DurableError]] = {
     grpc.StatusCode.NOT_FOUND: errors.NotFound,
     grpc.StatusCode.FAILED_PRECONDITION: errors.WrongState,
     grpc.StatusCode.ABORTED: errors.ConcurrencyConflict,
+    grpc.StatusCode.DEADLINE_EXCEEDED: errors.TimedOut,
 }
 
 

@@ -19,6 +19,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from durable.common.security import ServerSecurity
 from durable.controlplane.dispatch import TaskListener, TaskSignals
+from durable.controlplane.store.workflow_queries import WorkflowQueryStore
 from durable.controlplane.grpc import client_service, keda_scaler, worker_service
 from durable.controlplane.grpc.auth import ScopedAuthInterceptor
 from durable.controlplane.metrics import ControlPlaneMetrics
@@ -152,13 +153,15 @@ class ControlPlane:
         self.store = Store(self.pool, clock=self.clock, max_payload_bytes=limit, observer=self.metrics,
                            decision_retry_max=self.grpc_settings.decision_retry_max)
         signals = self._signals = TaskSignals()
+        queries = WorkflowQueryStore(self.pool, clock=self.clock, max_payload_bytes=limit)
         for name in SERVICE_NAMES:
             await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
         await self.health.set(LIVENESS_SERVICE, health_pb2.HealthCheckResponse.SERVING)
         db_health = DatabaseHealth(self.pool, self.health, interval=self.health_interval)
         await db_health.run_once()
 
-        self._supervise("reaper", Reaper(self.store, self.reaper_settings, self.metrics.record_reaper).run(self._stop))
+        self._supervise("reaper", Reaper(self.store, self.reaper_settings, self.metrics.record_reaper,
+                                         queries=queries).run(self._stop))
         self._supervise("retention", Retention(self.store, self.retention_settings, self.metrics.record_retention).run(self._stop))
         self._supervise("metrics-state", self.metrics.run(self.store, self._stop))
         if self.metrics_settings.port:
@@ -185,13 +188,14 @@ class ControlPlane:
             worker_service.WorkerService(
                 self.store, signals, poll_interval=self.poll_interval, max_payload_bytes=limit,
                 max_message_bytes=self.grpc_settings.max_message_bytes,
-                max_response_bytes=self.grpc_settings.max_response_bytes,
+                max_response_bytes=self.grpc_settings.max_response_bytes, queries=queries,
             ),
             self._server,
         )
         client_service.add_to_server(
             client_service.ClientService(
-                self.store, max_payload_bytes=limit, max_response_bytes=self.grpc_settings.max_response_bytes
+                self.store, max_payload_bytes=limit, max_response_bytes=self.grpc_settings.max_response_bytes,
+                queries=queries, signals=signals,
             ),
             self._server,
         )

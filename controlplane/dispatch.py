@@ -39,6 +39,18 @@ class TaskSignals:
         # due times of tasks that are not visible yet, per key, and the timer of the earliest
         self._due: dict[str, list[tuple[float, str]]] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}
+        # Workflow types with queries waiting (a hint: claims of those types look for them).
+        self._query_types: set[str] = set()
+        self._all_queries = False
+
+    def take_query_hint(self, workflow_types: list[str]) -> bool:
+        """Whether queries of these types may wait (and forget the hint for them)."""
+        if self._all_queries:
+            self._all_queries = False
+            return True
+        hinted = self._query_types.intersection(workflow_types)
+        self._query_types.difference_update(hinted)
+        return bool(hinted)
 
     @contextmanager
     def waiting(self, keys: Iterable[str]) -> Iterator[asyncio.Event]:
@@ -65,6 +77,8 @@ class TaskSignals:
         for item in items:
             head, _, due = item.partition("@")
             key, _, count = head.partition("=")
+            if key.startswith("query:"):
+                self._query_types.add(key[6:])
             if due:
                 try:
                     at = float(due)
@@ -135,6 +149,7 @@ class TaskSignals:
         self._due.clear()
 
     def notify_all(self) -> None:
+        self._all_queries = True
         for waiters in self._waiters.values():
             for event in waiters:
                 event.set()

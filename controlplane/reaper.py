@@ -26,6 +26,7 @@ from datetime import timedelta
 from durable.controlplane.settings import ReaperSettings
 from durable.controlplane.store.base import DATABASE_UNAVAILABLE
 from durable.controlplane.store import ReaperReport, Store, Task
+from durable.controlplane.store.workflow_queries import WorkflowQueryStore
 from durable.controlplane.store.queries import Q
 
 logger = logging.getLogger(__name__)
@@ -39,8 +40,11 @@ class Reaper:
         store: Store,
         settings: ReaperSettings | None = None,
         on_report: Callable[[ReaperReport], None] | None = None,
+        *,
+        queries: WorkflowQueryStore | None = None,
     ) -> None:
         self.store = store
+        self.queries = queries
         self.settings = settings or ReaperSettings()
         self.on_report = on_report
         self.totals = ReaperReport()
@@ -54,6 +58,8 @@ class Reaper:
         await self._expire_unstarted(report)
         cutoff = self.store.now() - timedelta(seconds=self.settings.worker_lost_after)
         report.lost_workers = [r["id"] for r in await self.store.pool.fetch(Q.mark_lost_workers, cutoff)]
+        if self.queries is not None:  # queries whose caller's control plane stopped mid-wait
+            await self.queries.sweep_queries(self.store.now(), self.settings.batch_size)
         if report.changed:
             logger.info(
                 "reaper: reclaimed %d, poisoned %d, timed out %d, unstarted %d, lost workers %s",

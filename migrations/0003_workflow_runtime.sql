@@ -12,8 +12,9 @@ ALTER TABLE durable_workflow_instances
     ADD COLUMN blocked jsonb CHECK (blocked IS NULL OR jsonb_typeof(blocked) = 'object'),
     ADD COLUMN cancel_requested_at timestamptz;
 
+-- Keyed on id, not a column every update changes: updates of unblocked workflows stay HOT.
 CREATE INDEX durable_workflow_instances_blocked_idx
-    ON durable_workflow_instances (updated_at) WHERE blocked IS NOT NULL;
+    ON durable_workflow_instances (id) WHERE blocked IS NOT NULL;
 
 ALTER TABLE durable_workflow_instances DROP CONSTRAINT IF EXISTS durable_workflow_instances_input_check;
 ALTER TABLE durable_workflow_instances DROP CONSTRAINT IF EXISTS durable_workflow_instances_result_check;

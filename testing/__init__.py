@@ -171,6 +171,11 @@ class WorkflowHandle:
         self._changed.clear()
         await self._changed.wait()
 
+    def query(self, name: str, arg: Any = None) -> Any:
+        """Answer query `name` from the workflow's history as it stands (read-only)."""
+        return self.definition.query(list(self.history), name, arg, workflow_id=self.workflow_id,
+                                     decided_through_seq=self.decided_through)
+
     def events(self, event_type: str | None = None) -> list[HistoryEvent]:
         return [e for e in self.history if event_type is None or e.event_type == event_type]
 

@@ -49,6 +49,7 @@ from durable.worker.workflows import (
     WorkflowContext,
     WorkflowDefinition,
     WorkflowFailed,
+    query,
     replay,
     signal,
 )
@@ -86,6 +87,7 @@ __all__ = [
     "WorkflowFailed",
     "complete",
     "fail",
+    "query",
     "replay",
     "schedule_activity",
     "signal",

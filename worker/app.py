@@ -11,7 +11,7 @@ from typing import Any, TypeVar, overload
 
 from durable.common import InvalidArgument, RetryPolicy
 from durable.common.converter import input_type, return_type
-from durable.worker.workflows.commands import ActivityOptions, Seconds, retry_policy_of, to_seconds
+from durable.worker.workflows.commands import ActivityOptions, Seconds
 from durable.worker.workflows.definitions import WorkflowDefinition, define
 
 ActivityFn = Callable[..., Any]
@@ -120,15 +120,10 @@ class App:
         without giving them; `start_to_close_timeout` is also enforced by the worker when the
         task carries none.
         """
-        options = ActivityOptions(
-            retry_policy=retry_policy_of(retry_policy, field="retry_policy"),
-            priority=priority,
-            schedule_to_start_timeout=to_seconds(
-                schedule_to_start_timeout, field="schedule_to_start_timeout"
-            ),
-            start_to_close_timeout=to_seconds(start_to_close_timeout, field="start_to_close_timeout"),
-            heartbeat_timeout=to_seconds(heartbeat_timeout, field="heartbeat_timeout"),
-            start_delay=to_seconds(start_delay, field="start_delay"),
+        options = ActivityOptions.of(
+            retry_policy=retry_policy, priority=priority, schedule_to_start_timeout=schedule_to_start_timeout,
+            start_to_close_timeout=start_to_close_timeout, heartbeat_timeout=heartbeat_timeout,
+            start_delay=start_delay,
         )
 
         def register(func: F) -> F:

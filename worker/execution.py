@@ -28,6 +28,7 @@ from durable.worker.link import Backoff, ControlPlaneLink, ControlPlaneUnreachab
 from durable.worker.metrics import WorkerMetrics
 from durable.worker.protocol import (
     actions_to_proto,
+    value_json,
     failure_from_exception,
     failure_to_proto,
     history_from_proto,
@@ -131,6 +132,8 @@ class TaskRunner:
         try:
             if task.kind == "workflow":
                 method, request = self._decide(task)
+            elif task.kind == "query":
+                method, request = self._answer_query(task)
             else:
                 method, request = await self._run_activity(running)
         except asyncio.CancelledError:
@@ -149,7 +152,7 @@ class TaskRunner:
             if running.cancel_reason is None:
                 raise
             return "cancelled"
-        return {"CompleteTask": "completed", "FailTask": "failed"}.get(method, "decided")
+        return {"CompleteTask": "completed", "FailTask": "failed", "AnswerQuery": "answered"}.get(method, "decided")
 
     # -- activities ---------------------------------------------------------------------------
 
@@ -239,6 +242,21 @@ class TaskRunner:
             seen_through_seq=decision.seen_through_seq,
             actions=actions,
         )
+
+    def _answer_query(self, task: pb.Task) -> tuple[str, Any]:
+        """Replay the workflow and run its query handler; the answer or why there is none."""
+        request = pb.AnswerQueryRequest(worker_id=self.worker_id, query_id=task.id)
+        definition = self.app.workflows.get(task.activity_type)
+        try:
+            if definition is None:
+                raise WorkflowCodeError(f"workflow type {task.activity_type!r} is not registered on worker {self.worker_id}")
+            arg = decode_payload(task.input_json, field="query argument") if task.input_json else None
+            result = definition.query(history_from_proto(task.history), task.activity_id, arg,
+                                      workflow_id=task.workflow_id, decided_through_seq=task.decided_through_seq)
+            request.result_json = value_json(result, f"answer of query {task.activity_id}")
+        except Exception as exc:  # noqa: BLE001 - the query's code may raise anything
+            request.failure.CopyFrom(failure_to_proto(str(exc).split("\n", 1)[0], type(exc).__name__))
+        return "AnswerQuery", request
 
     def _decision_failure(self, task: pb.Task, exc: Exception) -> pb.Failure:
         """A decision that failed: the workflow stays running, blocked with this error and

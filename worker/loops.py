@@ -151,7 +151,8 @@ class TaskHeartbeatLoop:
     async def run_once(self) -> int:
         """One batched heartbeat; returns how many tasks it cancelled."""
         w = self.worker
-        held = [rt for rt in w.running.values() if rt.cancel_reason is None]
+        # queries are answered in moments and have no task row to heartbeat
+        held = [rt for rt in w.running.values() if rt.cancel_reason is None and rt.task.kind != "query"]
         if not held or not w.link.connected:
             return 0
         results: list[pb.TaskHeartbeatResult] = []

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from typing import Any
 
 import grpc
 
 from durable.common import tracing
-from durable.common.errors import InvalidArgument
+from durable.common.errors import InvalidArgument, TimedOut, WrongState
+from durable.controlplane.dispatch import TaskSignals
 from durable.controlplane.grpc import budget, convert
 from durable.controlplane.grpc.errors import generic_handler, required, rpc
 from durable.controlplane.store import Store
 from durable.controlplane.store.browse import encode_page_token
+from durable.controlplane.store.workflow_queries import WorkflowQueryStore
 from durable.proto.v1 import durable_pb2 as pb
 from durable.proto.v1 import durable_pb2_grpc as pb_grpc
 
@@ -27,11 +30,19 @@ def _traceparent(context: Any) -> str | None:
 
 
 
+DEFAULT_QUERY_TIMEOUT = 10.0
+
+
 class ClientService(pb_grpc.ClientServiceServicer):
-    def __init__(self, store: Store, *, max_payload_bytes: int, max_response_bytes: int = 64 * 1024 * 1024) -> None:
+    def __init__(
+        self, store: Store, *, max_payload_bytes: int, max_response_bytes: int = 64 * 1024 * 1024,
+        queries: WorkflowQueryStore | None = None, signals: TaskSignals | None = None,
+    ) -> None:
         self.store = store
         self.limit = max_payload_bytes
         self.max_response_bytes = max_response_bytes
+        self.queries = queries
+        self.signals = signals or TaskSignals()
 
     @rpc
     async def StartWorkflow(self, request: pb.StartWorkflowRequest, context: Any) -> pb.StartWorkflowResponse:
@@ -53,6 +64,41 @@ class ClientService(pb_grpc.ClientServiceServicer):
             required(request.workflow_id, "workflow_id"), required(request.signal_type, "signal_type"), payload
         )
         return pb.SignalWorkflowResponse(sequence_num=seq)
+
+    @rpc
+    async def QueryWorkflow(self, request: pb.QueryWorkflowRequest, context: Any) -> pb.QueryWorkflowResponse:
+        """Ask, then wait for a worker's answer (woken by its NOTIFY; re-checked every 0.5 s)."""
+        workflow_id = required(request.workflow_id, "workflow_id")
+        name = required(request.name, "name")
+        arg = convert.load(request.arg_json, "arg_json", self.limit) if request.arg_json else None
+        timeout = request.timeout or DEFAULT_QUERY_TIMEOUT
+        if self.queries is None:
+            raise InvalidArgument("this control plane answers no queries")
+        query_id = uuid.uuid4()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        with self.signals.waiting([f"answer:{query_id}"]) as answered:
+            workflow_type = await self.queries.ask_query(query_id, workflow_id, name, arg, timeout)
+            try:
+                while True:
+                    outcome = await self.queries.query_outcome(query_id)
+                    if outcome is not None and outcome[0] == "answered":
+                        return pb.QueryWorkflowResponse(result_json=outcome[1] or "null")
+                    if outcome is not None and outcome[0] == "failed":
+                        error = outcome[2] or {}
+                        raise WrongState(f"query {name!r} of workflow {workflow_id!r} failed: "
+                                         f"{error.get('type', 'Error')}: {error.get('message', '')}")
+                    remaining = deadline - loop.time()
+                    if remaining <= 0:
+                        raise TimedOut(f"no worker of workflow type {workflow_type!r} answered query {name!r} "
+                                       f"within {timeout:g} s; is a worker serving {workflow_type} running?")
+                    answered.clear()
+                    try:
+                        await asyncio.wait_for(answered.wait(), timeout=min(remaining, 0.5))
+                    except TimeoutError:
+                        pass
+            finally:
+                await self.queries.drop_query(query_id)
 
     @rpc
     async def CancelWorkflow(self, request: pb.CancelWorkflowRequest, context: Any) -> pb.CancelWorkflowResponse:

@@ -131,6 +131,15 @@ def task(t: ClaimedTask) -> pb.Task:
     )
 
 
+def query_task(q: Any) -> pb.Task:
+    """A query a worker answers: the workflow's history, the query's name and argument."""
+    return pb.Task(
+        id=str(q.id), kind="query", workflow_id=q.workflow.id, activity_id=q.name,
+        activity_type=q.workflow.workflow_type, input_json=q.arg_json, attempt=1, max_attempts=1,
+        history=[event(e) for e in q.history], decided_through_seq=q.workflow.decided_through_seq,
+    )
+
+
 def workflow_task(c: ClaimedWorkflowTask) -> pb.Task:
     """A workflow task carries its input once, in the WorkflowStarted event of its history
     (input_json stays empty): a 1 MB input is 1 MB of the claim's answer, not 2."""

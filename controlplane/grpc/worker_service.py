@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import json
-
 import asyncio
+import json
 import random
 from typing import Any
 
@@ -17,6 +16,8 @@ from durable.controlplane.dispatch import TaskSignals
 from durable.controlplane.grpc import budget, convert
 from durable.controlplane.grpc.errors import generic_handler, required, rpc
 from durable.controlplane.store import Store
+from durable.controlplane.store.base import parse_uuid
+from durable.controlplane.store.workflow_queries import WorkflowQueryStore
 from durable.proto.v1 import durable_pb2 as pb
 from durable.proto.v1 import durable_pb2_grpc as pb_grpc
 
@@ -35,9 +36,11 @@ class WorkerService(pb_grpc.WorkerServiceServicer):
         max_payload_bytes: int,
         max_message_bytes: int = 16 * 1024 * 1024,
         max_response_bytes: int = 64 * 1024 * 1024,
+        queries: WorkflowQueryStore | None = None,
     ) -> None:
         self.store = store
         self.signals = signals
+        self.queries = queries
         self.poll_interval = poll_interval
         self.limit = max_payload_bytes
         self.max_message_bytes = max_message_bytes
@@ -84,10 +87,18 @@ class WorkerService(pb_grpc.WorkerServiceServicer):
         workflow_types = list(request.workflow_types)
         limit = request.max_tasks or 1
         keys = [f"activity:{t}" for t in activity_types] + [f"workflow:{t}" for t in workflow_types]
+        keys += [f"query:{t}" for t in workflow_types]
         loop = asyncio.get_running_loop()
         deadline = loop.time() + request.wait_seconds
         checked = False
+        look_for_queries = False  # on a hint, and at every fallback re-check
         while True:
+            look_for_queries = look_for_queries or self.signals.take_query_hint(workflow_types)
+            if look_for_queries and workflow_types and self.queries is not None:
+                look_for_queries = False
+                queries = await self.queries.claim_queries(worker_id, workflow_types, limit)
+                if queries:
+                    return pb.ClaimTasksResponse(tasks=[convert.query_task(q) for q in queries])
             with self.signals.waiting(keys) as woken:
                 claim = asyncio.ensure_future(
                     self.store.claim(worker_id, activity_types, workflow_types, limit, known_active=checked)
@@ -110,7 +121,7 @@ class WorkerService(pb_grpc.WorkerServiceServicer):
                 try:
                     await asyncio.wait_for(woken.wait(), timeout=min(remaining, fallback))
                 except TimeoutError:
-                    pass
+                    look_for_queries = True
 
     async def _answer(
         self, worker_id: str, activities: list[Any], decisions: list[Any], pages_history: bool = False
@@ -276,6 +287,21 @@ class WorkerService(pb_grpc.WorkerServiceServicer):
         refs = [(required(r.task_id, "tasks[].task_id"), r.attempt) for r in request.tasks]
         released = await self.store.release_tasks(required(request.worker_id, "worker_id"), refs or None)
         return pb.ReleaseTasksResponse(released=released)
+
+    @rpc
+    async def AnswerQuery(self, request: pb.AnswerQueryRequest, context: Any) -> pb.AnswerQueryResponse:
+        worker_id = required(request.worker_id, "worker_id")
+        query_id = parse_uuid(required(request.query_id, "query_id"), "query_id")
+        if self.queries is None:
+            raise InvalidArgument("this control plane answers no queries")
+        error = None
+        result_json = None
+        if request.HasField("failure"):
+            error = {"message": request.failure.message[:4000], "type": request.failure.type or "QueryFailed"}
+        else:
+            result_json = convert.checked(request.result_json or "null", "result_json", self.limit).text
+        accepted = await self.queries.answer_query(worker_id, query_id, result_json, error)
+        return pb.AnswerQueryResponse(accepted=accepted)
 
 
 def add_to_server(service: WorkerService, server: grpc.aio.Server) -> None:

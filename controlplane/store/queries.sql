@@ -757,3 +757,43 @@ LIMIT $5;
 
 -- name: list_breakers
 SELECT * FROM durable_circuit_breaker_state ORDER BY key;
+
+-- name: ask_query
+-- A query for workflow $2 (its type read from the row), answered by a worker; $1 the id
+-- the caller already waits on. No row when the workflow does not exist.
+INSERT INTO durable_workflow_queries (id, workflow_id, workflow_type, name, arg, created_at, deadline_at)
+SELECT $1, w.id, w.workflow_type, $3, $4::jsonb, $5, $6
+FROM durable_workflow_instances w WHERE w.id = $2
+RETURNING workflow_type;
+
+-- name: claim_queries
+-- Up to $3 pending queries of workflow types $2 for worker $1, oldest first.
+WITH next AS (
+    SELECT id FROM durable_workflow_queries
+    WHERE status = 'pending' AND workflow_type = ANY($2::text[]) AND deadline_at > $4
+    ORDER BY created_at
+    LIMIT $3
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE durable_workflow_queries q
+SET status = 'claimed', claimed_by = $1, claimed_at = $4
+FROM next WHERE q.id = next.id
+RETURNING q.id, q.workflow_id, q.workflow_type, q.name, q.arg;
+
+-- name: answer_query
+-- Worker $2's answer to query $1 it claimed: status $3 (answered | failed), $4 result, $5 error.
+UPDATE durable_workflow_queries
+SET status = $3, result = $4::jsonb, error = $5::jsonb, answered_at = $6
+WHERE id = $1 AND claimed_by = $2 AND status = 'claimed'
+RETURNING id;
+
+-- name: query_outcome
+SELECT status, result, error FROM durable_workflow_queries WHERE id = $1;
+
+-- name: drop_query
+DELETE FROM durable_workflow_queries WHERE id = $1;
+
+-- name: sweep_queries
+-- Queries whose caller is gone (past their deadline by $2 seconds), in a bounded batch.
+DELETE FROM durable_workflow_queries
+WHERE id IN (SELECT id FROM durable_workflow_queries WHERE deadline_at < $1 - make_interval(secs => $2) LIMIT $3);

@@ -68,6 +68,8 @@ async def ship(ctx: ActivityContext, order: Order) -> str:
 @app.workflow(name="order")
 async def order(ctx: WorkflowContext, input: Order) -> OrderResult:
     undo: list[tuple[str, Any]] = []  # compensations of the steps done so far, in order
+    status = {"order_id": input.order_id, "stage": "reserving", "approved_by": None}
+    ctx.set_query_handler("status", lambda: dict(status))  # `durable workflows query ID status`
 
     async def compensate() -> list[str]:
         done = []
@@ -78,16 +80,23 @@ async def order(ctx: WorkflowContext, input: Order) -> OrderResult:
     try:
         reservation = await ctx.activity(reserve_stock, input)
         undo.append(("release_stock", reservation))
+        status["stage"] = "charging"
         charge = await ctx.activity(charge_card, input)
         undo.append(("refund_card", charge))
+        status["stage"] = "awaiting approval"
         ctx.logger.info("order %s charged; waiting for approval", input.order_id)
         approval = await ctx.wait_signal("approval", timeout=APPROVAL_TIMEOUT, type=Approval)
         if approval is None or not approval.approved:
-            status = "expired" if approval is None else "rejected"
+            outcome = "expired" if approval is None else "rejected"
+            status["stage"] = f"{outcome}, compensating"
             detail = "no approval within 24 h" if approval is None else approval.reason
-            return OrderResult(order_id=input.order_id, status=status,
-                               compensated=await compensate(), detail=detail)
+            result = OrderResult(order_id=input.order_id, status=outcome,
+                                 compensated=await compensate(), detail=detail)
+            status["stage"] = outcome
+            return result
+        status.update(stage="shipping", approved_by=approval.by)
         shipped = await ctx.activity(ship, input)
+        status["stage"] = "shipped"
         return OrderResult(order_id=input.order_id, status="shipped", detail=shipped)
     except ActivityError as error:
         compensated = await compensate()

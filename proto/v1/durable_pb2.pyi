@@ -859,3 +859,39 @@ class DeleteDeadLetterRequest(_message.Message):
 class DeleteDeadLetterResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class QueryWorkflowRequest(_message.Message):
+    __slots__ = ("workflow_id", "name", "arg_json", "timeout")
+    WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ARG_JSON_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    workflow_id: str
+    name: str
+    arg_json: str
+    timeout: float
+    def __init__(self, workflow_id: _Optional[str] = ..., name: _Optional[str] = ..., arg_json: _Optional[str] = ..., timeout: _Optional[float] = ...) -> None: ...
+
+class QueryWorkflowResponse(_message.Message):
+    __slots__ = ("result_json",)
+    RESULT_JSON_FIELD_NUMBER: _ClassVar[int]
+    result_json: str
+    def __init__(self, result_json: _Optional[str] = ...) -> None: ...
+
+class AnswerQueryRequest(_message.Message):
+    __slots__ = ("worker_id", "query_id", "result_json", "failure")
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    QUERY_ID_FIELD_NUMBER: _ClassVar[int]
+    RESULT_JSON_FIELD_NUMBER: _ClassVar[int]
+    FAILURE_FIELD_NUMBER: _ClassVar[int]
+    worker_id: str
+    query_id: str
+    result_json: str
+    failure: Failure
+    def __init__(self, worker_id: _Optional[str] = ..., query_id: _Optional[str] = ..., result_json: _Optional[str] = ..., failure: _Optional[_Union[Failure, _Mapping]] = ...) -> None: ...
+
+class AnswerQueryResponse(_message.Message):
+    __slots__ = ("accepted",)
+    ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    accepted: bool
+    def __init__(self, accepted: _Optional[bool] = ...) -> None: ...

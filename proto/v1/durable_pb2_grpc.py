@@ -98,6 +98,11 @@ class WorkerServiceStub:
                 request_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.GetTaskHistoryRequest.SerializeToString,
                 response_deserializer=durable_dot_proto_dot_v1_dot_durable__pb2.GetHistoryResponse.FromString,
                 _registered_method=True)
+        self.AnswerQuery = channel.unary_unary(
+                '/durable.v1.WorkerService/AnswerQuery',
+                request_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.AnswerQueryRequest.SerializeToString,
+                response_deserializer=durable_dot_proto_dot_v1_dot_durable__pb2.AnswerQueryResponse.FromString,
+                _registered_method=True)
 
 
 class WorkerServiceServicer:
@@ -182,6 +187,13 @@ class WorkerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AnswerQuery(self, request, context):
+        """The answer to a query the worker claimed (a Task of kind "query").
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_WorkerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -244,6 +256,11 @@ def add_WorkerServiceServicer_to_server(servicer, server):
                     servicer.GetTaskHistory,
                     request_deserializer=durable_dot_proto_dot_v1_dot_durable__pb2.GetTaskHistoryRequest.FromString,
                     response_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.GetHistoryResponse.SerializeToString,
+            ),
+            'AnswerQuery': grpc.unary_unary_rpc_method_handler(
+                    servicer.AnswerQuery,
+                    request_deserializer=durable_dot_proto_dot_v1_dot_durable__pb2.AnswerQueryRequest.FromString,
+                    response_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.AnswerQueryResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -584,6 +601,33 @@ class WorkerService:
             metadata,
             _registered_method=True)
 
+    @staticmethod
+    def AnswerQuery(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/durable.v1.WorkerService/AnswerQuery',
+            durable_dot_proto_dot_v1_dot_durable__pb2.AnswerQueryRequest.SerializeToString,
+            durable_dot_proto_dot_v1_dot_durable__pb2.AnswerQueryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
 
 class ClientServiceStub:
     """---------------------------------------------------------------------------------------------
@@ -682,6 +726,11 @@ class ClientServiceStub:
                 '/durable.v1.ClientService/DeleteDeadLetter',
                 request_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.DeleteDeadLetterRequest.SerializeToString,
                 response_deserializer=durable_dot_proto_dot_v1_dot_durable__pb2.DeleteDeadLetterResponse.FromString,
+                _registered_method=True)
+        self.QueryWorkflow = channel.unary_unary(
+                '/durable.v1.ClientService/QueryWorkflow',
+                request_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.QueryWorkflowRequest.SerializeToString,
+                response_deserializer=durable_dot_proto_dot_v1_dot_durable__pb2.QueryWorkflowResponse.FromString,
                 _registered_method=True)
 
 
@@ -799,6 +848,15 @@ class ClientServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def QueryWorkflow(self, request, context):
+        """Ask a workflow's query handler (answered by a worker from its replayed state; nothing is
+        written to the history; works on an ended workflow too). DEADLINE_EXCEEDED when no
+        worker of its type answered within the timeout.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ClientServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -886,6 +944,11 @@ def add_ClientServiceServicer_to_server(servicer, server):
                     servicer.DeleteDeadLetter,
                     request_deserializer=durable_dot_proto_dot_v1_dot_durable__pb2.DeleteDeadLetterRequest.FromString,
                     response_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.DeleteDeadLetterResponse.SerializeToString,
+            ),
+            'QueryWorkflow': grpc.unary_unary_rpc_method_handler(
+                    servicer.QueryWorkflow,
+                    request_deserializer=durable_dot_proto_dot_v1_dot_durable__pb2.QueryWorkflowRequest.FromString,
+                    response_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.QueryWorkflowResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1351,6 +1414,33 @@ class ClientService:
             '/durable.v1.ClientService/DeleteDeadLetter',
             durable_dot_proto_dot_v1_dot_durable__pb2.DeleteDeadLetterRequest.SerializeToString,
             durable_dot_proto_dot_v1_dot_durable__pb2.DeleteDeadLetterResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def QueryWorkflow(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/durable.v1.ClientService/QueryWorkflow',
+            durable_dot_proto_dot_v1_dot_durable__pb2.QueryWorkflowRequest.SerializeToString,
+            durable_dot_proto_dot_v1_dot_durable__pb2.QueryWorkflowResponse.FromString,
             options,
             channel_credentials,
             insecure,

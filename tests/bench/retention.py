@@ -37,7 +37,7 @@ from durable.controlplane.store.queries import Q
 from tests.bench.harness import Server, latency_summary, log, settle
 from tests.support.postgres import create_database, drop_database, with_database
 
-# The seed's statistics queries (controlplane/store/queries.sql before 0004), the baseline.
+# The seed's statistics queries (controlplane/store/queries.sql before 0005), the baseline.
 SEED_QUERIES: dict[str, tuple[str, ...]] = {
     "queue_stats": ("""
 SELECT kind, activity_type AS type,

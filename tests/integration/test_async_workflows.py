@@ -158,6 +158,34 @@ async def test_pydantic_input_and_output_round_trip(deployment: Deployment) -> N
     assert view.result == {"order_id": "o-7", "charged": 12.5, "note": "Order"}
 
 
+async def test_a_query_during_a_durable_sleep_and_after_completion(deployment: Deployment) -> None:
+    from durable.common.errors import TimedOut, WrongState
+
+    async with Client(deployment.address) as client:
+        workflow_id, _ = await client.start_workflow("counter", {"steps": 3, "sleep": 2})
+        await wait_for(lambda: _has(client, workflow_id, "TimerStarted"), 20, "the sleep began")
+        events = len(await client.history(workflow_id))
+        assert await client.query_workflow(workflow_id, "progress") == {"steps": 3, "unit": None}
+        assert await client.query_workflow(workflow_id, "progress", "steps") == {"steps": 3, "unit": "steps"}
+        assert len(await client.history(workflow_id)) == events  # a query writes no history
+        with pytest.raises(WrongState, match="has no query 'nope'"):
+            await client.query_workflow(workflow_id, "nope")
+        done = await client.wait_workflow(workflow_id, timeout=30)
+        assert done.status == "completed" and done.result == 3
+        assert await client.query_workflow(workflow_id, "progress") == {"steps": 3, "unit": None}
+        shown = durable_cli(deployment.address, "workflows", "query", workflow_id, "progress", "--arg", '"x"')
+        assert shown.returncode == 0 and json.loads(shown.stdout) == {"steps": 3, "unit": "x"}, shown.stderr
+        # a type no worker serves: the caller hears so, in time
+        orphan, _ = await client.start_workflow("nobody_serves_this")
+        with pytest.raises(TimedOut, match="no worker of workflow type 'nobody_serves_this'"):
+            await client.query_workflow(orphan, "progress", timeout=0.5)
+    conn = await asyncpg.connect(deployment.database_url)
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM durable_workflow_queries") == 0  # nothing left behind
+    finally:
+        await conn.close()
+
+
 async def test_a_durable_sleep_survives_a_worker_kill_and_a_control_plane_restart(
     database_url: str, tmp_path: Path
 ) -> None:

@@ -4,6 +4,8 @@ scopes under mutual TLS, tokens rotate without a restart, and KEDA scales with a
 
 from __future__ import annotations
 
+import uuid
+
 import os
 import re
 from collections.abc import AsyncIterator, Iterator
@@ -59,7 +61,7 @@ def expected(scope: str, method: str) -> bool:
         "client": service in ("durable.v1.ClientService", "externalscaler.ExternalScaler"),
         "read": service == "externalscaler.ExternalScaler" or method.rsplit("/", 1)[1] in {
             "DescribeWorkflow", "ListWorkflows", "GetHistory", "WaitWorkflow", "ListDeadLetters",
-            "GetQueueStats", "ListWorkers", "CountWorkflows", "ListWorkflowTasks", "ListCircuitBreakers"},
+            "GetQueueStats", "ListWorkers", "CountWorkflows", "ListWorkflowTasks", "ListCircuitBreakers", "QueryWorkflow"},
         "worker": service == "durable.v1.WorkerService",
     }[scope]
 
@@ -156,6 +158,8 @@ async def test_a_worker_credential_cannot_act_for_another_worker_id(
                 "ReleaseTasks": stub.ReleaseTasks(pb.ReleaseTasksRequest(worker_id="pool-b-1")),
                 "GetTaskHistory": stub.GetTaskHistory(pb.GetTaskHistoryRequest(
                     worker_id="pool-b-1", task_id=task.id, attempt=task.attempt)),
+                "AnswerQuery": stub.AnswerQuery(pb.AnswerQueryRequest(
+                    worker_id="pool-b-1", query_id=str(uuid.uuid4()), result_json="{}")),
                 # an id that merely contains the prefix is another worker too
                 "not-a-prefix": stub.RegisterWorker(pb.RegisterWorkerRequest(worker_id="x-pool-a-1")),
             }

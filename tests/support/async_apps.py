@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from durable.worker import ActivityError, App, WorkflowContext
+from durable.worker import ActivityError, App, WorkflowContext, query
 
 
 def _record(kind: str, **data: Any) -> None:
@@ -138,6 +138,24 @@ def _scenarios(app: App) -> None:
         await ctx.activity("note", first)
         await ctx.activity("double", {"value": 1})
         return first
+
+    @app.workflow(name="counter")
+    class Counter:
+        """Counts steps, then sleeps; `progress` answers from the replayed state."""
+
+        def __init__(self) -> None:
+            self.steps = 0
+
+        @query
+        def progress(self, unit: str | None = None) -> dict[str, Any]:
+            return {"steps": self.steps, "unit": unit}
+
+        async def run(self, ctx: WorkflowContext, input: dict[str, Any]) -> int:
+            for i in range(input["steps"]):
+                await ctx.activity("double", {"value": i})
+                self.steps += 1
+            await asyncio.sleep(input["sleep"])
+            return self.steps
 
     @app.workflow(name="typed")
     async def typed(ctx: WorkflowContext, input: Order) -> Receipt:

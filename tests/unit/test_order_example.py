@@ -13,9 +13,12 @@ from durable.testing import WorkflowEnded, WorkflowEnvironment
 async def test_approved_orders_ship() -> None:
     env = WorkflowEnvironment(app)
     handle = await env.start("order", Order(order_id="o-1", amount=5))
+    await handle.wait_for_event("TimerStarted")
+    assert handle.query("status") == {"order_id": "o-1", "stage": "awaiting approval", "approved_by": None}
     await handle.signal("approval", {"approved": True, "by": "ann"})
     result = await handle.result(type=OrderResult)
     assert result.status == "shipped" and result.compensated == []
+    assert handle.query("status")["stage"] == "shipped"
 
 
 async def test_rejection_compensates_newest_first() -> None:

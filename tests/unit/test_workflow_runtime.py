@@ -482,3 +482,60 @@ async def test_asyncio_event_and_wait_first_completed() -> None:
     handle = await WorkflowEnvironment(app).start("racing")
     assert await handle.result() == {"first": [2], "pending": 1}
     assert [e.data["activity_id"] for e in handle.events("ActivityCancelRequested")] == ["hang-2"]
+
+
+async def test_queries_read_the_replayed_state_during_a_sleep_and_after_the_end() -> None:
+    from durable.worker import WorkflowCodeError, query
+    from durable.worker.workflows import QueryNotFound
+
+    app, _ = make_app()
+
+    @app.workflow(name="progress")
+    class Progress:
+        def __init__(self) -> None:
+            self.done = 0
+
+        @query
+        def status(self) -> dict[str, int]:
+            return {"done": self.done}
+
+        @query(name="times")
+        def times(self, factor: int) -> int:
+            return self.done * factor
+
+        @query
+        def sneaky(self) -> None:
+            asyncio.ensure_future(asyncio.sleep(5))  # a timer: a query may not issue commands
+
+        async def run(self, ctx: WorkflowContext, input: None) -> int:
+            for i in range(2):
+                await ctx.activity("step", {"i": i})
+                self.done += 1
+            await asyncio.sleep(3600)
+            return self.done
+
+    @app.workflow(name="function_form")
+    async def function_form(ctx: WorkflowContext, input: None) -> str:
+        stage = {"now": "started"}
+        ctx.set_query_handler("stage", lambda: stage["now"])
+        await ctx.activity("step", {"i": 0})
+        stage["now"] = "stepped"
+        return "ok"
+
+    env = WorkflowEnvironment(app)
+    handle = await env.start("progress")
+    await handle.wait_for_event("TimerStarted")  # sleeping
+    assert handle.query("status") == {"done": 2} and handle.query("times", 10) == 20
+    with pytest.raises(WorkflowCodeError, match="a query only reads"):
+        handle.query("sneaky")
+    with pytest.raises(QueryNotFound, match="queries: sneaky, status, times"):
+        handle.query("nope")
+    assert await handle.result() == 2
+    assert handle.query("status") == {"done": 2}  # after completion too
+    events = len(handle.history)
+    handle.query("status")
+    assert len(handle.history) == events  # a query writes nothing
+
+    other = await env.start("function_form")
+    await other.result()
+    assert other.query("stage") == "stepped"

@@ -11,7 +11,7 @@ feeds histories in and takes decisions out.
 from __future__ import annotations
 
 from durable.worker.workflows.context import WorkflowContext, current_context
-from durable.worker.workflows.definitions import WorkflowDefinition, define, signal
+from durable.worker.workflows.definitions import WorkflowDefinition, define, query, signal
 from durable.worker.workflows.errors import (
     ActivityError,
     DeterminismViolation,
@@ -20,7 +20,7 @@ from durable.worker.workflows.errors import (
     WorkflowFailed,
 )
 from durable.worker.workflows.history import HistoryEvent
-from durable.worker.workflows.instance import Decision, WorkflowInfo, WorkflowInstance
+from durable.worker.workflows.instance import Decision, QueryNotFound, WorkflowInfo, WorkflowInstance
 from durable.worker.workflows.replay import ReplayOutcome, check_history, history_from_json, replay
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "DeterminismViolation",
     "HistoryEvent",
     "NonDeterminismError",
+    "QueryNotFound",
     "ReplayOutcome",
     "WorkflowCodeError",
     "WorkflowContext",
@@ -40,6 +41,7 @@ __all__ = [
     "current_context",
     "define",
     "history_from_json",
+    "query",
     "replay",
     "signal",
 ]

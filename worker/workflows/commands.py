@@ -47,6 +47,32 @@ class ActivityOptions:
     heartbeat_timeout: float | None = None
     start_delay: float | None = None
 
+    @classmethod
+    def of(
+        cls,
+        *,
+        retry_policy: RetryPolicy | dict[str, Any] | None = None,
+        priority: int | None = None,
+        schedule_to_start_timeout: Seconds | None = None,
+        start_to_close_timeout: Seconds | None = None,
+        heartbeat_timeout: Seconds | None = None,
+        start_delay: Seconds | None = None,
+    ) -> ActivityOptions:
+        """Options from what a caller wrote (durations as seconds or timedeltas), checked."""
+        if (retry_policy is None and priority is None and schedule_to_start_timeout is None
+                and start_to_close_timeout is None and heartbeat_timeout is None and start_delay is None):
+            return _NO_OPTIONS
+        if priority is not None and not -1000 <= priority <= 1000:
+            raise InvalidArgument(f"priority must be within -1000..1000, got {priority}")
+        return cls(
+            retry_policy=retry_policy_of(retry_policy, field="retry_policy"),
+            priority=priority,
+            schedule_to_start_timeout=to_seconds(schedule_to_start_timeout, field="schedule_to_start_timeout"),
+            start_to_close_timeout=to_seconds(start_to_close_timeout, field="start_to_close_timeout"),
+            heartbeat_timeout=to_seconds(heartbeat_timeout, field="heartbeat_timeout"),
+            start_delay=to_seconds(start_delay, field="start_delay"),
+        )
+
     def merged_over(self, defaults: ActivityOptions) -> ActivityOptions:
         """These options, with every unset field taken from `defaults`."""
         return ActivityOptions(
@@ -56,6 +82,9 @@ class ActivityOptions:
                 for name in self.__dataclass_fields__
             }
         )
+
+
+_NO_OPTIONS = ActivityOptions()
 
 
 @dataclass(frozen=True)
@@ -161,15 +190,10 @@ def schedule_activity(
     """
     if not activity_type:
         raise InvalidArgument("activity_type must not be empty")
-    if priority is not None and not -1000 <= priority <= 1000:
-        raise InvalidArgument(f"priority must be within -1000..1000, got {priority}")
-    options = ActivityOptions(
-        retry_policy=retry_policy_of(retry_policy, field="retry_policy"),
-        priority=priority,
-        schedule_to_start_timeout=to_seconds(schedule_to_start_timeout, field="schedule_to_start_timeout"),
-        start_to_close_timeout=to_seconds(start_to_close_timeout, field="start_to_close_timeout"),
-        heartbeat_timeout=to_seconds(heartbeat_timeout, field="heartbeat_timeout"),
-        start_delay=to_seconds(start_delay, field="start_delay"),
+    options = ActivityOptions.of(
+        retry_policy=retry_policy, priority=priority, schedule_to_start_timeout=schedule_to_start_timeout,
+        start_to_close_timeout=start_to_close_timeout, heartbeat_timeout=heartbeat_timeout,
+        start_delay=start_delay,
     )
     return ScheduleActivity(
         activity_type=activity_type,

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from durable.common import RetryPolicy
 from durable.common.converter import NO_CONVERSION, from_json, to_json
-from durable.worker.workflows.commands import ActivityOptions, ScheduleActivity, Seconds, retry_policy_of, to_seconds
+from durable.worker.workflows.commands import ActivityOptions, ScheduleActivity, Seconds
 from durable.worker.workflows.history import is_patch_marker
 from durable.worker.workflows.rules import engine_code
 
@@ -54,7 +54,14 @@ class WorkflowContext:
 
     def __init__(self, instance: WorkflowInstance) -> None:
         self._instance = instance
-        self.logger: logging.LoggerAdapter = _ReplaySafeLogger(instance)  # type: ignore[type-arg]
+        self._logger: logging.LoggerAdapter | None = None  # type: ignore[type-arg]
+
+    @property
+    def logger(self) -> logging.LoggerAdapter:  # type: ignore[type-arg]
+        """A logger whose lines are written the first time the code passes, not on replay."""
+        if self._logger is None:
+            self._logger = _ReplaySafeLogger(self._instance)
+        return self._logger
 
     # -- identity -----------------------------------------------------------------------
 
@@ -99,18 +106,12 @@ class WorkflowContext:
         """Schedule an activity now and return the future of its result (cancel the future
         to cancel the activity). Most code awaits ``ctx.activity(...)`` instead."""
         name, default_result_type = _activity_name(activity)
-        if priority is not None and not -1000 <= priority <= 1000:
-            raise ValueError(f"priority must be within -1000..1000, got {priority}")
-        options = ActivityOptions(
-            retry_policy=retry_policy_of(retry_policy, field="retry_policy"),
-            priority=priority,
-            schedule_to_start_timeout=to_seconds(schedule_to_start_timeout, field="schedule_to_start_timeout"),
-            start_to_close_timeout=to_seconds(start_to_close_timeout, field="start_to_close_timeout"),
-            heartbeat_timeout=to_seconds(heartbeat_timeout, field="heartbeat_timeout"),
-            start_delay=to_seconds(start_delay, field="start_delay"),
+        options = ActivityOptions.of(
+            retry_policy=retry_policy, priority=priority, schedule_to_start_timeout=schedule_to_start_timeout,
+            start_to_close_timeout=start_to_close_timeout, heartbeat_timeout=heartbeat_timeout,
+            start_delay=start_delay,
         )
-        with engine_code():
-            payload = to_json(input)
+        payload = to_json(input)  # pydantic's dump reads no clock: no guard to lift
         command = ScheduleActivity(activity_type=name, input=payload, activity_id=activity_id,
                                    options=options)
         if result_type is NO_CONVERSION:
@@ -176,6 +177,11 @@ class WorkflowContext:
         buffered = instance.signal_buffer.pop(name, None)
         for payload in buffered or ():
             instance._signal(name, payload)
+
+    def set_query_handler(self, name: str, handler: Callable[..., Any]) -> None:
+        """Answer query `name` with `handler()` (or `handler(arg)`): a plain function that
+        reads the workflow's state (the function form's way; classes use @query)."""
+        self._instance.query_handlers[name] = handler
 
     async def wait_condition(self, predicate: Callable[[], bool], timeout: Seconds | None = None) -> bool:
         """Wait until `predicate()` is true (checked after every event the workflow handles);

@@ -30,6 +30,20 @@ CALLBACK_HANDLERS = (
 )
 
 
+def query(fn: F | None = None, *, name: str | None = None) -> Any:
+    """Mark a method of a workflow class as query `name` (default: the method's name): a
+    plain method that reads the workflow's state, called with the query's argument (if it
+    takes one) and returning JSON-ready data. `durable workflows query ID NAME` asks it."""
+
+    def mark(method: F) -> F:
+        if inspect.iscoroutinefunction(method):
+            raise TypeError(f"query {name or method.__name__!r} must be a plain method: a query reads state, it does not wait")
+        method.__durable_query__ = name or method.__name__  # type: ignore[attr-defined]
+        return method
+
+    return mark(fn) if fn is not None else mark
+
+
 def signal(fn: F | None = None, *, name: str | None = None) -> Any:
     """Mark a method of a workflow class as the handler of signal `name` (default: the
     method's name). It is called with the payload, in arrival order; it may be async."""
@@ -51,6 +65,10 @@ class WorkflowDefinition:
     kind: str
     failure_exceptions: tuple[type[BaseException], ...] = ()
     signals: dict[str, str] = field(default_factory=dict)  # signal name -> method name
+    queries: dict[str, str] = field(default_factory=dict)  # query name -> method name
+    # read once from the signature: whether the function takes an input, and its type
+    takes_input: bool = True
+    input_type: Any = NO_CONVERSION
 
     @property
     def cls(self) -> Any:
@@ -61,10 +79,9 @@ class WorkflowDefinition:
         info = WorkflowInfo(workflow_id=workflow_id, workflow_type=self.name)
         if self.kind == "function":
             fn = self.target
-            takes_input = len(inspect.signature(fn).parameters) >= 2
             return WorkflowInstance(
-                (lambda ctx, value: fn(ctx, value)) if takes_input else (lambda ctx, value: fn(ctx)),
-                info, input_type=input_type(fn) if takes_input else NO_CONVERSION,
+                (lambda ctx, value: fn(ctx, value)) if self.takes_input else (lambda ctx, value: fn(ctx)),
+                info, input_type=self.input_type,
                 failure_exceptions=self.failure_exceptions, activity_defaults=activity_defaults,
             )
         if self.kind == "class":
@@ -75,12 +92,13 @@ class WorkflowDefinition:
             for attr, value in (("workflow_id", workflow_id), ("workflow_type", self.name)):
                 _try_set(obj, attr, value)
             handlers = {signal_name: getattr(obj, method) for signal_name, method in self.signals.items()}
+            queries = {query_name: getattr(obj, method) for query_name, method in self.queries.items()}
             run = obj.run
             return WorkflowInstance(
                 lambda ctx, value: run(ctx, value), info,
-                input_type=input_type(type(obj).run, position=2),
+                input_type=self.input_type,
                 failure_exceptions=self.failure_exceptions, activity_defaults=activity_defaults,
-                signal_handlers=handlers,
+                signal_handlers=handlers, query_handlers=queries,
             )
         from durable.worker.workflows.callbacks import run_callbacks
 
@@ -102,6 +120,28 @@ class WorkflowDefinition:
         instance = self.instance(workflow_id, activity_defaults=activity_defaults)
         return instance.replay(history, decided_through_seq)
 
+    def query(
+        self,
+        history: Iterable[HistoryEvent],
+        name: str,
+        arg: Any = None,
+        *,
+        workflow_id: str = "",
+        decided_through_seq: int | None = None,
+    ) -> Any:
+        """Replay `history` (nothing is recorded) and answer query `name` from the state it
+        leaves; works on an ended workflow too. `decided_through_seq` None: through the last
+        command event (events after it count as not yet decided)."""
+        events = list(history)
+        if decided_through_seq is None:
+            decided_through_seq = max((e.sequence_num for e in events if e.is_command), default=0)
+        instance = self.instance(workflow_id)
+        try:
+            instance.replay(events, decided_through_seq, keep_open=True)
+            return instance.query(name, arg)
+        finally:
+            instance.close()
+
 
 def define(target: Any, name: str, failure_exceptions: Iterable[type[BaseException]] = ()) -> WorkflowDefinition:
     """The definition of `target` (raises TypeError/ValueError naming what is wrong)."""
@@ -111,13 +151,17 @@ def define(target: Any, name: str, failure_exceptions: Iterable[type[BaseExcepti
         if run is not None:
             if not inspect.iscoroutinefunction(run):
                 raise TypeError(f"workflow {name!r}: {target.__name__}.run must be `async def run(self, ctx, input)`")
-            signals = {}
+            signals, queries = {}, {}
             for attr in dir(target):
                 method = getattr(target, attr, None)
                 signal_name = getattr(method, "__durable_signal__", None)
                 if isinstance(signal_name, str) and signal_name:
                     signals[signal_name] = attr
-            return WorkflowDefinition(name, target, "class", failures, signals)
+                query_name = getattr(method, "__durable_query__", None)
+                if isinstance(query_name, str) and query_name:
+                    queries[query_name] = attr
+            return WorkflowDefinition(name, target, "class", failures, signals, queries,
+                                      input_type=input_type(run, position=2))
         for handler in CALLBACK_HANDLERS:
             method = getattr(target, handler, None)
             if method is not None and not callable(method):
@@ -133,7 +177,9 @@ def define(target: Any, name: str, failure_exceptions: Iterable[type[BaseExcepti
         parameters = list(inspect.signature(target).parameters.values())
         if not 1 <= len(parameters) <= 2:
             raise TypeError(f"workflow {name!r} must be `async def {target.__name__}(ctx, input)`")
-        return WorkflowDefinition(name, target, "function", failures)
+        takes_input = len(parameters) == 2
+        return WorkflowDefinition(name, target, "function", failures, takes_input=takes_input,
+                                  input_type=input_type(target) if takes_input else NO_CONVERSION)
     raise TypeError(f"workflow {name!r} must be an async function `(ctx, input)` or a class, "
                     f"got {target!r}")
 

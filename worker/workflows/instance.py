@@ -101,6 +101,7 @@ class WorkflowInstance:
         failure_exceptions: tuple[type[BaseException], ...] = (),
         activity_defaults: OptionsLookup | None = None,
         signal_handlers: dict[str, Callable[..., Any]] | None = None,
+        query_handlers: dict[str, Callable[..., Any]] | None = None,
     ) -> None:
         # `entry(ctx, input)` returns the coroutine of the workflow's code.
         from durable.worker.workflows.context import WorkflowContext
@@ -114,6 +115,7 @@ class WorkflowInstance:
         self.matcher = CommandMatcher(f"{info.workflow_id} ({info.workflow_type})")
         self.ctx = WorkflowContext(self)
         self.signal_handlers: dict[str, Callable[..., Any]] = dict(signal_handlers or {})
+        self.query_handlers: dict[str, Callable[..., Any]] = dict(query_handlers or {})
         self.signal_buffer: dict[str, deque[Any]] = defaultdict(deque)
         self.signal_waiters: dict[str, deque[asyncio.Future[Any]]] = defaultdict(deque)
         self.any_signal_listener: Callable[[str, Any], None] | None = None
@@ -127,18 +129,27 @@ class WorkflowInstance:
         self.torn_down = False
         self.cancel_requested = False
         self.violation: BaseException | None = None
-        self.rng = random.Random(info.workflow_id)
+        self._rng: random.Random | None = None  # made when first asked for
+        self._seed: Any = info.workflow_id
         self.now = datetime.fromtimestamp(0, UTC)
         self.current: HistoryEvent | None = None
         self.decided_through_seq = 0
         self._events: list[HistoryEvent] = []
         self._index = 0
 
+    @property
+    def rng(self) -> random.Random:
+        """The workflow's seeded random source (the seed recorded in WorkflowStarted)."""
+        if self._rng is None:
+            self._rng = random.Random(self._seed)
+        return self._rng
+
     # -- driving ------------------------------------------------------------------------
 
-    def replay(self, history: Iterable[HistoryEvent], decided_through_seq: int) -> Decision:
+    def replay(self, history: Iterable[HistoryEvent], decided_through_seq: int, *, keep_open: bool = False) -> Decision:
         """Walk `history` from the start; return the commands beyond it. Raises
-        WorkflowCodeError (NonDeterminismError, DeterminismViolation) when the code broke."""
+        WorkflowCodeError (NonDeterminismError, DeterminismViolation) when the code broke.
+        `keep_open`: leave the instance standing (to answer a query; close() after)."""
         self._events = sorted_history(history)
         self.decided_through_seq = decided_through_seq
         try:
@@ -166,8 +177,39 @@ class WorkflowInstance:
                 seen_through_seq=self._events[-1].sequence_num if self._events else 0,
                 ended=self.ended,
             )
-        finally:
+        except BaseException:
             self._close()
+            raise
+        finally:
+            if not keep_open:
+                self._close()
+
+    def query(self, name: str, arg: Any = None) -> Any:
+        """Answer query `name` from the state the replay left (JSON-ready). A query reads; a
+        handler that issues a command raises WorkflowCodeError, and nothing is recorded."""
+        handler = self.query_handlers.get(name)
+        if handler is None:
+            known = ", ".join(sorted(self.query_handlers)) or "none"
+            raise QueryNotFound(f"workflow {self.info.workflow_type} has no query {name!r} (queries: {known})")
+        before = len(self.matcher.issued)
+        ended, self.ended = self.ended, False  # so that a command would be seen, not dropped
+        try:
+            result = self._in_code(lambda: handler() if arg is None and _takes_no_arg(handler) else handler(arg))
+            self.loop.run_until_idle()  # what the handler set going shows up as commands
+            if asyncio.iscoroutine(result):
+                result.close()
+                raise WorkflowCodeError(f"query {name!r} must be a plain function: a query reads, it does not wait")
+        finally:
+            issued = len(self.matcher.issued) - before
+            self.ended = ended
+        if issued or take_violation() is not None:
+            raise WorkflowCodeError(f"query {name!r} of workflow {self.info.workflow_type} tried to change "
+                                    "the workflow (a query only reads its state)")
+        with engine_code():
+            return to_json(result)
+
+    def close(self) -> None:
+        self._close()
 
     def _deliver(self, event: HistoryEvent) -> None:
         self.current = event
@@ -179,7 +221,7 @@ class WorkflowInstance:
         if kind == WORKFLOW_STARTED:
             seed = data.get("random_seed")
             if seed is not None:
-                self.rng.seed(seed)
+                self._seed = seed
             self._start(data.get("input"))
         elif kind == ACTIVITY_COMPLETED:
             entry = self.activities.pop(str(data.get("activity_id", "")), None)
@@ -306,7 +348,7 @@ class WorkflowInstance:
         commands ignored and logging quiet (not later, by the garbage collector)."""
         self.ended = True
         self.torn_down = True
-        pending = [t for t in asyncio.all_tasks(self.loop) if not t.done()]
+        pending = [t for t in self.loop.tasks if not t.done()]
         if pending:
             def close_all() -> None:
                 for task in pending:
@@ -428,6 +470,19 @@ def _close_task(task: asyncio.Task[Any]) -> None:
         task.get_coro().close()  # type: ignore[union-attr]
     except BaseException:  # noqa: BLE001 - a finally that awaits while torn down
         pass
+
+
+class QueryNotFound(WorkflowCodeError):
+    """The workflow has no query handler of that name."""
+
+
+def _takes_no_arg(fn: Callable[..., Any]) -> bool:
+    import inspect
+
+    try:
+        return not inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 async def _raise(exc: BaseException) -> None:

@@ -16,7 +16,7 @@ import contextvars
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from durable.worker.workflows.rules import LOOP_RULE, violation, workflow_code
+from durable.worker.workflows.rules import LOOP_RULE, enter_workflow_code, leave_workflow_code, violation
 
 if TYPE_CHECKING:
     from durable.worker.workflows.instance import WorkflowInstance
@@ -41,6 +41,7 @@ class DeterministicLoop(asyncio.AbstractEventLoop):
         self._now = 0.0
         self._closed = False
         self._exception_handler: Any = None
+        self.tasks: list[asyncio.Task[Any]] = []  # every task made on this loop (teardown)
 
     # -- what the instance drives --------------------------------------------------------
 
@@ -50,15 +51,19 @@ class DeterministicLoop(asyncio.AbstractEventLoop):
 
     def run_until_idle(self) -> None:
         """Run ready callbacks, FIFO, until none is left (the code waits on the history)."""
+        if not self._ready:
+            return
         previous = asyncio.events._get_running_loop()
         asyncio.events._set_running_loop(self)
+        enter_workflow_code()
         try:
-            with workflow_code():
-                while self._ready:
-                    handle = self._ready.popleft()
-                    if not handle._cancelled:
-                        handle._run()
+            ready = self._ready
+            while ready:
+                handle = ready.popleft()
+                if not handle._cancelled:
+                    handle._run()
         finally:
+            leave_workflow_code()
             asyncio.events._set_running_loop(previous)
 
     @property
@@ -106,7 +111,9 @@ class DeterministicLoop(asyncio.AbstractEventLoop):
 
     def create_task(self, coro: Any, *, name: str | None = None,
                     context: contextvars.Context | None = None) -> asyncio.Task[Any]:
-        return asyncio.Task(coro, loop=self, name=name, context=context)
+        task = asyncio.Task(coro, loop=self, name=name, context=context)
+        self.tasks.append(task)
+        return task
 
     def is_running(self) -> bool:
         return True

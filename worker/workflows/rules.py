@@ -67,6 +67,17 @@ def in_workflow() -> bool:
     return getattr(_active, "depth", 0) > 0
 
 
+def enter_workflow_code() -> None:
+    """Guards on for this thread (pair with leave_workflow_code; the hot path's form)."""
+    if not _installed:
+        install()
+    _active.depth = getattr(_active, "depth", 0) + 1
+
+
+def leave_workflow_code() -> None:
+    _active.depth -= 1
+
+
 @contextlib.contextmanager
 def workflow_code() -> Iterator[None]:
     """Mark this thread as running workflow code (guards on) for the block."""

@@ -1,4 +1,4 @@
--- 0004: retention. Finished workflows, standalone tasks, old worker rows and resolved dead
+-- 0005: retention. Finished workflows, standalone tasks, old worker rows and resolved dead
 -- letters are deleted after their retention (durable.controlplane.retention); a workflow can
 -- be pinned to be kept for ever. The indexes below are what the deletions walk: the
 -- retention candidates themselves, and the foreign keys a cascade checks (without an index on
