@@ -5,22 +5,31 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-import time
-from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import click
 
+from durable.cli.inputs import HELP, read_json
+from durable.cli.render import history_json, history_table, steps_table, table, when, workflow_header
+from durable.cli.waiting import EXIT_CODES_HELP, Exit, follow, start_and_follow
 from durable.client import Client, Unavailable
 from durable.common.errors import DurableError
 
 T = TypeVar("T")
 
+STEPS_SHOWN = 1000  # ListWorkflowTasks' largest page
+
 address_option = click.option(
     "--address", envvar="GRPC_ADDRESS", default="127.0.0.1:9001", show_default=True,
     help="Control-plane gRPC address (env GRPC_ADDRESS).",
 )
+
+
+class Unreachable(click.ClickException):
+    """The control plane (or its database) could not be reached: exit code 6."""
+
+    exit_code = int(Exit.UNREACHABLE)
 
 
 def run(address: str, action: Callable[[Client], Awaitable[T]]) -> T:
@@ -31,133 +40,89 @@ def run(address: str, action: Callable[[Client], Awaitable[T]]) -> T:
     try:
         return asyncio.run(main())
     except Unavailable as exc:
-        raise click.ClickException(f"{exc}; is `durable controlplane` running there?") from None
+        hint = "" if exc.database_down else "; is `durable controlplane` running there?"
+        raise Unreachable(f"{exc}{hint}") from None
     except DurableError as exc:
         raise click.ClickException(str(exc)) from None
 
 
-def when(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S") if ts else "-"
-
-
-def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """A plain aligned table, readable in any terminal and easy to grep."""
-    cells = [[str(h) for h in headers]] + [[str(c) for c in r] for r in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
-def blocked_text(blocked: dict[str, Any]) -> str:
-    """The `blocked:` lines of a workflow whose decisions fail."""
-    lines = [f"blocked:  {blocked.get('type', 'Error')}: {blocked.get('message', '')}",
-             f"          {blocked.get('failures', 1)} failed decision(s) since {blocked.get('since', '?')}; "
-             "retried with backoff until fixed code is deployed"]
-    traceback = str(blocked.get("traceback") or "").strip()
-    if traceback:
-        lines += ["          " + line for line in traceback.splitlines()[-12:]]
-    return "\n".join(lines)
-
-
-def parse_json_object(text: str, what: str) -> dict[str, Any]:
-    try:
-        value = json.loads(text)
-    except ValueError as exc:
-        raise click.BadParameter(f"{what} is not valid JSON: {exc}") from None
-    if not isinstance(value, dict):
-        raise click.BadParameter(f"{what} must be a JSON object, like '{{\"message\": \"hi\"}}'")
-    return value
-
-
-@click.group("workflows")
+@click.group("workflows", epilog=EXIT_CODES_HELP)
 def workflows() -> None:
-    """Start, inspect, signal and cancel workflows."""
+    """Start, inspect, wait for, signal and cancel workflows."""
 
 
-@workflows.command("start")
+@workflows.command("start", epilog=EXIT_CODES_HELP)
 @address_option
 @click.argument("workflow_type")
-@click.option("--input", "input_text", default="{}", help="Input as a JSON object.")
-@click.option("--id", "workflow_id", default=None, help="Your own workflow id (idempotent start).")
-@click.option("--wait/--no-wait", default=False, help="Wait for the workflow to end, showing progress.")
-@click.option("--timeout", default=300.0, show_default=True, help="Seconds to wait with --wait.")
+@click.option("--input", "input_text", default="{}", show_default=True, help=f"Input, {HELP}.")
+@click.option("--id", "workflow_id", default=None,
+              help="Your own workflow id: starting it again returns the existing workflow (same type "
+                   "only; another type is an error).")
+@click.option("--wait/--no-wait", default=False,
+              help="Wait for the workflow to end, printing its events; the exit code tells how it ended.")
+@click.option("--timeout", default=300.0, show_default=True, type=click.FloatRange(min=0),
+              help="Seconds to wait with --wait (exit 5 when it passes).")
 def start(address: str, workflow_type: str, input_text: str, workflow_id: str | None, wait: bool, timeout: float) -> None:
-    """Start a workflow of WORKFLOW_TYPE."""
-    payload = parse_json_object(input_text, "--input")
+    """Start a workflow of WORKFLOW_TYPE; with --wait, until it ends."""
+    payload = read_json(input_text, "--input")
 
-    async def action(client: Client) -> None:
+    async def action(client: Client) -> Exit:
+        if wait:
+            return await start_and_follow(client, workflow_type, payload, workflow_id, timeout)
         wid, created = await client.start_workflow(workflow_type, payload, workflow_id=workflow_id)
         click.echo(f"{'started' if created else 'already exists:'} {wid}")
-        if wait:
-            await follow(client, wid, timeout)
+        return Exit.COMPLETED
 
-    run(address, action)
-
-
-async def follow(client: Client, workflow_id: str, timeout: float) -> None:
-    """Print events as they arrive until the workflow ends; a progress line while waiting."""
-    started = time.monotonic()
-    seen = 0
-    interactive = sys.stderr.isatty()
-    while True:
-        for event in await client.history(workflow_id, after_seq=seen):
-            if interactive:
-                click.echo("\r\033[K", nl=False, err=True)
-            click.echo(f"  {event.sequence_num:>4}  {event.event_type:<20} {short(event.data)}")
-            seen = event.sequence_num
-        view = await client.describe_workflow(workflow_id)
-        if view.is_terminal:
-            if interactive:
-                click.echo("\r\033[K", nl=False, err=True)
-            click.echo(f"{view.status}: {json.dumps(view.result if view.status == 'completed' else view.error)}")
-            return
-        elapsed = time.monotonic() - started
-        if elapsed > timeout:
-            raise click.ClickException(f"workflow {workflow_id} still {view.status} after {timeout:.0f} s")
-        if interactive:
-            click.echo(f"\r  waiting... {elapsed:5.1f} s, status {view.status}", nl=False, err=True)
-        await asyncio.sleep(0.2)
+    sys.exit(int(run(address, action)))
 
 
-def short(data: dict[str, Any], limit: int = 100) -> str:
-    text = json.dumps(data, separators=(",", ":"))
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+@workflows.command("wait", epilog=EXIT_CODES_HELP)
+@address_option
+@click.argument("workflow_id")
+@click.option("--timeout", default=300.0, show_default=True, type=click.FloatRange(min=0),
+              help="Seconds to wait (exit 5 when it passes).")
+@click.option("--events/--no-events", default=False, help="Print the events as they arrive.")
+def wait_(address: str, workflow_id: str, timeout: float, events: bool) -> None:
+    """Wait for WORKFLOW_ID to end; print how it ended and exit with its code."""
+    sys.exit(int(run(address, lambda c: follow(c, workflow_id, timeout, events=events))))
 
 
 @workflows.command("show")
 @address_option
 @click.argument("workflow_id")
-def show(address: str, workflow_id: str) -> None:
-    """Show a workflow and its event history."""
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one JSON object: the workflow and its full history, payloads decoded "
+                   "(what `durable replay --history FILE` reads).")
+@click.option("--full", is_flag=True, help="Print payloads whole (by default they are cut at 100 characters).")
+def show(address: str, workflow_id: str, as_json: bool, full: bool) -> None:
+    """Show a workflow and its event history: each step's activity type, attempts and retries."""
 
     async def action(client: Client) -> None:
         view = await client.describe_workflow(workflow_id)
-        events = await client.history(workflow_id)
-        click.echo(f"id:       {view.id}\ntype:     {view.workflow_type}\nstatus:   {view.status}"
-                   + ("  (pinned)" if view.pinned else ""))
-        click.echo(f"created:  {when(view.created_at)}\nended:    {when(view.completed_at)}")
-        click.echo(f"input:    {json.dumps(view.input)}")
-        if view.result is not None:
-            click.echo(f"result:   {json.dumps(view.result)}")
-        if view.error is not None:
-            click.echo(f"error:    {json.dumps(view.error)}")
-        if view.cancel_requested_at and view.status not in ("completed", "failed", "cancelled"):
-            click.echo(f"cancel:   requested {when(view.cancel_requested_at)}; its code is stopping")
-        if view.blocked:
-            click.echo(blocked_text(view.blocked))
+        events = await client.full_history(workflow_id)
+        if as_json:
+            click.echo(json.dumps(history_json(view, events), indent=2))
+            return
+        tasks = await client.workflow_tasks(workflow_id, include_finished=True, limit=STEPS_SHOWN)
+        click.echo(workflow_header(view, full=full))
         click.echo("")
-        click.echo(table(["seq", "event", "at", "data"],
-                         [(e.sequence_num, e.event_type, when(e.created_at), short(e.data)) for e in events]))
+        click.echo(history_table(events, full=full))
+        if any(t.kind != "workflow" for t in tasks):
+            click.echo("")
+            click.echo(steps_table(tasks, full=full))
+            if len(tasks) == STEPS_SHOWN:
+                click.echo(f"(the first {STEPS_SHOWN} tasks)")
 
     run(address, action)
 
 
 @workflows.command("list")
 @address_option
-@click.option("--status", default=None, type=click.Choice(["pending", "running", "completed", "failed", "cancelled"]))
-@click.option("--type", "workflow_type", default=None)
-@click.option("--limit", default=50, show_default=True)
+@click.option("--status", default=None, type=click.Choice(["pending", "running", "completed", "failed", "cancelled"]),
+              help="Only workflows in this status.")
+@click.option("--type", "workflow_type", default=None, help="Only workflows of this type.")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 1000),
+              help="Most workflows to list (1..1000), newest first.")
 def list_(address: str, status: str | None, workflow_type: str | None, limit: int) -> None:
     """List recent workflows."""
     views = run(address, lambda c: c.list_workflows(status=status, workflow_type=workflow_type, limit=limit))
@@ -168,7 +133,8 @@ def list_(address: str, status: str | None, workflow_type: str | None, limit: in
 @workflows.command("cancel")
 @address_option
 @click.argument("workflow_id")
-@click.option("--reason", default="cancelled from the command line", help="Why (recorded in the history).")
+@click.option("--reason", default="cancelled from the command line", show_default=True,
+              help="Why (recorded in the history).")
 @click.option("--terminate", is_flag=True,
               help="End it at once without running its code (no finally blocks or compensations).")
 def cancel(address: str, workflow_id: str, reason: str, terminate: bool) -> None:
@@ -203,10 +169,10 @@ def query(address: str, workflow_id: str, name: str, arg_text: str | None, timeo
 @address_option
 @click.argument("workflow_id")
 @click.argument("signal_type")
-@click.option("--payload", default="{}", help="Payload as a JSON object.")
+@click.option("--payload", default="{}", show_default=True, help=f"Payload, {HELP}.")
 def signal(address: str, workflow_id: str, signal_type: str, payload: str) -> None:
     """Send a custom signal to a workflow."""
-    body = parse_json_object(payload, "--payload")
+    body = read_json(payload, "--payload")
     seq = run(address, lambda c: c.signal_workflow(workflow_id, signal_type, body))
     click.echo(f"signal {signal_type} recorded as event {seq}")
 
@@ -236,8 +202,9 @@ def dlq() -> None:
 
 @dlq.command("list")
 @address_option
-@click.option("--type", "activity_type", default=None)
-@click.option("--limit", default=100, show_default=True)
+@click.option("--type", "activity_type", default=None, help="Only dead-lettered tasks of this activity type.")
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 1000),
+              help="Most entries to list (1..1000).")
 def dlq_list(address: str, activity_type: str | None, limit: int) -> None:
     """List dead-lettered tasks, newest first."""
     entries = run(address, lambda c: c.list_dead_letters(activity_type, limit))

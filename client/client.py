@@ -13,7 +13,7 @@ from durable.common.errors import DurableError, TimedOut
 from durable.common.payloads import encode_payload
 from durable.common.converter import to_json
 from durable.common.security import ClientSecurity, load_client_security, open_channel
-from durable.common.status import error_for_rpc
+from durable.common.status import DATABASE_UNAVAILABLE_DETAILS, error_for_rpc
 from durable.proto.v1 import durable_pb2 as pb
 from durable.proto.v1 import durable_pb2_grpc as pb_grpc
 
@@ -21,7 +21,12 @@ DEFAULT_ADDRESS = "127.0.0.1:9001"
 
 
 class Unavailable(DurableError):
-    """The control plane could not be reached."""
+    """The call could not be served now: the control plane did not answer, or it answered
+    that its database is away (`database_down`). Worth retrying later."""
+
+    def __init__(self, message: str, *, database_down: bool = False) -> None:
+        super().__init__(message)
+        self.database_down = database_down
 
 
 class Unauthenticated(DurableError):
@@ -162,14 +167,21 @@ class Client:
             raise self._error(exc) from None
 
     def _error(self, exc: grpc.aio.AioRpcError) -> DurableError:
-        """The client's error for a failed call."""
+        """The client's error for a failed call. UNAVAILABLE says which side failed: the control
+        plane itself, or (it answered) its database."""
+        details = exc.details() or ""
+        if exc.code() == grpc.StatusCode.UNAVAILABLE and details.startswith(DATABASE_UNAVAILABLE_DETAILS):
+            return Unavailable(
+                f"the control plane at {self.address} answered, but it cannot reach its database; "
+                "check the database and the control plane's log", database_down=True,
+            )
         if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-            return Unavailable(f"control plane at {self.address} did not answer ({exc.code().name}): {exc.details()}")
+            return Unavailable(f"cannot reach the control plane at {self.address} ({exc.code().name}: {details})")
         if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
-            return Unauthenticated(exc.details() or "UNAUTHENTICATED")
+            return Unauthenticated(details or "UNAUTHENTICATED")
         if exc.code() == grpc.StatusCode.PERMISSION_DENIED:
-            return PermissionDenied(exc.details() or "PERMISSION_DENIED")
-        return error_for_rpc(exc, exc.details() or exc.code().name)
+            return PermissionDenied(details or "PERMISSION_DENIED")
+        return error_for_rpc(exc, details or exc.code().name)
 
     async def start_workflow(
         self, workflow_type: str, input: Any = None, *, workflow_id: str | None = None
@@ -313,6 +325,10 @@ class Client:
         """Keep a workflow for ever (retention never deletes it), or unpin it with pinned=False."""
         reply = await self._call("PinWorkflow", pb.PinWorkflowRequest(workflow_id=workflow_id, pinned=pinned))
         return bool(reply.pinned)
+
+    async def full_history(self, workflow_id: str) -> list[EventView]:
+        """Every event of the workflow (history() reads every page already)."""
+        return await self.history(workflow_id)
 
     async def wait_workflow(self, workflow_id: str, timeout: float = 60.0) -> WorkflowView:
         """Wait until the workflow ends or `timeout` passes; returns its latest state."""

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 from typing import Any
 
 from prometheus_client import CollectorRegistry, start_http_server
+
+from durable.common.ports import port_in_use
 
 
 class MetricsEndpoint:
@@ -13,9 +16,17 @@ class MetricsEndpoint:
         self._server: Any = None
         self.port: int | None = None
 
-    def serve(self, port: int, host: str = "0.0.0.0") -> int:
-        """Start serving; returns the bound port (an ephemeral one when `port` is 0)."""
-        self._server, _ = start_http_server(port, addr=host, registry=self.registry)
+    def serve(self, port: int, host: str = "0.0.0.0", *, setting: str = "METRICS_PORT") -> int:
+        """Start serving; returns the bound port (an ephemeral one when `port` is 0).
+
+        A port in use raises PortInUse naming `setting` (the variable that chose the port).
+        """
+        try:
+            self._server, _ = start_http_server(port, addr=host, registry=self.registry)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise port_in_use(host, port, setting) from None
+            raise
         self.port = int(self._server.server_port)
         return self.port
 

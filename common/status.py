@@ -17,6 +17,9 @@ from durable.common import errors
 
 # Trailing metadata key the control plane sets on every error it raises on purpose.
 ERROR_TYPE_KEY = "durable-error"
+# The start of the UNAVAILABLE details the control plane sends when *its database* is away (as
+# opposed to the control plane itself not answering); clients tell the two apart by it.
+DATABASE_UNAVAILABLE_DETAILS = "the control plane cannot reach its database"
 
 _TO_CODE: list[tuple[type[BaseException], grpc.StatusCode]] = [
     (errors.PayloadTooLarge, grpc.StatusCode.RESOURCE_EXHAUSTED),

@@ -17,7 +17,11 @@ import asyncpg
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from durable.common.ports import GRPC_SERVER_OPTIONS, ensure_free, split_address
 from durable.common.security import ServerSecurity
+from durable.controlplane.connect_errors import CONNECT_ERRORS, DatabaseUnreachable
+from durable.controlplane.connect_errors import explain as explain_connect_error
+from durable.controlplane.database_state import DatabaseState, PoolLogFilter
 from durable.controlplane.dispatch import TaskListener, TaskSignals
 from durable.controlplane.store.workflow_queries import WorkflowQueryStore
 from durable.controlplane.grpc import client_service, keda_scaler, worker_service
@@ -46,12 +50,17 @@ STARTUP_MESSAGE = "Using Durable execution engine runner (PostgreSQL-backed)"
 
 
 class DatabaseHealth:
-    """Checks the database every `interval` seconds and sets the gRPC health status."""
+    """Checks the database every `interval` seconds and sets the gRPC health status. It tells
+    the shared DatabaseState, which logs the change once."""
 
-    def __init__(self, pool: asyncpg.Pool, servicer: health.aio.HealthServicer, *, interval: float = 2.0) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, servicer: health.aio.HealthServicer, *, interval: float = 2.0,
+        database: DatabaseState | None = None,
+    ) -> None:
         self.pool = pool
         self.servicer = servicer
         self.interval = interval
+        self.database = database or DatabaseState()
         self.serving: bool | None = None
 
     async def run_once(self) -> bool:
@@ -61,10 +70,9 @@ class DatabaseHealth:
             ok = True
         except Exception as exc:  # any failure means not serving
             ok = False
-            if self.serving is not False:
-                logger.error("database unreachable, reporting NOT_SERVING: %s", exc)
-        if ok and self.serving is False:
-            logger.info("database reachable again, reporting SERVING")
+            self.database.lost("health check", exc)
+        if ok:
+            self.database.reachable()
         if ok != self.serving:
             status = health_pb2.HealthCheckResponse.SERVING if ok else health_pb2.HealthCheckResponse.NOT_SERVING
             for name in SERVICE_NAMES:
@@ -131,6 +139,8 @@ class ControlPlane:
         self.store: Store | None = None
         self.health = health.aio.HealthServicer()
         self._signals: TaskSignals | None = None
+        self.database_state = DatabaseState()
+        self._pool_log_filter = PoolLogFilter(self.database_state)
 
     @property
     def address(self) -> str:
@@ -138,12 +148,26 @@ class ControlPlane:
         host = "127.0.0.1" if host in ("0.0.0.0", "[::]", "") else host
         return f"{host}:{self.port}"
 
+    def check_ports(self) -> None:
+        """Raise PortInUse (naming the variable) if the gRPC or metrics port is taken."""
+        host, port = split_address(self.grpc_settings.address)
+        ensure_free(host, port, "GRPC_ADDRESS")
+        if self.metrics_settings.port:
+            ensure_free("0.0.0.0", self.metrics_settings.port, "METRICS_PORT")
+        if self.grpc_settings.keda_address:
+            keda_host, keda_port = split_address(self.grpc_settings.keda_address)
+            ensure_free(keda_host, keda_port, "DURABLE_KEDA_ADDRESS")
+
     async def start(self) -> None:
+        self.check_ports()  # before the database: a second control plane stops at once
         dsn = self.database.database_url
-        self.pool = await asyncpg.create_pool(
-            dsn, min_size=self.database.pool_min_size, max_size=self.database.pool_max_size,
-            reset=_no_session_state,
-        )
+        try:
+            self.pool = await asyncpg.create_pool(
+                dsn, min_size=self.database.pool_min_size, max_size=self.database.pool_max_size,
+                reset=_no_session_state,
+            )
+        except CONNECT_ERRORS as exc:
+            raise DatabaseUnreachable(explain_connect_error(exc, dsn)) from None
         if self.run_migrations:
             async with self.pool.acquire() as conn:
                 applied = await migrate(conn)
@@ -157,18 +181,21 @@ class ControlPlane:
         for name in SERVICE_NAMES:
             await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
         await self.health.set(LIVENESS_SERVICE, health_pb2.HealthCheckResponse.SERVING)
-        db_health = DatabaseHealth(self.pool, self.health, interval=self.health_interval)
+        state = self.database_state
+        logging.getLogger("asyncpg.pool").addFilter(self._pool_log_filter)
+        db_health = DatabaseHealth(self.pool, self.health, interval=self.health_interval, database=state)
         await db_health.run_once()
 
-        self._supervise("reaper", Reaper(self.store, self.reaper_settings, self.metrics.record_reaper,
-                                         queries=queries).run(self._stop))
+        reaper = Reaper(self.store, self.reaper_settings, self.metrics.record_reaper, queries=queries,
+                        database=state)
+        self._supervise("reaper", reaper.run(self._stop))
+        self._supervise("metrics-state", self.metrics.run(self.store, self._stop, state))
         self._supervise("retention", Retention(self.store, self.retention_settings, self.metrics.record_retention).run(self._stop))
-        self._supervise("metrics-state", self.metrics.run(self.store, self._stop))
         if self.metrics_settings.port:
-            port = self.metrics.serve(self.metrics_settings.port)
+            port = self.metrics.serve(self.metrics_settings.port, setting="METRICS_PORT")
             logger.info("metrics on :%d/metrics", port)
-        self._supervise("timers", TimerFirer(self.store, interval=self.timer_interval, signals=signals).run(self._stop))
-        self._supervise("task-listener", TaskListener(dsn, signals).run(self._stop))
+        self._supervise("timers", TimerFirer(self.store, interval=self.timer_interval, database=state, signals=signals).run(self._stop))
+        self._supervise("task-listener", TaskListener(dsn, signals, database=state).run(self._stop))
         self._supervise("database-health", db_health.run(self._stop))
 
         tokens = self.security.tokens()
@@ -177,6 +204,7 @@ class ControlPlane:
         self._server = grpc.aio.server(
             interceptors=[ScopedAuthInterceptor(tokens, credentials_file)] if authenticated else None,
             options=[
+                *GRPC_SERVER_OPTIONS,
                 ("grpc.max_receive_message_length", self.grpc_settings.max_message_bytes),
                 ("grpc.max_send_message_length", self.grpc_settings.max_response_bytes),
                 ("grpc.keepalive_time_ms", 30_000),
@@ -202,10 +230,16 @@ class ControlPlane:
         keda_scaler.add_to_server(keda_scaler.KedaScaler(self.store), self._server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
         credentials = self.security.server_credentials()
-        if credentials is None:
-            self.port = self._server.add_insecure_port(self.grpc_settings.address)
-        else:
-            self.port = self._server.add_secure_port(self.grpc_settings.address, credentials)
+        try:
+            if credentials is None:
+                self.port = self._server.add_insecure_port(self.grpc_settings.address)
+            else:
+                self.port = self._server.add_secure_port(self.grpc_settings.address, credentials)
+        except RuntimeError:  # "Failed to bind": taken since check_ports, or not a local address
+            host, port = split_address(self.grpc_settings.address)
+            ensure_free(host, port, "GRPC_ADDRESS")
+            raise OSError(f"cannot listen on GRPC_ADDRESS={self.grpc_settings.address}: "
+                          "not an address of this host, or the port is taken") from None
         if not self.port:
             raise OSError(f"cannot listen on GRPC_ADDRESS={self.grpc_settings.address}")
         await self._server.start()
@@ -225,10 +259,15 @@ class ControlPlane:
         """KEDA's external scaler (and health) alone on DURABLE_KEDA_ADDRESS, without credentials:
         KEDA cannot send a bearer token. It answers backlog counts and nothing else."""
         address = self.grpc_settings.keda_address or ""
-        self._keda_server = grpc.aio.server()
+        self._keda_server = grpc.aio.server(options=GRPC_SERVER_OPTIONS)
         keda_scaler.add_to_server(scaler, self._keda_server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._keda_server)
-        self.keda_port = self._keda_server.add_insecure_port(address)
+        try:
+            self.keda_port = self._keda_server.add_insecure_port(address)
+        except RuntimeError:  # taken since check_ports, or not an address of this host
+            keda_host, keda_port = split_address(address)
+            ensure_free(keda_host, keda_port, "DURABLE_KEDA_ADDRESS")
+            raise OSError(f"cannot listen on DURABLE_KEDA_ADDRESS={address}: not an address of this host") from None
         if not self.keda_port:
             raise OSError(f"cannot listen on DURABLE_KEDA_ADDRESS={address}")
         await self._keda_server.start()
@@ -275,4 +314,6 @@ class ControlPlane:
         self.metrics.close()
         if self.pool is not None:
             await self.pool.close()
-        logger.info("control plane stopped")
+        logging.getLogger("asyncpg.pool").removeFilter(self._pool_log_filter)
+        if self._server is not None:  # a start that failed says why; no "stopped" after it
+            logger.info("control plane stopped")

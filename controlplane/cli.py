@@ -50,9 +50,12 @@ async def _serve(plane: object) -> int:
     stopping = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
+    from durable.controlplane.connect_errors import DatabaseUnreachable
+    from durable.controlplane.migrator import MigrationError
+
     try:
         await plane.start()
-    except (OSError, ConnectionError) as exc:
+    except (OSError, ConnectionError, DatabaseUnreachable, MigrationError) as exc:
         click.echo(f"error: cannot start the control plane: {exc}", err=True)
         await plane.stop()
         return 2

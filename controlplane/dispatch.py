@@ -22,6 +22,8 @@ from contextlib import contextmanager
 
 import asyncpg
 
+from durable.controlplane.database_state import DatabaseState
+
 logger = logging.getLogger(__name__)
 
 CHANNEL = "durable_tasks"
@@ -162,10 +164,13 @@ class TaskSignals:
 class TaskListener:
     """Holds one LISTEN connection; reconnects with backoff; wakes everyone after a gap."""
 
-    def __init__(self, dsn: str, signals: TaskSignals, *, reconnect_max: float = 5.0) -> None:
+    def __init__(
+        self, dsn: str, signals: TaskSignals, *, reconnect_max: float = 5.0, database: DatabaseState | None = None
+    ) -> None:
         self.dsn = dsn
         self.signals = signals
         self.reconnect_max = reconnect_max
+        self.database = database or DatabaseState()
         self.connected = asyncio.Event()
 
     def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
@@ -180,6 +185,7 @@ class TaskListener:
                 lost = asyncio.Event()
                 conn.add_termination_listener(lambda _c: lost.set())
                 await conn.add_listener(CHANNEL, self._on_notify)
+                self.database.reachable()
                 self.connected.set()
                 self.signals.notify_all()  # anything that arrived while we were away
                 delay = 0.1
@@ -191,14 +197,12 @@ class TaskListener:
                     stopping.cancel()
                     losing.cancel()
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                logger.warning("task listener lost the database (%s); retrying in %.1f s", exc, delay)
+                self.database.lost("task listener", exc)
+                logger.debug("task listener: retrying in %.1f s", delay)
             finally:
                 self.connected.clear()
                 if conn is not None and not conn.is_closed():
                     await conn.close(timeout=2)
             if not stop.is_set():
-                try:
-                    await asyncio.wait_for(stop.wait(), timeout=delay)
-                except TimeoutError:
-                    pass
+                await self.database.pause(stop, delay)
                 delay = min(delay * 2, self.reconnect_max)

@@ -18,8 +18,9 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from durable.common.metrics_endpoint import MetricsEndpoint
+from durable.controlplane.database_state import DatabaseState, LoopBackoff
 from durable.controlplane.store import ReaperReport, Store
-from durable.controlplane.store.base import StoreObserver
+from durable.controlplane.store.base import DATABASE_UNAVAILABLE, StoreObserver
 from durable.controlplane.store.queries import Q
 
 logger = logging.getLogger(__name__)
@@ -153,22 +154,29 @@ class ControlPlaneMetrics(MetricsEndpoint, StoreObserver):
             if n:
                 self.retention_deleted.labels(kind).inc(n)
 
-    async def refresh(self, store: Store) -> None:
-        """Take the database snapshot the scrape serves."""
+    async def refresh(self, store: Store, database: DatabaseState | None = None) -> bool:
+        """Take the database snapshot the scrape serves; False when the database failed."""
         try:
             self.state.backlog = await store.queue_stats()
             self.state.dlq = await store.pool.fetch(Q.dead_letter_counts)
             self.state.breakers = await store.pool.fetch(Q.breaker_states)
             self.state.workers = await store.pool.fetch(Q.worker_counts)
             self.state.up = 1.0
-        except Exception as exc:  # the health loop reports the outage; keep the last numbers
+        except Exception as exc:  # keep the last numbers; the outage is logged once, elsewhere
             self.state.up = 0.0
+            if database is not None and isinstance(exc, DATABASE_UNAVAILABLE):
+                database.lost("metrics", exc)
             logger.debug("metrics refresh failed: %s", exc)
+            return False
+        if database is not None:
+            database.reachable()
+        return True
 
-    async def run(self, store: Store, stop: asyncio.Event) -> None:
+    async def run(self, store: Store, stop: asyncio.Event, database: DatabaseState | None = None) -> None:
+        """A refresh every `interval` seconds; after a failed one the delay doubles (to 30 s)
+        unless the database comes back first."""
+        database = database or DatabaseState()
+        backoff = LoopBackoff(self.interval)
         while not stop.is_set():
-            await self.refresh(store)
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=self.interval)
-            except TimeoutError:
-                pass
+            ok = await self.refresh(store, database)
+            await database.pause(stop, backoff.next(not ok))

@@ -107,8 +107,13 @@ async def migrate(conn: asyncpg.Connection, migrations: list[Migration] | None =
 
 
 async def migrate_url(dsn: str) -> list[int]:
-    """Connect, migrate, disconnect."""
-    conn = await asyncpg.connect(dsn)
+    """Connect, migrate, disconnect. A failed connect raises DatabaseUnreachable (one line)."""
+    from durable.controlplane.connect_errors import CONNECT_ERRORS, DatabaseUnreachable, explain
+
+    try:
+        conn = await asyncpg.connect(dsn)
+    except CONNECT_ERRORS as exc:
+        raise DatabaseUnreachable(explain(exc, dsn)) from None
     try:
         return await migrate(conn)
     finally:

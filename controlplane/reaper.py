@@ -23,6 +23,7 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import timedelta
 
+from durable.controlplane.database_state import DatabaseState, LoopBackoff
 from durable.controlplane.settings import ReaperSettings
 from durable.controlplane.store.base import DATABASE_UNAVAILABLE
 from durable.controlplane.store import ReaperReport, Store, Task
@@ -42,11 +43,13 @@ class Reaper:
         on_report: Callable[[ReaperReport], None] | None = None,
         *,
         queries: WorkflowQueryStore | None = None,
+        database: DatabaseState | None = None,
     ) -> None:
         self.store = store
         self.queries = queries
         self.settings = settings or ReaperSettings()
         self.on_report = on_report
+        self.database = database or DatabaseState()
         self.totals = ReaperReport()
 
     async def run_once(self) -> ReaperReport:
@@ -76,18 +79,23 @@ class Reaper:
         return report
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Pass every `interval` seconds until `stop` is set. A failed pass is logged and retried."""
+        """Pass every `interval` seconds until `stop` is set. A failed pass is retried with a
+        doubling delay (capped at 30 s), or as soon as the database is back."""
+        backoff = LoopBackoff(self.settings.interval)
         while not stop.is_set():
+            failed = True
             try:
                 await self.run_once()
+                failed = False
+                self.database.reachable()
             except DATABASE_UNAVAILABLE as exc:
-                logger.warning("reaper pass failed, database unreachable: %s", exc)
+                self.database.lost("reaper", exc)
             except Exception:
-                logger.exception("reaper pass failed")
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=self.settings.interval)
-            except TimeoutError:
-                pass
+                if backoff.failures == 0:  # the first of a streak with its traceback; then quiet
+                    logger.exception("reaper pass failed; retrying with backoff")
+                else:
+                    logger.debug("reaper pass failed again", exc_info=True)
+            await self.database.pause(stop, backoff.next(failed))
 
     async def _reclaim_stale(self, report: ReaperReport) -> int:
         """One batch; returns how many stale claims it saw."""

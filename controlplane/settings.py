@@ -117,6 +117,16 @@ class GrpcSettings(BaseSettings):
             )
         return self
 
+    @field_validator("address", "keda_address")
+    @classmethod
+    def _host_port(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        host, sep, port = value.strip().rpartition(":")
+        if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
+            raise ValueError("must be host:port, e.g. 0.0.0.0:9001")
+        return value.strip()
+
     @field_validator("runner_mode", mode="before")
     @classmethod
     def _runner(cls, value: str) -> str:

@@ -51,7 +51,10 @@ def operator_command(
     registry = build_registry(context)
     quiet_ticks()
     if settings.metrics_port:
-        context.metrics.serve(settings.metrics_port)
+        try:
+            context.metrics.serve(settings.metrics_port, setting="DURABLE_OPERATOR_METRICS_PORT")
+        except OSError as exc:
+            raise click.ClickException(str(exc)) from None
     kopf.run(
         registry=registry,
         settings=kopf_settings(settings, scanning=settings.scanning),

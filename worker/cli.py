@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import os
 import sys
 from typing import Any
 
@@ -17,11 +18,18 @@ from durable.worker.app import App
 
 
 def load_app(reference: str) -> App:
-    """Import `module:attr` (attr may be dotted, or a callable returning an App)."""
+    """Import `module:attr` (attr may be dotted, or a callable returning an App).
+
+    The current directory is searched first, as `python -m` does, so `--app myapp:app` finds
+    `./myapp.py` (the `durable` console script alone would not look there).
+    """
     module_name, sep, attr = reference.partition(":")
     if not sep or not module_name or not attr:
         raise InvalidArgument(f"--app must be module:attr, e.g. durable.examples.agent_turn:app; "
                               f"got {reference!r}")
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.insert(0, cwd)
     try:
         target: Any = importlib.import_module(module_name)
     except ImportError as exc:

@@ -11,6 +11,8 @@ import logging
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from durable.common.ports import GRPC_SERVER_OPTIONS, ensure_free
+
 log = logging.getLogger(__name__)
 
 SERVICE_NAMES = ("", "durable.v1.WorkerService")
@@ -30,7 +32,8 @@ class HealthServer:
     async def start(self) -> int:
         """Bind and start; returns the bound port. Every service starts NOT_SERVING."""
         await self.set_serving(False, force=True)
-        server = grpc.aio.server()
+        ensure_free(self.host, self.requested_port, "WORKER_HEALTH_PORT")
+        server = grpc.aio.server(options=GRPC_SERVER_OPTIONS)
         health_pb2_grpc.add_HealthServicer_to_server(self._servicer, server)
         address = f"{self.host}:{self.requested_port}"
         try:

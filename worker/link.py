@@ -13,7 +13,7 @@ import grpc
 
 from durable.common import DurableError
 from durable.common.security import ClientSecurity, open_channel
-from durable.common.status import error_for_rpc
+from durable.common.status import DATABASE_UNAVAILABLE_DETAILS, error_for_rpc
 from durable.proto.v1 import durable_pb2_grpc as pb_grpc
 
 log = logging.getLogger(__name__)
@@ -108,7 +108,11 @@ class ControlPlaneLink:
 
     async def mark_down(self, reason: str) -> None:
         if self._connected:
-            log.warning("control plane at %s unreachable (%s); reconnecting", self.address, reason)
+            if DATABASE_UNAVAILABLE_DETAILS in reason:  # it answered: its database is what is away
+                log.warning("the control plane at %s cannot reach its database (%s); reconnecting",
+                            self.address, reason)
+            else:
+                log.warning("control plane at %s unreachable (%s); reconnecting", self.address, reason)
         await self._set(False)
 
     async def mark_up(self) -> None:

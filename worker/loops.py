@@ -13,6 +13,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from durable.common import DurableError, InvalidArgument, NotFound, WrongState
+from durable.common.status import DATABASE_UNAVAILABLE_DETAILS
 from durable.proto.v1 import durable_pb2 as pb
 from durable.worker.batching import ENVELOPE_BYTES, chunks, entry_size, request_budget
 from durable.worker.link import ControlPlaneUnreachable
@@ -41,9 +42,12 @@ class Registrar:
     def __init__(self, worker: Worker) -> None:
         self.worker = worker
         self.backoff = worker.new_backoff()
+        self.last_failure: str | None = None  # why the last attempt failed
+        self._reported: str | None = None  # the failure last logged at WARNING
 
     async def run_once(self) -> bool:
-        """One RegisterWorker attempt; True when the worker is registered."""
+        """One RegisterWorker attempt; True when the worker is registered. A failed attempt
+        leaves its reason in `last_failure`."""
         w = self.worker
         request = pb.RegisterWorkerRequest(
             worker_id=w.worker_id,
@@ -59,22 +63,39 @@ class Registrar:
             w.apply_server_limits(response.max_request_bytes)
             if w.draining:
                 await w.link.call("DrainWorker", pb.DrainWorkerRequest(worker_id=w.worker_id))
-        except ControlPlaneUnreachable:
+        except ControlPlaneUnreachable as exc:
+            self.last_failure = str(exc).removeprefix("RegisterWorker: ")
             return False
         except InvalidArgument:
             raise  # a configuration error (a type name, the capacity): retrying cannot fix it
         except DurableError as exc:
-            log.error("RegisterWorker refused: %s", exc)
+            self.last_failure = f"RegisterWorker refused: {exc}"
             return False
         self.backoff.reset()
+        self.last_failure = self._reported = None
         await w.link.mark_up()
         return True
+
+    def report(self, delay: float) -> None:
+        """Log a failed attempt: at WARNING when its reason changed, else at DEBUG."""
+        address = self.worker.settings.grpc_address
+        level = logging.WARNING if self.last_failure != self._reported else logging.DEBUG
+        if DATABASE_UNAVAILABLE_DETAILS in (self.last_failure or ""):
+            # it answered: the other side of it is down, and the message should say so
+            log.log(level, "the control plane at %s answers but cannot reach its database; "
+                    "retrying in %.1f s", address, delay)
+        else:
+            log.log(level, "cannot reach the control plane at %s: %s; retrying in %.1f s",
+                    address, self.last_failure, delay)
+        self._reported = self.last_failure
 
     async def run(self) -> None:
         while True:
             await self.worker.link.wait_down()
             if not await self.run_once():
-                await asyncio.sleep(self.backoff.next_delay())
+                delay = self.backoff.next_delay()
+                self.report(delay)
+                await asyncio.sleep(delay)
 
 
 class ClaimLoop:

@@ -1,4 +1,4 @@
-"""Prometheus metrics of a worker, on WORKER_METRICS_PORT (default 9090, 0 = off)."""
+"""Prometheus metrics of a worker, on WORKER_METRICS_PORT (default 9091, 0 = off)."""
 
 from __future__ import annotations
 

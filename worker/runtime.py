@@ -18,6 +18,7 @@ from importlib import metadata
 from typing import Any
 
 from durable.common import DurableError, InvalidArgument
+from durable.common.ports import ensure_free
 from durable.common.security import load_client_security
 from durable.proto.v1 import durable_pb2 as pb
 from durable.worker.app import App
@@ -175,13 +176,12 @@ class Worker:
                 metrics=self.metrics,
                 on_slot_freed=self._capacity_changed.set,
             )
+            if self.settings.metrics_port:  # both ports checked before either server starts
+                ensure_free(self.settings.health_host, self.settings.metrics_port, "WORKER_METRICS_PORT")
             self.health_port = await self.health.start()
             if self.settings.metrics_port:
-                try:
-                    self.metrics.serve(self.settings.metrics_port, self.settings.health_host)
-                except OSError as exc:  # metrics are optional; a second worker on one host
-                    log.warning("metrics not served: WORKER_METRICS_PORT=%d: %s (set it to 0 or "
-                                "another port)", self.settings.metrics_port, exc)
+                self.metrics.serve(self.settings.metrics_port, self.settings.health_host,
+                                   setting="WORKER_METRICS_PORT")
             if handle_signals:
                 installed = self._install_signal_handlers(loop)
             log.info(

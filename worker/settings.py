@@ -81,11 +81,12 @@ class WorkerSettings(BaseSettings):
         description="Port of the grpc.health.v1 server (0: any free port). Default 9002.",
     )
     metrics_port: int = Field(
-        9090,
+        9091,
         alias="WORKER_METRICS_PORT",
         ge=0,
         le=65535,
-        description="Port of the Prometheus /metrics endpoint (0: off). Default 9090.",
+        description="Port of the Prometheus /metrics endpoint (0: off). Default 9091, next to "
+        "the control plane's 9090, so both run on one host.",
     )
     health_host: str = Field(
         "0.0.0.0",

@@ -14,7 +14,7 @@ import grpc
 
 from durable.common.errors import DurableError, InvalidArgument
 from durable.common.logs import bind
-from durable.common.status import ERROR_TYPE_KEY, code_for
+from durable.common.status import DATABASE_UNAVAILABLE_DETAILS, ERROR_TYPE_KEY, code_for
 from durable.controlplane.store.base import DATABASE_UNAVAILABLE
 
 logger = logging.getLogger(__name__)
@@ -68,10 +68,11 @@ def rpc(handler: Handler[R]) -> Handler[R]:
         except asyncpg.IntegrityConstraintViolationError as exc:
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"rejected by a database constraint: {exc}")
         except DATABASE_UNAVAILABLE as exc:  # away or restarting
-            logger.warning("%s: database unavailable: %s", handler.__name__, exc)
+            # The health check and the loops log the outage once; one line per call would not.
+            logger.debug("%s: database unavailable: %s", handler.__name__, exc)
             await context.abort(
                 grpc.StatusCode.UNAVAILABLE,
-                f"the control plane cannot reach its database ({type(exc).__name__}); retry with backoff",
+                f"{DATABASE_UNAVAILABLE_DETAILS} ({type(exc).__name__}); retry with backoff",
             )
         except asyncpg.PostgresError:
             logger.exception("%s failed in the database", handler.__name__)

@@ -796,4 +796,4 @@ DELETE FROM durable_workflow_queries WHERE id = $1;
 -- name: sweep_queries
 -- Queries whose caller is gone (past their deadline by $2 seconds), in a bounded batch.
 DELETE FROM durable_workflow_queries
-WHERE id IN (SELECT id FROM durable_workflow_queries WHERE deadline_at < $1 - make_interval(secs => $2) LIMIT $3);
+WHERE id IN (SELECT id FROM durable_workflow_queries WHERE deadline_at < $1::timestamptz - make_interval(secs => $2) LIMIT $3);

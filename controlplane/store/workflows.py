@@ -29,7 +29,8 @@ class WorkflowStore(StoreBase):
         *,
         trace: tuple[str, str] | None = None,
     ) -> tuple[WorkflowInstance, bool]:
-        """Start a workflow; with a caller-chosen id that exists, return the existing one.
+        """Start a workflow; with a caller-chosen id that exists, return the existing one
+        (WrongState if that one has another type).
 
         `trace` is the (trace_id, span_id) its tasks' spans descend from. Returns
         (instance, created).
@@ -47,8 +48,13 @@ class WorkflowStore(StoreBase):
                 Q.insert_workflow, workflow_id, workflow_type, input_json, now, trace_id, span_id
             )
             if inserted is None:
-                row = await conn.fetchrow(Q.get_workflow, workflow_id)
-                return WorkflowInstance.from_row(row), False
+                existing = WorkflowInstance.from_row(await conn.fetchrow(Q.get_workflow, workflow_id))
+                if existing.workflow_type != workflow_type:
+                    raise WrongState(
+                        f"workflow {workflow_id!r} already exists with type {existing.workflow_type!r}, "
+                        f"not {workflow_type!r}; choose another id"
+                    )
+                return existing, False
             # the row is ours alone until commit: no lock needed to append its first event
             await self._append(
                 conn,

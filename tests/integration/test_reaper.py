@@ -109,3 +109,12 @@ async def test_two_reapers_at_once_take_each_task_back_once(store: Store, worker
         "SELECT count(*) FILTER (WHERE status = 'pending') AS pending, max(reclaim_count) AS most FROM durable_task_queue"
     )
     assert counts["pending"] == 300 and counts["most"] == 1
+
+
+async def test_a_pass_sweeps_the_queries_of_gone_callers(pool: asyncpg.Pool, store: Store) -> None:
+    """The query sweep runs in every pass; its statement must be valid SQL (it was not: the
+    untyped `$1 - interval` compared a timestamp with an interval and failed every pass)."""
+    from durable.controlplane.store.workflow_queries import WorkflowQueryStore
+
+    reaper = Reaper(store, ReaperSettings(), queries=WorkflowQueryStore(pool))
+    await reaper.run_once()

@@ -33,6 +33,13 @@ async def test_starting_the_same_id_twice_returns_the_first(store: Store, db: as
     assert await db.fetchval("SELECT count(*) FROM durable_task_queue WHERE kind = 'workflow'") == 1
 
 
+async def test_starting_an_existing_id_with_another_type_is_refused(store: Store, db: asyncpg.Connection) -> None:
+    await store.start_workflow("order", {}, workflow_id="order-43")
+    with pytest.raises(WrongState, match="'order-43' already exists with type 'order', not 'invoice'"):
+        await store.start_workflow("invoice", {}, workflow_id="order-43")
+    assert await db.fetchval("SELECT count(*) FROM durable_workflow_events") == 1
+
+
 async def test_concurrent_starts_of_one_id_create_one_workflow(store: Store, db: asyncpg.Connection) -> None:
     results = await asyncio.gather(*(store.start_workflow("order", {}, workflow_id="same") for _ in range(8)))
     assert sum(created for _, created in results) == 1
