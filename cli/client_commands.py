@@ -177,6 +177,24 @@ def signal(address: str, workflow_id: str, signal_type: str, payload: str) -> No
     click.echo(f"signal {signal_type} recorded as event {seq}")
 
 
+@workflows.command("pin")
+@address_option
+@click.argument("workflow_id")
+def pin(address: str, workflow_id: str) -> None:
+    """Keep a workflow for ever: retention never deletes it."""
+    run(address, lambda c: c.pin_workflow(workflow_id, True))
+    click.echo(f"pinned {workflow_id}: kept until unpinned")
+
+
+@workflows.command("unpin")
+@address_option
+@click.argument("workflow_id")
+def unpin(address: str, workflow_id: str) -> None:
+    """Let retention delete a pinned workflow again (after its status's retention)."""
+    run(address, lambda c: c.pin_workflow(workflow_id, False))
+    click.echo(f"unpinned {workflow_id}: retention applies again")
+
+
 @click.group("dlq")
 def dlq() -> None:
     """The dead-letter queue."""
@@ -204,6 +222,15 @@ def dlq_requeue(address: str, dead_letter_id: str) -> None:
     """Put a fresh task for a dead-lettered one on the queue."""
     task_id = run(address, lambda c: c.requeue_dead_letter(dead_letter_id))
     click.echo(f"requeued as task {task_id}")
+
+
+@dlq.command("delete")
+@address_option
+@click.argument("dead_letter_id")
+def dlq_delete(address: str, dead_letter_id: str) -> None:
+    """Delete a dead-letter entry (a standalone activity's dead task goes with it)."""
+    run(address, lambda c: c.delete_dead_letter(dead_letter_id))
+    click.echo(f"deleted dead-letter entry {dead_letter_id}")
 
 
 @click.command("stats")

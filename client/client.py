@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -13,7 +14,7 @@ from durable.common.errors import DurableError, TimedOut
 from durable.common.payloads import encode_payload
 from durable.common.converter import to_json
 from durable.common.security import ClientSecurity, load_client_security, open_channel
-from durable.common.status import DATABASE_UNAVAILABLE_DETAILS, error_for
+from durable.common.status import DATABASE_UNAVAILABLE_DETAILS, error_for, error_for_rpc
 from durable.client.schedules import ScheduleView, schedule_view, unix
 from durable.proto.v1 import durable_pb2 as pb
 from durable.proto.v1 import durable_pb2_grpc as pb_grpc
@@ -54,6 +55,7 @@ class WorkflowView:
     blocked: dict[str, Any] | None = None  # the error of its failing decisions, while blocked
     cancel_requested_at: float = 0.0
     decided_through_seq: int = 0
+    pinned: bool = False
 
     @property
     def is_terminal(self) -> bool:
@@ -127,6 +129,7 @@ def _workflow(msg: pb.WorkflowInfo) -> WorkflowView:
         blocked=_json(msg.blocked_json),
         cancel_requested_at=msg.cancel_requested_at,
         decided_through_seq=msg.decided_through_seq,
+        pinned=msg.pinned,
     )
 
 
@@ -180,7 +183,7 @@ class Client:
             return Unauthenticated(details or "UNAUTHENTICATED")
         if exc.code() == grpc.StatusCode.PERMISSION_DENIED:
             return PermissionDenied(details or "PERMISSION_DENIED")
-        return error_for(exc.code(), details or exc.code().name)
+        return error_for_rpc(exc, details or exc.code().name)
 
     async def start_workflow(
         self, workflow_type: str, input: Any = None, *, workflow_id: str | None = None
@@ -297,18 +300,37 @@ class Client:
             for t in reply.tasks
         ]
 
-    async def history(self, workflow_id: str, after_seq: int = 0) -> list[EventView]:
-        reply = await self._call("GetHistory", pb.GetHistoryRequest(workflow_id=workflow_id, after_seq=after_seq))
-        return [EventView(e.sequence_num, e.event_type, _json(e.event_data_json) or {}, e.created_at) for e in reply.events]
+    async def history(self, workflow_id: str, after_seq: int = 0, *, page_size: int = 0) -> list[EventView]:
+        """The whole history after `after_seq`, read page by page (`page_size` events per call,
+        0 = the control plane's default; a page also ends at its byte budget)."""
+        events: list[EventView] = []
+        async for page in self.history_pages(workflow_id, after_seq, page_size=page_size):
+            events.extend(page)
+        return events
+
+    async def history_pages(
+        self, workflow_id: str, after_seq: int = 0, *, page_size: int = 0
+    ) -> AsyncIterator[list[EventView]]:
+        """The history after `after_seq`, one page (one GetHistory call) at a time."""
+        while True:
+            reply = await self._call(
+                "GetHistory",
+                pb.GetHistoryRequest(workflow_id=workflow_id, after_seq=after_seq, page_size=page_size),
+            )
+            yield [EventView(e.sequence_num, e.event_type, _json(e.event_data_json) or {}, e.created_at)
+                   for e in reply.events]
+            if not reply.has_more or reply.next_after_seq <= after_seq:
+                return
+            after_seq = reply.next_after_seq
+
+    async def pin_workflow(self, workflow_id: str, pinned: bool = True) -> bool:
+        """Keep a workflow for ever (retention never deletes it), or unpin it with pinned=False."""
+        reply = await self._call("PinWorkflow", pb.PinWorkflowRequest(workflow_id=workflow_id, pinned=pinned))
+        return bool(reply.pinned)
 
     async def full_history(self, workflow_id: str) -> list[EventView]:
-        """Every event of the workflow, paging with after_seq until a page comes back empty."""
-        events: list[EventView] = []
-        while True:
-            page = await self.history(workflow_id, after_seq=events[-1].sequence_num if events else 0)
-            if not page:
-                return events
-            events.extend(page)
+        """Every event of the workflow (history() reads every page already)."""
+        return await self.history(workflow_id)
 
     async def wait_workflow(self, workflow_id: str, timeout: float = 60.0) -> WorkflowView:
         """Wait until the workflow ends or `timeout` passes; returns its latest state."""
@@ -350,6 +372,10 @@ class Client:
             ),
         )
         return list(reply.entries), reply.next_page_token
+
+    async def delete_dead_letter(self, dead_letter_id: str) -> None:
+        """Delete a dead-letter entry (and a standalone activity's dead task with it)."""
+        await self._call("DeleteDeadLetter", pb.DeleteDeadLetterRequest(id=dead_letter_id))
 
     async def requeue_dead_letter(self, dead_letter_id: str) -> str:
         reply = await self._call("RequeueDeadLetter", pb.RequeueDeadLetterRequest(id=dead_letter_id))

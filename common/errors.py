@@ -22,6 +22,12 @@ class PayloadTooLarge(InvalidArgument):
     """A payload is larger than the configured limit."""
 
 
+class MessageTooLarge(DurableError):
+    """gRPC refused a message over its size limit (RESOURCE_EXHAUSTED from the transport, not
+    from durable's payload rules). No payload broke a rule: the sender splits its batch or
+    sends less; it is never reported as the user's error."""
+
+
 class ConcurrencyConflict(DurableError):
     """An optimistic write lost: the workflow history moved since the caller read it."""
 

@@ -1,11 +1,22 @@
-"""The one place where durable errors meet gRPC status codes, both directions."""
+"""The one place where durable errors meet gRPC status codes, both directions.
+
+RESOURCE_EXHAUSTED has two senders: durable's payload rules (a payload over
+DURABLE_MAX_PAYLOAD_BYTES, the caller's fault) and gRPC itself (a message over a channel's
+size limit: a batch too large, nobody's fault). The control plane marks its own errors with
+the trailing metadata `durable-error: <type>`; a RESOURCE_EXHAUSTED without it is the
+transport's, and becomes MessageTooLarge, never PayloadTooLarge.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 import grpc
 
 from durable.common import errors
 
+# Trailing metadata key the control plane sets on every error it raises on purpose.
+ERROR_TYPE_KEY = "durable-error"
 # The start of the UNAVAILABLE details the control plane sends when *its database* is away (as
 # opposed to the control plane itself not answering); clients tell the two apart by it.
 DATABASE_UNAVAILABLE_DETAILS = "the control plane cannot reach its database"
@@ -38,6 +49,28 @@ def code_for(exc: BaseException) -> grpc.StatusCode | None:
     return None
 
 
-def error_for(code: grpc.StatusCode, message: str) -> errors.DurableError:
-    """The durable error a client raises for a status it received."""
+def error_for(code: grpc.StatusCode, message: str, *, from_durable: bool = True) -> errors.DurableError:
+    """The durable error a client raises for a status it received.
+
+    `from_durable`: the status was raised by durable's own rules (trailing metadata, or a
+    per-item outcome of a batch). A RESOURCE_EXHAUSTED that was not is the transport's
+    message size limit: MessageTooLarge.
+    """
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED and not from_durable:
+        return errors.MessageTooLarge(message)
     return _FROM_CODE.get(code, errors.DurableError)(message)
+
+
+def raised_by_durable(exc: Any) -> bool:
+    """Whether an AioRpcError carries the control plane's `durable-error` trailing metadata."""
+    try:
+        metadata = exc.trailing_metadata() or ()
+    except Exception:  # noqa: BLE001 - no metadata at all
+        return False
+    return any(key == ERROR_TYPE_KEY for key, _ in metadata)
+
+
+def error_for_rpc(exc: Any, message: str) -> errors.DurableError:
+    """The durable error for a failed call (a grpc.aio.AioRpcError), telling the control
+    plane's own RESOURCE_EXHAUSTED from the transport's."""
+    return error_for(exc.code(), message, from_durable=raised_by_durable(exc))

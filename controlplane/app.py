@@ -29,9 +29,16 @@ from durable.controlplane.grpc.auth import ScopedAuthInterceptor
 from durable.controlplane.metrics import ControlPlaneMetrics
 from durable.controlplane.migrator import migrate
 from durable.controlplane.reaper import Reaper
+from durable.controlplane.retention import Retention
 from durable.controlplane.scheduler import Scheduler
-from durable.controlplane.settings import DatabaseSettings, GrpcSettings, MetricsSettings, ReaperSettings
-from durable.controlplane.settings import ScheduleSettings
+from durable.controlplane.settings import (
+    DatabaseSettings,
+    GrpcSettings,
+    MetricsSettings,
+    ReaperSettings,
+    RetentionSettings,
+    ScheduleSettings,
+)
 from durable.controlplane.store import Clock, Store, utc_now
 from durable.controlplane.timers import TimerFirer
 
@@ -104,6 +111,7 @@ class ControlPlane:
         security: ServerSecurity | None = None,
         metrics: MetricsSettings | None = None,
         schedules: ScheduleSettings | None = None,
+        retention: RetentionSettings | None = None,
         run_migrations: bool = False,
         clock: Clock = utc_now,
         poll_interval: float = 2.0,
@@ -113,6 +121,7 @@ class ControlPlane:
         self.database = database
         self.grpc_settings = grpc_settings or GrpcSettings()
         self.reaper_settings = reaper or ReaperSettings()
+        self.retention_settings = retention or RetentionSettings()
         self.run_migrations = run_migrations
         self.security = security or ServerSecurity()
         self.metrics_settings = metrics or MetricsSettings(port=0)
@@ -133,6 +142,7 @@ class ControlPlane:
         self.pool: asyncpg.Pool | None = None
         self.store: Store | None = None
         self.health = health.aio.HealthServicer()
+        self._signals: TaskSignals | None = None
         self.database_state = DatabaseState()
         self._pool_log_filter = PoolLogFilter(self.database_state)
 
@@ -170,7 +180,7 @@ class ControlPlane:
         limit = self.grpc_settings.max_payload_bytes
         self.store = Store(self.pool, clock=self.clock, max_payload_bytes=limit, observer=self.metrics,
                            decision_retry_max=self.grpc_settings.decision_retry_max)
-        signals = TaskSignals()
+        signals = self._signals = TaskSignals()
         queries = WorkflowQueryStore(self.pool, clock=self.clock, max_payload_bytes=limit)
         for name in SERVICE_NAMES:
             await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
@@ -184,10 +194,11 @@ class ControlPlane:
                         database=state)
         self._supervise("reaper", reaper.run(self._stop))
         self._supervise("metrics-state", self.metrics.run(self.store, self._stop, state))
+        self._supervise("retention", Retention(self.store, self.retention_settings, self.metrics.record_retention).run(self._stop))
         if self.metrics_settings.port:
             port = self.metrics.serve(self.metrics_settings.port, setting="METRICS_PORT")
             logger.info("metrics on :%d/metrics", port)
-        self._supervise("timers", TimerFirer(self.store, interval=self.timer_interval, database=state).run(self._stop))
+        self._supervise("timers", TimerFirer(self.store, interval=self.timer_interval, database=state, signals=signals).run(self._stop))
         if self.schedule_settings.enabled:
             self._supervise("schedules", Scheduler(self.store, self.schedule_settings, self.metrics.record_schedules,
                                                    database=state).run(self._stop))
@@ -201,20 +212,26 @@ class ControlPlane:
             interceptors=[ScopedAuthInterceptor(tokens, credentials_file)] if authenticated else None,
             options=[
                 *GRPC_SERVER_OPTIONS,
-                ("grpc.max_receive_message_length", 2 * limit + 1024 * 1024),
-                ("grpc.max_send_message_length", 64 * 1024 * 1024),
+                ("grpc.max_receive_message_length", self.grpc_settings.max_message_bytes),
+                ("grpc.max_send_message_length", self.grpc_settings.max_response_bytes),
                 ("grpc.keepalive_time_ms", 30_000),
                 ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
                 ("grpc.keepalive_permit_without_calls", 1),
             ]
         )
         worker_service.add_to_server(
-            worker_service.WorkerService(self.store, signals, poll_interval=self.poll_interval,
-                                         max_payload_bytes=limit, queries=queries),
+            worker_service.WorkerService(
+                self.store, signals, poll_interval=self.poll_interval, max_payload_bytes=limit,
+                max_message_bytes=self.grpc_settings.max_message_bytes,
+                max_response_bytes=self.grpc_settings.max_response_bytes, queries=queries,
+            ),
             self._server,
         )
         client_service.add_to_server(
-            client_service.ClientService(self.store, max_payload_bytes=limit, queries=queries, signals=signals),
+            client_service.ClientService(
+                self.store, max_payload_bytes=limit, max_response_bytes=self.grpc_settings.max_response_bytes,
+                queries=queries, signals=signals,
+            ),
             self._server,
         )
         keda_scaler.add_to_server(keda_scaler.KedaScaler(self.store), self._server)
@@ -299,6 +316,8 @@ class ControlPlane:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._signals is not None:
+            self._signals.close()
         self.metrics.close()
         if self.pool is not None:
             await self.pool.close()

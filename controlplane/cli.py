@@ -18,20 +18,30 @@ def controlplane_command(run_migrations: bool) -> None:
     """Run the control plane: gRPC server (GRPC_ADDRESS, default 0.0.0.0:9001), reaper and timers."""
     from durable.controlplane.app import ControlPlane
     from durable.common.security import ServerSecurity
-    from durable.controlplane.settings import DatabaseSettings, GrpcSettings, MetricsSettings, ReaperSettings
-    from durable.controlplane.settings import ScheduleSettings
+    from durable.controlplane.settings import (
+        DatabaseSettings,
+        GrpcSettings,
+        MetricsSettings,
+        ReaperSettings,
+        RetentionSettings,
+        ScheduleSettings,
+    )
 
     try:
         settings = (DatabaseSettings(), GrpcSettings(), ReaperSettings())
         security = ServerSecurity()
         metrics = MetricsSettings()
         schedules = ScheduleSettings()
+        retention = RetentionSettings()
     except ValidationError as exc:
         raise click.UsageError(explain_settings_error(exc)) from None
     from durable.common import tracing
 
     tracing.setup("durable-controlplane")  # only when OTEL_EXPORTER_OTLP_ENDPOINT is set
-    plane = ControlPlane(*settings, security=security, metrics=metrics, schedules=schedules, run_migrations=run_migrations)
+    plane = ControlPlane(
+        *settings, security=security, metrics=metrics, retention=retention, schedules=schedules,
+        run_migrations=run_migrations,
+    )
     sys.exit(asyncio.run(_serve(plane)))
 
 

@@ -3,15 +3,19 @@
 A trigger on durable_task_queue sends NOTIFY durable_tasks with "kind:type=count,..." whenever a
 statement inserts pending tasks (enqueue, decisions, requeue); reclaims and hand-backs notify
 explicitly. One listening connection per control plane turns those into wake-ups of about twice
-as many claims waiting on those types as tasks arrived (not a thundering herd). Claims also re-check on
-an interval, the fallback for delayed tasks (retry backoff, start delay) and for notifications
-lost while the listener reconnects.
+as many claims waiting on those types as tasks arrived (not a thundering herd). Tasks that
+become visible later (a start delay, a timer, a retry's backoff) are announced with their due
+time ("kind:type=count@<unix time>"): waiting claims are woken at that time by a loop timer,
+not by polling. Claims also re-check on an interval, the fallback for notifications lost while
+the listener reconnects and for due times a control plane never heard of (it started after).
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -23,6 +27,10 @@ from durable.controlplane.database_state import DatabaseState
 logger = logging.getLogger(__name__)
 
 CHANNEL = "durable_tasks"
+# A due wake-up fires this long after the due time, so the claim it wakes finds the task visible.
+DUE_SLACK = 0.002
+# Due times remembered per key; more than this many distinct ones wait for the fallback re-check.
+MAX_DUE_PER_KEY = 10_000
 
 
 class TaskSignals:
@@ -30,6 +38,9 @@ class TaskSignals:
 
     def __init__(self) -> None:
         self._waiters: dict[str, set[asyncio.Event]] = defaultdict(set)
+        # due times of tasks that are not visible yet, per key, and the timer of the earliest
+        self._due: dict[str, list[tuple[float, str]]] = {}
+        self._timers: dict[str, asyncio.TimerHandle] = {}
         # Workflow types with queries waiting (a hint: claims of those types look for them).
         self._query_types: set[str] = set()
         self._all_queries = False
@@ -61,23 +72,83 @@ class TaskSignals:
                         del self._waiters[key]
 
     def notify(self, items: Iterable[str]) -> None:
-        """Wake waiting claims: items are "kind:type=count" (that many) or "kind:type" (all)."""
+        """Wake waiting claims: items are "kind:type=count" (that many), "kind:type" (all), or
+        with "@<unix time>" (tasks that become visible then: a retry's backoff, a start delay,
+        a timer): those wake their waiters at that time, not at the next fallback re-check."""
+        now = time.time()
         for item in items:
-            key, _, count = item.partition("=")
+            head, _, due = item.partition("@")
+            key, _, count = head.partition("=")
             if key.startswith("query:"):
                 self._query_types.add(key[6:])
-            waiters = self._waiters.get(key)
-            if not waiters:
-                continue
-            # A few more than the tasks: a woken claim may be slow to run (busy loop, pool
-            # queue) and the next in line should not wait for the fallback re-check.
-            wanted = 2 * int(count) + 2 if count.isdigit() else len(waiters)
-            for event in waiters:
-                if wanted <= 0:
-                    break
-                if not event.is_set():
-                    event.set()
-                    wanted -= 1
+            if due:
+                try:
+                    at = float(due)
+                except ValueError:
+                    continue  # cut short by the payload limit: the fallback re-check covers it
+                if at > now + DUE_SLACK:
+                    self._schedule(key, at, count)
+                    continue
+            self._wake(key, count)
+
+    def _wake(self, key: str, count: str) -> None:
+        waiters = self._waiters.get(key)
+        if not waiters:
+            return
+        # A few more than the tasks: a woken claim may be slow to run (busy loop, pool
+        # queue) and the next in line should not wait for the fallback re-check.
+        wanted = 2 * int(count) + 2 if count.isdigit() else len(waiters)
+        for event in waiters:
+            if wanted <= 0:
+                break
+            if not event.is_set():
+                event.set()
+                wanted -= 1
+
+    def _schedule(self, key: str, at: float, count: str) -> None:
+        """Remember that `count` tasks of `key` become visible at `at`; one loop timer per key
+        stands for the earliest (the queue of due times is bounded; beyond it, the fallback)."""
+        due = self._due.setdefault(key, [])
+        if len(due) >= MAX_DUE_PER_KEY:
+            return
+        heapq.heappush(due, (at, count))
+        handle = self._timers.get(key)
+        if handle is not None and handle.when() <= self._loop_time(at):
+            return
+        if handle is not None:
+            handle.cancel()
+        self._arm(key)
+
+    def _loop_time(self, at: float) -> float:
+        loop = asyncio.get_running_loop()
+        return loop.time() + max(at - time.time(), 0.0) + DUE_SLACK
+
+    def _arm(self, key: str) -> None:
+        due = self._due.get(key)
+        if not due:
+            self._timers.pop(key, None)
+            self._due.pop(key, None)
+            return
+        loop = asyncio.get_running_loop()
+        self._timers[key] = loop.call_at(self._loop_time(due[0][0]), self._fire, key)
+
+    def _fire(self, key: str) -> None:
+        due = self._due.get(key, [])
+        now = time.time()
+        counts: list[str] = []
+        while due and due[0][0] <= now + DUE_SLACK:
+            counts.append(heapq.heappop(due)[1])
+        if counts:
+            total = sum(int(c) for c in counts if c.isdigit())
+            self._wake(key, str(total) if all(c.isdigit() for c in counts) else "")
+        self._arm(key)
+
+    def close(self) -> None:
+        """Cancel the scheduled wake-ups (the control plane is stopping)."""
+        for handle in self._timers.values():
+            handle.cancel()
+        self._timers.clear()
+        self._due.clear()
 
     def notify_all(self) -> None:
         self._all_queries = True

@@ -61,9 +61,11 @@ class _DatabaseState(Collector):
         for row in self.breakers:
             for state in BREAKER_STATES:
                 breakers.add_metric([row["key"], state], 1.0 if row["state"] == state else 0.0)
-        workers = GaugeMetricFamily("durable_workers", "Registered workers by status.", labels=["status"])
+        workers = GaugeMetricFamily(
+            "durable_workers", "Registered workers by status (stopped ones are not counted).", labels=["status"]
+        )
         counts = {r["status"]: r["n"] for r in self.workers}
-        for status in WORKER_STATUSES:
+        for status in (s for s in WORKER_STATUSES if s != "stopped"):
             workers.add_metric([status], counts.get(status, 0))
         up = GaugeMetricFamily("durable_database_up", "1 when the last state refresh reached the database.")
         up.add_metric([], self.up)
@@ -90,6 +92,10 @@ class ControlPlaneMetrics(MetricsEndpoint, StoreObserver):
         self.retries = Counter("durable_task_retries", "Failed attempts scheduled for a retry.", ["type"], registry=self.registry)
         self.reclaims = Counter("durable_reaper_reclaimed_tasks", "Tasks taken back from silent workers.", registry=self.registry)
         self.poisoned = Counter("durable_reaper_poisoned_tasks", "Tasks dead-lettered by the poison guard.", registry=self.registry)
+        self.retention_deleted = Counter(
+            "durable_retention_deleted", "Rows deleted by retention: workflows by final status, standalone tasks, "
+            "resolved dead letters, workers.", ["kind"], registry=self.registry,
+        )
         self.timeouts = Counter(
             "durable_reaper_timed_out_tasks", "Attempts failed by start-to-close or schedule-to-start timeouts.",
             registry=self.registry,
@@ -149,6 +155,16 @@ class ControlPlaneMetrics(MetricsEndpoint, StoreObserver):
         for outcome in ("started", "skipped", "buffered", "cancelled", "missed", "existing", "failed"):
             if getattr(report, outcome):
                 self.schedule_fires.labels(outcome).inc(getattr(report, outcome))
+
+    def record_retention(self, report: Any) -> None:
+        """A retention pass's report (durable.controlplane.retention.RetentionReport)."""
+        for status, n in report.workflows.items():
+            if n:
+                self.retention_deleted.labels(f"workflow_{status}").inc(n)
+        for kind in ("tasks", "dead_letters", "workers"):
+            n = getattr(report, kind)
+            if n:
+                self.retention_deleted.labels(kind).inc(n)
 
     async def refresh(self, store: Store, database: DatabaseState | None = None) -> bool:
         """Take the database snapshot the scrape serves; False when the database failed."""

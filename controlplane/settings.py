@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import re
+from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+# What a worker's channel receives at most (worker/link.py): no answer may be larger.
+MAX_WORKER_RECEIVE_BYTES = 64 * 1024 * 1024
+# Room for a message's fields around its payloads (ids, names, options, framing).
+ENVELOPE_BYTES = 64 * 1024
 
 
 class DatabaseSettings(BaseSettings):
@@ -75,6 +82,40 @@ class GrpcSettings(BaseSettings):
         "and health, without credentials (KEDA cannot send a token); unset = none. "
         "E.g. 0.0.0.0:9003.",
     )
+    max_message_bytes: int = Field(
+        16 * 1024 * 1024, ge=64 * 1024, le=MAX_WORKER_RECEIVE_BYTES, validation_alias="DURABLE_MAX_MESSAGE_BYTES",
+        description=(
+            "Largest gRPC message the control plane receives, bytes (default 16 MiB); at least "
+            "the payload limit plus 64 KiB. Workers learn it at registration and split their "
+            "completion and heartbeat batches below it; a decision must fit in it."
+        ),
+    )
+    max_response_bytes: int = Field(
+        MAX_WORKER_RECEIVE_BYTES, ge=64 * 1024, le=MAX_WORKER_RECEIVE_BYTES,
+        validation_alias="DURABLE_MAX_RESPONSE_BYTES",
+        description=(
+            "Byte budget of one answer, bytes (default and most 64 MiB, what a worker receives): "
+            "a claim hands back at once the tasks that do not fit, history pages and listings "
+            "end early. At least twice the payload limit plus 64 KiB."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _limits_hold_a_payload(self) -> GrpcSettings:
+        floor = self.max_payload_bytes + ENVELOPE_BYTES
+        if self.max_message_bytes < floor:
+            raise ValueError(
+                f"DURABLE_MAX_MESSAGE_BYTES={self.max_message_bytes} is below "
+                f"DURABLE_MAX_PAYLOAD_BYTES + 64 KiB ({floor}): one payload would not fit in a message"
+            )
+        # an activity task carries two payloads: its input and its last heartbeat's details
+        if self.max_response_bytes < floor + self.max_payload_bytes:
+            raise ValueError(
+                f"DURABLE_MAX_RESPONSE_BYTES={self.max_response_bytes} is below "
+                f"2 x DURABLE_MAX_PAYLOAD_BYTES + 64 KiB ({floor + self.max_payload_bytes}): "
+                "one activity task would not fit in an answer"
+            )
+        return self
 
     @field_validator("address", "keda_address")
     @classmethod
@@ -137,3 +178,75 @@ class ScheduleSettings(BaseSettings):
         description="Longest wait, seconds, between passes while the database is unreachable "
                     "(doubling from the interval; default 30).",
     )
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from a number of seconds or a text like "90", "30s", "15m", "12h", "7d"."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        match = _DURATION.match(str(value).lower())
+        if not match:
+            raise ValueError("must be a duration: seconds, or a number with s, m, h or d (e.g. 7d, 12h, 0 = for ever)")
+        seconds = float(match[1]) * _UNIT_SECONDS[match[2]]
+    if seconds < 0:
+        raise ValueError("must be >= 0 (0 = keep for ever)")
+    return seconds
+
+
+DAY = 86400.0
+
+
+class RetentionSettings(BaseSettings):
+    """Retention: what is deleted, and after how long. Durations are seconds, or a number with
+    s, m, h or d ("7d"); 0 keeps for ever. A pinned workflow is kept for ever, and so is a
+    workflow with a dead-letter entry nobody resolved (requeued or deleted)."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    completed: float = Field(
+        7 * DAY, validation_alias="DURABLE_RETENTION_COMPLETED",
+        description="Completed workflows (with their events, tasks and signals), after they ended. Default 7d.",
+    )
+    failed: float = Field(
+        30 * DAY, validation_alias="DURABLE_RETENTION_FAILED",
+        description="Failed workflows, after they ended. Default 30d.",
+    )
+    cancelled: float = Field(
+        30 * DAY, validation_alias="DURABLE_RETENTION_CANCELLED",
+        description="Cancelled workflows, after they ended. Default 30d.",
+    )
+    tasks: float = Field(
+        7 * DAY, validation_alias="DURABLE_RETENTION_TASKS",
+        description="Finished standalone activity tasks (not of a workflow), after they finished. Default 7d.",
+    )
+    dead_letters: float = Field(
+        30 * DAY, validation_alias="DURABLE_RETENTION_DEAD_LETTERS",
+        description="Resolved (requeued) dead-letter entries, after their requeue. Default 30d. "
+                    "Unresolved entries stay until requeued or deleted.",
+    )
+    workers: float = Field(
+        DAY, validation_alias="DURABLE_RETENTION_WORKERS",
+        description="Stopped and lost worker rows, after their last heartbeat. Default 1d.",
+    )
+    interval: float = Field(
+        60.0, gt=0, validation_alias="DURABLE_RETENTION_INTERVAL_SECONDS",
+        description="Seconds between retention passes. Default 60.",
+    )
+    batch_size: int = Field(
+        500, ge=1, le=10_000, validation_alias="DURABLE_RETENTION_BATCH_SIZE",
+        description="Rows deleted per statement (one short transaction each). Default 500.",
+    )
+
+    @field_validator("completed", "failed", "cancelled", "tasks", "dead_letters", "workers", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> float:
+        return parse_duration(value)
+
+    def for_status(self, status: str) -> float:
+        """The retention of workflows that ended with `status`, seconds (0 = for ever)."""
+        return float(getattr(self, status))

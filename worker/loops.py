@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from durable.common import DurableError, InvalidArgument, NotFound, WrongState
 from durable.common.status import DATABASE_UNAVAILABLE_DETAILS
 from durable.proto.v1 import durable_pb2 as pb
+from durable.worker.batching import ENVELOPE_BYTES, chunks, entry_size, request_budget
 from durable.worker.link import ControlPlaneUnreachable
 
 if TYPE_CHECKING:
@@ -58,7 +59,8 @@ class Registrar:
             version=w.version,
         )
         try:
-            await w.link.call("RegisterWorker", request)
+            response = await w.link.call("RegisterWorker", request)
+            w.apply_server_limits(response.max_request_bytes)
             if w.draining:
                 await w.link.call("DrainWorker", pb.DrainWorkerRequest(worker_id=w.worker_id))
         except ControlPlaneUnreachable as exc:
@@ -174,16 +176,21 @@ class TaskHeartbeatLoop:
         held = [rt for rt in w.running.values() if rt.cancel_reason is None and rt.task.kind != "query"]
         if not held or not w.link.connected:
             return 0
-        request = pb.HeartbeatTasksRequest(worker_id=w.worker_id, tasks=[rt.ref for rt in held])
-        try:
-            response = await w.link.call("HeartbeatTasks", request)
-        except ControlPlaneUnreachable:
-            return 0
-        except DurableError as exc:
-            log.warning("HeartbeatTasks failed: %s", exc)
-            return 0
+        results: list[pb.TaskHeartbeatResult] = []
+        # One call per byte budget's worth of tasks (progress details can be large); a task
+        # whose details alone are over the limit heartbeats without them.
+        for chunk in chunks([self._fitting(rt.ref) for rt in held], request_budget(w.max_request_bytes)):
+            request = pb.HeartbeatTasksRequest(worker_id=w.worker_id, tasks=chunk)
+            try:
+                response = await w.link.call("HeartbeatTasks", request)
+            except ControlPlaneUnreachable:
+                break
+            except DurableError as exc:
+                log.warning("HeartbeatTasks failed: %s", exc)
+                continue
+            results.extend(response.results)
         cancelled = 0
-        for result in response.results:
+        for result in results:
             running = w.running.get(result.task_id)
             if running is None or running.cancel_reason is not None:
                 continue
@@ -194,6 +201,17 @@ class TaskHeartbeatLoop:
                 w.cancel_task(running, "the control plane no longer assigns this attempt to us")
                 cancelled += 1
         return cancelled
+
+    def _fitting(self, ref: pb.TaskRef) -> pb.TaskRef:
+        limit = self.worker.max_request_bytes - ENVELOPE_BYTES
+        if ref.details_json and entry_size(ref) > limit:
+            log.warning(
+                "task %s: heartbeat details of %d bytes are over the control plane's message limit "
+                "of %d bytes; heartbeating without them", ref.task_id, len(ref.details_json.encode()),
+                self.worker.max_request_bytes,
+            )
+            return pb.TaskRef(task_id=ref.task_id, attempt=ref.attempt)
+        return ref
 
     async def run(self) -> None:
         while True:

@@ -22,6 +22,7 @@ from durable.common.ports import ensure_free
 from durable.common.security import load_client_security
 from durable.proto.v1 import durable_pb2 as pb
 from durable.worker.app import App
+from durable.worker.batching import DEFAULT_MAX_REQUEST_BYTES
 from durable.worker.execution import RunningTask, TaskRunner
 from durable.worker.health import HealthServer
 from durable.worker.link import Backoff, ControlPlaneLink
@@ -88,6 +89,8 @@ class Worker:
         self._shut_down = False
         self._fatal: BaseException | None = None
         self.released_tasks = 0
+        # The control plane's receive limit (RegisterWorker says it): batches stay below it.
+        self.max_request_bytes = DEFAULT_MAX_REQUEST_BYTES
 
     @classmethod
     def from_env(cls, app: App, **overrides: Any) -> Worker:
@@ -102,6 +105,15 @@ class Worker:
         """Tasks running user code. A task whose outcome is being reported no longer counts: its
         slot is free for the next claim while the report's round trip completes."""
         return sum(1 for r in self.running.values() if r.phase == "running")
+
+    def apply_server_limits(self, max_request_bytes: int) -> None:
+        """Budget completion and heartbeat batches below the control plane's receive limit
+        (0: an older control plane that does not say; the default stays)."""
+        if max_request_bytes > 0 and max_request_bytes != self.max_request_bytes:
+            log.debug("control plane receives messages up to %d bytes", max_request_bytes)
+            self.max_request_bytes = max_request_bytes
+        if hasattr(self, "_runner"):
+            self._runner.completions.max_request_bytes = self.max_request_bytes
 
     def new_backoff(self) -> Backoff:
         return Backoff(self.settings.reconnect_initial_backoff, self.settings.reconnect_max_backoff)

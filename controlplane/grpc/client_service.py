@@ -12,10 +12,11 @@ import grpc
 from durable.common import tracing
 from durable.common.errors import InvalidArgument, TimedOut, WrongState
 from durable.controlplane.dispatch import TaskSignals
-from durable.controlplane.grpc import convert
+from durable.controlplane.grpc import budget, convert
 from durable.controlplane.grpc.errors import generic_handler, required, rpc
 from durable.controlplane.grpc.schedule_service import ScheduleCalls
 from durable.controlplane.store import Store
+from durable.controlplane.store.browse import encode_page_token
 from durable.controlplane.store.workflow_queries import WorkflowQueryStore
 from durable.proto.v1 import durable_pb2 as pb
 from durable.proto.v1 import durable_pb2_grpc as pb_grpc
@@ -36,11 +37,12 @@ DEFAULT_QUERY_TIMEOUT = 10.0
 
 class ClientService(ScheduleCalls, pb_grpc.ClientServiceServicer):
     def __init__(
-        self, store: Store, *, max_payload_bytes: int, queries: WorkflowQueryStore | None = None,
-        signals: TaskSignals | None = None,
+        self, store: Store, *, max_payload_bytes: int, max_response_bytes: int = 64 * 1024 * 1024,
+        queries: WorkflowQueryStore | None = None, signals: TaskSignals | None = None,
     ) -> None:
         self.store = store
         self.limit = max_payload_bytes
+        self.max_response_bytes = max_response_bytes
         self.queries = queries
         self.signals = signals or TaskSignals()
 
@@ -122,7 +124,13 @@ class ClientService(ScheduleCalls, pb_grpc.ClientServiceServicer):
             page_token=request.page_token or None,
             limit=request.limit or 50,
         )
-        return pb.ListWorkflowsResponse(workflows=[convert.workflow(w) for w in rows], next_page_token=next_token or "")
+        # 1,000 workflows with 1 MiB inputs would be over any message: a page also ends where
+        # its byte budget does, and the next page starts after its last row
+        kept, rest = budget.pack_at_least_one([convert.workflow(w) for w in rows], self.max_response_bytes)
+        if rest:
+            last = rows[len(kept) - 1]
+            next_token = encode_page_token(last.created_at, last.id)
+        return pb.ListWorkflowsResponse(workflows=kept, next_page_token=next_token or "")
 
     @rpc
     async def CountWorkflows(self, request: pb.CountWorkflowsRequest, context: Any) -> pb.CountWorkflowsResponse:
@@ -161,8 +169,11 @@ class ClientService(ScheduleCalls, pb_grpc.ClientServiceServicer):
     async def GetHistory(self, request: pb.GetHistoryRequest, context: Any) -> pb.GetHistoryResponse:
         if request.after_seq < 0:
             raise InvalidArgument("after_seq must be >= 0")
-        events = await self.store.load_events(required(request.workflow_id, "workflow_id"), request.after_seq)
-        return pb.GetHistoryResponse(events=[convert.event(e) for e in events])
+        size = budget.page_size(request.page_size)
+        events = await self.store.load_events(
+            required(request.workflow_id, "workflow_id"), request.after_seq, limit=size + 1
+        )
+        return budget.history_page([convert.event(e) for e in events], size, request.after_seq, self.max_response_bytes)
 
     @rpc
     async def WaitWorkflow(self, request: pb.WaitWorkflowRequest, context: Any) -> pb.DescribeWorkflowResponse:
@@ -201,14 +212,26 @@ class ClientService(ScheduleCalls, pb_grpc.ClientServiceServicer):
             page_token=request.page_token or None,
             limit=request.limit or 100,
         )
-        return pb.ListDeadLettersResponse(
-            entries=[convert.dead_letter(d) for d in rows], next_page_token=next_token or ""
-        )
+        kept, rest = budget.pack_at_least_one([convert.dead_letter(d) for d in rows], self.max_response_bytes)
+        if rest:
+            last = rows[len(kept) - 1]
+            next_token = encode_page_token(last.dead_at, last.id)
+        return pb.ListDeadLettersResponse(entries=kept, next_page_token=next_token or "")
 
     @rpc
     async def RequeueDeadLetter(self, request: pb.RequeueDeadLetterRequest, context: Any) -> pb.RequeueDeadLetterResponse:
         task_id = await self.store.requeue_dead_letter(required(request.id, "id"))
         return pb.RequeueDeadLetterResponse(task_id=str(task_id))
+
+    @rpc
+    async def DeleteDeadLetter(self, request: pb.DeleteDeadLetterRequest, context: Any) -> pb.DeleteDeadLetterResponse:
+        await self.store.delete_dead_letter(required(request.id, "id"))
+        return pb.DeleteDeadLetterResponse()
+
+    @rpc
+    async def PinWorkflow(self, request: pb.PinWorkflowRequest, context: Any) -> pb.PinWorkflowResponse:
+        pinned = await self.store.pin_workflow(required(request.workflow_id, "workflow_id"), request.pinned)
+        return pb.PinWorkflowResponse(pinned=pinned)
 
     @rpc
     async def GetQueueStats(self, request: pb.GetQueueStatsRequest, context: Any) -> pb.GetQueueStatsResponse:

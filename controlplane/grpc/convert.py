@@ -141,8 +141,10 @@ def query_task(q: Any) -> pb.Task:
 
 
 def workflow_task(c: ClaimedWorkflowTask) -> pb.Task:
+    """A workflow task carries its input once, in the WorkflowStarted event of its history
+    (input_json stays empty): a 1 MB input is 1 MB of the claim's answer, not 2."""
     msg = task(c.task)
-    msg.input_json = dump(c.workflow.input)
+    msg.input_json = ""
     msg.history.extend(event(e) for e in c.history)
     msg.decided_through_seq = c.workflow.decided_through_seq
     return msg
@@ -164,6 +166,7 @@ def workflow(w: WorkflowInstance) -> pb.WorkflowInfo:
         blocked_json=dump(w.blocked),
         cancel_requested_at=ts(w.cancel_requested_at),
         decided_through_seq=w.decided_through_seq,
+        pinned=w.pinned,
     )
 
 

@@ -14,7 +14,7 @@ import grpc
 
 from durable.common.errors import DurableError, InvalidArgument
 from durable.common.logs import bind
-from durable.common.status import DATABASE_UNAVAILABLE_DETAILS, code_for
+from durable.common.status import DATABASE_UNAVAILABLE_DETAILS, ERROR_TYPE_KEY, code_for
 from durable.controlplane.store.base import DATABASE_UNAVAILABLE
 
 logger = logging.getLogger(__name__)
@@ -61,7 +61,8 @@ def rpc(handler: Handler[R]) -> Handler[R]:
             return await handler(self, request, context)
         except DurableError as exc:
             code = code_for(exc) or grpc.StatusCode.INTERNAL
-            await context.abort(code, str(exc))
+            # marks the error as durable's own (a RESOURCE_EXHAUSTED without it is gRPC's)
+            await context.abort(code, str(exc), trailing_metadata=((ERROR_TYPE_KEY, type(exc).__name__),))
         except asyncpg.DataError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"invalid value: {exc}")
         except asyncpg.IntegrityConstraintViolationError as exc:

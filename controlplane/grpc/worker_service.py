@@ -13,7 +13,7 @@ from durable.common.errors import DurableError, InvalidArgument
 from durable.common.payloads import Checked
 from durable.common.status import code_for
 from durable.controlplane.dispatch import TaskSignals
-from durable.controlplane.grpc import convert
+from durable.controlplane.grpc import budget, convert
 from durable.controlplane.grpc.errors import generic_handler, required, rpc
 from durable.controlplane.store import Store
 from durable.controlplane.store.base import parse_uuid
@@ -28,7 +28,14 @@ MAX_BATCH = 1000
 
 class WorkerService(pb_grpc.WorkerServiceServicer):
     def __init__(
-        self, store: Store, signals: TaskSignals, *, poll_interval: float = 1.0, max_payload_bytes: int,
+        self,
+        store: Store,
+        signals: TaskSignals,
+        *,
+        poll_interval: float = 1.0,
+        max_payload_bytes: int,
+        max_message_bytes: int = 16 * 1024 * 1024,
+        max_response_bytes: int = 64 * 1024 * 1024,
         queries: WorkflowQueryStore | None = None,
     ) -> None:
         self.store = store
@@ -36,6 +43,8 @@ class WorkerService(pb_grpc.WorkerServiceServicer):
         self.queries = queries
         self.poll_interval = poll_interval
         self.limit = max_payload_bytes
+        self.max_message_bytes = max_message_bytes
+        self.max_response_bytes = max_response_bytes
 
     @rpc
     async def RegisterWorker(self, request: pb.RegisterWorkerRequest, context: Any) -> pb.RegisterWorkerResponse:
@@ -50,7 +59,9 @@ class WorkerService(pb_grpc.WorkerServiceServicer):
             hostname=request.hostname or None,
             version=request.version or None,
         )
-        return pb.RegisterWorkerResponse()
+        return pb.RegisterWorkerResponse(
+            max_request_bytes=self.max_message_bytes, max_payload_bytes=self.limit
+        )
 
     @rpc
     async def WorkerHeartbeat(self, request: pb.WorkerHeartbeatRequest, context: Any) -> pb.WorkerHeartbeatResponse:
@@ -99,10 +110,9 @@ class WorkerService(pb_grpc.WorkerServiceServicer):
                     raise
                 checked = True
                 if activities or decisions:
-                    response = pb.ClaimTasksResponse()
-                    response.tasks.extend(convert.task(t) for t in activities)
-                    response.tasks.extend(convert.workflow_task(d) for d in decisions)
-                    return response
+                    response = await self._answer(worker_id, activities, decisions, request.pages_history)
+                    if response.tasks:
+                        return response
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     return pb.ClaimTasksResponse()
@@ -112,6 +122,70 @@ class WorkerService(pb_grpc.WorkerServiceServicer):
                     await asyncio.wait_for(woken.wait(), timeout=min(remaining, fallback))
                 except TimeoutError:
                     look_for_queries = True
+
+    async def _answer(
+        self, worker_id: str, activities: list[Any], decisions: list[Any], pages_history: bool = False
+    ) -> pb.ClaimTasksResponse:
+        """The claimed tasks that fit in the answer's byte budget. The rest goes back to the
+        queue at once (no attempt burnt; another claim takes it). A workflow task too large
+        to travel alone (its history is over the budget) goes with the first events of its
+        history to a worker that pages (`pages_history`: it reads the rest with
+        GetTaskHistory); to any other, it can never be delivered: its attempt fails with a
+        message saying so (the workflow is blocked with it, and the decision retried with
+        backoff), instead of being claimed, lost and taken back by the reaper until the poison
+        guard buries it."""
+        tasks = [convert.task(t) for t in activities] + [convert.workflow_task(d) for d in decisions]
+        kept, rest = budget.pack(tasks, self.max_response_bytes)
+        if not kept and rest:
+            huge, rest = rest[0], rest[1:]
+            if pages_history and huge.kind == "workflow":
+                kept = [self._truncated(huge)]
+            else:
+                await self._refuse_oversized(worker_id, huge)
+        if rest:
+            await self.store.release_tasks(worker_id, [(t.id, t.attempt) for t in rest])
+        response = pb.ClaimTasksResponse()
+        response.tasks.extend(kept)
+        return response
+
+    def _truncated(self, task: pb.Task) -> pb.Task:
+        """`task` with the first events of its history that fit in the answer."""
+        slim = pb.Task()
+        slim.CopyFrom(task)
+        del slim.history[:]
+        slim.history_truncated = True
+        room = self.max_response_bytes - budget.entry_size(slim) - budget.ANSWER_OVERHEAD
+        fitting, _ = budget.pack(task.history, room)
+        slim.history.extend(fitting)
+        return slim
+
+    @rpc
+    async def GetTaskHistory(self, request: pb.GetTaskHistoryRequest, context: Any) -> pb.GetHistoryResponse:
+        if request.after_seq < 0:
+            raise InvalidArgument("after_seq must be >= 0")
+        size = budget.page_size(request.page_size)
+        events = await self.store.task_history(
+            required(request.worker_id, "worker_id"), required(request.task_id, "task_id"), request.attempt,
+            request.after_seq, limit=size + 1,
+        )
+        return budget.history_page([convert.event(e) for e in events], size, request.after_seq, self.max_response_bytes)
+
+    async def _refuse_oversized(self, worker_id: str, task: pb.Task) -> None:
+        size = budget.entry_size(task)
+        what = (
+            f"the history of workflow {task.workflow_id!r} ({len(task.history)} events)"
+            if task.kind == "workflow" else f"task {task.id}"
+        )
+        message = (
+            f"{what} is {size} bytes, over the control plane's answer budget of "
+            f"{self.max_response_bytes} bytes (DURABLE_MAX_RESPONSE_BYTES); it cannot be sent to a worker"
+        )
+        try:
+            await self.store.fail_task(
+                worker_id, task.id, task.attempt, message, error_type="MessageTooLarge", non_retryable=True
+            )
+        except DurableError:  # taken back or cancelled meanwhile: nothing left to refuse
+            pass
 
     async def _hand_back(self, worker_id: str, claim: asyncio.Future[Any]) -> None:
         """The caller went away (its deadline, its shutdown) while its claim ran: what the claim

@@ -174,6 +174,11 @@ class StoreBase:
             payload = ",".join(f"{key}={n}" for key, n in sorted(arrived.items()))
             await conn.execute(Q.notify_tasks, payload[:7900])
 
+    async def notify_due(self, conn: asyncpg.Connection, key: str, at: datetime, count: int = 1) -> None:
+        """Tell waiting claims that `count` tasks of "kind:type" `key` become visible at `at`
+        (delivered on commit; they are woken then, not at the next fallback re-check)."""
+        await conn.execute(Q.notify_tasks, f"{key}={count}@{at.timestamp():.6f}")
+
     def now(self) -> datetime:
         return self.clock()
 

@@ -30,6 +30,12 @@ class DeadLetterStore(StoreBase):
             raise NotFound(f"dead-letter entry {dead_letter_id} does not exist")
         return DeadLetter.from_row(row)  # type: ignore[no-any-return]
 
+    async def delete_dead_letter(self, dead_letter_id: Any) -> None:
+        """Delete an entry (`durable dlq delete`); a standalone activity's dead task goes with it."""
+        entry_id = parse_uuid(dead_letter_id, "dead_letter_id")
+        if not await self.pool.fetchval(Q.delete_dead_letter, entry_id):
+            raise NotFound(f"dead-letter entry {dead_letter_id} does not exist")
+
     async def requeue_dead_letter(self, dead_letter_id: Any) -> UUID:
         """Put a fresh task for the entry on the queue; returns the new task's id."""
         entry_id = parse_uuid(dead_letter_id, "dead_letter_id")
@@ -37,6 +43,8 @@ class DeadLetterStore(StoreBase):
             task_id = await self.pool.fetchval(Q.requeue_dead_letter, entry_id, self.now())
         except asyncpg.UniqueViolationError as exc:
             raise WrongState(str(exc).split("\n")[0] + "; wait for it to finish or fail first") from None
+        except asyncpg.ObjectNotInPrerequisiteStateError as exc:
+            raise WrongState(str(exc).split("\n")[0] + "; start a new workflow, or delete the entry") from None
         if task_id is None:
             raise NotFound(f"dead-letter entry {dead_letter_id} does not exist")
         return task_id  # type: ignore[no-any-return]

@@ -14,8 +14,27 @@ SELECT * FROM durable_workflow_instances WHERE id = $1;
 SELECT * FROM durable_workflow_instances WHERE id = $1 FOR UPDATE;
 
 -- name: list_workflows
+-- Newest first. One statement per filter combination, each read through the index in its
+-- order (a generic plan of "$1 IS NULL OR status = $1" would scan and sort the table).
 SELECT * FROM durable_workflow_instances
-WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR workflow_type = $2)
+ORDER BY created_at DESC, id
+LIMIT $1;
+
+-- name: list_workflows_by_status
+SELECT * FROM durable_workflow_instances
+WHERE status = $1
+ORDER BY created_at DESC, id
+LIMIT $2;
+
+-- name: list_workflows_by_type
+SELECT * FROM durable_workflow_instances
+WHERE workflow_type = $1
+ORDER BY created_at DESC, id
+LIMIT $2;
+
+-- name: list_workflows_by_type_and_status
+SELECT * FROM durable_workflow_instances
+WHERE workflow_type = $1 AND status = $2
 ORDER BY created_at DESC, id
 LIMIT $3;
 
@@ -42,10 +61,16 @@ WITH advanced AS (
 SELECT last_event_seq FROM advanced;
 
 -- name: load_events
+-- A page of a history ($3 events at most; NULL: all).
 SELECT sequence_num, event_type, event_data, created_at
 FROM durable_workflow_events
 WHERE workflow_id = $1 AND sequence_num > $2
-ORDER BY sequence_num;
+ORDER BY sequence_num
+LIMIT $3;
+
+-- name: pin_workflow
+UPDATE durable_workflow_instances SET pinned = $2 WHERE id = $1
+RETURNING pinned;
 
 -- name: load_events_many
 SELECT workflow_id, sequence_num, event_type, event_data, created_at
@@ -145,6 +170,44 @@ RETURNING t.id, t.kind, t.workflow_id, t.activity_id, t.activity_type, t.input, 
     t.priority, t.visible_at, t.claimed_by, t.heartbeat_timeout, t.start_to_close_timeout,
     t.heartbeat_details, t.trace_id, t.span_id;
 
+-- name: claim_tasks_of_types
+-- claim_tasks for a worker of several types, locking only the rows it takes: each (kind, type)
+-- offers up to 2 x $4 candidates in claim-index order without a lock, and the candidates are
+-- then locked in priority order, SKIP LOCKED, until $4 are held. (Locking inside each type's scan
+-- would hold up to $4 rows of every type for the claim's transaction, and the surplus, not
+-- taken, would stay invisible to other claimers until their next re-check.) Concurrent
+-- claimers still pass each other: a candidate another claimer holds is skipped for the next
+-- (twice as many candidates as wanted leave room for one claimer racing for the same rows).
+WITH wanted AS (
+    SELECT 'activity'::text AS kind, t AS type FROM unnest($2::text[]) AS t WHERE t <> ALL($6::text[])
+    UNION ALL
+    SELECT 'workflow'::text, t FROM unnest($3::text[]) AS t
+),
+candidates AS (
+    SELECT c.id FROM wanted w
+    CROSS JOIN LATERAL (
+        SELECT q.id FROM durable_task_queue q
+        WHERE q.status = 'pending' AND q.kind = w.kind AND q.activity_type = w.type AND q.visible_at <= $5
+        ORDER BY q.priority DESC, q.visible_at
+        LIMIT 2 * $4
+    ) c
+    WHERE EXISTS (SELECT 1 FROM durable_workers WHERE id = $1 AND status = 'active')
+),
+next AS (
+    SELECT q.id FROM durable_task_queue q
+    WHERE q.id IN (SELECT id FROM candidates) AND q.status = 'pending' AND q.visible_at <= $5
+    ORDER BY q.priority DESC, q.visible_at
+    LIMIT $4
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE durable_task_queue t
+SET status = 'claimed', claimed_by = $1, claimed_at = $5, heartbeat_at = $5, attempt = t.attempt + 1
+FROM next
+WHERE t.id = next.id
+RETURNING t.id, t.kind, t.workflow_id, t.activity_id, t.activity_type, t.input, t.attempt, t.max_attempts,
+    t.priority, t.visible_at, t.claimed_by, t.heartbeat_timeout, t.start_to_close_timeout,
+    t.heartbeat_details, t.trace_id, t.span_id;
+
 -- name: claim_tasks_of_type
 -- The same, for a single activity type in half-open trial mode.
 WITH next AS (
@@ -178,6 +241,11 @@ SELECT * FROM durable_task_queue WHERE id = $1;
 SELECT w.* FROM durable_workflow_instances w
 WHERE w.id = (SELECT workflow_id FROM durable_task_queue WHERE id = $1)
 FOR UPDATE;
+
+-- name: owned_workflow_task
+-- The workflow of workflow task $1 while worker $2 holds attempt $3 (no row otherwise).
+SELECT workflow_id FROM durable_task_queue
+WHERE id = $1 AND status = 'claimed' AND claimed_by = $2 AND attempt = $3 AND kind = 'workflow';
 
 -- name: task_workflow_id
 -- What a task's write path needs first: which workflow to lock (NULL for a standalone task).
@@ -323,6 +391,18 @@ LIMIT $2;
 
 -- name: get_dead_letter
 SELECT * FROM durable_dead_letter_queue WHERE id = $1;
+
+-- name: delete_dead_letter
+-- An entry, and the dead task of a standalone activity with it (a workflow's dead task stays
+-- with its workflow's history until retention deletes the workflow).
+WITH entry AS (
+    DELETE FROM durable_dead_letter_queue WHERE id = $1
+    RETURNING original_task_id, workflow_id
+), task AS (
+    DELETE FROM durable_task_queue t USING entry
+    WHERE t.id = entry.original_task_id AND t.workflow_id IS NULL AND t.status = 'dead'
+)
+SELECT count(*) FROM entry;
 
 -- name: requeue_dead_letter
 -- The same statement operators run by hand; the durable_dlq_requeue trigger enqueues the task.
@@ -501,31 +581,55 @@ WHERE b.key = $1
 RETURNING b.state;
 
 -- name: queue_stats
-SELECT kind, activity_type AS type,
-       count(*) FILTER (WHERE status = 'pending' AND visible_at <= $3) AS pending,
-       count(*) FILTER (WHERE status = 'pending' AND visible_at > $3) AS delayed,
-       count(*) FILTER (WHERE status = 'claimed') AS claimed,
-       min(visible_at) FILTER (WHERE status = 'pending' AND visible_at <= $3) AS oldest_visible_at
-FROM durable_task_queue
-WHERE status IN ('pending', 'claimed')
-  AND ((kind = 'activity' AND activity_type = ANY($1::text[]))
-    OR (kind = 'workflow' AND activity_type = ANY($2::text[])))
-GROUP BY kind, activity_type
-ORDER BY kind, activity_type;
+-- Pending tasks through the claim index, claimed ones through the claimed index: the finished
+-- rows of the queue (most of it) are never read.
+SELECT kind, type, sum(pending)::bigint AS pending, sum(delayed)::bigint AS delayed,
+       sum(claimed)::bigint AS claimed, min(oldest_visible_at) AS oldest_visible_at
+FROM (
+    SELECT kind, activity_type AS type,
+           count(*) FILTER (WHERE visible_at <= $3) AS pending,
+           count(*) FILTER (WHERE visible_at > $3) AS delayed,
+           0 AS claimed,
+           min(visible_at) FILTER (WHERE visible_at <= $3) AS oldest_visible_at
+    FROM durable_task_queue
+    WHERE status = 'pending'
+      AND ((kind = 'activity' AND activity_type = ANY($1::text[]))
+        OR (kind = 'workflow' AND activity_type = ANY($2::text[])))
+    GROUP BY kind, activity_type
+    UNION ALL
+    SELECT kind, activity_type, 0, 0, count(*), NULL
+    FROM durable_task_queue
+    WHERE status = 'claimed'
+      AND ((kind = 'activity' AND activity_type = ANY($1::text[]))
+        OR (kind = 'workflow' AND activity_type = ANY($2::text[])))
+    GROUP BY kind, activity_type
+) AS s
+GROUP BY kind, type
+ORDER BY kind, type;
 
 -- name: get_worker
 SELECT * FROM durable_workers WHERE id = $1;
 
 -- name: queue_stats_all
-SELECT kind, activity_type AS type,
-       count(*) FILTER (WHERE status = 'pending' AND visible_at <= $1) AS pending,
-       count(*) FILTER (WHERE status = 'pending' AND visible_at > $1) AS delayed,
-       count(*) FILTER (WHERE status = 'claimed') AS claimed,
-       min(visible_at) FILTER (WHERE status = 'pending' AND visible_at <= $1) AS oldest_visible_at
-FROM durable_task_queue
-WHERE status IN ('pending', 'claimed') AND kind IN ('activity', 'workflow')
-GROUP BY kind, activity_type
-ORDER BY kind, activity_type;
+SELECT kind, type, sum(pending)::bigint AS pending, sum(delayed)::bigint AS delayed,
+       sum(claimed)::bigint AS claimed, min(oldest_visible_at) AS oldest_visible_at
+FROM (
+    SELECT kind, activity_type AS type,
+           count(*) FILTER (WHERE visible_at <= $1) AS pending,
+           count(*) FILTER (WHERE visible_at > $1) AS delayed,
+           0 AS claimed,
+           min(visible_at) FILTER (WHERE visible_at <= $1) AS oldest_visible_at
+    FROM durable_task_queue
+    WHERE status = 'pending' AND kind IN ('activity', 'workflow')
+    GROUP BY kind, activity_type
+    UNION ALL
+    SELECT kind, activity_type, 0, 0, count(*), NULL
+    FROM durable_task_queue
+    WHERE status = 'claimed' AND kind IN ('activity', 'workflow')
+    GROUP BY kind, activity_type
+) AS s
+GROUP BY kind, type
+ORDER BY kind, type;
 
 -- name: dead_letter_counts
 SELECT activity_type, count(*) AS n FROM durable_dead_letter_queue
@@ -535,7 +639,72 @@ WHERE requeued_at IS NULL GROUP BY activity_type;
 SELECT key, state FROM durable_circuit_breaker_state;
 
 -- name: worker_counts
-SELECT status, count(*) AS n FROM durable_workers GROUP BY status;
+-- Workers that are not stopped (stopped ones are not counted; retention deletes them).
+SELECT status, count(*) AS n FROM durable_workers WHERE status <> 'stopped' GROUP BY status;
+
+-- name: delete_finished_workflows
+-- Retention: up to $3 workflows that ended with status $1 before $2, with their events, tasks,
+-- signals and dead letters (ON DELETE CASCADE). Pinned ones stay, and so does a workflow with
+-- a dead-letter entry nobody resolved. SKIP LOCKED: control planes share the work, and a
+-- workflow someone holds is left for the next pass.
+WITH doomed AS (
+    SELECT w.id FROM durable_workflow_instances w
+    WHERE w.status = $1 AND w.completed_at IS NOT NULL AND NOT w.pinned AND w.completed_at < $2
+      AND NOT EXISTS (
+          SELECT 1 FROM durable_dead_letter_queue d WHERE d.workflow_id = w.id AND d.requeued_at IS NULL)
+    ORDER BY w.completed_at
+    LIMIT $3
+    FOR UPDATE SKIP LOCKED
+), gone AS (
+    DELETE FROM durable_workflow_instances w USING doomed WHERE w.id = doomed.id
+    RETURNING 1
+)
+SELECT count(*) FROM gone;
+
+-- name: delete_finished_standalone_tasks
+-- Retention: up to $2 standalone activities that finished before $1 (a dead one stays while
+-- its dead-letter entry does).
+WITH doomed AS (
+    SELECT t.id FROM durable_task_queue t
+    WHERE t.workflow_id IS NULL AND t.status IN ('completed', 'failed', 'dead', 'cancelled')
+      AND t.completed_at < $1
+      AND NOT EXISTS (SELECT 1 FROM durable_dead_letter_queue d WHERE d.original_task_id = t.id)
+    ORDER BY t.completed_at
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+), gone AS (
+    DELETE FROM durable_task_queue t USING doomed WHERE t.id = doomed.id
+    RETURNING 1
+)
+SELECT count(*) FROM gone;
+
+-- name: delete_resolved_dead_letters
+-- Retention: up to $2 dead-letter entries requeued before $1.
+WITH doomed AS (
+    SELECT id FROM durable_dead_letter_queue
+    WHERE requeued_at IS NOT NULL AND requeued_at < $1
+    ORDER BY requeued_at
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+), gone AS (
+    DELETE FROM durable_dead_letter_queue d USING doomed WHERE d.id = doomed.id
+    RETURNING 1
+)
+SELECT count(*) FROM gone;
+
+-- name: delete_gone_workers
+-- Retention: up to $2 stopped or lost workers not heard of since $1.
+WITH doomed AS (
+    SELECT id FROM durable_workers
+    WHERE status IN ('stopped', 'lost') AND last_heartbeat_at < $1
+    ORDER BY last_heartbeat_at
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+), gone AS (
+    DELETE FROM durable_workers w USING doomed WHERE w.id = doomed.id
+    RETURNING 1
+)
+SELECT count(*) FROM gone;
 
 -- Browsing (ClientService lists for the console and the CLI) --------------------------------
 

@@ -51,6 +51,7 @@ class WorkflowInstance(_FromRow):
     span_id: str | None = None
     blocked: dict[str, Any] | None = None
     cancel_requested_at: datetime | None = None
+    pinned: bool = False
     _json_fields = ("input", "result", "error", "blocked")
 
     @property

@@ -124,9 +124,12 @@ class TaskStore(BreakerStore):
             for key, slots in trials.items():
                 await self._return_unused_trials(conn, key, slots, now)
             trials = {}
+        # one type: the single ordered scan locks exactly what it takes; several: candidates
+        # first, then only the rows taken are locked (see queries.sql)
+        query = Q.claim_tasks if len(activity_types) + len(workflow_types) <= 1 else Q.claim_tasks_of_types
         rows.extend(
             await conn.fetch(
-                Q.claim_tasks, worker_id, activity_types, workflow_types, limit - len(rows), now,
+                query, worker_id, activity_types, workflow_types, limit - len(rows), now,
                 sorted(blocked | set(trials)),
             )
         )
@@ -151,6 +154,19 @@ class TaskStore(BreakerStore):
             ClaimedWorkflowTask(task=t, workflow=workflows[t.workflow_id], history=histories[t.workflow_id])  # type: ignore[index]
             for t in decisions
         ]
+
+    async def task_history(
+        self, worker_id: str, task_id: Any, attempt: int, after_seq: int = 0, *, limit: int | None = None
+    ) -> list[Event]:
+        """The history after `after_seq` of the workflow of a workflow task this worker holds
+        (this attempt): the pages of a history too large for the claim's answer."""
+        task_id = parse_uuid(task_id, "task_id")
+        workflow_id = await self.pool.fetchval(Q.owned_workflow_task, task_id, worker_id, attempt)
+        if workflow_id is None:
+            async with self.pool.acquire() as conn:
+                await self._lock_owned(conn, task_id, worker_id, attempt)  # raises NotFound / StaleAttempt
+            raise InvalidArgument(f"task {task_id} is not a workflow task")
+        return await self.load_events(workflow_id, after_seq, limit=limit)  # type: ignore[attr-defined,no-any-return]
 
     # -- heartbeat -------------------------------------------------------------------------
 
@@ -326,6 +342,7 @@ class TaskStore(BreakerStore):
             return FailOutcome("retrying", retry_at=now)
         retry_at = now + timedelta(seconds=self.decision_retry_delay(int(failures)))
         await conn.execute(Q.retry_task, task.id, retry_at, f"{error_type}: {message}", dumps([entry]))
+        await self.notify_due(conn, f"{task.kind}:{task.activity_type}", retry_at)
         return FailOutcome("retrying", retry_at=retry_at)
 
     async def _fail_locked(
@@ -360,6 +377,7 @@ class TaskStore(BreakerStore):
             await conn.execute(Q.supersede_task, task.id, now)
             return FailOutcome("retrying", retry_at=now)
         await conn.execute(Q.retry_task, task.id, retry_at, f"{error_type}: {message}", dumps([entry]))
+        await self.notify_due(conn, f"{task.kind}:{task.activity_type}", retry_at)
         return FailOutcome("retrying", retry_at=retry_at)
 
     # -- hand back ---------------------------------------------------------------------------

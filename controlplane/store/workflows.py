@@ -99,11 +99,19 @@ class WorkflowStore(StoreBase):
             raise InvalidArgument(f"status {status!r} is not one of {', '.join(WORKFLOW_STATUSES)}")
         if not 1 <= limit <= 1000:
             raise InvalidArgument("limit must be between 1 and 1000")
-        rows = await self.pool.fetch(Q.list_workflows, status, workflow_type, limit)
+        if status is not None and workflow_type is not None:
+            rows = await self.pool.fetch(Q.list_workflows_by_type_and_status, workflow_type, status, limit)
+        elif status is not None:
+            rows = await self.pool.fetch(Q.list_workflows_by_status, status, limit)
+        elif workflow_type is not None:
+            rows = await self.pool.fetch(Q.list_workflows_by_type, workflow_type, limit)
+        else:
+            rows = await self.pool.fetch(Q.list_workflows, limit)
         return [WorkflowInstance.from_row(r) for r in rows]
 
-    async def load_events(self, workflow_id: str, after_seq: int = 0) -> list[Event]:
-        rows = await self.pool.fetch(Q.load_events, workflow_id, after_seq)
+    async def load_events(self, workflow_id: str, after_seq: int = 0, *, limit: int | None = None) -> list[Event]:
+        """Events after `after_seq`, in order; at most `limit` of them (None: all)."""
+        rows = await self.pool.fetch(Q.load_events, workflow_id, after_seq, limit)
         if not rows and await self.pool.fetchval(Q.get_workflow, workflow_id) is None:
             raise NotFound(f"workflow {workflow_id!r} does not exist")
         return [Event.from_row(r) for r in rows]
@@ -218,6 +226,14 @@ class WorkflowStore(StoreBase):
         cancelled = await self._cancel_open_steps(conn, workflow_id, now)
         await conn.execute(Q.set_workflow_status, workflow_id, "cancelled", None, None, now)
         return cancelled
+
+    async def pin_workflow(self, workflow_id: str, pinned: bool = True) -> bool:
+        """Keep a workflow for ever (retention skips it), or unpin it; returns the new state."""
+        check_name(workflow_id, "workflow_id")
+        value = await self.pool.fetchval(Q.pin_workflow, workflow_id, pinned)
+        if value is None:
+            raise NotFound(f"workflow {workflow_id!r} does not exist")
+        return bool(value)
 
     async def list_signals(self, workflow_id: str) -> list[Signal]:
         rows = await self.pool.fetch(Q.list_signals, workflow_id)

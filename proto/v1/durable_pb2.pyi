@@ -65,7 +65,7 @@ class Event(_message.Message):
     def __init__(self, sequence_num: _Optional[int] = ..., event_type: _Optional[str] = ..., event_data_json: _Optional[str] = ..., created_at: _Optional[float] = ...) -> None: ...
 
 class Task(_message.Message):
-    __slots__ = ("id", "kind", "workflow_id", "activity_id", "activity_type", "input_json", "attempt", "max_attempts", "heartbeat_timeout", "start_to_close_timeout", "history", "decided_through_seq", "heartbeat_details_json", "traceparent")
+    __slots__ = ("id", "kind", "workflow_id", "activity_id", "activity_type", "input_json", "attempt", "max_attempts", "heartbeat_timeout", "start_to_close_timeout", "history", "decided_through_seq", "heartbeat_details_json", "traceparent", "history_truncated")
     ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
@@ -80,6 +80,7 @@ class Task(_message.Message):
     DECIDED_THROUGH_SEQ_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_DETAILS_JSON_FIELD_NUMBER: _ClassVar[int]
     TRACEPARENT_FIELD_NUMBER: _ClassVar[int]
+    HISTORY_TRUNCATED_FIELD_NUMBER: _ClassVar[int]
     id: str
     kind: str
     workflow_id: str
@@ -94,7 +95,8 @@ class Task(_message.Message):
     decided_through_seq: int
     heartbeat_details_json: str
     traceparent: str
-    def __init__(self, id: _Optional[str] = ..., kind: _Optional[str] = ..., workflow_id: _Optional[str] = ..., activity_id: _Optional[str] = ..., activity_type: _Optional[str] = ..., input_json: _Optional[str] = ..., attempt: _Optional[int] = ..., max_attempts: _Optional[int] = ..., heartbeat_timeout: _Optional[float] = ..., start_to_close_timeout: _Optional[float] = ..., history: _Optional[_Iterable[_Union[Event, _Mapping]]] = ..., decided_through_seq: _Optional[int] = ..., heartbeat_details_json: _Optional[str] = ..., traceparent: _Optional[str] = ...) -> None: ...
+    history_truncated: bool
+    def __init__(self, id: _Optional[str] = ..., kind: _Optional[str] = ..., workflow_id: _Optional[str] = ..., activity_id: _Optional[str] = ..., activity_type: _Optional[str] = ..., input_json: _Optional[str] = ..., attempt: _Optional[int] = ..., max_attempts: _Optional[int] = ..., heartbeat_timeout: _Optional[float] = ..., start_to_close_timeout: _Optional[float] = ..., history: _Optional[_Iterable[_Union[Event, _Mapping]]] = ..., decided_through_seq: _Optional[int] = ..., heartbeat_details_json: _Optional[str] = ..., traceparent: _Optional[str] = ..., history_truncated: _Optional[bool] = ...) -> None: ...
 
 class RegisterWorkerRequest(_message.Message):
     __slots__ = ("worker_id", "worker_group", "activity_types", "workflow_types", "max_concurrency", "hostname", "version")
@@ -115,8 +117,12 @@ class RegisterWorkerRequest(_message.Message):
     def __init__(self, worker_id: _Optional[str] = ..., worker_group: _Optional[str] = ..., activity_types: _Optional[_Iterable[str]] = ..., workflow_types: _Optional[_Iterable[str]] = ..., max_concurrency: _Optional[int] = ..., hostname: _Optional[str] = ..., version: _Optional[str] = ...) -> None: ...
 
 class RegisterWorkerResponse(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("max_request_bytes", "max_payload_bytes")
+    MAX_REQUEST_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MAX_PAYLOAD_BYTES_FIELD_NUMBER: _ClassVar[int]
+    max_request_bytes: int
+    max_payload_bytes: int
+    def __init__(self, max_request_bytes: _Optional[int] = ..., max_payload_bytes: _Optional[int] = ...) -> None: ...
 
 class WorkerHeartbeatRequest(_message.Message):
     __slots__ = ("worker_id", "current_load")
@@ -155,18 +161,20 @@ class DeregisterWorkerResponse(_message.Message):
     def __init__(self, released_tasks: _Optional[int] = ...) -> None: ...
 
 class ClaimTasksRequest(_message.Message):
-    __slots__ = ("worker_id", "activity_types", "workflow_types", "max_tasks", "wait_seconds")
+    __slots__ = ("worker_id", "activity_types", "workflow_types", "max_tasks", "wait_seconds", "pages_history")
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     ACTIVITY_TYPES_FIELD_NUMBER: _ClassVar[int]
     WORKFLOW_TYPES_FIELD_NUMBER: _ClassVar[int]
     MAX_TASKS_FIELD_NUMBER: _ClassVar[int]
     WAIT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    PAGES_HISTORY_FIELD_NUMBER: _ClassVar[int]
     worker_id: str
     activity_types: _containers.RepeatedScalarFieldContainer[str]
     workflow_types: _containers.RepeatedScalarFieldContainer[str]
     max_tasks: int
     wait_seconds: float
-    def __init__(self, worker_id: _Optional[str] = ..., activity_types: _Optional[_Iterable[str]] = ..., workflow_types: _Optional[_Iterable[str]] = ..., max_tasks: _Optional[int] = ..., wait_seconds: _Optional[float] = ...) -> None: ...
+    pages_history: bool
+    def __init__(self, worker_id: _Optional[str] = ..., activity_types: _Optional[_Iterable[str]] = ..., workflow_types: _Optional[_Iterable[str]] = ..., max_tasks: _Optional[int] = ..., wait_seconds: _Optional[float] = ..., pages_history: _Optional[bool] = ...) -> None: ...
 
 class ClaimTasksResponse(_message.Message):
     __slots__ = ("tasks",)
@@ -380,6 +388,20 @@ class CompleteWorkflowTaskResponse(_message.Message):
     applied: bool
     def __init__(self, applied: _Optional[bool] = ...) -> None: ...
 
+class GetTaskHistoryRequest(_message.Message):
+    __slots__ = ("worker_id", "task_id", "attempt", "after_seq", "page_size")
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    AFTER_SEQ_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    worker_id: str
+    task_id: str
+    attempt: int
+    after_seq: int
+    page_size: int
+    def __init__(self, worker_id: _Optional[str] = ..., task_id: _Optional[str] = ..., attempt: _Optional[int] = ..., after_seq: _Optional[int] = ..., page_size: _Optional[int] = ...) -> None: ...
+
 class ReleaseTasksRequest(_message.Message):
     __slots__ = ("worker_id", "tasks")
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
@@ -445,7 +467,7 @@ class CancelWorkflowResponse(_message.Message):
     def __init__(self, cancelled_tasks: _Optional[int] = ...) -> None: ...
 
 class WorkflowInfo(_message.Message):
-    __slots__ = ("id", "workflow_type", "status", "input_json", "result_json", "error_json", "created_at", "updated_at", "started_at", "completed_at", "last_event_seq", "blocked_json", "cancel_requested_at", "decided_through_seq")
+    __slots__ = ("id", "workflow_type", "status", "input_json", "result_json", "error_json", "created_at", "updated_at", "started_at", "completed_at", "last_event_seq", "blocked_json", "cancel_requested_at", "decided_through_seq", "pinned")
     ID_FIELD_NUMBER: _ClassVar[int]
     WORKFLOW_TYPE_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
@@ -460,6 +482,7 @@ class WorkflowInfo(_message.Message):
     BLOCKED_JSON_FIELD_NUMBER: _ClassVar[int]
     CANCEL_REQUESTED_AT_FIELD_NUMBER: _ClassVar[int]
     DECIDED_THROUGH_SEQ_FIELD_NUMBER: _ClassVar[int]
+    PINNED_FIELD_NUMBER: _ClassVar[int]
     id: str
     workflow_type: str
     status: str
@@ -474,7 +497,8 @@ class WorkflowInfo(_message.Message):
     blocked_json: str
     cancel_requested_at: float
     decided_through_seq: int
-    def __init__(self, id: _Optional[str] = ..., workflow_type: _Optional[str] = ..., status: _Optional[str] = ..., input_json: _Optional[str] = ..., result_json: _Optional[str] = ..., error_json: _Optional[str] = ..., created_at: _Optional[float] = ..., updated_at: _Optional[float] = ..., started_at: _Optional[float] = ..., completed_at: _Optional[float] = ..., last_event_seq: _Optional[int] = ..., blocked_json: _Optional[str] = ..., cancel_requested_at: _Optional[float] = ..., decided_through_seq: _Optional[int] = ...) -> None: ...
+    pinned: bool
+    def __init__(self, id: _Optional[str] = ..., workflow_type: _Optional[str] = ..., status: _Optional[str] = ..., input_json: _Optional[str] = ..., result_json: _Optional[str] = ..., error_json: _Optional[str] = ..., created_at: _Optional[float] = ..., updated_at: _Optional[float] = ..., started_at: _Optional[float] = ..., completed_at: _Optional[float] = ..., last_event_seq: _Optional[int] = ..., blocked_json: _Optional[str] = ..., cancel_requested_at: _Optional[float] = ..., decided_through_seq: _Optional[int] = ..., pinned: _Optional[bool] = ...) -> None: ...
 
 class DescribeWorkflowRequest(_message.Message):
     __slots__ = ("workflow_id",)
@@ -635,18 +659,24 @@ class ListCircuitBreakersResponse(_message.Message):
     def __init__(self, breakers: _Optional[_Iterable[_Union[CircuitBreakerInfo, _Mapping]]] = ...) -> None: ...
 
 class GetHistoryRequest(_message.Message):
-    __slots__ = ("workflow_id", "after_seq")
+    __slots__ = ("workflow_id", "after_seq", "page_size")
     WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
     AFTER_SEQ_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     workflow_id: str
     after_seq: int
-    def __init__(self, workflow_id: _Optional[str] = ..., after_seq: _Optional[int] = ...) -> None: ...
+    page_size: int
+    def __init__(self, workflow_id: _Optional[str] = ..., after_seq: _Optional[int] = ..., page_size: _Optional[int] = ...) -> None: ...
 
 class GetHistoryResponse(_message.Message):
-    __slots__ = ("events",)
+    __slots__ = ("events", "has_more", "next_after_seq")
     EVENTS_FIELD_NUMBER: _ClassVar[int]
+    HAS_MORE_FIELD_NUMBER: _ClassVar[int]
+    NEXT_AFTER_SEQ_FIELD_NUMBER: _ClassVar[int]
     events: _containers.RepeatedCompositeFieldContainer[Event]
-    def __init__(self, events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ...) -> None: ...
+    has_more: bool
+    next_after_seq: int
+    def __init__(self, events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ..., has_more: _Optional[bool] = ..., next_after_seq: _Optional[int] = ...) -> None: ...
 
 class WaitWorkflowRequest(_message.Message):
     __slots__ = ("workflow_id", "wait_seconds")
@@ -805,6 +835,30 @@ class ListWorkersResponse(_message.Message):
     WORKERS_FIELD_NUMBER: _ClassVar[int]
     workers: _containers.RepeatedCompositeFieldContainer[WorkerInfo]
     def __init__(self, workers: _Optional[_Iterable[_Union[WorkerInfo, _Mapping]]] = ...) -> None: ...
+
+class PinWorkflowRequest(_message.Message):
+    __slots__ = ("workflow_id", "pinned")
+    WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
+    PINNED_FIELD_NUMBER: _ClassVar[int]
+    workflow_id: str
+    pinned: bool
+    def __init__(self, workflow_id: _Optional[str] = ..., pinned: _Optional[bool] = ...) -> None: ...
+
+class PinWorkflowResponse(_message.Message):
+    __slots__ = ("pinned",)
+    PINNED_FIELD_NUMBER: _ClassVar[int]
+    pinned: bool
+    def __init__(self, pinned: _Optional[bool] = ...) -> None: ...
+
+class DeleteDeadLetterRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class DeleteDeadLetterResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
 
 class QueryWorkflowRequest(_message.Message):
     __slots__ = ("workflow_id", "name", "arg_json", "timeout")

@@ -93,6 +93,11 @@ class WorkerServiceStub:
                 request_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.ReleaseTasksRequest.SerializeToString,
                 response_deserializer=durable_dot_proto_dot_v1_dot_durable__pb2.ReleaseTasksResponse.FromString,
                 _registered_method=True)
+        self.GetTaskHistory = channel.unary_unary(
+                '/durable.v1.WorkerService/GetTaskHistory',
+                request_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.GetTaskHistoryRequest.SerializeToString,
+                response_deserializer=durable_dot_proto_dot_v1_dot_durable__pb2.GetHistoryResponse.FromString,
+                _registered_method=True)
         self.AnswerQuery = channel.unary_unary(
                 '/durable.v1.WorkerService/AnswerQuery',
                 request_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.AnswerQueryRequest.SerializeToString,
@@ -175,6 +180,13 @@ class WorkerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetTaskHistory(self, request, context):
+        """A page of the history of a workflow task this worker holds (this attempt).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def AnswerQuery(self, request, context):
         """The answer to a query the worker claimed (a Task of kind "query").
         """
@@ -239,6 +251,11 @@ def add_WorkerServiceServicer_to_server(servicer, server):
                     servicer.ReleaseTasks,
                     request_deserializer=durable_dot_proto_dot_v1_dot_durable__pb2.ReleaseTasksRequest.FromString,
                     response_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.ReleaseTasksResponse.SerializeToString,
+            ),
+            'GetTaskHistory': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetTaskHistory,
+                    request_deserializer=durable_dot_proto_dot_v1_dot_durable__pb2.GetTaskHistoryRequest.FromString,
+                    response_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.GetHistoryResponse.SerializeToString,
             ),
             'AnswerQuery': grpc.unary_unary_rpc_method_handler(
                     servicer.AnswerQuery,
@@ -558,6 +575,33 @@ class WorkerService:
             _registered_method=True)
 
     @staticmethod
+    def GetTaskHistory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/durable.v1.WorkerService/GetTaskHistory',
+            durable_dot_proto_dot_v1_dot_durable__pb2.GetTaskHistoryRequest.SerializeToString,
+            durable_dot_proto_dot_v1_dot_durable__pb2.GetHistoryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def AnswerQuery(request,
             target,
             options=(),
@@ -672,6 +716,16 @@ class ClientServiceStub:
                 '/durable.v1.ClientService/ListCircuitBreakers',
                 request_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.ListCircuitBreakersRequest.SerializeToString,
                 response_deserializer=durable_dot_proto_dot_v1_dot_durable__pb2.ListCircuitBreakersResponse.FromString,
+                _registered_method=True)
+        self.PinWorkflow = channel.unary_unary(
+                '/durable.v1.ClientService/PinWorkflow',
+                request_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.PinWorkflowRequest.SerializeToString,
+                response_deserializer=durable_dot_proto_dot_v1_dot_durable__pb2.PinWorkflowResponse.FromString,
+                _registered_method=True)
+        self.DeleteDeadLetter = channel.unary_unary(
+                '/durable.v1.ClientService/DeleteDeadLetter',
+                request_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.DeleteDeadLetterRequest.SerializeToString,
+                response_deserializer=durable_dot_proto_dot_v1_dot_durable__pb2.DeleteDeadLetterResponse.FromString,
                 _registered_method=True)
         self.QueryWorkflow = channel.unary_unary(
                 '/durable.v1.ClientService/QueryWorkflow',
@@ -820,6 +874,20 @@ class ClientServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PinWorkflow(self, request, context):
+        """Keep a workflow for ever (retention skips it), or let retention have it again.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteDeadLetter(self, request, context):
+        """Delete a dead-letter entry (with the dead task of a standalone activity).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def QueryWorkflow(self, request, context):
         """Ask a workflow's query handler (answered by a worker from its replayed state; nothing is
         written to the history; works on an ended workflow too). DEADLINE_EXCEEDED when no
@@ -958,6 +1026,16 @@ def add_ClientServiceServicer_to_server(servicer, server):
                     servicer.ListCircuitBreakers,
                     request_deserializer=durable_dot_proto_dot_v1_dot_durable__pb2.ListCircuitBreakersRequest.FromString,
                     response_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.ListCircuitBreakersResponse.SerializeToString,
+            ),
+            'PinWorkflow': grpc.unary_unary_rpc_method_handler(
+                    servicer.PinWorkflow,
+                    request_deserializer=durable_dot_proto_dot_v1_dot_durable__pb2.PinWorkflowRequest.FromString,
+                    response_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.PinWorkflowResponse.SerializeToString,
+            ),
+            'DeleteDeadLetter': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteDeadLetter,
+                    request_deserializer=durable_dot_proto_dot_v1_dot_durable__pb2.DeleteDeadLetterRequest.FromString,
+                    response_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.DeleteDeadLetterResponse.SerializeToString,
             ),
             'QueryWorkflow': grpc.unary_unary_rpc_method_handler(
                     servicer.QueryWorkflow,
@@ -1414,6 +1492,60 @@ class ClientService:
             '/durable.v1.ClientService/ListCircuitBreakers',
             durable_dot_proto_dot_v1_dot_durable__pb2.ListCircuitBreakersRequest.SerializeToString,
             durable_dot_proto_dot_v1_dot_durable__pb2.ListCircuitBreakersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PinWorkflow(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/durable.v1.ClientService/PinWorkflow',
+            durable_dot_proto_dot_v1_dot_durable__pb2.PinWorkflowRequest.SerializeToString,
+            durable_dot_proto_dot_v1_dot_durable__pb2.PinWorkflowResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteDeadLetter(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/durable.v1.ClientService/DeleteDeadLetter',
+            durable_dot_proto_dot_v1_dot_durable__pb2.DeleteDeadLetterRequest.SerializeToString,
+            durable_dot_proto_dot_v1_dot_durable__pb2.DeleteDeadLetterResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -28,13 +28,14 @@ from tests.bench import peers as peer_bench
 from tests.bench.harness import Server, bench_server, describe_server, log
 from tests.bench.latency import run_latency_once
 from tests.bench.reaper import run_reaper
+from tests.bench.retention import run_retention
 from tests.bench.report import markdown, ratios, targets
 from tests.bench.scale import run_scale_once
 from tests.bench.schema_floor import run_schema_floor
 from tests.bench.throughput import run_throughput
 from tests.bench.workflows import run_workflows_once
 
-BENCHMARKS = ("throughput", "latency", "workflows", "scale", "reaper", "operator")
+BENCHMARKS = ("throughput", "latency", "workflows", "scale", "reaper", "operator", "retention")
 
 
 def _configs(text: str) -> list[tuple[int, int]]:
@@ -64,6 +65,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--scale-tasks", type=int, default=1000)
     ap.add_argument("--scale-rate", type=float, default=100.0)
     ap.add_argument("--reaper-stale", type=int, default=100_000)
+    ap.add_argument("--retention-tasks", type=int, default=1_000_000, help="completed tasks for --only retention")
+    ap.add_argument("--retention-workflows", type=int, default=100_000, help="finished workflows for --only retention")
     ap.add_argument("--operator-pools", type=int, default=200)
     ap.add_argument("--operator-deadline", type=float, default=600.0, help="seconds for the whole operator benchmark")
     ap.add_argument("--operator-profile", default=None, metavar="DIR",
@@ -85,6 +88,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.quick:
         args.n, args.reps, args.latency_n, args.workflows_n = 3000, 1, 200, 200
         args.scale_workers, args.scale_tasks, args.reaper_stale, args.operator_pools = "10,100,300", 300, 10_000, 20
+        args.retention_tasks, args.retention_workflows = 100_000, 10_000
     return args
 
 
@@ -159,6 +163,8 @@ async def run_all(server: Server, args: argparse.Namespace) -> dict[str, Any]:
         ]
     if "reaper" in only:
         data["reaper"] = await run_reaper(server, stale=args.reaper_stale, log_dir=log_dir)
+    if "retention" in only:
+        data["retention"] = await run_retention(server, tasks=args.retention_tasks, workflows=args.retention_workflows)
     if "operator" in only:
         try:
             from tests.bench.operator_pools import run_operator

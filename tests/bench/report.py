@@ -196,6 +196,10 @@ def markdown(data: dict[str, Any]) -> str:
                   f"| ClaimTasks during the first default pass | {w(rp['claims_first_pass'])} |",
                   f"| ClaimTasks during all default passes | {w(rp['claims_default_passes'])} |",
                   f"| probe tasks claimed / handed out twice | {rp['probe_claims']} / {rp['probe_handed_out_twice']} |", ""]
+    if data.get("retention"):
+        from tests.bench.retention import retention_markdown
+
+        lines += retention_markdown(data["retention"])
     op = data.get("operator")
     if op:
         lines += ["## Operator: pools reconciled against the Kubernetes API emulator", ""]

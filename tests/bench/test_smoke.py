@@ -122,3 +122,15 @@ def test_percentiles_interpolate_like_peer_bench() -> None:
     assert pct([1.0, 2.0, 3.0, 4.0], 50) == 2.5
     assert pct([5.0], 99) == 5.0
     assert math.isnan(pct([], 50))
+
+
+async def test_retention_deletes_the_due_rows_and_measures_hot(server: Server) -> None:
+    from tests.bench.retention import retention_markdown, run_retention
+
+    result = await run_retention(server, tasks=2000, workflows=300, hot_tasks=100, hot_rounds=3, stat_reps=6)
+    p = result["pass"]
+    assert (p["workflows_deleted"], p["tasks_deleted"], p["events_left"]) == (300, 2000, 0)
+    assert result["claims_during_pass"]["n"] > 0
+    assert result["hot"]["updates"] == 300 and result["hot_seed"]["updates"] == 300
+    assert set(result["stats_seed"]) == set(result["stats_after_pass"])
+    assert "## Retention" in "\n".join(retention_markdown(result))

@@ -110,6 +110,13 @@ BAD_CALLS = [
     ("RequeueDeadLetter", "client", pb.RequeueDeadLetterRequest(id="nope"), grpc.StatusCode.INVALID_ARGUMENT, "not a UUID"),
     ("RequeueDeadLetter", "client", pb.RequeueDeadLetterRequest(id="00000000-0000-0000-0000-000000000000"), grpc.StatusCode.NOT_FOUND, "does not exist"),
     ("GetQueueStats", "client", pb.GetQueueStatsRequest(activity_types=[""]), grpc.StatusCode.INVALID_ARGUMENT, "activity_types"),
+    ("GetHistory", "client", pb.GetHistoryRequest(workflow_id="nope", page_size=20000), grpc.StatusCode.INVALID_ARGUMENT, "page_size"),
+    ("PinWorkflow", "client", pb.PinWorkflowRequest(), grpc.StatusCode.INVALID_ARGUMENT, "workflow_id is required"),
+    ("PinWorkflow", "client", pb.PinWorkflowRequest(workflow_id="nope", pinned=True), grpc.StatusCode.NOT_FOUND, "does not exist"),
+    ("DeleteDeadLetter", "client", pb.DeleteDeadLetterRequest(id="nope"), grpc.StatusCode.INVALID_ARGUMENT, "not a UUID"),
+    ("DeleteDeadLetter", "client", pb.DeleteDeadLetterRequest(id="00000000-0000-0000-0000-000000000000"), grpc.StatusCode.NOT_FOUND, "does not exist"),
+    ("GetTaskHistory", "workers", pb.GetTaskHistoryRequest(worker_id="w1", task_id="nope"), grpc.StatusCode.INVALID_ARGUMENT, "not a UUID"),
+    ("GetTaskHistory", "workers", pb.GetTaskHistoryRequest(worker_id="w1", task_id="00000000-0000-0000-0000-000000000000", attempt=1), grpc.StatusCode.NOT_FOUND, "does not exist"),
 ]
 
 

@@ -157,6 +157,8 @@ async def test_a_worker_credential_cannot_act_for_another_worker_id(
                 "CompleteWorkflowTask": stub.CompleteWorkflowTask(pb.CompleteWorkflowTaskRequest(
                     worker_id="pool-b-1", task_id=task.id, attempt=task.attempt)),
                 "ReleaseTasks": stub.ReleaseTasks(pb.ReleaseTasksRequest(worker_id="pool-b-1")),
+                "GetTaskHistory": stub.GetTaskHistory(pb.GetTaskHistoryRequest(
+                    worker_id="pool-b-1", task_id=task.id, attempt=task.attempt)),
                 "AnswerQuery": stub.AnswerQuery(pb.AnswerQueryRequest(
                     worker_id="pool-b-1", query_id=str(uuid.uuid4()), result_json="{}")),
                 # an id that merely contains the prefix is another worker too

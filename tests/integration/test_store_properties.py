@@ -495,7 +495,13 @@ class StoreMachine(RuleBasedStateMachine):
         entries = sorted(before.dlq, key=lambda e: task_key(before.tasks[e["original_task_id"]]))
         entry = data.draw(st.sampled_from(entries))
         original = before.tasks[entry["original_task_id"]]
-        if original["kind"] == "workflow":  # a decision that kept failing: one may wait per workflow
+        workflow = before.workflows.get(original["workflow_id"]) if original["workflow_id"] else None
+        last = before.tasks.get(entry["requeued_task_id"]) if entry["requeued_task_id"] else None
+        if workflow is not None and workflow["status"] in ("completed", "failed", "cancelled"):
+            blocked = True  # nothing would take the result of an ended workflow's step
+        elif last is not None and last["status"] in ("pending", "claimed", "completed"):
+            blocked = True  # exactly one live task per entry, standalone ones too
+        elif original["kind"] == "workflow":  # a decision that kept failing: one may wait per workflow
             blocked = any(t["workflow_id"] == original["workflow_id"] and t["kind"] == "workflow"
                           and t["status"] == "pending" for t in before.tasks.values())
         else:

@@ -11,7 +11,7 @@ import pytest
 
 from durable.common.errors import InvalidArgument, PayloadTooLarge, StaleAttempt, WrongState
 from durable.controlplane.store import Store
-from durable.controlplane.store.queries import Q
+from durable.controlplane.store.queries import Q, queries
 from tests.support.clock import FakeClock
 
 
@@ -209,3 +209,40 @@ async def test_claim_uses_the_claim_index(db: asyncpg.Connection) -> None:
         r[0] for r in await db.fetch("EXPLAIN " + Q.claim_tasks, "w", ["t1"], [], 10, datetime.now(UTC), [])
     )
     assert "durable_task_queue_claim_idx" in plan, plan
+    plan = "\n".join(
+        r[0] for r in await db.fetch("EXPLAIN " + Q.claim_tasks_of_types, "w", ["t1", "t2"], ["wf"], 10, datetime.now(UTC), [])
+    )
+    assert "durable_task_queue_claim_idx" in plan and "Seq Scan on durable_task_queue" not in plan, plan
+
+
+async def test_a_claim_over_several_types_locks_only_the_rows_it_takes(
+    store: Store, pool: asyncpg.Pool, db: asyncpg.Connection
+) -> None:
+    """Repro: a claim of 5 over types a and b locked 5 rows of each for its transaction; the 5
+    it did not take were invisible to every other claimer (SKIP LOCKED) until it committed."""
+    await store.register_worker("multi", activity_types=["a", "b"])
+    for activity_type in ("a", "b"):
+        for _ in range(10):
+            await store.enqueue_activity(activity_type, {})
+    async with pool.acquire() as conn, conn.transaction():
+        # the statement the store runs for a worker of several types (main had one for all)
+        query = Q.claim_tasks_of_types if "claim_tasks_of_types" in queries() else Q.claim_tasks
+        taken = await conn.fetch(query, "multi", ["a", "b"], [], 5, store.now(), [])
+        assert len(taken) == 5
+        async with db.transaction():  # another claimer, while the first has not committed
+            free = await db.fetch(
+                "SELECT id FROM durable_task_queue WHERE status = 'pending' FOR UPDATE SKIP LOCKED")
+        assert len(free) == 15
+
+
+async def test_claims_over_several_types_take_by_priority_and_pass_each_other(store: Store) -> None:
+    await store.register_worker("m1", activity_types=["a", "b"])
+    await store.register_worker("m2", activity_types=["a", "b"])
+    for i in range(6):
+        await store.enqueue_activity("a", {"i": i}, options={"priority": i})
+        await store.enqueue_activity("b", {"i": i}, options={"priority": 10 + i})
+    first, _ = await store.claim("m1", ["a", "b"], [], 4)
+    assert [t.priority for t in first] == [15, 14, 13, 12]
+    both = await asyncio.gather(store.claim("m1", ["a", "b"], [], 4), store.claim("m2", ["a", "b"], [], 4))
+    ids = [t.id for got, _ in both for t in got]
+    assert len(ids) == len(set(ids)) == 8

@@ -24,15 +24,17 @@ async def running_control_plane(database_url: str, **settings: Any) -> AsyncIter
     """Start a control plane on 127.0.0.1 and an ephemeral port; yield "127.0.0.1:<port>".
 
     Keyword settings: any ReaperSettings field (stale_after=2, interval=0.5, ...), and
-    poll_interval, health_interval, timer_interval, clock, max_payload_bytes, address, and
+    poll_interval, health_interval, timer_interval, clock, max_payload_bytes, max_message_bytes,
+    max_response_bytes, address, and
     security (a durable.common.security.ServerSecurity).
     """
     reaper_fields = set(ReaperSettings.model_fields)
     reaper = ReaperSettings(**{k: v for k, v in settings.items() if k in reaper_fields})
     extra = {k: v for k, v in settings.items() if k in ("poll_interval", "health_interval", "timer_interval", "clock")}
     grpc_kwargs: dict[str, Any] = {"address": "127.0.0.1:0"}
-    if "max_payload_bytes" in settings:
-        grpc_kwargs["max_payload_bytes"] = settings["max_payload_bytes"]
+    for name in ("max_payload_bytes", "max_message_bytes", "max_response_bytes"):
+        if name in settings:
+            grpc_kwargs[name] = settings[name]
     if "address" in settings:
         grpc_kwargs["address"] = settings["address"]
     plane = ControlPlane(

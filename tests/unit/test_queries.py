@@ -26,7 +26,7 @@ def test_claim_statements_return_the_columns_of_a_claimed_task_in_order() -> Non
     """ClaimedTask.from_row takes a claim's row positionally: the RETURNING list must name its
     fields in order (JSON columns `input` and `heartbeat_details` arrive as `*_json` text)."""
     expected = [f.name.removesuffix("_json") for f in dataclasses.fields(ClaimedTask)]
-    for name in ("claim_tasks", "claim_tasks_of_type"):
+    for name in ("claim_tasks", "claim_tasks_of_type", "claim_tasks_of_types"):
         returning = queries()[name].rsplit("RETURNING", 1)[1].rstrip().rstrip(";")
         columns = [c.strip().removeprefix("t.") for c in returning.split(",")]
         assert columns == expected, name
