@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from durable.common import DurableError, InvalidArgument, NotFound, WrongState
+from durable.common.errors import MessageTooLarge
 from durable.common import tracing
 from durable.common.logs import bind
 from durable.common.payloads import decode_payload, encode_payload
@@ -303,6 +304,21 @@ class TaskRunner:
                 log.warning("task %s: %s rejected: %s; failing it", task.id, method, exc)
                 failure = failure_to_proto(str(exc), type(exc).__name__, non_retryable=True)
                 method, request = "FailTask", self._fail_request(task, failure)
+                continue
+            except MessageTooLarge as exc:
+                if method not in ("CompleteWorkflowTask", "AnswerQuery"):
+                    raise
+                # A decision (or an answer) is the same on every try: too large once is too
+                # large always. The decision fails, so the workflow blocks saying why.
+                size = request.ByteSize()
+                message = (f"{method} of {size} bytes is over the control plane's message limit "
+                           f"(DURABLE_MAX_MESSAGE_BYTES): {exc}; schedule fewer or smaller steps at once")
+                log.warning("task %s: %s", task.id, message)
+                if method == "AnswerQuery":
+                    request = pb.AnswerQueryRequest(worker_id=self.worker_id, query_id=task.id,
+                                                    failure=failure_to_proto(message, "MessageTooLarge"))
+                    continue
+                method, request = "FailTask", self._fail_request(task, failure_to_proto(message, "MessageTooLarge"))
                 continue
             except DurableError as exc:
                 errors += 1

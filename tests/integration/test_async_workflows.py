@@ -206,6 +206,24 @@ async def test_a_durable_sleep_survives_a_worker_kill_and_a_control_plane_restar
     assert view.status == "completed" and view.result["slept"] >= 2
 
 
+async def test_a_decision_over_the_message_limit_blocks_the_workflow_saying_so(
+    database_url: str, tmp_path: Path
+) -> None:
+    limits = {"DURABLE_MAX_PAYLOAD_BYTES": "16384", "DURABLE_MAX_MESSAGE_BYTES": str(16384 + 65536)}
+    with control_plane_process(database_url, **CONTROL_PLANE, **limits) as (_, address):
+        await wait_serving(address)
+        with worker_process(address, "wide-1", APP, log_dir=tmp_path, **FAST):
+            async with Client(address) as client:
+                # ten 15 KB inputs: each within the payload limit, the decision over the message limit
+                workflow_id, _ = await client.start_workflow("wide", {"n": 10, "bytes": 15_000})
+                view = await wait_for(lambda: _blocked(client, workflow_id), 30, "the decision blocked")
+                assert view.status == "running" and view.blocked["type"] == "MessageTooLarge"
+                assert "DURABLE_MAX_MESSAGE_BYTES" in view.blocked["message"]
+                small, _ = await client.start_workflow("wide", {"n": 3, "bytes": 15_000})
+                done = await client.wait_workflow(small, timeout=30)  # under the limit: fine
+    assert done.status == "completed" and done.result == 3
+
+
 def durable_cli(address: str, *args: str) -> subprocess.CompletedProcess[str]:
     env = worker_env(address, "cli")
     return subprocess.run([sys.executable, "-m", "durable.cli", *args], env=env, capture_output=True,

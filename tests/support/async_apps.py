@@ -157,6 +157,12 @@ def _scenarios(app: App) -> None:
             await asyncio.sleep(input["sleep"])
             return self.steps
 
+    @app.workflow(name="wide")
+    async def wide(ctx: WorkflowContext, input: dict[str, Any]) -> int:
+        blob = "x" * input["bytes"]
+        await asyncio.gather(*(ctx.activity("note", blob) for _ in range(input["n"])))
+        return input["n"]
+
     @app.workflow(name="typed")
     async def typed(ctx: WorkflowContext, input: Order) -> Receipt:
         receipt: Receipt = await ctx.activity("charge", input, result_type=Receipt)
