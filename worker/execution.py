@@ -131,6 +131,13 @@ class TaskRunner:
     async def _execute(self, running: RunningTask) -> str:
         task = running.task
         try:
+            if task.history_truncated:
+                try:
+                    await self._read_rest_of_history(task)
+                except DurableError as exc:  # the task stays ours until the reaper takes it back
+                    log.warning("workflow %s (task %s): the rest of its history could not be read: %s",
+                                task.workflow_id, task.id, exc)
+                    return "cancelled"
             if task.kind == "workflow":
                 method, request = self._decide(task)
             elif task.kind == "query":
@@ -243,6 +250,19 @@ class TaskRunner:
             seen_through_seq=decision.seen_through_seq,
             actions=actions,
         )
+
+    async def _read_rest_of_history(self, task: pb.Task) -> None:
+        """A history too large for the claim's answer came truncated: read the rest, in pages
+        (GetTaskHistory, fenced by this worker and attempt), before replaying."""
+        after = task.history[-1].sequence_num if task.history else 0
+        while True:
+            page = await self.link.call("GetTaskHistory", pb.GetTaskHistoryRequest(
+                worker_id=self.worker_id, task_id=task.id, attempt=task.attempt, after_seq=after))
+            task.history.extend(page.events)
+            if not page.has_more or not page.events:
+                break
+            after = page.next_after_seq or page.events[-1].sequence_num
+        task.history_truncated = False
 
     def _answer_query(self, task: pb.Task) -> tuple[str, Any]:
         """Replay the workflow and run its query handler; the answer or why there is none."""

@@ -134,6 +134,7 @@ class ClaimLoop:
             workflow_types=list(w.workflow_types),
             max_tasks=min(settings.max_concurrent_tasks - running, MAX_CLAIM_BATCH),
             wait_seconds=settings.claim_wait,
+            pages_history=True,  # a history too large for the answer comes in pages
         )
         try:
             response = await w.link.call(

@@ -224,6 +224,20 @@ async def test_a_decision_over_the_message_limit_blocks_the_workflow_saying_so(
     assert done.status == "completed" and done.result == 3
 
 
+async def test_a_history_larger_than_a_claims_answer_is_read_in_pages(database_url: str, tmp_path: Path) -> None:
+    limits = {"DURABLE_MAX_PAYLOAD_BYTES": "16384", "DURABLE_MAX_RESPONSE_BYTES": str(2 * 16384 + 65536)}
+    with control_plane_process(database_url, **CONTROL_PLANE, **limits) as (_, address):
+        await wait_serving(address)
+        with worker_process(address, "long-1", APP, log_dir=tmp_path, **FAST):
+            async with Client(address) as client:
+                # 12 steps of 8 KB in and 8 KB out: the history outgrows the 96 KiB answer
+                workflow_id, _ = await client.start_workflow("long", {"n": 12, "bytes": 8_000})
+                view = await client.wait_workflow(workflow_id, timeout=60)
+                size = sum(len(json.dumps(e.data)) for e in await client.history(workflow_id))
+    assert view.status == "completed" and view.result == 12, view.blocked
+    assert size > 2 * 16384 + 65536
+
+
 def durable_cli(address: str, *args: str) -> subprocess.CompletedProcess[str]:
     env = worker_env(address, "cli")
     return subprocess.run([sys.executable, "-m", "durable.cli", *args], env=env, capture_output=True,

@@ -163,6 +163,13 @@ def _scenarios(app: App) -> None:
         await asyncio.gather(*(ctx.activity("note", blob) for _ in range(input["n"])))
         return input["n"]
 
+    @app.workflow(name="long")
+    async def long(ctx: WorkflowContext, input: dict[str, Any]) -> int:
+        blob = "y" * input["bytes"]
+        for _ in range(input["n"]):
+            await ctx.activity("note", blob)
+        return input["n"]
+
     @app.workflow(name="typed")
     async def typed(ctx: WorkflowContext, input: Order) -> Receipt:
         receipt: Receipt = await ctx.activity("charge", input, result_type=Receipt)
