@@ -390,6 +390,22 @@ class Client:
         )
         return list(reply.types)
 
+    async def throughput(
+        self, activity_types: list[str] | None = None, workflow_types: list[str] | None = None, *,
+        since: float = 0.0, bucket_seconds: int = 60,
+    ) -> tuple[list[pb.TypeThroughput], float]:
+        """Tasks completed per type in buckets of `bucket_seconds` from `since` (Unix seconds; 0 =
+        an hour ago) to now, oldest bucket first, and the first bucket's start. With no types
+        named, every type that completed tasks then."""
+        reply = await self._call(
+            "GetThroughput",
+            pb.GetThroughputRequest(
+                activity_types=activity_types or [], workflow_types=workflow_types or [], since=since,
+                bucket_seconds=bucket_seconds,
+            ),
+        )
+        return list(reply.types), reply.since
+
     async def list_workers(self, worker_group: str | None = None, include_stopped: bool = False) -> list[pb.WorkerInfo]:
         reply = await self._call(
             "ListWorkers", pb.ListWorkersRequest(worker_group=worker_group or "", include_stopped=include_stopped)

@@ -44,7 +44,7 @@ READ_METHODS = frozenset(
         "DescribeWorkflow", "ListWorkflows", "GetHistory", "WaitWorkflow",
         "ListDeadLetters", "GetQueueStats", "ListWorkers",
         "CountWorkflows", "ListWorkflowTasks", "ListCircuitBreakers", "QueryWorkflow",
-        "ListSchedules", "DescribeSchedule",
+        "ListSchedules", "DescribeSchedule", "GetThroughput",
     )
 )
 

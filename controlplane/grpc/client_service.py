@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import grpc
@@ -22,6 +23,8 @@ from durable.proto.v1 import durable_pb2 as pb
 from durable.proto.v1 import durable_pb2_grpc as pb_grpc
 
 MAX_WAIT_SECONDS = 300.0
+DEFAULT_BUCKET_SECONDS = 60
+MAX_BUCKET_SECONDS = 86_400
 
 
 def _traceparent(context: Any) -> str | None:
@@ -237,6 +240,23 @@ class ClientService(ScheduleCalls, pb_grpc.ClientServiceServicer):
     async def GetQueueStats(self, request: pb.GetQueueStatsRequest, context: Any) -> pb.GetQueueStatsResponse:
         stats = await self.store.queue_stats(list(request.activity_types), list(request.workflow_types))
         return pb.GetQueueStatsResponse(types=[convert.type_stats(s) for s in stats], as_of=convert.ts(self.store.now()))
+
+    @rpc
+    async def GetThroughput(self, request: pb.GetThroughputRequest, context: Any) -> pb.GetThroughputResponse:
+        bucket = request.bucket_seconds or DEFAULT_BUCKET_SECONDS
+        if not (1 <= bucket <= MAX_BUCKET_SECONDS and bucket == int(bucket)):  # NaN fails too
+            raise InvalidArgument(f"bucket_seconds must be whole seconds from 1 to {MAX_BUCKET_SECONDS}, not {bucket}")
+        now = self.store.now()
+        if not 0 <= request.since < now.timestamp():
+            raise InvalidArgument("since must be earlier than now (Unix seconds; 0 = an hour ago)")
+        since = convert.time_bound(request.since, "since") or now - timedelta(hours=1)
+        rows, as_of = await self.store.throughput(
+            since, int(bucket), list(request.activity_types), list(request.workflow_types)
+        )
+        return pb.GetThroughputResponse(
+            types=[convert.type_throughput(t) for t in rows], since=convert.ts(since), bucket_seconds=int(bucket),
+            as_of=convert.ts(as_of),
+        )
 
     @rpc
     async def ListWorkers(self, request: pb.ListWorkersRequest, context: Any) -> pb.ListWorkersResponse:

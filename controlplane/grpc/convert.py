@@ -17,6 +17,7 @@ from durable.controlplane.store import (
     Event,
     Task,
     TypeStats,
+    TypeThroughput,
     Worker,
     WorkflowInstance,
 )
@@ -186,6 +187,10 @@ def dead_letter(d: DeadLetter) -> pb.DeadLetter:
         requeued_at=ts(d.requeued_at),
         requeue_count=d.requeue_count,
     )
+
+
+def type_throughput(t: TypeThroughput) -> pb.TypeThroughput:
+    return pb.TypeThroughput(kind=t.kind, type=t.type, completed=t.completed)
 
 
 def type_stats(s: TypeStats) -> pb.TypeStats:

@@ -20,6 +20,7 @@ from durable.controlplane.store.records import (
     Signal,
     Task,
     TypeStats,
+    TypeThroughput,
     Worker,
     WorkflowInstance,
 )
@@ -51,6 +52,7 @@ __all__ = [
     "Store",
     "Task",
     "TypeStats",
+    "TypeThroughput",
     "Worker",
     "WorkflowInstance",
     "utc_now",

@@ -242,6 +242,15 @@ class TypeStats:
 
 
 @dataclass(frozen=True)
+class TypeThroughput:
+    """Tasks of one type completed per time bucket, oldest bucket first."""
+
+    kind: str
+    type: str
+    completed: list[int]
+
+
+@dataclass(frozen=True)
 class FailOutcome:
     """What became of a failed attempt."""
 

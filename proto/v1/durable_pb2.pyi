@@ -1057,3 +1057,37 @@ class DeleteScheduleRequest(_message.Message):
 class DeleteScheduleResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class GetThroughputRequest(_message.Message):
+    __slots__ = ("activity_types", "workflow_types", "since", "bucket_seconds")
+    ACTIVITY_TYPES_FIELD_NUMBER: _ClassVar[int]
+    WORKFLOW_TYPES_FIELD_NUMBER: _ClassVar[int]
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    BUCKET_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    activity_types: _containers.RepeatedScalarFieldContainer[str]
+    workflow_types: _containers.RepeatedScalarFieldContainer[str]
+    since: float
+    bucket_seconds: float
+    def __init__(self, activity_types: _Optional[_Iterable[str]] = ..., workflow_types: _Optional[_Iterable[str]] = ..., since: _Optional[float] = ..., bucket_seconds: _Optional[float] = ...) -> None: ...
+
+class TypeThroughput(_message.Message):
+    __slots__ = ("kind", "type", "completed")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    COMPLETED_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    type: str
+    completed: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, kind: _Optional[str] = ..., type: _Optional[str] = ..., completed: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class GetThroughputResponse(_message.Message):
+    __slots__ = ("types", "since", "bucket_seconds", "as_of")
+    TYPES_FIELD_NUMBER: _ClassVar[int]
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    BUCKET_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    AS_OF_FIELD_NUMBER: _ClassVar[int]
+    types: _containers.RepeatedCompositeFieldContainer[TypeThroughput]
+    since: float
+    bucket_seconds: float
+    as_of: float
+    def __init__(self, types: _Optional[_Iterable[_Union[TypeThroughput, _Mapping]]] = ..., since: _Optional[float] = ..., bucket_seconds: _Optional[float] = ..., as_of: _Optional[float] = ...) -> None: ...

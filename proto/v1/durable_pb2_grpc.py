@@ -772,6 +772,11 @@ class ClientServiceStub:
                 request_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.DeleteScheduleRequest.SerializeToString,
                 response_deserializer=durable_dot_proto_dot_v1_dot_durable__pb2.DeleteScheduleResponse.FromString,
                 _registered_method=True)
+        self.GetThroughput = channel.unary_unary(
+                '/durable.v1.ClientService/GetThroughput',
+                request_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.GetThroughputRequest.SerializeToString,
+                response_deserializer=durable_dot_proto_dot_v1_dot_durable__pb2.GetThroughputResponse.FromString,
+                _registered_method=True)
 
 
 class ClientServiceServicer:
@@ -949,6 +954,13 @@ class ClientServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetThroughput(self, request, context):
+        """Tasks completed per type and time bucket (a queue's throughput), from `since` to now.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ClientServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -1081,6 +1093,11 @@ def add_ClientServiceServicer_to_server(servicer, server):
                     servicer.DeleteSchedule,
                     request_deserializer=durable_dot_proto_dot_v1_dot_durable__pb2.DeleteScheduleRequest.FromString,
                     response_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.DeleteScheduleResponse.SerializeToString,
+            ),
+            'GetThroughput': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetThroughput,
+                    request_deserializer=durable_dot_proto_dot_v1_dot_durable__pb2.GetThroughputRequest.FromString,
+                    response_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.GetThroughputResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1789,6 +1806,33 @@ class ClientService:
             '/durable.v1.ClientService/DeleteSchedule',
             durable_dot_proto_dot_v1_dot_durable__pb2.DeleteScheduleRequest.SerializeToString,
             durable_dot_proto_dot_v1_dot_durable__pb2.DeleteScheduleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetThroughput(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/durable.v1.ClientService/GetThroughput',
+            durable_dot_proto_dot_v1_dot_durable__pb2.GetThroughputRequest.SerializeToString,
+            durable_dot_proto_dot_v1_dot_durable__pb2.GetThroughputResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -4,6 +4,7 @@ included), capped counts by status, a workflow's tasks, breakers, dead letters b
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import asyncpg
 import pytest
@@ -112,3 +113,59 @@ async def test_workflow_tasks_breakers_and_dead_letters(api: Client, store: Stor
         if not token:
             break
     assert len(seen) == len(set(seen)) == 5
+
+
+async def test_throughput_counts_completions_per_type_and_minute(
+    api: Client, store: Store, clock: FakeClock, db: asyncpg.Connection
+) -> None:
+    await store.register_worker("w1", activity_types=["a", "b"])
+
+    async def complete(activity_type: str, n: int) -> None:
+        for _ in range(n):
+            await api.enqueue_activity(activity_type, {})
+        claimed, _ = await store.claim("w1", [activity_type], limit=n)
+        assert len(claimed) == n
+        for task in claimed:
+            await store.complete_task("w1", task.id, task.attempt, {"ok": True})
+
+    await complete("a", 1)  # before the range: not counted
+    since = clock.advance(10)
+    clock.advance(10)
+    await complete("a", 2)  # minute 0
+    clock.advance(60)
+    await complete("b", 1)  # minute 1
+    clock.advance(60)
+    await complete("a", 3)  # minute 2
+    await api.enqueue_activity("a", {})  # pending, and a dead one: neither is a completion
+    await db.execute("UPDATE durable_task_queue SET status = 'dead', completed_at = $1 WHERE status = 'pending'",
+                     clock.current)
+    # a workflow's decision task, completed in minute 2
+    await api.start_workflow("wf", workflow_id="decided")
+    await db.execute("UPDATE durable_task_queue SET status = 'completed', completed_at = $1 "
+                     "WHERE workflow_id = 'decided'", clock.current)
+    clock.advance(70)  # now: 210 s after since, 4 buckets (the last one 30 s)
+
+    types, start = await api.throughput(since=since.timestamp(), bucket_seconds=60)
+    assert start == since.timestamp()
+    assert {(t.kind, t.type): list(t.completed) for t in types} == {
+        ("activity", "a"): [2, 0, 3, 0], ("activity", "b"): [0, 1, 0, 0], ("workflow", "wf"): [0, 0, 1, 0],
+    }
+    # named types: each in the answer, in the order asked, zeros when idle
+    named, _ = await api.throughput(["b", "idle"], ["wf"], since=since.timestamp(), bucket_seconds=120)
+    assert [(t.kind, t.type, list(t.completed)) for t in named] == [
+        ("activity", "b", [1, 0]), ("activity", "idle", [0, 0]), ("workflow", "wf", [0, 1]),
+    ]
+    # the default: the last hour, per minute
+    hour, start = await api.throughput(["a"])
+    assert start == (clock.current - timedelta(hours=1)).timestamp()
+    [a] = hour
+    assert len(a.completed) == 60 and sum(a.completed) == 6
+
+    with pytest.raises(InvalidArgument, match="at most 1440"):
+        await api.throughput(since=since.timestamp() - 7200, bucket_seconds=1)
+    with pytest.raises(InvalidArgument, match="whole seconds"):
+        await api.throughput(since=since.timestamp(), bucket_seconds=0.5)  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgument, match="whole seconds"):
+        await api.throughput(since=since.timestamp(), bucket_seconds=-60)
+    with pytest.raises(InvalidArgument, match="earlier"):
+        await api.throughput(since=clock.current.timestamp() + 5)

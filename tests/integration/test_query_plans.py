@@ -1,11 +1,11 @@
 """The statistics read every few seconds (queue_stats, queue_stats_all, worker_counts,
-dead_letter_counts, list_workflows) run on indexes and never scan the finished rows of a
+dead_letter_counts, list_workflows, throughput) run on indexes and never scan the finished rows of a
 filled table, in custom and in generic (prepared-statement) plans."""
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -81,6 +81,9 @@ async def test_statistics_queries_read_live_rows_through_indexes(filled: asyncpg
         # ListWorkflows (the console's and the CLI's listing) pages with browse_workflows
         "browse_workflows": (Q.browse_workflows, None, None, None, None, None, None, None, 51),
         "browse_workflows_by_status": (Q.browse_workflows, "running", None, None, None, None, None, None, 51),
+        # GetThroughput (the console's queue chart): the last hour's completions, through 0008's index
+        "throughput": (Q.throughput, now - timedelta(hours=1), now, 60, [], []),
+        "throughput_by_type": (Q.throughput, now - timedelta(hours=1), now, 60, ["t1"], ["type1"]),
     }
     scans = {name: await _seq_scans(filled, *args) for name, args in checks.items()}
     assert {name: s for name, s in scans.items() if s} == {}
