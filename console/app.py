@@ -167,6 +167,7 @@ def create_app(settings: ConsoleSettings | None = None, security: ClientSecurity
         Route("/workflows/{workflow_id:path}", pages_workflows.workflow_detail),
         Route("/dead-letters", pages_ops.dead_letters),
         Route("/dead-letters/requeue", pages_ops.requeue, methods=["POST"]),
+        Route("/dead-letters/delete", pages_ops.delete, methods=["POST"]),
         Route("/workers", pages_ops.workers),
         Route("/queues", pages_ops.queues),
         Route("/sign-in", pages_auth.sign_in_form, methods=["GET"]),

@@ -12,7 +12,8 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from durable.common.errors import DurableError, InvalidArgument, NotFound, WrongState
+from durable.common.errors import InvalidArgument, NotFound, WrongState
+from durable.console import sparkline
 from durable.console.pages_workflows import COUNT_CAP
 from durable.console.web import action, digest, live_url, no_change, render, unchanged, viewer
 
@@ -73,6 +74,7 @@ async def dead_letters(request: Request) -> Response:
         "next_token": next_token,
         "base_query": base_query,
         "done": q.get("done", ""),
+        "deleted": q.get("deleted", ""),
         "failed": q.get("failed", ""),
         "live": not page,
         "live_url": live_url(request, version),
@@ -82,30 +84,60 @@ async def dead_letters(request: Request) -> Response:
     return render(request, name, context)
 
 
-@action
-async def requeue(request: Request, form: FormData) -> Response:
-    """Requeue the entry of the row's own button (`one`), else every ticked one (`ids`)."""
+def _chosen(form: FormData, verb: str) -> list[str]:
+    """The entry of the row's own button (`one`), else every ticked one (`ids`)."""
     one = str(form.get("one") or "")
     ids = [one] if one else [str(v) for v in form.getlist("ids")]
     if not ids:
-        raise InvalidArgument("Tick at least one dead letter to requeue.")
+        raise InvalidArgument(f"Tick at least one dead letter to {verb}.")
     if len(ids) > MAX_REQUEUE:
-        raise InvalidArgument(f"Requeue at most {MAX_REQUEUE} entries at once.")
+        raise InvalidArgument(f"{verb.capitalize()} at most {MAX_REQUEUE} entries at once.")
+    return list(dict.fromkeys(ids))
+
+
+def _safe_back(form: FormData) -> str:
+    back = str(form.get("back") or "/dead-letters")
+    return back if back.startswith("/dead-letters") else "/dead-letters"
+
+
+def _back(form: FormData, outcome: str) -> Response:
+    back = _safe_back(form)
+    sep = "&" if "?" in back else "?"
+    return RedirectResponse(f"{back}{sep}{outcome}", status_code=303)
+
+
+@action
+async def requeue(request: Request, form: FormData) -> Response:
+    """Requeue the entry of the row's own button (`one`), else every ticked one (`ids`)."""
+    ids = _chosen(form, "requeue")
     client = viewer(request).client
     requeued, failed = 0, 0
-    for dead_letter_id in dict.fromkeys(ids):
+    for dead_letter_id in ids:
         try:
             await client.requeue_dead_letter(dead_letter_id)
             requeued += 1
         except (NotFound, WrongState, InvalidArgument):
             failed += 1
-        except DurableError:
-            raise
-    back = str(form.get("back") or "/dead-letters")
-    if not back.startswith("/dead-letters"):
-        back = "/dead-letters"
-    sep = "&" if "?" in back else "?"
-    return RedirectResponse(f"{back}{sep}done={requeued}&failed={failed}", status_code=303)
+    return _back(form, f"done={requeued}&failed={failed}")
+
+
+@action
+async def delete(request: Request, form: FormData) -> Response:
+    """Delete the chosen entries, after a confirmation page (a second POST with `confirm=yes`):
+    a plain form, so it asks the same way without JavaScript."""
+    ids = _chosen(form, "delete")
+    if form.get("confirm") != "yes":
+        context = {"nav": "dead-letters", "ids": ids, "back": _safe_back(form)}
+        return render(request, "dead_letters_delete.html", context)
+    client = viewer(request).client
+    deleted, failed = 0, 0
+    for dead_letter_id in ids:
+        try:
+            await client.delete_dead_letter(dead_letter_id)
+            deleted += 1
+        except (NotFound, InvalidArgument):
+            failed += 1
+    return _back(form, f"deleted={deleted}&failed={failed}")
 
 
 async def workers(request: Request) -> Response:
@@ -128,13 +160,23 @@ async def workers(request: Request) -> Response:
 
 async def queues(request: Request) -> Response:
     client = viewer(request).client
-    stats, breakers = await asyncio.gather(client.queue_stats(), client.circuit_breakers())
-    version = digest(stats, breakers)
+    stats, breakers, (done, _) = await asyncio.gather(
+        client.queue_stats(), client.circuit_breakers(),
+        client.throughput(since=sparkline.hour_start(), bucket_seconds=sparkline.BUCKET_SECONDS),
+    )
+    version = digest(stats, breakers, done)
     if unchanged(request, version):
         return no_change()
+    # every type with work queued or completed in the last hour, in kind and type order
+    per_minute = {(t.kind, t.type): list(t.completed) for t in done}
+    keys = sorted({(s.kind, s.type) for s in stats} | per_minute.keys())
+    by_key = {(s.kind, s.type): s for s in stats}
+    idle = [0] * sparkline.BUCKETS
+    rows = [(kind, type_, by_key.get((kind, type_)), sparkline.build(per_minute.get((kind, type_), idle), type_))
+            for kind, type_ in keys]
     context = {
         "nav": "queues",
-        "stats": stats,
+        "rows": rows,
         "breakers": breakers,
         "live": True,
         "live_url": live_url(request, version),

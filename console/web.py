@@ -92,7 +92,7 @@ def no_change() -> Response:
 
 def live_url(request: Request, version: str, path: str | None = None) -> str:
     """This page's URL (or `path`, with this page's query) as a live fragment of `version`."""
-    query = [(k, v) for k, v in request.query_params.multi_items() if k not in ("live", "v", "done", "failed")]
+    query = [(k, v) for k, v in request.query_params.multi_items() if k not in ("live", "v", "done", "deleted", "failed")]
     query += [("live", "1"), ("v", version)]
     return f"{path or request.url.path}?{urlencode(query)}"
 

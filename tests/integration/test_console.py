@@ -1,17 +1,19 @@
 """The web console in a real browser: Debian's chromium driven by Playwright, against a real
 control plane (real PostgreSQL, gRPC on loopback) and a real worker process running
-tests/support/console_app.py. Every page loads; a requeue, a cancel and a signal are clicked
-through and checked through the API; each page is saved as a screenshot under
-docs/console/ (the README shows two of them).
+tests/support/console_app.py. Every page loads; a requeue, a delete, a cancel and a signal are
+clicked through and checked through the API; the queues' throughput chart follows completions;
+each page is saved as a screenshot under docs/console/ (the README shows two of them).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import re
 import subprocess
 import sys
 import urllib.request
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -215,6 +217,19 @@ async def test_every_page_and_the_actions_in_a_browser(database_url: str, tmp_pa
                 assert all(e.requeue_count == 1 for e in await api.list_dead_letters("console_doomed")
                            if e.id in {f.id for f in fresh})
 
+                # delete one: the row's button asks first, then deletes; checked through the API
+                await wait_for(lambda: _count(api.list_dead_letters("console_doomed"), 3), 30, "the reruns to die")
+                await page.goto(base + "/dead-letters")
+                [last] = [e for e in await api.list_dead_letters("console_doomed") if e.requeue_count == 0]
+                await page.get_by_role("button", name=f"Delete console_doomed {last.id}").click()
+                await expect(page.get_by_role("heading", name="Delete 1 dead letter?")).to_be_visible()
+                assert await unlabelled_controls(page) == []
+                await shot(page, "dead-letters-delete")
+                await page.get_by_role("button", name="Delete 1 entry").click()
+                await expect(page.get_by_role("status")).to_contain_text("Deleted 1 entry")
+                remaining = await api.list_dead_letters("console_doomed")
+                assert len(remaining) == 2 and last.id not in {e.id for e in remaining}
+
                 # /workers and /queues
                 await page.get_by_role("navigation", name="Main").get_by_role("link", name="Workers").click()
                 await expect(page.get_by_role("cell", name="console-worker")).to_be_visible()
@@ -222,7 +237,18 @@ async def test_every_page_and_the_actions_in_a_browser(database_url: str, tmp_pa
                 await shot(page, "workers")
                 await page.get_by_role("navigation", name="Main").get_by_role("link", name="Queues").click()
                 await expect(page.get_by_role("heading", name="Circuit breakers")).to_be_visible()
-                await expect(page.get_by_role("cell", name="console_flaky")).to_be_visible()
+                await expect(page.get_by_role("cell", name="console_flaky").first).to_be_visible()
+                # throughput: the demo's activity completed once in the last hour, drawn as a line
+                flaky_chart = page.locator("tr", has=page.get_by_role("cell", name="console_flaky", exact=True)) \
+                    .locator("svg.spark")
+                await expect(flaky_chart).to_have_attribute(
+                    "aria-label", re.compile(r"^console_flaky: 1 completed in the last 60 minutes"))
+                await expect(flaky_chart.locator("title")).to_contain_text("at most 1 in a minute")
+                await expect(flaky_chart.locator("polyline")).to_have_count(1)
+                # and it follows new completions without a reload
+                await api.enqueue_activity("console_flaky", {})
+                await expect(flaky_chart).to_have_attribute(
+                    "aria-label", re.compile(r"^console_flaky: 2 completed"), timeout=WAIT_MS)
                 await shot(page, "queues")
 
                 # keyboard: the first Tab lands on the skip link, which jumps to the content
@@ -248,6 +274,23 @@ async def test_every_page_and_the_actions_in_a_browser(database_url: str, tmp_pa
                 await plain.get_by_role("button", name="Cancel workflow").click()
                 await expect(plain.get_by_role("status")).to_contain_text("Cancellation recorded")
                 assert (await api.wait_workflow(other, timeout=30)).status == "cancelled"
+
+                # delete many without JavaScript: tick both, confirm; "Keep them" first deletes nothing
+                await plain.goto(base + "/dead-letters")
+                for e in remaining:
+                    await plain.get_by_label(f"Select console_doomed {e.id}").check()
+                await plain.get_by_role("button", name="Delete selected").click()
+                await expect(plain.get_by_role("heading", name="Delete 2 dead letters?")).to_be_visible()
+                await plain.get_by_role("link", name="Keep them").click()
+                await expect(plain.get_by_role("heading", name="Dead letters")).to_be_visible()
+                assert len(await api.list_dead_letters("console_doomed")) == 2
+                for e in remaining:
+                    await plain.get_by_label(f"Select console_doomed {e.id}").check()
+                await plain.get_by_role("button", name="Delete selected").click()
+                await plain.get_by_role("button", name="Delete 2 entries").click()
+                await expect(plain.get_by_role("status")).to_contain_text("Deleted 2 entries")
+                assert await api.list_dead_letters("console_doomed") == []
+                await expect(plain.get_by_text("No dead letters match.")).to_be_visible()
 
 
 async def _count(entries: Any, n: int) -> bool:
@@ -275,9 +318,13 @@ async def test_read_only_credentials_see_no_action_buttons(
             assert await page.get_by_role("button", name="Send signal").count() == 0
             await page.goto(f"{base}/dead-letters")
             assert await page.get_by_role("button", name="Requeue selected").count() == 0
+            assert await page.get_by_role("button", name="Delete selected").count() == 0
             # a hand-made POST with a valid CSRF token is still refused
             csrf = next(c["value"] for c in await page.context.cookies() if c["name"] == "durable_console_csrf")
             reply = await page.request.post(f"{base}/workflows/{wid}/cancel", form={"csrf": csrf})
+            assert reply.status == 403 and "may only read" in await reply.text()
+            reply = await page.request.post(f"{base}/dead-letters/delete",
+                                            form={"csrf": csrf, "one": str(uuid.uuid4()), "confirm": "yes"})
             assert reply.status == 403 and "may only read" in await reply.text()
         assert (await api.describe_workflow(wid)).status != "cancelled"
 

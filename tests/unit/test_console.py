@@ -1,5 +1,5 @@
-"""The console's pure parts: the timeline picture, sessions, CSRF, redirects after sign-in,
-and the store's page tokens and prefix patterns (no I/O)."""
+"""The console's pure parts: the timeline picture, the throughput sparkline, sessions, CSRF,
+redirects after sign-in, and the store's page tokens and prefix patterns (no I/O)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 from durable.client import EventView, TaskView, WorkflowView
 from durable.common.errors import InvalidArgument
-from durable.console import timeline
+from durable.console import sparkline, timeline
 from durable.console.auth import Sessions, csrf_matches
 from durable.console.pages_auth import _safe_next
 from durable.controlplane.store.browse import decode_page_token, encode_page_token, like_prefix
@@ -116,3 +116,24 @@ def test_id_prefix_becomes_a_literal_like_pattern() -> None:
     assert like_prefix("ab") == "ab%"
     assert like_prefix("a_b%c\\") == "a\\_b\\%c\\\\%"
     assert like_prefix("") is None and like_prefix(None) is None
+
+
+def test_sparkline_spans_the_width_with_the_busiest_minute_on_top() -> None:
+    counts = [0] * 58 + [4, 2]
+    line = sparkline.build(counts, "fetch")
+    points = [tuple(map(float, p.split(","))) for p in line.points.split()]
+    assert len(points) == 60 and points[0][0] == 0 and points[-1][0] == pytest.approx(sparkline.WIDTH)
+    ys = [y for _, y in points]
+    assert ys[58] == pytest.approx(1) and ys[0] == pytest.approx(sparkline.HEIGHT - 1)  # peak on top, 0 at the bottom
+    assert ys[0] > ys[59] > ys[58]
+    assert (line.total, line.peak) == (6, 4)
+    assert line.title == "fetch: 6 completed in the last 60 minutes, at most 4 in a minute; 2 in the current minute"
+    idle = sparkline.build([0] * 60, "idle")
+    assert idle.title == "idle: nothing completed in the last 60 minutes"
+    assert {p.split(",")[1] for p in idle.points.split()} == {f"{sparkline.HEIGHT - 1:.1f}"}
+
+
+def test_the_hour_starts_on_a_whole_minute_so_polls_see_the_same_buckets() -> None:
+    start = sparkline.hour_start(T0 + 125.5)  # T0 is a whole minute
+    assert start == T0 + 120 - 59 * 60
+    assert sparkline.hour_start(T0 + 179.9) == start and sparkline.hour_start(T0 + 180) == start + 60
