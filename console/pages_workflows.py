@@ -114,8 +114,9 @@ async def _render_detail(request: Request, workflow_id: str, *, error: str = "",
         "events": events,
         "tasks": live_tasks,
         "timeline": timeline.build(workflow, events, tasks, now),
-        # The `blocked:` reason (a WorkflowInfo field to come) shows beside the status.
-        "blocked": getattr(workflow, "blocked", ""),
+        # The `blocked:` reason: the error of the workflow's failing decisions.
+        "blocked": _blocked_text(getattr(workflow, "blocked", None)),
+        "query": await _query(request, workflow_id),
         "live": not workflow.is_terminal or bool(live_tasks),
         "live_url": live_url(request, version, f"/workflows/{quote(workflow_id, safe='')}"),
         "done": request.query_params.get("done", ""),
@@ -124,6 +125,33 @@ async def _render_detail(request: Request, workflow_id: str, *, error: str = "",
     }
     name = "_workflow_live.html" if request.query_params.get("live") == "1" else "workflow.html"
     return render(request, name, context, status)
+
+
+def _blocked_text(blocked: Any) -> str:
+    if not blocked:
+        return ""
+    if isinstance(blocked, dict):
+        return f"{blocked.get('type', 'Error')}: {blocked.get('message', '')} ({blocked.get('failures', 1)} failed decisions)"
+    return str(blocked)
+
+
+async def _query(request: Request, workflow_id: str) -> dict[str, Any]:
+    """A query asked with the page's query form (a GET: queries only read): its answer or why
+    there is none. Any signed-in viewer may ask; read-only ones too."""
+    name = request.query_params.get("query", "").strip()
+    if not name:
+        return {}
+    arg_text = request.query_params.get("arg", "").strip()
+    asked: dict[str, Any] = {"name": name, "arg": arg_text}
+    try:
+        arg = json.loads(arg_text) if arg_text else None
+    except ValueError as exc:
+        return {**asked, "error": f"The argument is not valid JSON: {exc}"}
+    try:
+        answer = await viewer(request).client.query_workflow(workflow_id, name, arg, timeout=5.0)
+    except DurableError as exc:
+        return {**asked, "error": str(exc)}
+    return {**asked, "answer": json.dumps(answer, indent=2, sort_keys=True)}
 
 
 def _done(workflow_id: str, what: str) -> Response:

@@ -3,6 +3,7 @@ processes running tests.support.async_apps."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import subprocess
@@ -290,3 +291,23 @@ async def test_non_determinism_blocks_the_workflow_until_patched_code_runs(
 async def _blocked(client: Client, workflow_id: str) -> Any:
     view = await client.describe_workflow(workflow_id)
     return view if view.blocked else None
+
+
+async def test_the_console_asks_a_query_from_the_workflow_page(deployment: Deployment) -> None:
+    import urllib.parse
+    import urllib.request
+
+    from tests.integration.test_console import console
+
+    async with Client(deployment.address) as client:
+        workflow_id, _ = await client.start_workflow("counter", {"steps": 2, "sleep": 3600})
+        await wait_for(lambda: _has(client, workflow_id, "TimerStarted"), 20, "the sleep began")
+        async with console(deployment.address) as base:
+            url = f"{base}/workflows/{urllib.parse.quote(workflow_id)}?query=progress&arg=%22km%22"
+            page = await asyncio.to_thread(lambda: urllib.request.urlopen(url, timeout=20).read().decode())
+            assert 'aria-label="Answer to progress"' in page
+            assert "&#34;steps&#34;: 2" in page and "&#34;unit&#34;: &#34;km&#34;" in page
+            missing = await asyncio.to_thread(lambda: urllib.request.urlopen(
+                f"{base}/workflows/{urllib.parse.quote(workflow_id)}?query=nope", timeout=20).read().decode())
+            assert "has no query" in missing and 'role="alert"' in missing
+        await client.cancel_workflow(workflow_id, terminate=True)
