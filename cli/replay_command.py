@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -22,9 +21,6 @@ from durable.common.errors import DurableError
 from durable.worker.cli import load_app
 from durable.worker.workflows import HistoryEvent, ReplayOutcome, check_history, history_from_json
 from durable.worker.workflows.history import parse_time
-
-PAGE = 200
-
 
 @click.command("replay")
 @click.option("--app", "app_ref", required=True, envvar="DURABLE_APP",
@@ -97,15 +93,5 @@ async def _fetch(
 
 
 async def _history(client: Client, workflow_id: str) -> list[HistoryEvent]:
-    events: list[Any] = []
-    after = 0
-    while True:
-        page = await client.history(workflow_id, after_seq=after)
-        events += page
-        if not page:
-            break
-        after = page[-1].sequence_num
-        if len(page) < PAGE:
-            break
     return [HistoryEvent(e.sequence_num, e.event_type, e.data if isinstance(e.data, dict) else {},
-                         parse_time(e.created_at)) for e in events]
+                         parse_time(e.created_at)) for e in await client.history(workflow_id)]

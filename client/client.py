@@ -10,11 +10,11 @@ from typing import Any
 
 import grpc
 
-from durable.common.errors import DurableError, TimedOut
+from durable.common.errors import DurableError
 from durable.common.payloads import encode_payload
 from durable.common.converter import to_json
 from durable.common.security import ClientSecurity, load_client_security, open_channel
-from durable.common.status import DATABASE_UNAVAILABLE_DETAILS, error_for, error_for_rpc
+from durable.common.status import DATABASE_UNAVAILABLE_DETAILS, error_for, error_for_rpc, raised_by_durable
 from durable.client.schedules import ScheduleView, schedule_view, unix
 from durable.proto.v1 import durable_pb2 as pb
 from durable.proto.v1 import durable_pb2_grpc as pb_grpc
@@ -177,6 +177,8 @@ class Client:
                 f"the control plane at {self.address} answered, but it cannot reach its database; "
                 "check the database and the control plane's log", database_down=True,
             )
+        if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED and raised_by_durable(exc):
+            return error_for(exc.code(), details)  # the control plane's own TimedOut
         if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
             return Unavailable(f"cannot reach the control plane at {self.address} ({exc.code().name}: {details})")
         if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
@@ -211,14 +213,9 @@ class Client:
         history is not written). Raises TimedOut when no worker of its type answered."""
         request = pb.QueryWorkflowRequest(workflow_id=workflow_id, name=name, timeout=timeout,
                                           arg_json=encode_payload(to_json(arg)) if arg is not None else "")
-        try:
-            # the call's own deadline is later than the server's wait: a DEADLINE_EXCEEDED
-            # that says why is the server's "nobody answered"
-            reply = await self._stub.QueryWorkflow(request, timeout=timeout + self.timeout)
-        except grpc.aio.AioRpcError as exc:
-            if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED and (exc.details() or "").startswith("no worker"):
-                raise TimedOut(exc.details() or "") from None
-            raise self._error(exc) from None
+        # the call's own deadline is later than the server's wait, so "nobody answered" comes
+        # back as the control plane's TimedOut, not as this call's deadline
+        reply = await self._call("QueryWorkflow", request, timeout=timeout + self.timeout)
         return _json(reply.result_json)
 
     async def cancel_workflow(self, workflow_id: str, reason: str = "", *, terminate: bool = False) -> int:

@@ -99,16 +99,7 @@ def failure_from_exception(exc: BaseException) -> pb.Failure:
 
 def value_json(value: Any, field: str) -> str:
     """Any JSON value as the text of a payload (None: "null"). Raises InvalidArgument."""
-    if value is None:
-        return "null"
-    if isinstance(value, dict):
-        return encode_payload(value, field=field)
-    try:
-        return json.dumps(value, separators=(",", ":"), allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        from durable.common import InvalidArgument
-
-        raise InvalidArgument(f"{field} is not JSON-serialisable: {exc}") from None
+    return "null" if value is None else encode_payload(value, field=field)
 
 
 def action_to_proto(action: Action) -> pb.WorkflowAction:

@@ -96,7 +96,7 @@ def action(msg: pb.WorkflowAction, index: int, limit: int) -> dict[str, Any]:
         return {"type": "fail_workflow", "error": error}
     if which == "record_marker":
         m = msg.record_marker
-        value = json.loads(m.value_json) if m.value_json else None
+        value = load(m.value_json, f"{field}.value_json", limit) if m.value_json else None
         return {"type": "record_marker", "kind": m.kind, "marker_id": m.marker_id, "value": value}
     if which == "cancel_activity":
         return {"type": "cancel_activity", "activity_id": msg.cancel_activity.activity_id}

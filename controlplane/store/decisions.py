@@ -185,8 +185,7 @@ class DecisionStore(StoreBase):
         if kind == "cancel_workflow":
             return {"type": kind, "reason": str(action.get("reason") or "")[:1000]}
         if kind == "complete_workflow":
-            result = action.get("result")
-            result = {} if result is None and "result" not in action else result
+            result = action.get("result", {})
             self.payload(result, f"{field}.result")
             return {"type": kind, "result": result}
         error = action.get("error") or {}

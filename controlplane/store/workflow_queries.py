@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -22,17 +23,15 @@ from durable.controlplane.store.records import Event, WorkflowInstance
 QUERY_SWEEP_GRACE_SECONDS = 60.0
 
 
+@dataclass(frozen=True, slots=True)
 class ClaimedQuery:
     """A query a worker took, with what it needs to answer: the workflow and its history."""
 
-    __slots__ = ("id", "workflow", "name", "arg_json", "history")
-
-    def __init__(self, id: UUID, workflow: WorkflowInstance, name: str, arg_json: str, history: list[Event]) -> None:
-        self.id = id
-        self.workflow = workflow
-        self.name = name
-        self.arg_json = arg_json
-        self.history = history
+    id: UUID
+    workflow: WorkflowInstance
+    name: str
+    arg_json: str
+    history: list[Event]
 
 
 class WorkflowQueryStore(StoreBase):

@@ -7,12 +7,12 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from durable.common import RetryPolicy
 from durable.common.converter import NO_CONVERSION, from_json, to_json
-from durable.worker.workflows.commands import ActivityOptions, ScheduleActivity, Seconds
+from durable.worker.workflows.commands import ActivityOptions, ScheduleActivity, Seconds, to_seconds
 from durable.worker.workflows.history import is_patch_marker
 from durable.worker.workflows.rules import engine_code
 
@@ -139,8 +139,7 @@ class WorkflowContext:
 
     async def sleep(self, seconds: Seconds) -> None:
         """A durable timer (the same as ``await asyncio.sleep(seconds)``)."""
-        delay = seconds.total_seconds() if isinstance(seconds, timedelta) else float(seconds)
-        await asyncio.sleep(delay)
+        await asyncio.sleep(to_seconds(seconds, field="seconds") or 0.0)
 
     # -- signals and conditions ---------------------------------------------------------
 
@@ -158,9 +157,8 @@ class WorkflowContext:
             if timeout is None:
                 payload = await waiter
             else:
-                delay = timeout.total_seconds() if isinstance(timeout, timedelta) else float(timeout)
                 try:
-                    payload = await asyncio.wait_for(waiter, delay)
+                    payload = await asyncio.wait_for(waiter, to_seconds(timeout, field="timeout"))
                 except TimeoutError:
                     return None
         finally:
@@ -195,9 +193,8 @@ class WorkflowContext:
         try:
             if timeout is None:
                 return await future
-            delay = timeout.total_seconds() if isinstance(timeout, timedelta) else float(timeout)
             try:
-                return await asyncio.wait_for(future, delay)
+                return await asyncio.wait_for(future, to_seconds(timeout, field="timeout"))
             except TimeoutError:
                 return False
         finally:

@@ -15,7 +15,7 @@ import logging
 import random
 import traceback
 from collections import defaultdict, deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -76,10 +76,6 @@ class Decision:
     seen_through_seq: int
     ended: bool
 
-    @property
-    def commands(self) -> list[Command]:
-        return self.actions
-
 
 @dataclass(frozen=True)
 class WorkflowInfo:
@@ -128,7 +124,6 @@ class WorkflowInstance:
         self.ended = False
         self.torn_down = False
         self.cancel_requested = False
-        self.violation: BaseException | None = None
         self._rng: random.Random | None = None  # made when first asked for
         self._seed: Any = info.workflow_id
         self.now = datetime.fromtimestamp(0, UTC)
@@ -273,7 +268,7 @@ class WorkflowInstance:
         """Run the code until it waits on the history again; then settle conditions."""
         while True:
             self.loop.run_until_idle()
-            violation = take_violation() or self.violation
+            violation = take_violation()  # raised anywhere in the code, even if caught there
             if violation is not None:
                 raise violation
             if not self._settle_conditions():
@@ -456,10 +451,7 @@ class WorkflowInstance:
 
     def unhandled(self, context: dict[str, Any]) -> None:
         exc = context.get("exception")
-        if isinstance(exc, DeterminismViolation):
-            self.violation = exc
-            return
-        if not self.replaying:
+        if not self.replaying and not isinstance(exc, DeterminismViolation):  # those fail the decision
             log.warning("workflow %s: %s", self.info.workflow_id, context.get("message"),
                         exc_info=exc)
 
@@ -499,9 +491,3 @@ def format_frames(exc: BaseException, frames: int = TRACEBACK_FRAMES) -> str:
     """The last frames of `exc`'s traceback, as a blocked workflow shows them."""
     lines = traceback.format_exception(type(exc), exc, exc.__traceback__, limit=-frames)
     return "".join(lines).rstrip()
-
-
-def replay_events(
-    instance: WorkflowInstance, history: Sequence[HistoryEvent], decided_through_seq: int
-) -> Decision:
-    return instance.replay(history, decided_through_seq)
