@@ -5,7 +5,7 @@ reads it. One object:
 
     {"workflow": {"id", "workflow_type", "status", "input", "result", "error", "created_at",
                   "updated_at", "started_at", "completed_at", "last_event_seq",
-                  "decided_through_seq"},
+                  "decided_through_seq", "replay_through_seq"},
      "events": [{"sequence_num", "event_type", "data", "created_at"}, ...]}
 
 with the full history, payloads decoded, and timestamps in ISO 8601 with milliseconds and a
@@ -169,8 +169,9 @@ def workflow_json(view: WorkflowView) -> dict[str, Any]:
         "started_at": iso(view.started_at),
         "completed_at": iso(view.completed_at),
         "last_event_seq": view.last_event_seq,
-        # what `durable replay` checks the decisions against (events the code has seen)
         "decided_through_seq": view.decided_through_seq,
+        # what `durable replay` checks the decisions against (the events the last decision saw)
+        "replay_through_seq": view.replay_through_seq,
     }
 
 

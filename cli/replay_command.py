@@ -88,7 +88,7 @@ async def _fetch(
         for workflow_id in dict.fromkeys(ids):
             view = await client.describe_workflow(workflow_id)
             events = await _history(client, workflow_id)
-            out.append((workflow_id, view.workflow_type, events, view.decided_through_seq))
+            out.append((workflow_id, view.workflow_type, events, view.replay_through_seq))
     return out
 
 

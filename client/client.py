@@ -56,6 +56,8 @@ class WorkflowView:
     cancel_requested_at: float = 0.0
     decided_through_seq: int = 0
     pinned: bool = False
+    # what replay checks the decisions against: the last event the last decision saw
+    replay_through_seq: int = 0
 
     @property
     def is_terminal(self) -> bool:
@@ -130,6 +132,7 @@ def _workflow(msg: pb.WorkflowInfo) -> WorkflowView:
         cancel_requested_at=msg.cancel_requested_at,
         decided_through_seq=msg.decided_through_seq,
         pinned=msg.pinned,
+        replay_through_seq=msg.replay_through_seq or msg.decided_through_seq,
     )
 
 

@@ -40,6 +40,7 @@ from durable.controlplane.settings import (
     ScheduleSettings,
 )
 from durable.controlplane.store import Clock, Store, utc_now
+from durable.controlplane.sticky import StickyFallback
 from durable.controlplane.timers import TimerFirer
 
 logger = logging.getLogger(__name__)
@@ -198,6 +199,9 @@ class ControlPlane:
         if self.metrics_settings.port:
             port = self.metrics.serve(self.metrics_settings.port, setting="METRICS_PORT")
             logger.info("metrics on :%d/metrics", port)
+        self._supervise("sticky-fallback", StickyFallback(
+            self.store, fallback=self.grpc_settings.sticky_fallback, database=state,
+            on_freed=self.metrics.sticky_fallbacks.inc).run(self._stop))
         self._supervise("timers", TimerFirer(self.store, interval=self.timer_interval, database=state, signals=signals).run(self._stop))
         if self.schedule_settings.enabled:
             self._supervise("schedules", Scheduler(self.store, self.schedule_settings, self.metrics.record_schedules,

@@ -111,6 +111,22 @@ class ControlPlaneMetrics(MetricsEndpoint, StoreObserver):
             "workflow stays running, blocked, and the decision is retried.", ["type", "error_type"],
             registry=self.registry,
         )
+        self.sticky_fallbacks = Counter(
+            "durable_sticky_fallbacks",
+            "Decisions routed to the worker that keeps their workflow's instance that went to any "
+            "worker instead (not claimed within DURABLE_STICKY_FALLBACK_SECONDS).",
+            registry=self.registry,
+        )
+        self.decision_tasks_sent = Counter(
+            "durable_workflow_tasks_sent",
+            "Workflow tasks handed to workers, by what history they carried: whole, or new_events "
+            "(sticky: the worker keeps the instance).", ["history"], registry=self.registry,
+        )
+        self.decision_bytes_sent = Counter(
+            "durable_workflow_task_bytes_sent",
+            "Bytes of the workflow tasks handed to workers, by what history they carried.", ["history"],
+            registry=self.registry,
+        )
         self.schedule_fires = Counter(
             "durable_schedule_fires",
             "Schedule ticks handled, by outcome: started, skipped, buffered, cancelled (a previous run "
@@ -145,6 +161,11 @@ class ControlPlaneMetrics(MetricsEndpoint, StoreObserver):
 
     def decision_failed(self, workflow_type: str, error_type: str) -> None:
         self.decision_failures.labels(workflow_type, error_type).inc()
+
+    def decision_sent(self, new_events_only: bool, size: int) -> None:
+        history = "new_events" if new_events_only else "whole"
+        self.decision_tasks_sent.labels(history).inc()
+        self.decision_bytes_sent.labels(history).inc(size)
 
     def record_reaper(self, report: ReaperReport) -> None:
         self.reclaims.inc(report.reclaimed)

@@ -76,6 +76,12 @@ class GrpcSettings(BaseSettings):
         description="Longest wait, seconds, before a blocked workflow's failing decision is "
                     "tried again (doubling from 1 s; default 60).",
     )
+    sticky_fallback: float = Field(
+        2.0, gt=0, le=300, validation_alias="DURABLE_STICKY_FALLBACK_SECONDS",
+        description="How long a workflow's next decision waits for the worker that keeps its "
+                    "instance (sticky) before any worker of the type may take it with the whole "
+                    "history, seconds (default 2).",
+    )
     keda_address: str | None = Field(
         None, validation_alias="DURABLE_KEDA_ADDRESS",
         description="host:port of a second, read-only port serving only KEDA's external scaler "

@@ -36,7 +36,8 @@ from durable.worker.protocol import (
 )
 from durable.common.converter import from_json, to_json
 from durable.worker.workflows import NonDeterminismError, WorkflowCodeError
-from durable.worker.workflows.instance import format_frames
+from durable.worker.workflows.cache import InstanceCache
+from durable.worker.workflows.instance import WorkflowInstance, format_frames
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,8 @@ class RunningTask:
     handle: asyncio.Task[Any] | None = None
     phase: str = "running"  # running -> reporting
     cancel_reason: str | None = None
+    kept: WorkflowInstance | None = None  # a decision's instance, kept after it (sticky)
+    applied: bool = False  # a decision's report was answered: applied
 
     @property
     def ref(self) -> pb.TaskRef:
@@ -91,6 +94,7 @@ class TaskRunner:
         backoff: Callable[[], Backoff],
         metrics: WorkerMetrics | None = None,
         on_slot_freed: Callable[[], None] | None = None,
+        cache_size: int = 0,
     ) -> None:
         self.app = app
         self.activities = app.activities  # a live view: looked up once per task
@@ -101,6 +105,9 @@ class TaskRunner:
         self.completions = CompletionBatcher(link, worker_id)
         self.metrics = metrics
         self.on_slot_freed = on_slot_freed
+        self.cache: InstanceCache | None = InstanceCache(
+            cache_size, on_event=(lambda result: metrics.cache.labels(result).inc()) if metrics else None,
+        ) if cache_size > 0 else None
 
     async def execute(self, running: RunningTask) -> None:
         """Run the task to its end and report it (unless it was cancelled locally).
@@ -130,7 +137,16 @@ class TaskRunner:
 
     async def _execute(self, running: RunningTask) -> str:
         task = running.task
+        kept: WorkflowInstance | None = None
         try:
+            if task.kind == "workflow" and task.history_after_seq:
+                # routed here with only the new events: go on from the kept instance, or
+                # (no longer kept at that point) read the whole history and replay
+                kept = self.cache.take(task.workflow_id, task.history_after_seq) if self.cache else None
+                if kept is None:
+                    del task.history[:]
+                    task.history_after_seq = 0
+                    task.history_truncated = True
             if task.history_truncated:
                 try:
                     await self._read_rest_of_history(task)
@@ -139,7 +155,8 @@ class TaskRunner:
                                 task.workflow_id, task.id, exc)
                     return "cancelled"
             if task.kind == "workflow":
-                method, request = self._decide(task)
+                method, request = self._decide(task, running, kept)
+                kept = None
             elif task.kind == "query":
                 method, request = self._answer_query(task)
             else:
@@ -148,8 +165,12 @@ class TaskRunner:
             if running.cancel_reason is None:
                 raise
             return "cancelled"
+        finally:
+            if kept is not None:  # taken out for a decision that did not run
+                kept.close()
         if running.cancel_reason is not None:
             log.info("task %s: result dropped (%s)", task.id, running.cancel_reason)
+            self._forget(running)
             return "cancelled"
         running.phase = "reporting"
         if self.on_slot_freed is not None:
@@ -160,6 +181,9 @@ class TaskRunner:
             if running.cancel_reason is None:
                 raise
             return "cancelled"
+        finally:
+            if not running.applied:
+                self._forget(running)
         return {"CompleteTask": "completed", "FailTask": "failed", "AnswerQuery": "answered"}.get(method, "decided")
 
     # -- activities ---------------------------------------------------------------------------
@@ -224,7 +248,12 @@ class TaskRunner:
 
     # -- workflow decisions -------------------------------------------------------------------
 
-    def _decide(self, task: pb.Task) -> tuple[str, Any]:
+    def _decide(
+        self, task: pb.Task, running: RunningTask | None = None, kept: WorkflowInstance | None = None
+    ) -> tuple[str, Any]:
+        """Replay the history on a fresh instance, or feed the new events to the `kept` one;
+        with the cache on, the instance is kept after the decision (until its report says
+        whether it was applied)."""
         definition = self.app.workflows.get(task.activity_type)
         if definition is None:
             failure = failure_to_proto(
@@ -233,23 +262,42 @@ class TaskRunner:
                 "WorkflowNotRegistered",
             )
             return "FailTask", self._fail_request(task, failure)
+        instance = kept
         try:
-            decision = definition.decide(
-                history_from_proto(task.history),
-                task.decided_through_seq,
-                workflow_id=task.workflow_id,
-                activity_defaults=self.app.activity_options,
-            )
+            history = history_from_proto(task.history)
+            if instance is not None:
+                decision = instance.advance(history, task.decided_through_seq)
+            else:
+                if self.cache is not None:
+                    self.cache.missed()
+                instance = definition.instance(task.workflow_id, activity_defaults=self.app.activity_options)
+                decision = instance.replay(history, task.decided_through_seq, keep_open=self.cache is not None)
             actions = actions_to_proto(decision.actions)
         except Exception as exc:  # noqa: BLE001 - workflow code may raise anything
+            if instance is not None:
+                instance.close()
             return "FailTask", self._fail_request(task, self._decision_failure(task, exc))
+        keeps = self.cache is not None and running is not None and not decision.ended
+        if keeps:
+            self.cache.put(task.workflow_id, instance, decision.seen_through_seq)  # type: ignore[union-attr]
+            running.kept = instance  # type: ignore[union-attr]
+        elif self.cache is not None:
+            instance.close()
         return "CompleteWorkflowTask", pb.CompleteWorkflowTaskRequest(
             worker_id=self.worker_id,
             task_id=task.id,
             attempt=task.attempt,
             seen_through_seq=decision.seen_through_seq,
             actions=actions,
+            keeps_instance=keeps,
         )
+
+    def _forget(self, running: RunningTask) -> None:
+        """A kept instance whose decision was not applied (dropped, refused, never reported)
+        stands where the history does not: out of the cache with it."""
+        if running.kept is not None and self.cache is not None:
+            self.cache.drop(running.task.workflow_id, running.kept)
+        running.kept = None
 
     async def _read_rest_of_history(self, task: pb.Task) -> None:
         """A history too large for the claim's answer came truncated: read the rest, in pages
@@ -349,9 +397,11 @@ class TaskRunner:
                 backoff = backoff or self._backoff()
                 await asyncio.sleep(backoff.next_delay())
                 continue
-            if method == "CompleteWorkflowTask" and not response.applied:
-                log.info("workflow %s: history moved; decision dropped, a new task follows",
-                         task.workflow_id)
+            if method == "CompleteWorkflowTask":
+                running.applied = response.applied
+                if not response.applied:
+                    log.info("workflow %s: decision out of date, dropped; a new task follows",
+                             task.workflow_id)
             elif method == "FailTask":
                 log.debug("task %s failed: outcome %s", task.id, response.outcome)
             return

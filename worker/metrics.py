@@ -32,6 +32,13 @@ class WorkerMetrics(MetricsEndpoint):
             "workflow stays running, blocked, and the decision is retried.",
             ["type", "error_type"], registry=self.registry,
         )
+        self.cache = Counter(
+            "durable_worker_workflow_cache",
+            "Decisions by how the workflow's instance was found: hit (kept in memory, only the new "
+            "events fed), miss (replayed from the whole history); and evictions (instances "
+            "dropped to stay within DURABLE_WORKFLOW_CACHE_SIZE).",
+            ["result"], registry=self.registry,
+        )
         self._children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
 
     def decision_failed(self, workflow_type: str, error_type: str) -> None:

@@ -175,6 +175,7 @@ class Worker:
                 backoff=self.new_backoff,
                 metrics=self.metrics,
                 on_slot_freed=self._capacity_changed.set,
+                cache_size=self.settings.workflow_cache_size,
             )
             if self.settings.metrics_port:  # both ports checked before either server starts
                 ensure_free(self.settings.health_host, self.settings.metrics_port, "WORKER_METRICS_PORT")

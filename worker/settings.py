@@ -56,6 +56,15 @@ class WorkerSettings(BaseSettings):
         le=10_000,
         description="Tasks run at once (activities and workflow decisions). Default 10.",
     )
+    workflow_cache_size: int = Field(
+        1000,
+        alias="DURABLE_WORKFLOW_CACHE_SIZE",
+        ge=0,
+        le=1_000_000,
+        description="Workflow instances kept in memory after their decisions (least recently "
+        "used go first); their next decisions come to this worker with only the new events. "
+        "0 = off: every decision replays the whole history. Default 1000.",
+    )
     worker_group: str = Field(
         "default",
         alias="WORKER_GROUP",

@@ -147,7 +147,8 @@ def workflow_task(c: ClaimedWorkflowTask) -> pb.Task:
     msg = task(c.task)
     msg.input_json = ""
     msg.history.extend(event(e) for e in c.history)
-    msg.decided_through_seq = c.workflow.decided_through_seq
+    msg.decided_through_seq = c.workflow.replay_through_seq
+    msg.history_after_seq = c.history_after_seq
     return msg
 
 
@@ -168,6 +169,7 @@ def workflow(w: WorkflowInstance) -> pb.WorkflowInfo:
         cancel_requested_at=ts(w.cancel_requested_at),
         decided_through_seq=w.decided_through_seq,
         pinned=w.pinned,
+        replay_through_seq=w.replay_through_seq,
     )
 
 

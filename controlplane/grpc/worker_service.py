@@ -88,6 +88,8 @@ class WorkerService(pb_grpc.WorkerServiceServicer):
         limit = request.max_tasks or 1
         keys = [f"activity:{t}" for t in activity_types] + [f"workflow:{t}" for t in workflow_types]
         keys += [f"query:{t}" for t in workflow_types]
+        if workflow_types:  # decisions routed to this worker (it keeps their instances)
+            keys.append(f"sticky:{worker_id}")
         loop = asyncio.get_running_loop()
         deadline = loop.time() + request.wait_seconds
         checked = False
@@ -144,6 +146,9 @@ class WorkerService(pb_grpc.WorkerServiceServicer):
                 await self._refuse_oversized(worker_id, huge)
         if rest:
             await self.store.release_tasks(worker_id, [(t.id, t.attempt) for t in rest])
+        for t in kept:
+            if t.kind == "workflow":
+                self.store.observer.decision_sent(t.history_after_seq > 0, t.ByteSize())
         response = pb.ClaimTasksResponse()
         response.tasks.extend(kept)
         return response
@@ -279,6 +284,7 @@ class WorkerService(pb_grpc.WorkerServiceServicer):
             request.attempt,
             request.seen_through_seq,
             actions,
+            keeps_instance=request.keeps_instance,
         )
         return pb.CompleteWorkflowTaskResponse(applied=applied)
 

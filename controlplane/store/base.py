@@ -92,6 +92,10 @@ class StoreObserver:
     def decision_failed(self, workflow_type: str, error_type: str) -> None:
         """A decision failed (workflow code raised, or a non-determinism): blocked."""
 
+    def decision_sent(self, new_events_only: bool, size: int) -> None:
+        """A workflow task went to a worker: `size` bytes, with its whole history or (sticky,
+        the worker keeps the instance) only the new events."""
+
 
 class StoreBase:
     """Connection pool, clock and the primitives the concept modules share."""
@@ -224,7 +228,8 @@ class StoreBase:
     async def _wake(self, conn: asyncpg.Connection, wf: WorkflowInstance, now: datetime) -> None:
         """Make sure a decision is queued for the workflow."""
         await conn.execute(
-            Q.wake_workflow, wf.id, wf.workflow_type, now, self.workflow_task_max_attempts, wf.trace_id, wf.span_id
+            Q.wake_workflow, wf.id, wf.workflow_type, now, self.workflow_task_max_attempts, wf.trace_id, wf.span_id,
+            wf.sticky_worker_id,
         )
 
     async def _insert_task(

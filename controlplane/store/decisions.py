@@ -1,9 +1,12 @@
 """Workflow decisions and durable timers.
 
-A decision is what a worker returns after replaying a workflow's history. It is applied in
-one transaction, conditional on the history not having moved since the worker read it: when
-it moved, the decision is dropped (a newer decision task already waits with the longer
-history), so no decision is ever applied twice.
+A decision is what a worker returns after replaying a workflow's history through sequence
+`seen_through_seq`. It is applied in one transaction when no other decision was recorded
+after what it saw, even though other events (signals, completions, fired timers) may have
+arrived meanwhile: its commands go after them, and those events start the next decision
+(one is queued with each of them). A decision computed before another one was applied is
+dropped, so nothing is applied twice; so is a decision that ends the workflow while events it
+did not see wait (the code sees them first).
 """
 
 from __future__ import annotations
@@ -38,9 +41,13 @@ class DecisionStore(StoreBase):
         attempt: int,
         seen_through_seq: int,
         actions: Sequence[dict[str, Any]],
+        *,
+        keeps_instance: bool = False,
     ) -> bool:
-        """Apply a decision. Returns False (and changes nothing but the task) when the history
-        moved past `seen_through_seq` or the workflow already ended."""
+        """Apply a decision. Returns False (and changes nothing but the task) when it is out
+        of date (a decision was recorded after `seen_through_seq`, or it would end the
+        workflow before events it did not see) or the workflow already ended. `keeps_instance`:
+        the worker holds the instance, and the workflow's next decision is routed to it."""
         task_id = parse_uuid(task_id, "task_id")
         if len(actions) > MAX_ACTIONS:
             raise InvalidArgument(f"a decision may carry at most {MAX_ACTIONS} actions")
@@ -56,13 +63,21 @@ class DecisionStore(StoreBase):
             task = await self._lock_owned(conn, task_id, worker_id, attempt)
             if task.kind != "workflow":
                 raise InvalidArgument(f"task {task_id} is a {task.kind} task, not a workflow task")
-            if wf.is_terminal or wf.last_event_seq != seen_through_seq:
+            unseen = wf.last_event_seq > seen_through_seq
+            if (wf.is_terminal or not wf.decided_through_seq <= seen_through_seq <= wf.last_event_seq
+                    or (unseen and terminal_at)):
                 await conn.execute(Q.complete_task, task_id, dumps({"applied": False}), now)
                 if not wf.is_terminal:
                     await self._wake(conn, wf, now)
+                    waiting = await conn.fetchval(Q.waiting_decision, wf.id)
+                    if waiting is not None:  # it waited for this one to end
+                        await self.notify(conn, {waiting: 1})
                 applied = False
             else:
-                await self._apply(conn, wf, task_id, seen_through_seq, planned, now)
+                await self._apply(conn, wf, task_id, seen_through_seq, planned, now,
+                                  sticky=worker_id if keeps_instance else None)
+                if unseen:  # the events it did not see have their decision queued; make sure
+                    await self._wake(conn, wf, now)
                 applied = True
         self.observer.decided(wf.workflow_type, applied)
         return applied
@@ -75,6 +90,8 @@ class DecisionStore(StoreBase):
         seen_through_seq: int,
         planned: list[dict[str, Any]],
         now: datetime,
+        *,
+        sticky: str | None = None,
     ) -> None:
         """Record the decision's events and tasks; the caller holds the workflow's lock."""
         events: list[tuple[str, dict[str, Any]]] = []
@@ -130,7 +147,7 @@ class DecisionStore(StoreBase):
         last_seq = await self._append(conn, wf.id, wf.last_event_seq, events, now)
         await conn.execute(
             Q.finish_decision, wf.id, now, seen_through_seq, last_seq, task_id,
-            dumps({"applied": True, "actions": len(planned)}),
+            dumps({"applied": True, "actions": len(planned)}), sticky,
         )
         if terminal is not None:
             status, value = terminal
@@ -154,7 +171,9 @@ class DecisionStore(StoreBase):
         if kind == "schedule_activity":
             activity_type = check_name(action.get("activity_type"), f"{field}.activity_type")
             activity_id = check_name(action.get("activity_id"), f"{field}.activity_id")
-            input_value = action.get("input") or {}
+            input_value = action.get("input")
+            if input_value is None:  # 0, "", [] and false are inputs too
+                input_value = {}
             options = action.get("options")
             opts = options if isinstance(options, ActivityOptions) else ActivityOptions.parse(
                 options, field=f"{field}.options"

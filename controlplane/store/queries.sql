@@ -47,14 +47,16 @@ WITH advanced AS (
     UPDATE durable_workflow_instances
     SET last_event_seq = last_event_seq + cardinality($3::text[]), updated_at = $5
     WHERE id = $1 AND last_event_seq = $2
-    RETURNING id, workflow_type, last_event_seq, trace_id, span_id
+    RETURNING id, workflow_type, last_event_seq, trace_id, span_id, sticky_worker_id
 ), appended AS (
     INSERT INTO durable_workflow_events (workflow_id, sequence_num, event_type, event_data, created_at)
     SELECT a.id, $2 + e.ord, e.event_type, e.event_data::jsonb, $5
     FROM advanced a, unnest($3::text[], $4::text[]) WITH ORDINALITY AS e(event_type, event_data, ord)
 ), woken AS (
-    INSERT INTO durable_task_queue (kind, workflow_id, activity_type, visible_at, created_at, max_attempts, trace_id, span_id)
-    SELECT 'workflow', a.id, a.workflow_type, $5, $5, $7, a.trace_id, a.span_id
+    -- routed to the worker that keeps the instance while that worker is active (0009)
+    INSERT INTO durable_task_queue (kind, workflow_id, activity_type, visible_at, created_at, max_attempts, trace_id, span_id, sticky_to)
+    SELECT 'workflow', a.id, a.workflow_type, $5, $5, $7, a.trace_id, a.span_id,
+           (SELECT k.id FROM durable_workers k WHERE k.id = a.sticky_worker_id AND k.status = 'active')
     FROM advanced a WHERE $6::boolean
     ON CONFLICT (workflow_id) WHERE kind = 'workflow' AND status = 'pending' DO NOTHING
 )
@@ -78,6 +80,13 @@ FROM durable_workflow_events
 WHERE workflow_id = ANY($1::text[])
 ORDER BY workflow_id, sequence_num;
 
+-- name: load_events_after_many
+-- The histories of workflows $1, each after its own sequence number in $2 (0: all of it).
+SELECT e.workflow_id, e.sequence_num, e.event_type, e.event_data, e.created_at
+FROM unnest($1::text[], $2::int[]) AS w(id, after_seq)
+JOIN durable_workflow_events e ON e.workflow_id = w.id AND e.sequence_num > w.after_seq
+ORDER BY e.workflow_id, e.sequence_num;
+
 -- name: set_workflow_status
 UPDATE durable_workflow_instances
 SET status = $2,
@@ -91,21 +100,36 @@ RETURNING *;
 
 -- name: finish_decision
 -- An applied decision's bookkeeping in one statement: the workflow decided through sequence
--- $4 (and running), its signals up to $3 (what the worker saw) delivered, and the decision
--- task $5 completed with result $6.
+-- $4 (and running), its signals up to $3 (what the worker saw) delivered, the worker that
+-- keeps the instance $7 (NULL: none) with the point it saw, and the decision task $5
+-- completed with result $6; the workflow's next decision, if one waited for this one to end
+-- (one at a time), is announced to its claims.
 WITH decided AS (
     UPDATE durable_workflow_instances
     SET decided_through_seq = $4, updated_at = $2, blocked = NULL,
         status = CASE WHEN status = 'pending' THEN 'running' ELSE status END,
-        started_at = COALESCE(started_at, $2)
+        started_at = COALESCE(started_at, $2),
+        decision_seen_seq = $3, sticky_worker_id = $7
     WHERE id = $1
 ), delivered AS (
     UPDATE durable_signals SET delivered_at = $2
     WHERE workflow_id = $1 AND sequence_num <= $3 AND delivered_at IS NULL
+), waiting AS (
+    SELECT pg_notify('durable_tasks', CASE WHEN sticky_to IS NULL THEN 'workflow:' || activity_type
+                                           ELSE 'sticky:' || sticky_to END || '=1')
+    FROM durable_task_queue
+    WHERE workflow_id = $1 AND kind = 'workflow' AND status = 'pending'
 )
 UPDATE durable_task_queue
 SET status = 'completed', result = $6::jsonb, completed_at = $2
-WHERE id = $5;
+WHERE id = $5 AND (SELECT count(*) FROM waiting) >= 0;
+
+-- name: waiting_decision
+-- The decision of workflow $1 that waited while another was claimed (one at a time): the key
+-- that wakes its claims, "sticky:<worker>" or "workflow:<type>" (no row: none waits).
+SELECT CASE WHEN sticky_to IS NULL THEN 'workflow:' || activity_type ELSE 'sticky:' || sticky_to END AS key
+FROM durable_task_queue
+WHERE workflow_id = $1 AND kind = 'workflow' AND status = 'pending';
 
 -- name: start_workflows_running
 -- Skips rows another transaction holds: the decision's own commit sets `running` too.
@@ -118,9 +142,11 @@ WHERE id IN (
 );
 
 -- name: wake_workflow
--- Queue a decision for the workflow unless one is already waiting.
-INSERT INTO durable_task_queue (kind, workflow_id, activity_type, visible_at, created_at, max_attempts, trace_id, span_id)
-VALUES ('workflow', $1, $2, $3, $3, $4, $5, $6)
+-- Queue a decision for the workflow unless one is already waiting; routed to worker $7 (the
+-- one that keeps the instance) while it is active.
+INSERT INTO durable_task_queue (kind, workflow_id, activity_type, visible_at, created_at, max_attempts, trace_id, span_id, sticky_to)
+VALUES ('workflow', $1, $2, $3, $3, $4, $5, $6,
+        (SELECT id FROM durable_workers WHERE id = $7 AND status = 'active'))
 ON CONFLICT (workflow_id) WHERE kind = 'workflow' AND status = 'pending' DO NOTHING;
 
 -- name: insert_task
@@ -142,24 +168,50 @@ SELECT status FROM durable_workers WHERE id = $1;
 -- an active worker (no rows at all when it is not active: the caller then asks why).
 -- Activity types in $6 are held back by an open circuit breaker. Each (kind, type) is read
 -- in the order of the partial claim index, so a claim costs the same with 10 or 10 million
--- tasks waiting; SKIP LOCKED lets concurrent claimers pass each other. It returns only the
--- columns a worker is handed (records.ClaimedTask).
+-- tasks waiting; SKIP LOCKED lets concurrent claimers pass each other. Decisions routed to
+-- this worker (sticky_to: it keeps their workflows' instances) come through their own index;
+-- other workers pass them by until the fallback clears sticky_to. A workflow decides one
+-- decision at a time: its next waits while one is claimed (for up to 10 s: a worker that died
+-- deciding does not hold it back until the reaper notices). It returns only the columns a
+-- worker is handed (records.ClaimedTask).
 WITH wanted AS (
     SELECT 'activity'::text AS kind, t AS type FROM unnest($2::text[]) AS t WHERE t <> ALL($6::text[])
     UNION ALL
     SELECT 'workflow'::text, t FROM unnest($3::text[]) AS t
 ),
-next AS (
-    SELECT c.id FROM wanted w
+active AS (
+    SELECT EXISTS (SELECT 1 FROM durable_workers WHERE id = $1 AND status = 'active') AS ok
+),
+mine AS (
+    SELECT q.id, q.priority, q.visible_at FROM durable_task_queue q
+    WHERE q.status = 'pending' AND q.sticky_to = $1 AND q.kind = 'workflow'
+      AND q.activity_type = ANY($3::text[]) AND q.visible_at <= $5 AND (SELECT ok FROM active)
+      AND NOT EXISTS (SELECT 1 FROM durable_task_queue d
+                      WHERE d.workflow_id = q.workflow_id AND d.kind = 'workflow' AND d.status = 'claimed'
+                        AND d.claimed_at > $5 - interval '10 seconds')
+    ORDER BY q.priority DESC, q.visible_at
+    LIMIT $4
+    FOR UPDATE SKIP LOCKED
+),
+typed AS (
+    SELECT c.id, c.priority, c.visible_at FROM wanted w
     CROSS JOIN LATERAL (
         SELECT q.id, q.priority, q.visible_at FROM durable_task_queue q
         WHERE q.status = 'pending' AND q.kind = w.kind AND q.activity_type = w.type AND q.visible_at <= $5
+          AND q.sticky_to IS NULL
+          AND (w.kind <> 'workflow' OR NOT EXISTS (
+              SELECT 1 FROM durable_task_queue d
+              WHERE d.workflow_id = q.workflow_id AND d.kind = 'workflow' AND d.status = 'claimed'
+                        AND d.claimed_at > $5 - interval '10 seconds'))
         ORDER BY q.priority DESC, q.visible_at
         LIMIT $4
         FOR UPDATE SKIP LOCKED
     ) c
-    WHERE EXISTS (SELECT 1 FROM durable_workers WHERE id = $1 AND status = 'active')
-    ORDER BY c.priority DESC, c.visible_at
+    WHERE (SELECT ok FROM active)
+),
+next AS (
+    SELECT id FROM (SELECT * FROM mine UNION ALL SELECT * FROM typed) AS s
+    ORDER BY priority DESC, visible_at
     LIMIT $4
 )
 UPDATE durable_task_queue t
@@ -168,7 +220,7 @@ FROM next
 WHERE t.id = next.id
 RETURNING t.id, t.kind, t.workflow_id, t.activity_id, t.activity_type, t.input, t.attempt, t.max_attempts,
     t.priority, t.visible_at, t.claimed_by, t.heartbeat_timeout, t.start_to_close_timeout,
-    t.heartbeat_details, t.trace_id, t.span_id;
+    t.heartbeat_details, t.trace_id, t.span_id, t.sticky_to;
 
 -- name: claim_tasks_of_types
 -- claim_tasks for a worker of several types, locking only the rows it takes: each (kind, type)
@@ -188,10 +240,23 @@ candidates AS (
     CROSS JOIN LATERAL (
         SELECT q.id FROM durable_task_queue q
         WHERE q.status = 'pending' AND q.kind = w.kind AND q.activity_type = w.type AND q.visible_at <= $5
+          AND q.sticky_to IS NULL
+          AND (w.kind <> 'workflow' OR NOT EXISTS (
+              SELECT 1 FROM durable_task_queue d
+              WHERE d.workflow_id = q.workflow_id AND d.kind = 'workflow' AND d.status = 'claimed'
+                        AND d.claimed_at > $5 - interval '10 seconds'))
         ORDER BY q.priority DESC, q.visible_at
         LIMIT 2 * $4
     ) c
     WHERE EXISTS (SELECT 1 FROM durable_workers WHERE id = $1 AND status = 'active')
+    UNION ALL
+    SELECT q.id FROM durable_task_queue q
+    WHERE q.status = 'pending' AND q.sticky_to = $1 AND q.kind = 'workflow'
+      AND q.activity_type = ANY($3::text[]) AND q.visible_at <= $5
+      AND EXISTS (SELECT 1 FROM durable_workers WHERE id = $1 AND status = 'active')
+      AND NOT EXISTS (SELECT 1 FROM durable_task_queue d
+                      WHERE d.workflow_id = q.workflow_id AND d.kind = 'workflow' AND d.status = 'claimed'
+                        AND d.claimed_at > $5 - interval '10 seconds')
 ),
 next AS (
     SELECT q.id FROM durable_task_queue q
@@ -206,7 +271,7 @@ FROM next
 WHERE t.id = next.id
 RETURNING t.id, t.kind, t.workflow_id, t.activity_id, t.activity_type, t.input, t.attempt, t.max_attempts,
     t.priority, t.visible_at, t.claimed_by, t.heartbeat_timeout, t.start_to_close_timeout,
-    t.heartbeat_details, t.trace_id, t.span_id;
+    t.heartbeat_details, t.trace_id, t.span_id, t.sticky_to;
 
 -- name: claim_tasks_of_type
 -- The same, for a single activity type in half-open trial mode.
@@ -223,7 +288,7 @@ FROM next
 WHERE t.id = next.id
 RETURNING t.id, t.kind, t.workflow_id, t.activity_id, t.activity_type, t.input, t.attempt, t.max_attempts,
     t.priority, t.visible_at, t.claimed_by, t.heartbeat_timeout, t.start_to_close_timeout,
-    t.heartbeat_details, t.trace_id, t.span_id;
+    t.heartbeat_details, t.trace_id, t.span_id, t.sticky_to;
 
 -- name: lock_owned_task
 -- The fence: the row only when this worker still holds this attempt.
@@ -292,7 +357,7 @@ WHERE id = $1;
 
 -- name: retry_task
 UPDATE durable_task_queue
-SET status = 'pending', claimed_by = NULL, claimed_at = NULL, heartbeat_at = NULL,
+SET status = 'pending', claimed_by = NULL, claimed_at = NULL, heartbeat_at = NULL, sticky_to = NULL,
     visible_at = $2, last_error = $3, error_history = error_history || $4::jsonb
 WHERE id = $1;
 
@@ -326,7 +391,7 @@ SELECT * FROM durable_task_queue WHERE status = 'claimed' AND claimed_by = $1 FO
 
 -- name: release_task
 UPDATE durable_task_queue
-SET status = 'pending', claimed_by = NULL, claimed_at = NULL, heartbeat_at = NULL,
+SET status = 'pending', claimed_by = NULL, claimed_at = NULL, heartbeat_at = NULL, sticky_to = NULL,
     visible_at = $2, release_count = release_count + 1
 WHERE id = $1;
 
@@ -482,9 +547,26 @@ LIMIT $2;
 -- name: lock_task_in_state
 SELECT * FROM durable_task_queue WHERE id = $1 AND status = $2 AND attempt = $3 FOR UPDATE;
 
+-- name: unstick_overdue
+-- The sticky fallback: decisions routed to a worker that has not claimed them since $1 (it was
+-- killed, or is busy) go to any worker of their type, up to $2 at a time. Also every pending
+-- decision routed to worker $3 (it stopped). What was freed, per type, to wake claims.
+WITH overdue AS (
+    SELECT id FROM durable_task_queue
+    WHERE status = 'pending' AND sticky_to IS NOT NULL AND (visible_at <= $1 OR sticky_to = $3)
+    ORDER BY visible_at
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+), freed AS (
+    UPDATE durable_task_queue t SET sticky_to = NULL
+    FROM overdue WHERE t.id = overdue.id
+    RETURNING t.kind, t.activity_type
+)
+SELECT kind, activity_type, count(*) AS n FROM freed GROUP BY kind, activity_type;
+
 -- name: reclaim_tasks
 UPDATE durable_task_queue
-SET status = 'pending', claimed_by = NULL, claimed_at = NULL, heartbeat_at = NULL,
+SET status = 'pending', claimed_by = NULL, claimed_at = NULL, heartbeat_at = NULL, sticky_to = NULL,
     visible_at = $2::timestamptz, reclaim_count = reclaim_count + 1,
     last_error = 'worker stopped heartbeating', error_history = error_history || jsonb_build_array(
         jsonb_build_object('attempt', attempt, 'type', 'HeartbeatTimeout',

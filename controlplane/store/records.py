@@ -52,11 +52,19 @@ class WorkflowInstance(_FromRow):
     blocked: dict[str, Any] | None = None
     cancel_requested_at: datetime | None = None
     pinned: bool = False
+    sticky_worker_id: str | None = None
+    decision_seen_seq: int | None = None
     _json_fields = ("input", "result", "error", "blocked")
 
     @property
     def is_terminal(self) -> bool:
         return self.status in ("completed", "failed", "cancelled")
+
+    @property
+    def replay_through_seq(self) -> int:
+        """The last event whose decision was applied, as replay counts it (commands issued
+        while handling events up to here are all in the history)."""
+        return self.decided_through_seq if self.decision_seen_seq is None else self.decision_seen_seq
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +150,7 @@ class ClaimedTask:
     heartbeat_details_json: str | None
     trace_id: str | None
     span_id: str | None
+    sticky_to: str | None = None  # a workflow task routed to the worker that holds its instance
 
     @classmethod
     def from_row(cls, row: asyncpg.Record) -> ClaimedTask:
@@ -164,6 +173,9 @@ class ClaimedWorkflowTask:
     task: ClaimedTask
     workflow: WorkflowInstance
     history: list[Event]
+    # The history holds only the events after this sequence number (0: all of it): the task
+    # went to the worker that keeps the workflow's instance from its last decision.
+    history_after_seq: int = 0
 
 
 @dataclass(frozen=True)

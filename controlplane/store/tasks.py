@@ -147,11 +147,20 @@ class TaskStore(BreakerStore):
             r["id"]: WorkflowInstance.from_row(r)
             for r in await conn.fetch(Q.get_workflows, ids)
         }
+        # A decision routed to the worker that keeps the instance (sticky_to: it decided last)
+        # needs only the events after what that decision saw.
+        after = {
+            t.workflow_id: workflows[t.workflow_id].decision_seen_seq or 0
+            for t in decisions
+            if t.sticky_to is not None and t.workflow_id in workflows
+            and workflows[t.workflow_id].sticky_worker_id == t.sticky_to
+        }
         histories: dict[str, list[Event]] = {i: [] for i in ids if i}
-        for row in await conn.fetch(Q.load_events_many, ids):
+        for row in await conn.fetch(Q.load_events_after_many, ids, [after.get(i, 0) for i in ids]):
             histories[row["workflow_id"]].append(Event.from_row(row))
         return [
-            ClaimedWorkflowTask(task=t, workflow=workflows[t.workflow_id], history=histories[t.workflow_id])  # type: ignore[index]
+            ClaimedWorkflowTask(task=t, workflow=workflows[t.workflow_id], history=histories[t.workflow_id],  # type: ignore[index]
+                                history_after_seq=after.get(t.workflow_id, 0))  # type: ignore[arg-type]
             for t in decisions
         ]
 
@@ -272,7 +281,7 @@ class TaskStore(BreakerStore):
                         {
                             "activity_id": task["activity_id"],
                             "activity_type": task["activity_type"],
-                            "result": plain(result) or {},
+                            "result": _or_empty(plain(result)),
                             "attempt": task["attempt"],
                         },
                     )],
@@ -414,3 +423,9 @@ class TaskStore(BreakerStore):
         if row is None:
             raise NotFound(f"task {task_id} does not exist")
         return Task.from_row(row)  # type: ignore[no-any-return]
+
+
+def _or_empty(value: Any) -> Any:
+    """A result as its event records it: none is {} (as it always was); 0, "", [] and false
+    are results too."""
+    return {} if value is None else value

@@ -8,6 +8,7 @@ from durable.common.errors import InvalidArgument, NotFound
 from durable.controlplane.store.base import StoreBase, check_name, check_names
 from durable.controlplane.store.queries import Q
 from durable.controlplane.store.records import Worker
+from durable.controlplane.store.sticky import unstick_worker
 
 
 class WorkerStore(StoreBase):
@@ -61,12 +62,16 @@ class WorkerStore(StoreBase):
         registers again, even if it is marked lost and comes back meanwhile."""
         if await self.pool.fetchval(Q.drain_worker, worker_id) is None:
             raise NotFound(f"worker {worker_id!r} is not registered")
+        async with self.pool.acquire() as conn:  # its next decisions go to other workers now
+            await unstick_worker(conn, worker_id)
 
     async def deregister_worker(self, worker_id: str) -> int:
         """Mark the worker stopped and hand back whatever it still holds; returns that count."""
         released = await self.release_tasks(worker_id)  # type: ignore[attr-defined]
         if await self.pool.fetchval(Q.stop_worker, worker_id, self.now()) is None:
             raise NotFound(f"worker {worker_id!r} is not registered")
+        async with self.pool.acquire() as conn:
+            await unstick_worker(conn, worker_id)
         return released  # type: ignore[no-any-return]
 
     async def list_workers(self, worker_group: str | None = None, include_stopped: bool = False) -> list[Worker]:

@@ -178,7 +178,7 @@ class WorkflowStore(StoreBase):
                 conn,
                 workflow_id,
                 wf.last_event_seq,
-                [("SignalReceived", {"signal_type": signal_type, "payload": payload or {}})],
+                [("SignalReceived", {"signal_type": signal_type, "payload": {} if payload is None else payload})],
                 now,
                 wake=True,
             )

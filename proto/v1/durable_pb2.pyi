@@ -65,7 +65,7 @@ class Event(_message.Message):
     def __init__(self, sequence_num: _Optional[int] = ..., event_type: _Optional[str] = ..., event_data_json: _Optional[str] = ..., created_at: _Optional[float] = ...) -> None: ...
 
 class Task(_message.Message):
-    __slots__ = ("id", "kind", "workflow_id", "activity_id", "activity_type", "input_json", "attempt", "max_attempts", "heartbeat_timeout", "start_to_close_timeout", "history", "decided_through_seq", "heartbeat_details_json", "traceparent", "history_truncated")
+    __slots__ = ("id", "kind", "workflow_id", "activity_id", "activity_type", "input_json", "attempt", "max_attempts", "heartbeat_timeout", "start_to_close_timeout", "history", "decided_through_seq", "heartbeat_details_json", "traceparent", "history_truncated", "history_after_seq")
     ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
@@ -81,6 +81,7 @@ class Task(_message.Message):
     HEARTBEAT_DETAILS_JSON_FIELD_NUMBER: _ClassVar[int]
     TRACEPARENT_FIELD_NUMBER: _ClassVar[int]
     HISTORY_TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    HISTORY_AFTER_SEQ_FIELD_NUMBER: _ClassVar[int]
     id: str
     kind: str
     workflow_id: str
@@ -96,7 +97,8 @@ class Task(_message.Message):
     heartbeat_details_json: str
     traceparent: str
     history_truncated: bool
-    def __init__(self, id: _Optional[str] = ..., kind: _Optional[str] = ..., workflow_id: _Optional[str] = ..., activity_id: _Optional[str] = ..., activity_type: _Optional[str] = ..., input_json: _Optional[str] = ..., attempt: _Optional[int] = ..., max_attempts: _Optional[int] = ..., heartbeat_timeout: _Optional[float] = ..., start_to_close_timeout: _Optional[float] = ..., history: _Optional[_Iterable[_Union[Event, _Mapping]]] = ..., decided_through_seq: _Optional[int] = ..., heartbeat_details_json: _Optional[str] = ..., traceparent: _Optional[str] = ..., history_truncated: _Optional[bool] = ...) -> None: ...
+    history_after_seq: int
+    def __init__(self, id: _Optional[str] = ..., kind: _Optional[str] = ..., workflow_id: _Optional[str] = ..., activity_id: _Optional[str] = ..., activity_type: _Optional[str] = ..., input_json: _Optional[str] = ..., attempt: _Optional[int] = ..., max_attempts: _Optional[int] = ..., heartbeat_timeout: _Optional[float] = ..., start_to_close_timeout: _Optional[float] = ..., history: _Optional[_Iterable[_Union[Event, _Mapping]]] = ..., decided_through_seq: _Optional[int] = ..., heartbeat_details_json: _Optional[str] = ..., traceparent: _Optional[str] = ..., history_truncated: _Optional[bool] = ..., history_after_seq: _Optional[int] = ...) -> None: ...
 
 class RegisterWorkerRequest(_message.Message):
     __slots__ = ("worker_id", "worker_group", "activity_types", "workflow_types", "max_concurrency", "hostname", "version")
@@ -369,18 +371,20 @@ class WorkflowAction(_message.Message):
     def __init__(self, schedule_activity: _Optional[_Union[ScheduleActivity, _Mapping]] = ..., start_timer: _Optional[_Union[StartTimer, _Mapping]] = ..., complete_workflow: _Optional[_Union[CompleteWorkflow, _Mapping]] = ..., fail_workflow: _Optional[_Union[FailWorkflow, _Mapping]] = ..., record_marker: _Optional[_Union[RecordMarker, _Mapping]] = ..., cancel_activity: _Optional[_Union[CancelActivity, _Mapping]] = ..., cancel_timer: _Optional[_Union[CancelTimer, _Mapping]] = ..., cancel_workflow: _Optional[_Union[CancelWorkflowAction, _Mapping]] = ...) -> None: ...
 
 class CompleteWorkflowTaskRequest(_message.Message):
-    __slots__ = ("worker_id", "task_id", "attempt", "seen_through_seq", "actions")
+    __slots__ = ("worker_id", "task_id", "attempt", "seen_through_seq", "actions", "keeps_instance")
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     SEEN_THROUGH_SEQ_FIELD_NUMBER: _ClassVar[int]
     ACTIONS_FIELD_NUMBER: _ClassVar[int]
+    KEEPS_INSTANCE_FIELD_NUMBER: _ClassVar[int]
     worker_id: str
     task_id: str
     attempt: int
     seen_through_seq: int
     actions: _containers.RepeatedCompositeFieldContainer[WorkflowAction]
-    def __init__(self, worker_id: _Optional[str] = ..., task_id: _Optional[str] = ..., attempt: _Optional[int] = ..., seen_through_seq: _Optional[int] = ..., actions: _Optional[_Iterable[_Union[WorkflowAction, _Mapping]]] = ...) -> None: ...
+    keeps_instance: bool
+    def __init__(self, worker_id: _Optional[str] = ..., task_id: _Optional[str] = ..., attempt: _Optional[int] = ..., seen_through_seq: _Optional[int] = ..., actions: _Optional[_Iterable[_Union[WorkflowAction, _Mapping]]] = ..., keeps_instance: _Optional[bool] = ...) -> None: ...
 
 class CompleteWorkflowTaskResponse(_message.Message):
     __slots__ = ("applied",)
@@ -467,7 +471,7 @@ class CancelWorkflowResponse(_message.Message):
     def __init__(self, cancelled_tasks: _Optional[int] = ...) -> None: ...
 
 class WorkflowInfo(_message.Message):
-    __slots__ = ("id", "workflow_type", "status", "input_json", "result_json", "error_json", "created_at", "updated_at", "started_at", "completed_at", "last_event_seq", "blocked_json", "cancel_requested_at", "decided_through_seq", "pinned")
+    __slots__ = ("id", "workflow_type", "status", "input_json", "result_json", "error_json", "created_at", "updated_at", "started_at", "completed_at", "last_event_seq", "blocked_json", "cancel_requested_at", "decided_through_seq", "replay_through_seq", "pinned")
     ID_FIELD_NUMBER: _ClassVar[int]
     WORKFLOW_TYPE_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
@@ -482,6 +486,7 @@ class WorkflowInfo(_message.Message):
     BLOCKED_JSON_FIELD_NUMBER: _ClassVar[int]
     CANCEL_REQUESTED_AT_FIELD_NUMBER: _ClassVar[int]
     DECIDED_THROUGH_SEQ_FIELD_NUMBER: _ClassVar[int]
+    REPLAY_THROUGH_SEQ_FIELD_NUMBER: _ClassVar[int]
     PINNED_FIELD_NUMBER: _ClassVar[int]
     id: str
     workflow_type: str
@@ -497,8 +502,9 @@ class WorkflowInfo(_message.Message):
     blocked_json: str
     cancel_requested_at: float
     decided_through_seq: int
+    replay_through_seq: int
     pinned: bool
-    def __init__(self, id: _Optional[str] = ..., workflow_type: _Optional[str] = ..., status: _Optional[str] = ..., input_json: _Optional[str] = ..., result_json: _Optional[str] = ..., error_json: _Optional[str] = ..., created_at: _Optional[float] = ..., updated_at: _Optional[float] = ..., started_at: _Optional[float] = ..., completed_at: _Optional[float] = ..., last_event_seq: _Optional[int] = ..., blocked_json: _Optional[str] = ..., cancel_requested_at: _Optional[float] = ..., decided_through_seq: _Optional[int] = ..., pinned: _Optional[bool] = ...) -> None: ...
+    def __init__(self, id: _Optional[str] = ..., workflow_type: _Optional[str] = ..., status: _Optional[str] = ..., input_json: _Optional[str] = ..., result_json: _Optional[str] = ..., error_json: _Optional[str] = ..., created_at: _Optional[float] = ..., updated_at: _Optional[float] = ..., started_at: _Optional[float] = ..., completed_at: _Optional[float] = ..., last_event_seq: _Optional[int] = ..., blocked_json: _Optional[str] = ..., cancel_requested_at: _Optional[float] = ..., decided_through_seq: _Optional[int] = ..., replay_through_seq: _Optional[int] = ..., pinned: _Optional[bool] = ...) -> None: ...
 
 class DescribeWorkflowRequest(_message.Message):
     __slots__ = ("workflow_id",)

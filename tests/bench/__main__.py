@@ -27,6 +27,7 @@ import psutil
 from tests.bench import peers as peer_bench
 from tests.bench.harness import Server, bench_server, describe_server, log
 from tests.bench.latency import run_latency_once
+from tests.bench.long_workflow import run_long_workflow_once
 from tests.bench.reaper import run_reaper
 from tests.bench.retention import run_retention
 from tests.bench.report import markdown, ratios, targets
@@ -35,7 +36,7 @@ from tests.bench.schema_floor import run_schema_floor
 from tests.bench.throughput import run_throughput
 from tests.bench.workflows import run_workflows_once
 
-BENCHMARKS = ("throughput", "latency", "workflows", "scale", "reaper", "operator", "retention")
+BENCHMARKS = ("throughput", "latency", "workflows", "long_workflow", "scale", "reaper", "operator", "retention")
 
 
 def _configs(text: str) -> list[tuple[int, int]]:
@@ -60,6 +61,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--load-rate", type=float, default=0.0,
                     help="background no-ops/s for latency under load (0: half the 2 x 32 throughput measured, else 500)")
     ap.add_argument("--workflows-n", type=int, default=1000)
+    ap.add_argument("--long-steps", type=int, default=300, help="steps of --only long_workflow's workflows")
     ap.add_argument("--workflow-apps", default="four_steps,agent_turn")
     ap.add_argument("--scale-workers", default="10,100,1000")
     ap.add_argument("--scale-tasks", type=int, default=1000)
@@ -89,6 +91,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.n, args.reps, args.latency_n, args.workflows_n = 3000, 1, 200, 200
         args.scale_workers, args.scale_tasks, args.reaper_stale, args.operator_pools = "10,100,300", 300, 10_000, 20
         args.retention_tasks, args.retention_workflows = 100_000, 10_000
+        args.long_steps = 60
     return args
 
 
@@ -155,6 +158,11 @@ async def run_all(server: Server, args: argparse.Namespace) -> dict[str, Any]:
             await run_workflows_once(server, app=app, n=args.workflows_n, workers=2, concurrency=32, log_dir=log_dir,
                                      profile_dir=args.profile)
             for app in filter(None, args.workflow_apps.split(","))
+        ]
+    if "long_workflow" in only:
+        data["long_workflow"] = [
+            await run_long_workflow_once(server, cache=cache, steps=args.long_steps, log_dir=log_dir)
+            for cache in (True, False)
         ]
     if "scale" in only:
         data["scale"] = [

@@ -3,6 +3,7 @@
 - `noop`: the no-op activity. It returns `time.time() - input["ts"]` measured as its first
   action when the input carries `ts` (enqueue-to-start latency); nothing else.
 - `probe`: the same, as a separate type (latency probes next to `noop` load).
+- `long_steps`: `n` sequential `noop` activities (the cost of decision 300 against decision 10).
 - `four_steps`: a no-op workflow of four sequential `noop` activities (an agent turn's shape:
   process_input -> reason -> act -> reason), then complete: plain async code on the
   workflow runtime.
@@ -40,3 +41,11 @@ async def four_steps(ctx: WorkflowContext, input: dict[str, Any]) -> dict[str, A
     for step in range(1, STEPS + 1):
         await ctx.activity("noop", {"step": step}, activity_id=f"step-{step}")
     return {"steps": STEPS}
+
+
+@app.workflow(name="long_steps")
+async def long_steps(ctx: WorkflowContext, input: dict[str, Any]) -> dict[str, Any]:
+    """`n` sequential no-op steps: what a decision costs as the history grows."""
+    for step in range(1, input["n"] + 1):
+        await ctx.activity("noop", {"step": step})
+    return {"steps": input["n"]}

@@ -196,6 +196,12 @@ def markdown(data: dict[str, Any]) -> str:
                   f"| ClaimTasks during the first default pass | {w(rp['claims_first_pass'])} |",
                   f"| ClaimTasks during all default passes | {w(rp['claims_default_passes'])} |",
                   f"| probe tasks claimed / handed out twice | {rp['probe_claims']} / {rp['probe_handed_out_twice']} |", ""]
+    if data.get("long_workflow"):
+        from tests.bench.long_workflow import long_workflow_table
+
+        steps = data["long_workflow"][0]["steps"]
+        lines += [f"## Decision cost as the history grows: {steps}-step sequential workflows, instance cache on and off",
+                  "", long_workflow_table(data["long_workflow"]), ""]
     if data.get("retention"):
         from tests.bench.retention import retention_markdown
 

@@ -41,17 +41,66 @@ async def test_decision_schedules_activities_and_completion_wakes_the_workflow(s
     ]
 
 
-async def test_a_decision_on_a_moved_history_is_dropped_and_retried(store: Store, worker: str, db: asyncpg.Connection) -> None:
+async def test_a_decision_on_a_prefix_is_applied_and_the_new_events_start_the_next(
+    store: Store, worker: str, db: asyncpg.Connection
+) -> None:
     wf, _ = await store.start_workflow("wf", {})
     [], [d] = await store.claim(worker, [], ["wf"])
     await store.signal_workflow(wf.id, "hurry", {})  # the history moves while the worker decides
-    applied = await store.complete_workflow_task(worker, d.task.id, d.task.attempt, 1, [schedule("s1")])
-    assert applied is False
-    assert await db.fetchval("SELECT count(*) FROM durable_task_queue WHERE kind = 'activity'") == 0
-    [], [retry] = await store.claim(worker, [], ["wf"])
-    assert [e.event_type for e in retry.history] == ["WorkflowStarted", "SignalReceived"]
-    assert await store.complete_workflow_task(worker, retry.task.id, retry.task.attempt, 2, [schedule("s1")])
+    assert await store.complete_workflow_task(worker, d.task.id, d.task.attempt, 1, [schedule("s1")])
+    # its command goes after the signal it did not see; the signal is not delivered yet
+    assert [e.event_type for e in await store.load_events(wf.id)] == [
+        "WorkflowStarted", "SignalReceived", "ActivityScheduled"]
+    assert await db.fetchval("SELECT count(*) FROM durable_task_queue WHERE kind = 'activity'") == 1
+    assert (await store.list_signals(wf.id))[0].delivered_at is None
+    after = await store.get_workflow(wf.id)
+    assert (after.decided_through_seq, after.replay_through_seq) == (3, 1)
+    # the signal's decision follows, with the whole history
+    [], [nxt] = await store.claim(worker, [], ["wf"])
+    assert [e.event_type for e in nxt.history] == ["WorkflowStarted", "SignalReceived", "ActivityScheduled"]
+    assert await store.complete_workflow_task(worker, nxt.task.id, nxt.task.attempt, 3, [])
     assert (await store.list_signals(wf.id))[0].delivered_at is not None
+
+
+async def test_a_decision_made_before_another_was_applied_is_dropped(
+    store: Store, worker: str, db: asyncpg.Connection
+) -> None:
+    wf, _ = await store.start_workflow("wf", {})
+    [], [d] = await store.claim(worker, [], ["wf"])
+    assert await store.complete_workflow_task(worker, d.task.id, d.task.attempt, 1, [schedule("s1")])
+    # a second decision task computed on the history before that decision (a duplicate
+    # attempt, say) would schedule s1 again: it is dropped, and nothing is applied twice
+    await store.signal_workflow(wf.id, "hurry", {})
+    [], [late] = await store.claim(worker, [], ["wf"])
+    assert await store.complete_workflow_task(worker, late.task.id, late.task.attempt, 1, [schedule("s1")]) is False
+    assert [e.event_type for e in await store.load_events(wf.id)] == [
+        "WorkflowStarted", "ActivityScheduled", "SignalReceived"]
+    # and dropping it queued a decision for the signal
+    [], [retry] = await store.claim(worker, [], ["wf"])
+    assert await store.complete_workflow_task(worker, retry.task.id, retry.task.attempt, 3, [schedule("s2")])
+    assert (await store.list_signals(wf.id))[0].delivered_at is not None
+
+
+async def test_a_decision_that_would_end_the_workflow_before_unseen_events_is_dropped(
+    store: Store, worker: str
+) -> None:
+    wf, _ = await store.start_workflow("wf", {})
+    [], [d] = await store.claim(worker, [], ["wf"])
+    await store.signal_workflow(wf.id, "wait", {})
+    done = {"type": "complete_workflow", "result": {}}
+    assert await store.complete_workflow_task(worker, d.task.id, d.task.attempt, 1, [done]) is False
+    assert (await store.get_workflow(wf.id)).status != "completed"
+    [], [retry] = await store.claim(worker, [], ["wf"])
+    assert await store.complete_workflow_task(worker, retry.task.id, retry.task.attempt, 2, [done])
+    assert (await store.get_workflow(wf.id)).status == "completed"
+
+
+async def test_a_replayed_action_for_an_existing_step_is_not_scheduled_twice(
+    store: Store, worker: str, db: asyncpg.Connection
+) -> None:
+    wf, _ = await store.start_workflow("wf", {})
+    [], [d] = await store.claim(worker, [], ["wf"])
+    assert await store.complete_workflow_task(worker, d.task.id, d.task.attempt, 1, [schedule("s1")])
     # a replayed action for a step that already exists is not scheduled twice
     [t], _ = await store.claim(worker, ["a"])
     await store.complete_task(worker, t.id, t.attempt, {})

@@ -144,12 +144,30 @@ class WorkflowInstance:
     def replay(self, history: Iterable[HistoryEvent], decided_through_seq: int, *, keep_open: bool = False) -> Decision:
         """Walk `history` from the start; return the commands beyond it. Raises
         WorkflowCodeError (NonDeterminismError, DeterminismViolation) when the code broke.
-        `keep_open`: leave the instance standing (to answer a query; close() after)."""
-        self._events = sorted_history(history)
+        `keep_open`: leave the instance standing (to answer a query, or to be fed the events
+        that follow with advance(); close() after)."""
+        self._events = []
+        return self.advance(history, decided_through_seq, keep_open=keep_open)
+
+    @property
+    def seen_through_seq(self) -> int:
+        """The last event this instance was fed."""
+        return self._events[-1].sequence_num if self._events else 0
+
+    def advance(self, events: Iterable[HistoryEvent], decided_through_seq: int, *, keep_open: bool = True) -> Decision:
+        """Go on from where the instance stands with the `events` after it (a kept instance,
+        sticky decisions): the same walk as replay(), as if the history had been fed whole."""
+        new = sorted_history(events)
+        if new and self._events and new[0].sequence_num != self._events[-1].sequence_num + 1:
+            raise ValueError(f"events after {self._events[-1].sequence_num} must follow it; got "
+                             f"{new[0].sequence_num}")
+        start = len(self._events)
+        self._events.extend(new)
         self.decided_through_seq = decided_through_seq
         try:
             after_end: list[HistoryEvent] = []
-            for index, event in enumerate(self._events):
+            for index in range(start, len(self._events)):
+                event = self._events[index]
                 if self.ended:
                     after_end = self._events[index:]
                     break

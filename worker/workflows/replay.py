@@ -75,5 +75,5 @@ def history_from_json(document: dict[str, Any]) -> tuple[str, str, list[HistoryE
     ]
     workflow_type = str(workflow.get("workflow_type") or next(
         (e.data.get("workflow_type", "") for e in events if e.event_type == "WorkflowStarted"), ""))
-    decided = workflow.get("decided_through_seq")
+    decided = workflow.get("replay_through_seq", workflow.get("decided_through_seq"))
     return str(workflow.get("id", "")), workflow_type, events, int(decided) if decided is not None else None
