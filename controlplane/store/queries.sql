@@ -279,11 +279,25 @@ SELECT pg_notify('durable_tasks', $1);
 
 -- name: complete_owned_activity
 -- The fence and the write in one statement: the activity completes only while worker $2 still
--- holds attempt $3 (no row otherwise: the caller then asks why).
-UPDATE durable_task_queue
+-- holds attempt $3 (no row otherwise: the caller then asks why). outcome_recorded: its
+-- workflow's history already holds this step's outcome (a requeued run of a step whose
+-- failure the workflow saw): the result stays on the task, the history gets no second one.
+UPDATE durable_task_queue t
 SET status = 'completed', result = $4::jsonb, completed_at = $5
 WHERE id = $1 AND status = 'claimed' AND claimed_by = $2 AND attempt = $3 AND kind = 'activity'
-RETURNING activity_id, activity_type, attempt;
+RETURNING activity_id, activity_type, attempt, t.workflow_id IS NOT NULL AND EXISTS (
+    SELECT 1 FROM durable_workflow_events e
+    WHERE e.workflow_id = t.workflow_id AND e.event_type IN ('ActivityCompleted', 'ActivityFailed')
+      AND e.event_data->>'activity_id' = t.activity_id
+) AS outcome_recorded;
+
+-- name: step_outcome_recorded
+-- Whether workflow $1's history holds an outcome of step $2 (the step-outcome index, 0011).
+SELECT EXISTS (
+    SELECT 1 FROM durable_workflow_events
+    WHERE workflow_id = $1 AND event_type IN ('ActivityCompleted', 'ActivityFailed')
+      AND event_data->>'activity_id' = $2
+);
 
 -- name: complete_task
 UPDATE durable_task_queue

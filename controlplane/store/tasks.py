@@ -262,7 +262,9 @@ class TaskStore(BreakerStore):
                 held = await self._lock_owned(conn, task_id, worker_id, attempt)
                 raise InvalidArgument(f"task {task_id} is a {held.kind} task; complete it with its own call")
             await self._breaker_success(conn, task["activity_type"], now)
-            if wf is not None and not wf.is_terminal:
+            # a step records one outcome: a requeued run of a step whose outcome the workflow
+            # already has keeps its result on its task only
+            if wf is not None and not wf.is_terminal and not task["outcome_recorded"]:
                 await self._append(
                     conn,
                     wf.id,
