@@ -32,6 +32,7 @@ from durable.controlplane.reaper import Reaper
 from durable.controlplane.retention import Retention
 from durable.controlplane.scheduler import Scheduler
 from durable.controlplane.settings import (
+    BreakerSettings,
     DatabaseSettings,
     GrpcSettings,
     MetricsSettings,
@@ -112,6 +113,7 @@ class ControlPlane:
         metrics: MetricsSettings | None = None,
         schedules: ScheduleSettings | None = None,
         retention: RetentionSettings | None = None,
+        breakers: BreakerSettings | None = None,
         run_migrations: bool = False,
         clock: Clock = utc_now,
         poll_interval: float = 2.0,
@@ -122,6 +124,7 @@ class ControlPlane:
         self.grpc_settings = grpc_settings or GrpcSettings()
         self.reaper_settings = reaper or ReaperSettings()
         self.retention_settings = retention or RetentionSettings()
+        self.breaker_settings = breakers or BreakerSettings()
         self.run_migrations = run_migrations
         self.security = security or ServerSecurity()
         self.metrics_settings = metrics or MetricsSettings(port=0)
@@ -181,6 +184,9 @@ class ControlPlane:
         self.store = Store(self.pool, clock=self.clock, max_payload_bytes=limit, observer=self.metrics,
                            decision_retry_max=self.grpc_settings.decision_retry_max)
         signals = self._signals = TaskSignals()
+        signals.on_breakers_changed = self.store.forget_breaker_keys
+        for activity_type in self.breaker_settings.type_names:  # DURABLE_CIRCUIT_BREAKERS
+            await self.store.configure_circuit_breaker(activity_type, self.breaker_settings.policy())
         queries = WorkflowQueryStore(self.pool, clock=self.clock, max_payload_bytes=limit)
         for name in SERVICE_NAMES:
             await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
@@ -224,6 +230,7 @@ class ControlPlane:
                 self.store, signals, poll_interval=self.poll_interval, max_payload_bytes=limit,
                 max_message_bytes=self.grpc_settings.max_message_bytes,
                 max_response_bytes=self.grpc_settings.max_response_bytes, queries=queries,
+                breakers=self.breaker_settings,
             ),
             self._server,
         )

@@ -140,12 +140,15 @@ SELECT status FROM durable_workers WHERE id = $1;
 -- name: claim_tasks
 -- Hand out up to $4 visible pending tasks of the worker's types, highest priority first, to
 -- an active worker (no rows at all when it is not active: the caller then asks why).
--- Activity types in $6 are held back by an open circuit breaker. Each (kind, type) is read
+-- Activity types in $6 are held back by an open circuit breaker (or take half-open trials
+-- apart), and so is any type whose breaker is not closed: one this replica does not know of
+-- yet (it caches the breaker keys) holds back at once. Each (kind, type) is read
 -- in the order of the partial claim index, so a claim costs the same with 10 or 10 million
 -- tasks waiting; SKIP LOCKED lets concurrent claimers pass each other. It returns only the
 -- columns a worker is handed (records.ClaimedTask).
 WITH wanted AS (
     SELECT 'activity'::text AS kind, t AS type FROM unnest($2::text[]) AS t WHERE t <> ALL($6::text[])
+      AND NOT EXISTS (SELECT 1 FROM durable_circuit_breaker_state b WHERE b.key = t AND b.state <> 'closed')
     UNION ALL
     SELECT 'workflow'::text, t FROM unnest($3::text[]) AS t
 ),
@@ -180,6 +183,7 @@ RETURNING t.id, t.kind, t.workflow_id, t.activity_id, t.activity_type, t.input, 
 -- (twice as many candidates as wanted leave room for one claimer racing for the same rows).
 WITH wanted AS (
     SELECT 'activity'::text AS kind, t AS type FROM unnest($2::text[]) AS t WHERE t <> ALL($6::text[])
+      AND NOT EXISTS (SELECT 1 FROM durable_circuit_breaker_state b WHERE b.key = t AND b.state <> 'closed')
     UNION ALL
     SELECT 'workflow'::text, t FROM unnest($3::text[]) AS t
 ),
@@ -336,7 +340,7 @@ SELECT EXISTS (
 );
 
 -- name: owned_tasks
-SELECT * FROM durable_task_queue WHERE status = 'claimed' AND claimed_by = $1 FOR UPDATE;
+SELECT * FROM durable_task_queue WHERE status = 'claimed' AND claimed_by = $1 ORDER BY id FOR UPDATE;
 
 -- name: release_task
 UPDATE durable_task_queue
