@@ -23,6 +23,7 @@ from durable.controlplane.connect_errors import CONNECT_ERRORS, DatabaseUnreacha
 from durable.controlplane.connect_errors import explain as explain_connect_error
 from durable.controlplane.database_state import DatabaseState, PoolLogFilter
 from durable.controlplane.dispatch import TaskListener, TaskSignals
+from durable.controlplane.store.served_types import ServedTypeStore
 from durable.controlplane.store.workflow_queries import WorkflowQueryStore
 from durable.controlplane.grpc import client_service, keda_scaler, worker_service
 from durable.controlplane.grpc.auth import ScopedAuthInterceptor
@@ -188,6 +189,7 @@ class ControlPlane:
         for activity_type in self.breaker_settings.type_names:  # DURABLE_CIRCUIT_BREAKERS
             await self.store.configure_circuit_breaker(activity_type, self.breaker_settings.policy())
         queries = WorkflowQueryStore(self.pool, clock=self.clock, max_payload_bytes=limit)
+        types = ServedTypeStore(self.pool, clock=self.clock, max_payload_bytes=limit)
         for name in SERVICE_NAMES:
             await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
         await self.health.set(LIVENESS_SERVICE, health_pb2.HealthCheckResponse.SERVING)
@@ -197,9 +199,9 @@ class ControlPlane:
         await db_health.run_once()
 
         reaper = Reaper(self.store, self.reaper_settings, self.metrics.record_reaper, queries=queries,
-                        database=state)
+                        types=types, database=state)
         self._supervise("reaper", reaper.run(self._stop))
-        self._supervise("metrics-state", self.metrics.run(self.store, self._stop, state))
+        self._supervise("metrics-state", self.metrics.run(self.store, self._stop, state, types))
         self._supervise("retention", Retention(self.store, self.retention_settings, self.metrics.record_retention).run(self._stop))
         if self.metrics_settings.port:
             port = self.metrics.serve(self.metrics_settings.port, setting="METRICS_PORT")
@@ -237,7 +239,7 @@ class ControlPlane:
         client_service.add_to_server(
             client_service.ClientService(
                 self.store, max_payload_bytes=limit, max_response_bytes=self.grpc_settings.max_response_bytes,
-                queries=queries, signals=signals,
+                queries=queries, signals=signals, types=types,
             ),
             self._server,
         )

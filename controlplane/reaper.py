@@ -8,7 +8,8 @@ Each pass, in bounded batches:
   the type's circuit breaker, however many of its tasks the worker held;
 - claimed tasks past their start-to-close timeout count as a failed attempt (retried or
   dead-lettered by their retry policy);
-- pending tasks past their schedule-to-start timeout are dead-lettered;
+- pending tasks past their schedule-to-start timeout are dead-lettered; a workflow whose
+  decision no worker took within DURABLE_WORKFLOW_SCHEDULE_TO_START_TIMEOUT fails;
 - workers whose heartbeat is stale are marked `lost`.
 
 Rows are picked with FOR UPDATE SKIP LOCKED, so several control-plane replicas can reap at
@@ -28,6 +29,7 @@ from durable.controlplane.database_state import DatabaseState, LoopBackoff
 from durable.controlplane.settings import ReaperSettings
 from durable.controlplane.store.base import DATABASE_UNAVAILABLE
 from durable.controlplane.store import ReaperReport, Store, Task
+from durable.controlplane.store.served_types import ServedTypeStore
 from durable.controlplane.store.workflow_queries import WorkflowQueryStore
 from durable.controlplane.store.queries import Q
 
@@ -44,10 +46,12 @@ class Reaper:
         on_report: Callable[[ReaperReport], None] | None = None,
         *,
         queries: WorkflowQueryStore | None = None,
+        types: ServedTypeStore | None = None,
         database: DatabaseState | None = None,
     ) -> None:
         self.store = store
         self.queries = queries
+        self.types = types
         self.settings = settings or ReaperSettings()
         self.on_report = on_report
         self.database = database or DatabaseState()
@@ -62,6 +66,13 @@ class Reaper:
             pass
         await self._time_out_overdue(report)
         await self._expire_unstarted(report)
+        timeout = self.settings.workflow_schedule_to_start
+        if timeout > 0 and self.types is not None:  # DURABLE_WORKFLOW_SCHEDULE_TO_START_TIMEOUT
+            failed = await self.types.expire_unstarted_decisions(timeout, self.store.now(), self.settings.batch_size)
+            if failed:
+                logger.warning("workflows failed: no worker took their decision within %g s: %s",
+                               timeout, ", ".join(failed[:10]) + (" ..." if len(failed) > 10 else ""))
+            report.unstarted += len(failed)
         cutoff = self.store.now() - timedelta(seconds=self.settings.worker_lost_after)
         report.lost_workers = [r["id"] for r in await self.store.pool.fetch(Q.mark_lost_workers, cutoff)]
         if self.queries is not None:  # queries whose caller's control plane stopped mid-wait

@@ -829,3 +829,27 @@ DELETE FROM durable_workflow_queries WHERE id = $1;
 -- Queries whose caller is gone (past their deadline by $2 seconds), in a bounded batch.
 DELETE FROM durable_workflow_queries
 WHERE id IN (SELECT id FROM durable_workflow_queries WHERE deadline_at < $1::timestamptz - make_interval(secs => $2) LIMIT $3);
+
+-- name: served_types
+-- What the active workers serve (a draining, lost or stopped worker claims nothing new).
+SELECT DISTINCT 'activity' AS kind, unnest(activity_types) AS type FROM durable_workers WHERE status = 'active'
+UNION
+SELECT DISTINCT 'workflow', unnest(workflow_types) FROM durable_workers WHERE status = 'active';
+
+-- name: workflow_waiting_types
+-- The types workflow $1's pending tasks wait for a worker of: its decision's, its steps'.
+SELECT DISTINCT kind, activity_type AS type FROM durable_task_queue
+WHERE workflow_id = $1 AND status = 'pending' AND kind IN ('activity', 'workflow');
+
+-- name: unstarted_decisions
+-- Decisions no worker took yet (attempt 0: never claimed, not a blocked one's retry) that were
+-- due before $1: past the workflow schedule-to-start timeout.
+SELECT id, workflow_id, activity_type, visible_at FROM durable_task_queue
+WHERE status = 'pending' AND kind = 'workflow' AND attempt = 0 AND visible_at < $1
+ORDER BY visible_at
+LIMIT $2;
+
+-- name: fail_unstarted_decision
+UPDATE durable_task_queue
+SET status = 'failed', last_error = $2, completed_at = $3
+WHERE id = $1 AND status = 'pending' AND attempt = 0;
