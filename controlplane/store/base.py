@@ -334,9 +334,11 @@ class StoreBase:
         )
         if wf is not None and not wf.is_terminal:
             failure = {"message": error.get("message", ""), "type": error.get("type", "Error")}
-            if dead.kind == "activity" and await conn.fetchval(Q.step_outcome_recorded, wf.id, dead.activity_id):
-                pass  # a requeued run of a step whose outcome the history has: one outcome per step
-            elif dead.kind == "activity":
+            # one outcome per step: a requeued run of a step whose outcome the history has is
+            # dead-lettered again, but the history keeps the first outcome
+            recorded = dead.kind == "activity" and bool(
+                await conn.fetchval(Q.step_outcome_recorded, wf.id, dead.activity_id))
+            if dead.kind == "activity" and not recorded:
                 await self._append(
                     conn,
                     wf.id,

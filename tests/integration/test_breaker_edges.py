@@ -139,3 +139,13 @@ async def test_breakers_from_the_sdk_and_the_settings(database_url: str, store: 
                     worker_id="w-bad", activity_types=["x"],
                     circuit_breakers=[pb.ActivityCircuitBreaker(activity_type="x", failure_threshold=-1)]))
             assert "circuit_breakers[0].failure_threshold" in (negative.value.details() or "")
+
+
+def test_a_breaker_change_notification_makes_the_store_forget_its_cache() -> None:
+    from durable.controlplane.dispatch import TaskSignals
+
+    signals = TaskSignals()
+    told: list[int] = []
+    signals.on_breakers_changed = lambda: told.append(1)
+    signals.notify(["activity:a=1", "breakers:changed=1"])
+    assert told == [1]
