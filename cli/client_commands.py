@@ -105,6 +105,9 @@ def show(address: str, workflow_id: str, as_json: bool, full: bool) -> None:
             return
         tasks = await client.workflow_tasks(workflow_id, include_finished=True, limit=STEPS_SHOWN)
         click.echo(workflow_header(view, full=full))
+        for kind_type in view.unserved_types:
+            kind, _, type_ = kind_type.partition(":")
+            click.echo(f"warning: no worker serves {kind} type {type_!r}: its tasks wait until one registers")
         click.echo("")
         click.echo(history_table(events, full=full))
         if any(t.kind != "workflow" for t in tasks):
@@ -242,6 +245,9 @@ def stats(address: str, activity_types: tuple[str, ...], workflow_types: tuple[s
     rows = run(address, lambda c: c.queue_stats(list(activity_types), list(workflow_types)))
     click.echo(table(["kind", "type", "pending", "delayed", "running", "oldest pending"],
                      [(s.kind, s.type, s.pending, s.delayed, s.claimed, f"{s.oldest_pending_age:.1f} s") for s in rows]))
+    for s in rows:
+        if s.unserved:
+            click.echo(f"warning: no worker serves {s.kind} type {s.type!r} ({s.pending + s.delayed} tasks waiting)")
 
 
 @click.command("workers")

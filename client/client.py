@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -58,6 +58,8 @@ class WorkflowView:
     pinned: bool = False
     # what replay checks the decisions against: the last event the last decision saw
     replay_through_seq: int = 0
+    # "kind:type" its pending tasks wait for that no active worker serves (describe_workflow only)
+    unserved_types: tuple[str, ...] = ()
 
     @property
     def is_terminal(self) -> bool:
@@ -230,7 +232,7 @@ class Client:
 
     async def describe_workflow(self, workflow_id: str) -> WorkflowView:
         reply = await self._call("DescribeWorkflow", pb.DescribeWorkflowRequest(workflow_id=workflow_id))
-        return _workflow(reply.workflow)
+        return replace(_workflow(reply.workflow), unserved_types=tuple(reply.unserved_types))
 
     async def list_workflows(
         self, *, status: str | None = None, workflow_type: str | None = None, limit: int = 50

@@ -23,6 +23,7 @@ from durable.controlplane.connect_errors import CONNECT_ERRORS, DatabaseUnreacha
 from durable.controlplane.connect_errors import explain as explain_connect_error
 from durable.controlplane.database_state import DatabaseState, PoolLogFilter
 from durable.controlplane.dispatch import TaskListener, TaskSignals
+from durable.controlplane.store.served_types import ServedTypeStore
 from durable.controlplane.store.workflow_queries import WorkflowQueryStore
 from durable.controlplane.grpc import client_service, keda_scaler, worker_service
 from durable.controlplane.grpc.auth import ScopedAuthInterceptor
@@ -32,6 +33,7 @@ from durable.controlplane.reaper import Reaper
 from durable.controlplane.retention import Retention
 from durable.controlplane.scheduler import Scheduler
 from durable.controlplane.settings import (
+    BreakerSettings,
     DatabaseSettings,
     GrpcSettings,
     MetricsSettings,
@@ -113,6 +115,7 @@ class ControlPlane:
         metrics: MetricsSettings | None = None,
         schedules: ScheduleSettings | None = None,
         retention: RetentionSettings | None = None,
+        breakers: BreakerSettings | None = None,
         run_migrations: bool = False,
         clock: Clock = utc_now,
         poll_interval: float = 2.0,
@@ -123,6 +126,7 @@ class ControlPlane:
         self.grpc_settings = grpc_settings or GrpcSettings()
         self.reaper_settings = reaper or ReaperSettings()
         self.retention_settings = retention or RetentionSettings()
+        self.breaker_settings = breakers or BreakerSettings()
         self.run_migrations = run_migrations
         self.security = security or ServerSecurity()
         self.metrics_settings = metrics or MetricsSettings(port=0)
@@ -182,7 +186,11 @@ class ControlPlane:
         self.store = Store(self.pool, clock=self.clock, max_payload_bytes=limit, observer=self.metrics,
                            decision_retry_max=self.grpc_settings.decision_retry_max)
         signals = self._signals = TaskSignals()
+        signals.on_breakers_changed = self.store.forget_breaker_keys
+        for activity_type in self.breaker_settings.type_names:  # DURABLE_CIRCUIT_BREAKERS
+            await self.store.configure_circuit_breaker(activity_type, self.breaker_settings.policy())
         queries = WorkflowQueryStore(self.pool, clock=self.clock, max_payload_bytes=limit)
+        types = ServedTypeStore(self.pool, clock=self.clock, max_payload_bytes=limit)
         for name in SERVICE_NAMES:
             await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
         await self.health.set(LIVENESS_SERVICE, health_pb2.HealthCheckResponse.SERVING)
@@ -192,9 +200,9 @@ class ControlPlane:
         await db_health.run_once()
 
         reaper = Reaper(self.store, self.reaper_settings, self.metrics.record_reaper, queries=queries,
-                        database=state)
+                        types=types, database=state)
         self._supervise("reaper", reaper.run(self._stop))
-        self._supervise("metrics-state", self.metrics.run(self.store, self._stop, state))
+        self._supervise("metrics-state", self.metrics.run(self.store, self._stop, state, types))
         self._supervise("retention", Retention(self.store, self.retention_settings, self.metrics.record_retention).run(self._stop))
         if self.metrics_settings.port:
             port = self.metrics.serve(self.metrics_settings.port, setting="METRICS_PORT")
@@ -228,13 +236,14 @@ class ControlPlane:
                 self.store, signals, poll_interval=self.poll_interval, max_payload_bytes=limit,
                 max_message_bytes=self.grpc_settings.max_message_bytes,
                 max_response_bytes=self.grpc_settings.max_response_bytes, queries=queries,
+                breakers=self.breaker_settings,
             ),
             self._server,
         )
         client_service.add_to_server(
             client_service.ClientService(
                 self.store, max_payload_bytes=limit, max_response_bytes=self.grpc_settings.max_response_bytes,
-                queries=queries, signals=signals,
+                queries=queries, signals=signals, types=types,
             ),
             self._server,
         )

@@ -19,6 +19,7 @@ def controlplane_command(run_migrations: bool) -> None:
     from durable.controlplane.app import ControlPlane
     from durable.common.security import ServerSecurity
     from durable.controlplane.settings import (
+        BreakerSettings,
         DatabaseSettings,
         GrpcSettings,
         MetricsSettings,
@@ -33,6 +34,7 @@ def controlplane_command(run_migrations: bool) -> None:
         metrics = MetricsSettings()
         schedules = ScheduleSettings()
         retention = RetentionSettings()
+        breakers = BreakerSettings()
     except ValidationError as exc:
         raise click.UsageError(explain_settings_error(exc)) from None
     from durable.common import tracing
@@ -40,7 +42,7 @@ def controlplane_command(run_migrations: bool) -> None:
     tracing.setup("durable-controlplane")  # only when OTEL_EXPORTER_OTLP_ENDPOINT is set
     plane = ControlPlane(
         *settings, security=security, metrics=metrics, retention=retention, schedules=schedules,
-        run_migrations=run_migrations,
+        breakers=breakers, run_migrations=run_migrations,
     )
     sys.exit(asyncio.run(_serve(plane)))
 

@@ -17,12 +17,13 @@ import heapq
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 
 import asyncpg
 
 from durable.controlplane.database_state import DatabaseState
+from durable.controlplane.store.breakers import BREAKERS_CHANGED
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +45,9 @@ class TaskSignals:
         # Workflow types with queries waiting (a hint: claims of those types look for them).
         self._query_types: set[str] = set()
         self._all_queries = False
+        # Told when a circuit breaker was made or retuned (by any replica): the store forgets
+        # its cache of breaker keys.
+        self.on_breakers_changed: Callable[[], None] | None = None
 
     def take_query_hint(self, workflow_types: list[str]) -> bool:
         """Whether queries of these types may wait (and forget the hint for them)."""
@@ -79,6 +83,10 @@ class TaskSignals:
         for item in items:
             head, _, due = item.partition("@")
             key, _, count = head.partition("=")
+            if key == BREAKERS_CHANGED:
+                if self.on_breakers_changed is not None:
+                    self.on_breakers_changed()
+                continue
             if key.startswith("query:"):
                 self._query_types.add(key[6:])
             if due:

@@ -22,6 +22,7 @@ from durable.controlplane.database_state import DatabaseState, LoopBackoff
 from durable.controlplane.store import FireReport, ReaperReport, Store
 from durable.controlplane.store.base import DATABASE_UNAVAILABLE, StoreObserver
 from durable.controlplane.store.queries import Q
+from durable.controlplane.store.served_types import ServedTypeStore, unserved_of
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +38,7 @@ class _DatabaseState(Collector):
         self.dlq: list[Any] = []
         self.breakers: list[Any] = []
         self.workers: list[Any] = []
+        self.unserved: list[Any] = []
         self.up = 0.0
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
@@ -67,9 +69,16 @@ class _DatabaseState(Collector):
         counts = {r["status"]: r["n"] for r in self.workers}
         for status in (s for s in WORKER_STATUSES if s != "stopped"):
             workers.add_metric([status], counts.get(status, 0))
+        unserved = GaugeMetricFamily(
+            "durable_unserved_types",
+            "Tasks waiting (visible or delayed) of a type no active worker serves; only such types are listed.",
+            labels=["kind", "type"],
+        )
+        for s in self.unserved:
+            unserved.add_metric([s.kind, s.type], s.pending + s.delayed)
         up = GaugeMetricFamily("durable_database_up", "1 when the last state refresh reached the database.")
         up.add_metric([], self.up)
-        yield from (pending, delayed, running, oldest, dlq, breakers, workers, up)
+        yield from (pending, delayed, running, oldest, dlq, breakers, workers, unserved, up)
 
 
 class ControlPlaneMetrics(MetricsEndpoint, StoreObserver):
@@ -187,10 +196,14 @@ class ControlPlaneMetrics(MetricsEndpoint, StoreObserver):
             if n:
                 self.retention_deleted.labels(kind).inc(n)
 
-    async def refresh(self, store: Store, database: DatabaseState | None = None) -> bool:
+    async def refresh(
+        self, store: Store, database: DatabaseState | None = None, types: ServedTypeStore | None = None
+    ) -> bool:
         """Take the database snapshot the scrape serves; False when the database failed."""
         try:
             self.state.backlog = await store.queue_stats()
+            if types is not None:
+                self.state.unserved = unserved_of(self.state.backlog, await types.served_types())
             self.state.dlq = await store.pool.fetch(Q.dead_letter_counts)
             self.state.breakers = await store.pool.fetch(Q.breaker_states)
             self.state.workers = await store.pool.fetch(Q.worker_counts)
@@ -205,11 +218,14 @@ class ControlPlaneMetrics(MetricsEndpoint, StoreObserver):
             database.reachable()
         return True
 
-    async def run(self, store: Store, stop: asyncio.Event, database: DatabaseState | None = None) -> None:
+    async def run(
+        self, store: Store, stop: asyncio.Event, database: DatabaseState | None = None,
+        types: ServedTypeStore | None = None,
+    ) -> None:
         """A refresh every `interval` seconds; after a failed one the delay doubles (to 30 s)
         unless the database comes back first."""
         database = database or DatabaseState()
         backoff = LoopBackoff(self.interval)
         while not stop.is_set():
-            ok = await self.refresh(store, database)
+            ok = await self.refresh(store, database, types)
             await database.pause(stop, backoff.next(not ok))

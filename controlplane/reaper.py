@@ -4,10 +4,12 @@ Each pass, in bounded batches:
 - claimed tasks whose heartbeat is older than the threshold (30 s, or the task's own
   heartbeat_timeout) go back to `pending` for another worker; a task taken back more than
   `max_reclaims` times is poison and goes to the dead-letter queue, and so does one whose
-  attempts are used up;
+  attempts are used up; each (worker, activity type) taken back counts as one failure toward
+  the type's circuit breaker, however many of its tasks the worker held;
 - claimed tasks past their start-to-close timeout count as a failed attempt (retried or
   dead-lettered by their retry policy);
-- pending tasks past their schedule-to-start timeout are dead-lettered;
+- pending tasks past their schedule-to-start timeout are dead-lettered; a workflow whose
+  decision no worker took within DURABLE_WORKFLOW_SCHEDULE_TO_START_TIMEOUT fails;
 - workers whose heartbeat is stale are marked `lost`.
 
 Rows are picked with FOR UPDATE SKIP LOCKED, so several control-plane replicas can reap at
@@ -27,6 +29,7 @@ from durable.controlplane.database_state import DatabaseState, LoopBackoff
 from durable.controlplane.settings import ReaperSettings
 from durable.controlplane.store.base import DATABASE_UNAVAILABLE
 from durable.controlplane.store import ReaperReport, Store, Task
+from durable.controlplane.store.served_types import ServedTypeStore
 from durable.controlplane.store.workflow_queries import WorkflowQueryStore
 from durable.controlplane.store.queries import Q
 
@@ -43,22 +46,33 @@ class Reaper:
         on_report: Callable[[ReaperReport], None] | None = None,
         *,
         queries: WorkflowQueryStore | None = None,
+        types: ServedTypeStore | None = None,
         database: DatabaseState | None = None,
     ) -> None:
         self.store = store
         self.queries = queries
+        self.types = types
         self.settings = settings or ReaperSettings()
         self.on_report = on_report
         self.database = database or DatabaseState()
         self.totals = ReaperReport()
+        self._counted: set[tuple[str | None, str]] = set()  # (worker, type) counted by this pass
 
     async def run_once(self) -> ReaperReport:
         """One pass; stale claims are taken back in batches until none are left."""
         report = ReaperReport()
+        self._counted = set()
         while await self._reclaim_stale(report) >= self.settings.batch_size:
             pass
         await self._time_out_overdue(report)
         await self._expire_unstarted(report)
+        timeout = self.settings.workflow_schedule_to_start
+        if timeout > 0 and self.types is not None:  # DURABLE_WORKFLOW_SCHEDULE_TO_START_TIMEOUT
+            failed = await self.types.expire_unstarted_decisions(timeout, self.store.now(), self.settings.batch_size)
+            if failed:
+                logger.warning("workflows failed: no worker took their decision within %g s: %s",
+                               timeout, ", ".join(failed[:10]) + (" ..." if len(failed) > 10 else ""))
+            report.unstarted += len(failed)
         cutoff = self.store.now() - timedelta(seconds=self.settings.worker_lost_after)
         report.lost_workers = [r["id"] for r in await self.store.pool.fetch(Q.mark_lost_workers, cutoff)]
         if self.queries is not None:  # queries whose caller's control plane stopped mid-wait
@@ -106,10 +120,14 @@ class Reaper:
             rows = await conn.fetch(Q.stale_claimed_tasks, now, self.settings.stale_after, self.settings.batch_size)
             back: list[object] = []
             kinds: Counter[str] = Counter()
+            # One silent worker is one failure of each type it held, however many tasks it held
+            # (a crash is not N failures of the service behind the type); counted once per pass.
+            failed_types: set[str] = set()
             for row in rows:
                 task = Task.from_row(row)
-                if task.kind == "activity":
-                    await store._breaker_failure(conn, task.activity_type, now)
+                if task.kind == "activity" and (task.claimed_by, task.activity_type) not in self._counted:
+                    self._counted.add((task.claimed_by, task.activity_type))
+                    failed_types.add(task.activity_type)
                 # A decision is never dead-lettered: a workflow fails only by its own code.
                 if task.kind != "workflow" and (
                     task.reclaim_count >= self.settings.max_reclaims or task.failed_attempts >= task.max_attempts
@@ -120,6 +138,8 @@ class Reaper:
                 else:
                     back.append(task.id)
                     kinds[f"{task.kind}:{task.activity_type}"] += 1
+            for activity_type in sorted(failed_types):  # breaker rows in key order, as everywhere
+                await store._breaker_failure(conn, activity_type, now)
             if back:
                 await conn.execute(Q.reclaim_tasks, back, now)
                 await store.notify(conn, kinds)

@@ -55,6 +55,74 @@ class ReaperSettings(BaseSettings):
         description="Poison guard: times a task may be taken back before it goes to the DLQ.",
     )
     batch_size: int = Field(1000, ge=1, validation_alias="REAPER_BATCH_SIZE", description="Rows per statement.")
+    workflow_schedule_to_start: float = Field(
+        0.0, validation_alias="DURABLE_WORKFLOW_SCHEDULE_TO_START_TIMEOUT",
+        description="Longest wait of a workflow's decision for a worker of its type, seconds or a "
+                    "duration (30s, 5m, 1h); past it the workflow fails with ScheduleToStartTimeout. "
+                    "Counted from when the decision became due, for decisions no worker took yet. "
+                    "Default 0: no limit.",
+    )
+
+    @field_validator("workflow_schedule_to_start", mode="before")
+    @classmethod
+    def _schedule_to_start(cls, value: Any) -> float:
+        return parse_duration(value)
+
+
+class BreakerSettings(BaseSettings):
+    """Circuit breakers: the defaults of a breaker, and the activity types that get one from the
+    control plane. A worker asks for one per activity type (`@app.activity(circuit_breaker=...)`);
+    what it leaves out takes these defaults."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    types: str = Field(
+        "", validation_alias="DURABLE_CIRCUIT_BREAKERS",
+        description="Comma-separated activity types given a breaker with the defaults below at "
+                    "start-up (an existing breaker of the type is retuned; its state kept). Default none.",
+    )
+    failure_threshold: int = Field(
+        5, ge=1, validation_alias="DURABLE_CIRCUIT_BREAKER_FAILURE_THRESHOLD",
+        description="Failures within the window that open a breaker. Default 5.",
+    )
+    window: float = Field(
+        60.0, gt=0, validation_alias="DURABLE_CIRCUIT_BREAKER_WINDOW_SECONDS",
+        description="Failure counting window, seconds. Default 60.",
+    )
+    reset_timeout: float = Field(
+        30.0, gt=0, validation_alias="DURABLE_CIRCUIT_BREAKER_RESET_TIMEOUT_SECONDS",
+        description="Seconds a breaker stays open before it lets trial tasks through (half-open). Default 30.",
+    )
+    half_open_max_trials: int = Field(
+        1, ge=1, validation_alias="DURABLE_CIRCUIT_BREAKER_HALF_OPEN_MAX_TRIALS",
+        description="Trial tasks let through at once while half-open. Default 1.",
+    )
+    success_threshold: int = Field(
+        1, ge=1, validation_alias="DURABLE_CIRCUIT_BREAKER_SUCCESS_THRESHOLD",
+        description="Trial successes that close a half-open breaker (one failure re-opens it). Default 1.",
+    )
+
+    @field_validator("types")
+    @classmethod
+    def _type_names(cls, value: str) -> str:
+        for name in (t.strip() for t in value.split(",")):
+            if len(name) > 255:
+                raise ValueError(f"activity type {name[:40]!r}... is longer than 255 characters")
+        return value
+
+    @property
+    def type_names(self) -> list[str]:
+        return [t.strip() for t in self.types.split(",") if t.strip()]
+
+    def policy(self, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+        """A breaker's numbers: these defaults, with what `overrides` sets (None/0 = default)."""
+        numbers: dict[str, Any] = {
+            "failure_threshold": self.failure_threshold, "window": self.window,
+            "reset_timeout": self.reset_timeout, "half_open_max_trials": self.half_open_max_trials,
+            "success_threshold": self.success_threshold,
+        }
+        numbers.update({k: v for k, v in (overrides or {}).items() if v})
+        return numbers
 
 
 class GrpcSettings(BaseSettings):

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, TypeVar, overload
 
-from durable.common import InvalidArgument, RetryPolicy
+from durable.common import CircuitBreakerPolicy, InvalidArgument, RetryPolicy
 from durable.common.converter import input_type, return_type
 from durable.worker.workflows.commands import ActivityOptions, Seconds
 from durable.worker.workflows.definitions import WorkflowDefinition, define
@@ -29,6 +29,9 @@ class ActivityDefinition:
     options: ActivityOptions
     input_type: Any = None
     result_type: Any = None
+    # The circuit breaker its workers ask the control plane for: the numbers given (the rest
+    # take the control plane's DURABLE_CIRCUIT_BREAKER_* defaults); None = none asked for.
+    circuit_breaker: Mapping[str, float] | None = None
 
 
 def _as_workflow_activity(func: F, definition: ActivityDefinition) -> F:
@@ -100,6 +103,7 @@ class App:
         heartbeat_timeout: Seconds | None = None,
         priority: int | None = None,
         start_delay: Seconds | None = None,
+        circuit_breaker: CircuitBreakerPolicy | Mapping[str, Any] | bool | None = None,
     ) -> Callable[[F], F]: ...
 
     def activity(
@@ -113,13 +117,20 @@ class App:
         heartbeat_timeout: Seconds | None = None,
         priority: int | None = None,
         start_delay: Seconds | None = None,
+        circuit_breaker: CircuitBreakerPolicy | Mapping[str, Any] | bool | None = None,
     ) -> F | Callable[[F], F]:
         """Register `fn(ctx, input: dict) -> dict` as an activity (name: the function's name).
 
         The options are the defaults used when a workflow of this App schedules the activity
         without giving them; `start_to_close_timeout` is also enforced by the worker when the
         task carries none.
+
+        `circuit_breaker` asks the control plane for a breaker of this activity type when the
+        worker registers: True for the control plane's defaults, or a CircuitBreakerPolicy (or
+        a mapping of its fields: failure_threshold, window, reset_timeout,
+        half_open_max_trials, success_threshold); fields left out take the defaults.
         """
+        breaker = _breaker_numbers(circuit_breaker)
         options = ActivityOptions.of(
             retry_policy=retry_policy, priority=priority, schedule_to_start_timeout=schedule_to_start_timeout,
             start_to_close_timeout=start_to_close_timeout, heartbeat_timeout=heartbeat_timeout,
@@ -141,6 +152,7 @@ class App:
                 options=options,
                 input_type=input_type(func),
                 result_type=return_type(func),
+                circuit_breaker=breaker,
             )
             self._activities[activity_name] = definition
             return _as_workflow_activity(func, definition)
@@ -193,6 +205,22 @@ class App:
         """The registered defaults of `activity_type` (empty options when unknown here)."""
         definition = self._activities.get(activity_type)
         return definition.options if definition else ActivityOptions()
+
+
+def _breaker_numbers(value: CircuitBreakerPolicy | Mapping[str, Any] | bool | None) -> Mapping[str, float] | None:
+    """The fields of a breaker the caller set (True: none, all defaults); None for no breaker."""
+    if value is None or value is False:
+        return None
+    if value is True:
+        return MappingProxyType({})
+    if isinstance(value, CircuitBreakerPolicy):
+        policy = value
+    elif isinstance(value, Mapping):
+        policy = CircuitBreakerPolicy.parse(dict(value), field="circuit_breaker")
+    else:
+        raise InvalidArgument(
+            f"circuit_breaker must be True, a CircuitBreakerPolicy or a mapping of its fields, not {value!r}")
+    return MappingProxyType({k: float(getattr(policy, k)) for k in sorted(policy.model_fields_set)})
 
 
 def _check_name(name: str, kind: str) -> None:

@@ -57,6 +57,7 @@ class Registrar:
             max_concurrency=w.settings.max_concurrent_tasks,
             hostname=w.hostname,
             version=w.version,
+            circuit_breakers=w.circuit_breakers(),
         )
         try:
             response = await w.link.call("RegisterWorker", request)

@@ -106,6 +106,23 @@ class Worker:
         slot is free for the next claim while the report's round trip completes."""
         return sum(1 for r in self.running.values() if r.phase == "running")
 
+    def circuit_breakers(self) -> list[pb.ActivityCircuitBreaker]:
+        """The breakers the served activities ask for (sent with each registration)."""
+        out = []
+        for name in self.activity_types:
+            numbers = self.app.activities[name].circuit_breaker
+            if numbers is None:
+                continue
+            out.append(pb.ActivityCircuitBreaker(
+                activity_type=name,
+                failure_threshold=int(numbers.get("failure_threshold", 0)),
+                window_seconds=numbers.get("window", 0.0),
+                reset_timeout_seconds=numbers.get("reset_timeout", 0.0),
+                half_open_max_trials=int(numbers.get("half_open_max_trials", 0)),
+                success_threshold=int(numbers.get("success_threshold", 0)),
+            ))
+        return out
+
     def apply_server_limits(self, max_request_bytes: int) -> None:
         """Budget completion and heartbeat batches below the control plane's receive limit
         (0: an older control plane that does not say; the default stays)."""

@@ -18,6 +18,7 @@ from durable.controlplane.grpc.errors import generic_handler, required, rpc
 from durable.controlplane.grpc.schedule_service import ScheduleCalls
 from durable.controlplane.store import Store
 from durable.controlplane.store.browse import encode_page_token
+from durable.controlplane.store.served_types import ServedTypeStore, unserved_of
 from durable.controlplane.store.workflow_queries import WorkflowQueryStore
 from durable.proto.v1 import durable_pb2 as pb
 from durable.proto.v1 import durable_pb2_grpc as pb_grpc
@@ -42,8 +43,10 @@ class ClientService(ScheduleCalls, pb_grpc.ClientServiceServicer):
     def __init__(
         self, store: Store, *, max_payload_bytes: int, max_response_bytes: int = 64 * 1024 * 1024,
         queries: WorkflowQueryStore | None = None, signals: TaskSignals | None = None,
+        types: ServedTypeStore | None = None,
     ) -> None:
         self.store = store
+        self.types = types
         self.limit = max_payload_bytes
         self.max_response_bytes = max_response_bytes
         self.queries = queries
@@ -114,7 +117,8 @@ class ClientService(ScheduleCalls, pb_grpc.ClientServiceServicer):
     @rpc
     async def DescribeWorkflow(self, request: pb.DescribeWorkflowRequest, context: Any) -> pb.DescribeWorkflowResponse:
         wf = await self.store.get_workflow(required(request.workflow_id, "workflow_id"))
-        return pb.DescribeWorkflowResponse(workflow=convert.workflow(wf))
+        unserved = await self.types.unserved_for_workflow(wf.id) if self.types and not wf.is_terminal else []
+        return pb.DescribeWorkflowResponse(workflow=convert.workflow(wf), unserved_types=unserved)
 
     @rpc
     async def ListWorkflows(self, request: pb.ListWorkflowsRequest, context: Any) -> pb.ListWorkflowsResponse:
@@ -239,7 +243,11 @@ class ClientService(ScheduleCalls, pb_grpc.ClientServiceServicer):
     @rpc
     async def GetQueueStats(self, request: pb.GetQueueStatsRequest, context: Any) -> pb.GetQueueStatsResponse:
         stats = await self.store.queue_stats(list(request.activity_types), list(request.workflow_types))
-        return pb.GetQueueStatsResponse(types=[convert.type_stats(s) for s in stats], as_of=convert.ts(self.store.now()))
+        unserved = {(s.kind, s.type) for s in unserved_of(stats, await self.types.served_types())} if self.types else set()
+        return pb.GetQueueStatsResponse(
+            types=[convert.type_stats(s, unserved=(s.kind, s.type) in unserved) for s in stats],
+            as_of=convert.ts(self.store.now()),
+        )
 
     @rpc
     async def GetThroughput(self, request: pb.GetThroughputRequest, context: Any) -> pb.GetThroughputResponse:

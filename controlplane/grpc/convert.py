@@ -195,10 +195,10 @@ def type_throughput(t: TypeThroughput) -> pb.TypeThroughput:
     return pb.TypeThroughput(kind=t.kind, type=t.type, completed=t.completed)
 
 
-def type_stats(s: TypeStats) -> pb.TypeStats:
+def type_stats(s: TypeStats, *, unserved: bool = False) -> pb.TypeStats:
     return pb.TypeStats(
         kind=s.kind, type=s.type, pending=s.pending, delayed=s.delayed, claimed=s.claimed,
-        oldest_pending_age=s.oldest_pending_age,
+        oldest_pending_age=s.oldest_pending_age, unserved=unserved,
     )
 
 

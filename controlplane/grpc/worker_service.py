@@ -11,10 +11,12 @@ import grpc
 
 from durable.common.errors import DurableError, InvalidArgument
 from durable.common.payloads import Checked
+from durable.common.policies import CircuitBreakerPolicy
 from durable.common.status import code_for
 from durable.controlplane.dispatch import TaskSignals
 from durable.controlplane.grpc import budget, convert
 from durable.controlplane.grpc.errors import generic_handler, required, rpc
+from durable.controlplane.settings import BreakerSettings
 from durable.controlplane.store import Store
 from durable.controlplane.store.base import parse_uuid
 from durable.controlplane.store.workflow_queries import WorkflowQueryStore
@@ -37,8 +39,10 @@ class WorkerService(pb_grpc.WorkerServiceServicer):
         max_message_bytes: int = 16 * 1024 * 1024,
         max_response_bytes: int = 64 * 1024 * 1024,
         queries: WorkflowQueryStore | None = None,
+        breakers: BreakerSettings | None = None,
     ) -> None:
         self.store = store
+        self.breakers = breakers or BreakerSettings()
         self.signals = signals
         self.queries = queries
         self.poll_interval = poll_interval
@@ -50,6 +54,7 @@ class WorkerService(pb_grpc.WorkerServiceServicer):
     async def RegisterWorker(self, request: pb.RegisterWorkerRequest, context: Any) -> pb.RegisterWorkerResponse:
         if request.max_concurrency < 0:
             raise InvalidArgument("max_concurrency must be >= 1 (0 = default 10)")
+        breakers = self._breakers(request)  # every one checked before anything is written
         await self.store.register_worker(
             required(request.worker_id, "worker_id"),
             worker_group=request.worker_group or "default",
@@ -59,9 +64,27 @@ class WorkerService(pb_grpc.WorkerServiceServicer):
             hostname=request.hostname or None,
             version=request.version or None,
         )
+        for activity_type, policy in breakers:
+            await self.store.configure_circuit_breaker(activity_type, policy)
         return pb.RegisterWorkerResponse(
             max_request_bytes=self.max_message_bytes, max_payload_bytes=self.limit
         )
+
+    def _breakers(self, request: pb.RegisterWorkerRequest) -> list[tuple[str, CircuitBreakerPolicy]]:
+        """The breakers a registration asks for, with the control plane's defaults filled in."""
+        out: dict[str, CircuitBreakerPolicy] = {}
+        for index, b in enumerate(request.circuit_breakers):
+            field = f"circuit_breakers[{index}]"
+            if b.activity_type not in request.activity_types:
+                raise InvalidArgument(
+                    f"{field}.activity_type {b.activity_type!r} is not among the worker's activity_types; "
+                    "a breaker is asked for by a worker of the type")
+            out[b.activity_type] = CircuitBreakerPolicy.parse(self.breakers.policy({
+                "failure_threshold": b.failure_threshold, "window": b.window_seconds,
+                "reset_timeout": b.reset_timeout_seconds, "half_open_max_trials": b.half_open_max_trials,
+                "success_threshold": b.success_threshold,
+            }), field=field)
+        return sorted(out.items())
 
     @rpc
     async def WorkerHeartbeat(self, request: pb.WorkerHeartbeatRequest, context: Any) -> pb.WorkerHeartbeatResponse:

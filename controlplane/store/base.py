@@ -121,10 +121,13 @@ class StoreBase:
         self.decision_retry_max = decision_retry_max
         self.rng = rng or random.Random()
         # Activity types with a circuit breaker, refreshed every BREAKER_CACHE_SECONDS, so the
-        # hot paths skip breaker work for the (usual) types that have none. A breaker
-        # configured through another control-plane replica applies here within that time.
+        # claim and completion paths skip breaker work for the (usual) types that have none.
+        # Failures never consult it (a failure is always counted). A breaker configured here
+        # is seen at once; one configured through another replica, as soon as its "breakers"
+        # notification arrives (forget_breaker_keys), at the latest within that time.
         self._breaker_keys: frozenset[str] = frozenset()
         self._breaker_keys_read_at: float | None = None
+        self._breaker_keys_generation = 0  # bumped by forget: a read that raced it is not kept
 
     BREAKER_CACHE_SECONDS = 2.0
 
@@ -150,26 +153,32 @@ class StoreBase:
             r["activity_type"] for r in rows
             if r["kind"] == "activity" and r["was_status"] == "claimed" and r["activity_type"] in keys
         )
-        for key, count in trials.items():
+        for key, count in sorted(trials.items()):  # breaker rows locked in key order, everywhere
             await conn.execute(Q.return_trials, key, count, now)
 
     async def breaker_keys(self, conn: asyncpg.Connection) -> frozenset[str]:
         loop_time = time.monotonic()
         if self._breaker_keys_read_at is None or loop_time - self._breaker_keys_read_at > self.BREAKER_CACHE_SECONDS:
-            self._breaker_keys = frozenset(r["key"] for r in await conn.fetch(Q.breaker_keys))
+            generation = self._breaker_keys_generation
+            keys = frozenset(r["key"] for r in await conn.fetch(Q.breaker_keys))
+            if generation != self._breaker_keys_generation:
+                return keys  # a breaker changed while we read: use it, but do not keep it
+            self._breaker_keys = keys
             self._breaker_keys_read_at = loop_time
         return self._breaker_keys
 
     def forget_breaker_keys(self) -> None:
         self._breaker_keys_read_at = None
+        self._breaker_keys_generation += 1
 
     async def _breaker_success(self, conn: asyncpg.Connection, activity_type: str, now: datetime) -> None:
         if activity_type in await self.breaker_keys(conn):
             await conn.execute(Q.breaker_success, activity_type, now)
 
     async def _breaker_failure(self, conn: asyncpg.Connection, activity_type: str, now: datetime) -> None:
-        if activity_type in await self.breaker_keys(conn):
-            await conn.execute(Q.breaker_failure, activity_type, now)
+        """Count a failure of `activity_type` (no-op without a breaker). Not through the cache:
+        the failure path is not the hot one, and a breaker just made elsewhere counts at once."""
+        await conn.execute(Q.breaker_failure, activity_type, now)
 
     async def notify(self, conn: asyncpg.Connection, arrived: Mapping[str, int]) -> None:
         """Wake as many long-polling claims of each "kind:type" as tasks became pending there
@@ -330,7 +339,11 @@ class StoreBase:
         )
         if wf is not None and not wf.is_terminal:
             failure = {"message": error.get("message", ""), "type": error.get("type", "Error")}
-            if dead.kind == "activity":
+            # one outcome per step: a requeued run of a step whose outcome the history has is
+            # dead-lettered again, but the history keeps the first outcome
+            recorded = dead.kind == "activity" and bool(
+                await conn.fetchval(Q.step_outcome_recorded, wf.id, dead.activity_id))
+            if dead.kind == "activity" and not recorded:
                 await self._append(
                     conn,
                     wf.id,

@@ -19,6 +19,9 @@ from durable.controlplane.store.base import StoreBase, check_name
 from durable.controlplane.store.queries import Q
 from durable.controlplane.store.records import CircuitBreaker
 
+# The notification (on the task channel) that a breaker was made or retuned.
+BREAKERS_CHANGED = "breakers:changed"
+
 
 class BreakerStore(StoreBase):
     async def configure_circuit_breaker(
@@ -29,17 +32,20 @@ class BreakerStore(StoreBase):
         p = policy if isinstance(policy, CircuitBreakerPolicy) else CircuitBreakerPolicy.parse(
             policy, field="circuit_breaker"  # type: ignore[arg-type]
         )
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                Q.configure_breaker,
+                key,
+                p.failure_threshold,
+                p.window,
+                p.reset_timeout,
+                p.half_open_max_trials,
+                p.success_threshold,
+                self.now(),
+            )
+            await self.notify(conn, {BREAKERS_CHANGED: 1})  # other replicas forget their cache
+        # after the commit: a claim that read the keys meanwhile does not keep them
         self.forget_breaker_keys()
-        row = await self.pool.fetchrow(
-            Q.configure_breaker,
-            key,
-            p.failure_threshold,
-            p.window,
-            p.reset_timeout,
-            p.half_open_max_trials,
-            p.success_threshold,
-            self.now(),
-        )
         return CircuitBreaker.from_row(row)  # type: ignore[no-any-return]
 
     async def get_circuit_breaker(self, key: str) -> CircuitBreaker:

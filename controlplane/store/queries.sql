@@ -166,7 +166,9 @@ SELECT status FROM durable_workers WHERE id = $1;
 -- name: claim_tasks
 -- Hand out up to $4 visible pending tasks of the worker's types, highest priority first, to
 -- an active worker (no rows at all when it is not active: the caller then asks why).
--- Activity types in $6 are held back by an open circuit breaker. Each (kind, type) is read
+-- Activity types in $6 are held back by an open circuit breaker (or take half-open trials
+-- apart), and so is any type whose breaker is not closed: one this replica does not know of
+-- yet (it caches the breaker keys) holds back at once. Each (kind, type) is read
 -- in the order of the partial claim index, so a claim costs the same with 10 or 10 million
 -- tasks waiting; SKIP LOCKED lets concurrent claimers pass each other. Decisions routed to
 -- this worker (sticky_to: it keeps their workflows' instances) come through their own index;
@@ -176,6 +178,7 @@ SELECT status FROM durable_workers WHERE id = $1;
 -- worker is handed (records.ClaimedTask).
 WITH wanted AS (
     SELECT 'activity'::text AS kind, t AS type FROM unnest($2::text[]) AS t WHERE t <> ALL($6::text[])
+      AND NOT EXISTS (SELECT 1 FROM durable_circuit_breaker_state b WHERE b.key = t AND b.state <> 'closed')
     UNION ALL
     SELECT 'workflow'::text, t FROM unnest($3::text[]) AS t
 ),
@@ -232,6 +235,7 @@ RETURNING t.id, t.kind, t.workflow_id, t.activity_id, t.activity_type, t.input, 
 -- (twice as many candidates as wanted leave room for one claimer racing for the same rows).
 WITH wanted AS (
     SELECT 'activity'::text AS kind, t AS type FROM unnest($2::text[]) AS t WHERE t <> ALL($6::text[])
+      AND NOT EXISTS (SELECT 1 FROM durable_circuit_breaker_state b WHERE b.key = t AND b.state <> 'closed')
     UNION ALL
     SELECT 'workflow'::text, t FROM unnest($3::text[]) AS t
 ),
@@ -344,11 +348,25 @@ SELECT pg_notify('durable_tasks', $1);
 
 -- name: complete_owned_activity
 -- The fence and the write in one statement: the activity completes only while worker $2 still
--- holds attempt $3 (no row otherwise: the caller then asks why).
-UPDATE durable_task_queue
+-- holds attempt $3 (no row otherwise: the caller then asks why). outcome_recorded: its
+-- workflow's history already holds this step's outcome (a requeued run of a step whose
+-- failure the workflow saw): the result stays on the task, the history gets no second one.
+UPDATE durable_task_queue t
 SET status = 'completed', result = $4::jsonb, completed_at = $5
 WHERE id = $1 AND status = 'claimed' AND claimed_by = $2 AND attempt = $3 AND kind = 'activity'
-RETURNING activity_id, activity_type, attempt;
+RETURNING activity_id, activity_type, attempt, t.workflow_id IS NOT NULL AND EXISTS (
+    SELECT 1 FROM durable_workflow_events e
+    WHERE e.workflow_id = t.workflow_id AND e.event_type IN ('ActivityCompleted', 'ActivityFailed')
+      AND e.event_data->>'activity_id' = t.activity_id
+) AS outcome_recorded;
+
+-- name: step_outcome_recorded
+-- Whether workflow $1's history holds an outcome of step $2 (the step-outcome index, 0011).
+SELECT EXISTS (
+    SELECT 1 FROM durable_workflow_events
+    WHERE workflow_id = $1 AND event_type IN ('ActivityCompleted', 'ActivityFailed')
+      AND event_data->>'activity_id' = $2
+);
 
 -- name: complete_task
 UPDATE durable_task_queue
@@ -387,7 +405,7 @@ SELECT EXISTS (
 );
 
 -- name: owned_tasks
-SELECT * FROM durable_task_queue WHERE status = 'claimed' AND claimed_by = $1 FOR UPDATE;
+SELECT * FROM durable_task_queue WHERE status = 'claimed' AND claimed_by = $1 ORDER BY id FOR UPDATE;
 
 -- name: release_task
 UPDATE durable_task_queue
@@ -893,3 +911,27 @@ DELETE FROM durable_workflow_queries WHERE id = $1;
 -- Queries whose caller is gone (past their deadline by $2 seconds), in a bounded batch.
 DELETE FROM durable_workflow_queries
 WHERE id IN (SELECT id FROM durable_workflow_queries WHERE deadline_at < $1::timestamptz - make_interval(secs => $2) LIMIT $3);
+
+-- name: served_types
+-- What the active workers serve (a draining, lost or stopped worker claims nothing new).
+SELECT DISTINCT 'activity' AS kind, unnest(activity_types) AS type FROM durable_workers WHERE status = 'active'
+UNION
+SELECT DISTINCT 'workflow', unnest(workflow_types) FROM durable_workers WHERE status = 'active';
+
+-- name: workflow_waiting_types
+-- The types workflow $1's pending tasks wait for a worker of: its decision's, its steps'.
+SELECT DISTINCT kind, activity_type AS type FROM durable_task_queue
+WHERE workflow_id = $1 AND status = 'pending' AND kind IN ('activity', 'workflow');
+
+-- name: unstarted_decisions
+-- Decisions no worker took yet (attempt 0: never claimed, not a blocked one's retry) that were
+-- due before $1: past the workflow schedule-to-start timeout.
+SELECT id, workflow_id, activity_type, visible_at FROM durable_task_queue
+WHERE status = 'pending' AND kind = 'workflow' AND attempt = 0 AND visible_at < $1
+ORDER BY visible_at
+LIMIT $2;
+
+-- name: fail_unstarted_decision
+UPDATE durable_task_queue
+SET status = 'failed', last_error = $2, completed_at = $3
+WHERE id = $1 AND status = 'pending' AND attempt = 0;

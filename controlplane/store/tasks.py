@@ -192,8 +192,11 @@ class TaskStore(BreakerStore):
         attempts = [int(r[1]) for r in refs]
         details = [self.payload(r[2], "details") if r[2] is not None else None for r in refs]
         now = self.now()
+        order = sorted(range(len(ids)), key=lambda i: ids[i])  # rows locked by id, as everywhere
         async with self.pool.acquire() as conn:
-            accepted = {r["id"] for r in await conn.fetch(Q.heartbeat_tasks, worker_id, now, ids, attempts, details)}
+            accepted = {r["id"] for r in await conn.fetch(
+                Q.heartbeat_tasks, worker_id, now, [ids[i] for i in order], [attempts[i] for i in order],
+                [details[i] for i in order])}
             flags = {r["id"]: r for r in await conn.fetch(Q.cancel_flags, ids)}
         out = []
         for task_id in ids:
@@ -229,6 +232,9 @@ class TaskStore(BreakerStore):
             except DurableError as exc:
                 outcomes[index] = exc
         now = self.now()
+        # One lock order everywhere: task rows by id, then breaker rows by key (two batches
+        # that share rows in another order would otherwise deadlock).
+        valid.sort(key=lambda v: v[1])
         async with self.pool.acquire() as conn:
             done = {}
             if valid:
@@ -238,7 +244,7 @@ class TaskStore(BreakerStore):
                         [v[1] for v in valid], [v[2] for v in valid], [v[3] for v in valid],
                     )
                     done = {r["id"]: r["activity_type"] for r in rows}
-                    for activity_type in set(done.values()):
+                    for activity_type in sorted(set(done.values())):
                         await self._breaker_success(conn, activity_type, now)
             for activity_type, count in Counter(done.values()).items():
                 self.observer.completed(activity_type, count)
@@ -271,7 +277,9 @@ class TaskStore(BreakerStore):
                 held = await self._lock_owned(conn, task_id, worker_id, attempt)
                 raise InvalidArgument(f"task {task_id} is a {held.kind} task; complete it with its own call")
             await self._breaker_success(conn, task["activity_type"], now)
-            if wf is not None and not wf.is_terminal:
+            # a step records one outcome: a requeued run of a step whose outcome the workflow
+            # already has keeps its result on its task only
+            if wf is not None and not wf.is_terminal and not task["outcome_recorded"]:
                 await self._append(
                     conn,
                     wf.id,

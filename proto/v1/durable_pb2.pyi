@@ -101,7 +101,7 @@ class Task(_message.Message):
     def __init__(self, id: _Optional[str] = ..., kind: _Optional[str] = ..., workflow_id: _Optional[str] = ..., activity_id: _Optional[str] = ..., activity_type: _Optional[str] = ..., input_json: _Optional[str] = ..., attempt: _Optional[int] = ..., max_attempts: _Optional[int] = ..., heartbeat_timeout: _Optional[float] = ..., start_to_close_timeout: _Optional[float] = ..., history: _Optional[_Iterable[_Union[Event, _Mapping]]] = ..., decided_through_seq: _Optional[int] = ..., heartbeat_details_json: _Optional[str] = ..., traceparent: _Optional[str] = ..., history_truncated: _Optional[bool] = ..., history_after_seq: _Optional[int] = ...) -> None: ...
 
 class RegisterWorkerRequest(_message.Message):
-    __slots__ = ("worker_id", "worker_group", "activity_types", "workflow_types", "max_concurrency", "hostname", "version")
+    __slots__ = ("worker_id", "worker_group", "activity_types", "workflow_types", "max_concurrency", "hostname", "version", "circuit_breakers")
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     WORKER_GROUP_FIELD_NUMBER: _ClassVar[int]
     ACTIVITY_TYPES_FIELD_NUMBER: _ClassVar[int]
@@ -109,6 +109,7 @@ class RegisterWorkerRequest(_message.Message):
     MAX_CONCURRENCY_FIELD_NUMBER: _ClassVar[int]
     HOSTNAME_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
+    CIRCUIT_BREAKERS_FIELD_NUMBER: _ClassVar[int]
     worker_id: str
     worker_group: str
     activity_types: _containers.RepeatedScalarFieldContainer[str]
@@ -116,7 +117,24 @@ class RegisterWorkerRequest(_message.Message):
     max_concurrency: int
     hostname: str
     version: str
-    def __init__(self, worker_id: _Optional[str] = ..., worker_group: _Optional[str] = ..., activity_types: _Optional[_Iterable[str]] = ..., workflow_types: _Optional[_Iterable[str]] = ..., max_concurrency: _Optional[int] = ..., hostname: _Optional[str] = ..., version: _Optional[str] = ...) -> None: ...
+    circuit_breakers: _containers.RepeatedCompositeFieldContainer[ActivityCircuitBreaker]
+    def __init__(self, worker_id: _Optional[str] = ..., worker_group: _Optional[str] = ..., activity_types: _Optional[_Iterable[str]] = ..., workflow_types: _Optional[_Iterable[str]] = ..., max_concurrency: _Optional[int] = ..., hostname: _Optional[str] = ..., version: _Optional[str] = ..., circuit_breakers: _Optional[_Iterable[_Union[ActivityCircuitBreaker, _Mapping]]] = ...) -> None: ...
+
+class ActivityCircuitBreaker(_message.Message):
+    __slots__ = ("activity_type", "failure_threshold", "window_seconds", "reset_timeout_seconds", "half_open_max_trials", "success_threshold")
+    ACTIVITY_TYPE_FIELD_NUMBER: _ClassVar[int]
+    FAILURE_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    RESET_TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    HALF_OPEN_MAX_TRIALS_FIELD_NUMBER: _ClassVar[int]
+    SUCCESS_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    activity_type: str
+    failure_threshold: int
+    window_seconds: float
+    reset_timeout_seconds: float
+    half_open_max_trials: int
+    success_threshold: int
+    def __init__(self, activity_type: _Optional[str] = ..., failure_threshold: _Optional[int] = ..., window_seconds: _Optional[float] = ..., reset_timeout_seconds: _Optional[float] = ..., half_open_max_trials: _Optional[int] = ..., success_threshold: _Optional[int] = ...) -> None: ...
 
 class RegisterWorkerResponse(_message.Message):
     __slots__ = ("max_request_bytes", "max_payload_bytes")
@@ -513,10 +531,12 @@ class DescribeWorkflowRequest(_message.Message):
     def __init__(self, workflow_id: _Optional[str] = ...) -> None: ...
 
 class DescribeWorkflowResponse(_message.Message):
-    __slots__ = ("workflow",)
+    __slots__ = ("workflow", "unserved_types")
     WORKFLOW_FIELD_NUMBER: _ClassVar[int]
+    UNSERVED_TYPES_FIELD_NUMBER: _ClassVar[int]
     workflow: WorkflowInfo
-    def __init__(self, workflow: _Optional[_Union[WorkflowInfo, _Mapping]] = ...) -> None: ...
+    unserved_types: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, workflow: _Optional[_Union[WorkflowInfo, _Mapping]] = ..., unserved_types: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ListWorkflowsRequest(_message.Message):
     __slots__ = ("status", "workflow_type", "limit", "id_prefix", "created_after", "created_before", "page_token")
@@ -779,20 +799,22 @@ class GetQueueStatsRequest(_message.Message):
     def __init__(self, activity_types: _Optional[_Iterable[str]] = ..., workflow_types: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class TypeStats(_message.Message):
-    __slots__ = ("kind", "type", "pending", "delayed", "claimed", "oldest_pending_age")
+    __slots__ = ("kind", "type", "pending", "delayed", "claimed", "oldest_pending_age", "unserved")
     KIND_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     PENDING_FIELD_NUMBER: _ClassVar[int]
     DELAYED_FIELD_NUMBER: _ClassVar[int]
     CLAIMED_FIELD_NUMBER: _ClassVar[int]
     OLDEST_PENDING_AGE_FIELD_NUMBER: _ClassVar[int]
+    UNSERVED_FIELD_NUMBER: _ClassVar[int]
     kind: str
     type: str
     pending: int
     delayed: int
     claimed: int
     oldest_pending_age: float
-    def __init__(self, kind: _Optional[str] = ..., type: _Optional[str] = ..., pending: _Optional[int] = ..., delayed: _Optional[int] = ..., claimed: _Optional[int] = ..., oldest_pending_age: _Optional[float] = ...) -> None: ...
+    unserved: bool
+    def __init__(self, kind: _Optional[str] = ..., type: _Optional[str] = ..., pending: _Optional[int] = ..., delayed: _Optional[int] = ..., claimed: _Optional[int] = ..., oldest_pending_age: _Optional[float] = ..., unserved: _Optional[bool] = ...) -> None: ...
 
 class GetQueueStatsResponse(_message.Message):
     __slots__ = ("types", "as_of")

@@ -25,12 +25,12 @@ async def running_control_plane(database_url: str, **settings: Any) -> AsyncIter
 
     Keyword settings: any ReaperSettings field (stale_after=2, interval=0.5, ...), and
     poll_interval, health_interval, timer_interval, clock, max_payload_bytes, max_message_bytes,
-    max_response_bytes, address, and
+    max_response_bytes, address, breakers (a BreakerSettings), and
     security (a durable.common.security.ServerSecurity).
     """
     reaper_fields = set(ReaperSettings.model_fields)
     reaper = ReaperSettings(**{k: v for k, v in settings.items() if k in reaper_fields})
-    extra = {k: v for k, v in settings.items() if k in ("poll_interval", "health_interval", "timer_interval", "clock")}
+    extra = {k: v for k, v in settings.items() if k in ("poll_interval", "health_interval", "timer_interval", "clock", "breakers")}
     grpc_kwargs: dict[str, Any] = {"address": "127.0.0.1:0"}
     for name in ("max_payload_bytes", "max_message_bytes", "max_response_bytes"):
         if name in settings:
