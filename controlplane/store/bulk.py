@@ -3,8 +3,8 @@
 One call handles one bounded batch and says where the next starts (a keyset cursor, oldest
 first), so no transaction is long and a caller can show progress, stop and go on. Each
 workflow is cancelled, and each dead letter requeued, in its own short transaction by the same
-code as the one-by-one calls (so a requeue still makes exactly one live task, and one of an
-ended workflow's step is still refused); deletes are one statement per batch. Rows that
+statement (a requeue goes through the same durable_dlq_requeue trigger as one by one, so it
+still makes exactly one live task, and an ended workflow's step is still refused); deletes are one statement per batch. Rows that
 changed between the batch's selection and its action are skipped and said why.
 """
 
@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import UUID
+
+import asyncpg
 
 from durable.common.errors import DurableError, InvalidArgument
 from durable.controlplane.store import Store
@@ -190,12 +192,20 @@ class BulkActions:
         ids, token = await self._dead_letter_batch(f, True, page_token, size)
         out = BulkOutcome(matched=len(ids), next_page_token=token)
         for entry_id in ids:
-            try:
-                await self.store.requeue_dead_letter(entry_id)
+            why = await self._requeue_one(entry_id)
+            if why is None:
                 out.affected += 1
-            except DurableError as exc:  # requeued, deleted or its workflow ended meanwhile
-                out.skip(f"{entry_id}: {exc}")
+            else:
+                out.skip(f"{entry_id}: {why}")
         return out
+
+    async def _requeue_one(self, entry_id: UUID) -> str | None:
+        """Requeue an entry not requeued yet, in its own statement; None, or why not."""
+        try:
+            task_id = await self.store.pool.fetchval(Q.bulk_requeue_dead_letter, entry_id, self.store.now())
+        except (asyncpg.UniqueViolationError, asyncpg.ObjectNotInPrerequisiteStateError) as exc:
+            return str(exc).split("\n")[0]  # the trigger's refusal: live task, or an ended workflow
+        return None if task_id is not None else "requeued or deleted by someone else meanwhile"
 
     async def delete_dead_letters(
         self, f: DeadLetterFilter, *, dry_run: bool = False, page_token: str | None = None, batch_size: int = 0,

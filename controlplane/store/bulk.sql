@@ -84,3 +84,9 @@ WITH entry AS (
     WHERE t.id = entry.original_task_id AND t.workflow_id IS NULL AND t.status = 'dead'
 )
 SELECT count(*) FROM entry;
+
+-- name: bulk_requeue_dead_letter
+-- requeue_dead_letter for an entry not requeued yet (no row when someone did meanwhile); the
+-- durable_dlq_requeue trigger enqueues the task, or refuses an ended workflow's step.
+UPDATE durable_dead_letter_queue SET requeued_at = $2 WHERE id = $1 AND requeued_at IS NULL
+RETURNING requeued_task_id;
