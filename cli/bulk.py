@@ -111,7 +111,8 @@ async def run_bulk(
         return 0
     if not yes:
         click.confirm(f"{verb} {total} {noun}?", abort=True, err=True)
-    affected, skipped, errors = 0, 0, []
+    affected, skipped = 0, 0
+    errors: list[str] = []
     token = ""
     with click.progressbar(length=total, label=f"{verb} {noun}", file=sys.stderr, show_pos=True) as bar:
         while True:
