@@ -1,4 +1,5 @@
-"""Client commands: `durable workflows ...`, `durable dlq ...`, `durable stats`, `durable workers`."""
+"""Client commands: `durable workflows ...`, `durable dlq ...`, `durable activities enqueue`,
+`durable stats`, `durable workers`. Cancel, requeue and delete take one id or a filter (bulk)."""
 
 from __future__ import annotations
 
@@ -6,10 +7,18 @@ import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import click
 
+from durable.cli.bulk import (
+    bulk_options,
+    dead_letter_filter_options,
+    dead_letter_selection,
+    run_bulk,
+    workflow_filter_options,
+    workflow_selection,
+)
 from durable.cli.inputs import HELP, read_json
 from durable.cli.render import history_json, history_table, steps_table, table, when, workflow_header
 from durable.cli.waiting import EXIT_CODES_HELP, Exit, follow, start_and_follow
@@ -135,19 +144,56 @@ def list_(address: str, status: str | None, workflow_type: str | None, limit: in
 
 @workflows.command("cancel")
 @address_option
-@click.argument("workflow_id")
+@click.argument("workflow_id", required=False)
 @click.option("--reason", default="cancelled from the command line", show_default=True,
               help="Why (recorded in the history).")
 @click.option("--terminate", is_flag=True,
               help="End it at once without running its code (no finally blocks or compensations).")
-def cancel(address: str, workflow_id: str, reason: str, terminate: bool) -> None:
+@workflow_filter_options
+@bulk_options
+def cancel(address: str, workflow_id: str | None, reason: str, terminate: bool, dry_run: bool, batch_size: int,
+           yes: bool, **filters: Any) -> None:
     """Cancel a workflow: its code gets a CancelledError where it waits, runs its finally
-    blocks and compensations, and the workflow ends cancelled. --terminate ends it at once."""
+    blocks and compensations, and the workflow ends cancelled. --terminate ends it at once.
+
+    Without WORKFLOW_ID, cancel every pending and running workflow the filter options
+    select, in batches, with a progress bar (--dry-run prints how many)."""
+    if workflow_id is None:
+        selection = workflow_selection(**filters)
+        run(address, lambda c: run_bulk(
+            c.bulk_cancel_workflows, selection, verb="cancel", noun="workflows", dry_run=dry_run,
+            batch_size=batch_size, yes=yes, reason=reason, terminate=terminate))
+        return
+    _no_filters("workflows cancel WORKFLOW_ID", dry_run, filters)
     n = run(address, lambda c: c.cancel_workflow(workflow_id, reason, terminate=terminate))
     if terminate:
         click.echo(f"cancelled {workflow_id} ({n} tasks cancelled)")
     else:
         click.echo(f"cancel requested for {workflow_id}: its code runs its finally blocks, then it ends cancelled")
+
+
+@workflows.command("delete")
+@address_option
+@workflow_filter_options
+@bulk_options
+def delete_workflows(address: str, dry_run: bool, batch_size: int, yes: bool, **filters: Any) -> None:
+    """Delete the ended (completed, failed, cancelled), unpinned workflows the filter options
+    select, with their histories, tasks and dead letters, in batches (admin scope)."""
+    selection = workflow_selection(**filters)
+    run(address, lambda c: run_bulk(
+        c.bulk_delete_workflows, selection, verb="delete", noun="workflows", dry_run=dry_run,
+        batch_size=batch_size, yes=yes))
+
+
+def _no_filters(command: str, dry_run: bool, filters: dict[str, Any]) -> None:
+    """One id and filter options together are a mistake: say so rather than pick one."""
+    flags = {"activity_type": "--type", "workflow_type": "--type", "error_contains": "--error",
+             "everything": "--all", "workflow_id": "--workflow"}
+    named = [flags.get(k, f"--{k.replace('_', '-')}") for k, v in filters.items() if v]
+    if named or dry_run:
+        raise click.UsageError(
+            f"`durable {command}` acts on that one; filter options ({', '.join(named or ['--dry-run'])}) "
+            "are for acting on many without an id")
 
 
 @workflows.command("query")
@@ -220,20 +266,71 @@ def dlq_list(address: str, activity_type: str | None, limit: int) -> None:
 
 @dlq.command("requeue")
 @address_option
-@click.argument("dead_letter_id")
-def dlq_requeue(address: str, dead_letter_id: str) -> None:
-    """Put a fresh task for a dead-lettered one on the queue."""
+@click.argument("dead_letter_id", required=False)
+@dead_letter_filter_options
+@bulk_options
+def dlq_requeue(address: str, dead_letter_id: str | None, dry_run: bool, batch_size: int, yes: bool,
+                **filters: Any) -> None:
+    """Put a fresh task for a dead-lettered one on the queue.
+
+    Without DEAD_LETTER_ID, requeue every unresolved entry the filter options select (of
+    standalone activities, or of workflows still running), in batches, with a progress bar."""
+    if dead_letter_id is None:
+        selection = dead_letter_selection(**filters)
+        run(address, lambda c: run_bulk(
+            c.bulk_requeue_dead_letters, selection, verb="requeue", noun="dead letters", dry_run=dry_run,
+            batch_size=batch_size, yes=yes))
+        return
+    _no_filters("dlq requeue DEAD_LETTER_ID", dry_run, filters)
     task_id = run(address, lambda c: c.requeue_dead_letter(dead_letter_id))
     click.echo(f"requeued as task {task_id}")
 
 
 @dlq.command("delete")
 @address_option
-@click.argument("dead_letter_id")
-def dlq_delete(address: str, dead_letter_id: str) -> None:
-    """Delete a dead-letter entry (a standalone activity's dead task goes with it)."""
+@click.argument("dead_letter_id", required=False)
+@dead_letter_filter_options
+@bulk_options
+def dlq_delete(address: str, dead_letter_id: str | None, dry_run: bool, batch_size: int, yes: bool,
+               **filters: Any) -> None:
+    """Delete a dead-letter entry (a standalone activity's dead task goes with it).
+
+    Without DEAD_LETTER_ID, delete every entry the filter options select, in batches (admin scope)."""
+    if dead_letter_id is None:
+        selection = dead_letter_selection(**filters)
+        run(address, lambda c: run_bulk(
+            c.bulk_delete_dead_letters, selection, verb="delete", noun="dead letters", dry_run=dry_run,
+            batch_size=batch_size, yes=yes))
+        return
+    _no_filters("dlq delete DEAD_LETTER_ID", dry_run, filters)
     run(address, lambda c: c.delete_dead_letter(dead_letter_id))
     click.echo(f"deleted dead-letter entry {dead_letter_id}")
+
+
+@click.group("activities")
+def activities() -> None:
+    """Standalone activities (tasks outside any workflow)."""
+
+
+@activities.command("enqueue")
+@address_option
+@click.argument("activity_type")
+@click.option("--input", "input_text", default="{}", show_default=True, help=f"Input, {HELP}.")
+@click.option("--idempotency-key", default=None,
+              help="Enqueueing with the same key again within the control plane's DURABLE_IDEMPOTENCY_WINDOW "
+                   "(default 24h) returns the first task instead of a new one.")
+@click.option("--priority", default=0, show_default=True, type=click.IntRange(-1000, 1000),
+              help="Higher is claimed first.")
+@click.option("--max-attempts", default=0, type=click.IntRange(min=0), help="Attempts before it is dead-lettered "
+              "(0 = the default).")
+def enqueue(address: str, activity_type: str, input_text: str, idempotency_key: str | None, priority: int,
+            max_attempts: int) -> None:
+    """Queue a task of ACTIVITY_TYPE; prints its id (and whether the key had made it already)."""
+    payload = read_json(input_text, "--input")
+    done = run(address, lambda c: c.enqueue(
+        activity_type, payload, priority=priority, max_attempts=max_attempts, idempotency_key=idempotency_key))
+    click.echo(f"already enqueued (same idempotency key): {done.task_id}" if done.duplicate
+               else f"enqueued {done.task_id}")
 
 
 @click.command("stats")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,3 +37,14 @@ def read_json(text: str, option: str) -> Any:
     except ValueError as exc:
         raise click.BadParameter(f"{source} is not valid JSON: {exc}", param_hint=option) from None
     return value  # any JSON value: payloads are (objects, lists, strings, numbers, ...)
+
+
+def moment(text: str, option: str) -> datetime:
+    """ISO 8601; without an offset it is UTC."""
+    try:
+        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise click.ClickException(
+            f"{option} {text!r} is not a time (ISO 8601, like 2026-06-01T12:00:00Z; no offset means UTC)"
+        ) from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, datetime
 
 import click
 
 from durable.cli.client_commands import address_option, run
-from durable.cli.inputs import HELP, read_json
+from durable.cli.inputs import HELP, moment, read_json
 from durable.cli.render import table, when
 from durable.client import Client, ScheduleView
 
@@ -26,17 +25,6 @@ def duration(text: str, option: str) -> float:
     if not match:
         raise click.ClickException(f"{option} {text!r} is not a duration (like 30s, 5m, 2h, 1d)")
     return float(match[1]) * _UNITS[match[2]]
-
-
-def moment(text: str, option: str) -> datetime:
-    """ISO 8601; without an offset it is UTC."""
-    try:
-        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise click.ClickException(
-            f"{option} {text!r} is not a time (ISO 8601, like 2026-06-01T12:00:00Z; no offset means UTC)"
-        ) from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def state(s: ScheduleView) -> str:

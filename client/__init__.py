@@ -13,11 +13,15 @@ from durable.client.client import (
     WorkflowPage,
     WorkflowView,
 )
+from durable.client.bulk import BulkResult, DeadLetterSelection, Enqueued, WorkflowSelection
 from durable.client.schedules import ScheduleView
 
 __all__ = [
     "DEFAULT_ADDRESS",
+    "BulkResult",
     "Client",
+    "DeadLetterSelection",
+    "Enqueued",
     "EventView",
     "PermissionDenied",
     "ScheduleView",
@@ -25,5 +29,6 @@ __all__ = [
     "Unauthenticated",
     "Unavailable",
     "WorkflowPage",
+    "WorkflowSelection",
     "WorkflowView",
 ]

@@ -15,6 +15,7 @@ from durable.common.payloads import encode_payload
 from durable.common.converter import to_json
 from durable.common.security import ClientSecurity, load_client_security, open_channel
 from durable.common.status import DATABASE_UNAVAILABLE_DETAILS, error_for, error_for_rpc, raised_by_durable
+from durable.client.bulk import BulkResult, DeadLetterSelection, Enqueued, WorkflowSelection
 from durable.client.schedules import ScheduleView, schedule_view, unix
 from durable.proto.v1 import durable_pb2 as pb
 from durable.proto.v1 import durable_pb2_grpc as pb_grpc
@@ -344,18 +345,64 @@ class Client:
         return _workflow(reply.workflow)
 
     async def enqueue_activity(
-        self, activity_type: str, input: dict[str, Any] | None = None, *, priority: int = 0, max_attempts: int = 0
+        self, activity_type: str, input: dict[str, Any] | None = None, *, priority: int = 0, max_attempts: int = 0,
+        idempotency_key: str | None = None,
     ) -> str:
-        """Queue a standalone activity task (one outside any workflow)."""
+        """Queue a standalone activity task (one outside any workflow); returns its id. With
+        `idempotency_key`, the same key again within the control plane's window returns the
+        first task's id (`enqueue` also says whether it was a duplicate)."""
+        done = await self.enqueue(
+            activity_type, input, priority=priority, max_attempts=max_attempts, idempotency_key=idempotency_key)
+        return done.task_id
+
+    async def enqueue(
+        self, activity_type: str, input: dict[str, Any] | None = None, *, priority: int = 0, max_attempts: int = 0,
+        idempotency_key: str | None = None,
+    ) -> Enqueued:
+        """enqueue_activity, answering the task's id and whether the key made it earlier."""
         reply = await self._call(
             "EnqueueActivity",
             pb.EnqueueActivityRequest(
                 activity_type=activity_type,
                 input_json=encode_payload(input or {}),
                 options=pb.ActivityOptions(priority=priority, retry_policy=pb.RetryPolicy(max_attempts=max_attempts)),
+                idempotency_key=idempotency_key or "",
             ),
         )
-        return str(reply.task_id)
+        return Enqueued(str(reply.task_id), bool(reply.duplicate))
+
+    # -- bulk actions: one batch a call; call again with next_page_token until it is "" ---------
+
+    async def bulk_cancel_workflows(
+        self, selection: WorkflowSelection, *, reason: str = "", terminate: bool = False, dry_run: bool = False,
+        page_token: str = "", batch_size: int = 0,
+    ) -> BulkResult:
+        """Cancel the next batch of pending and running workflows of `selection` (a dry run
+        counts them all and changes nothing)."""
+        return BulkResult.of(await self._call("BulkCancelWorkflows", pb.BulkWorkflowsRequest(
+            filter=selection.message(), reason=reason, terminate=terminate, dry_run=dry_run,
+            page_token=page_token, batch_size=batch_size)))
+
+    async def bulk_delete_workflows(
+        self, selection: WorkflowSelection, *, dry_run: bool = False, page_token: str = "", batch_size: int = 0,
+    ) -> BulkResult:
+        """Delete the next batch of ended, unpinned workflows of `selection` (admin scope)."""
+        return BulkResult.of(await self._call("BulkDeleteWorkflows", pb.BulkWorkflowsRequest(
+            filter=selection.message(), dry_run=dry_run, page_token=page_token, batch_size=batch_size)))
+
+    async def bulk_requeue_dead_letters(
+        self, selection: DeadLetterSelection, *, dry_run: bool = False, page_token: str = "", batch_size: int = 0,
+    ) -> BulkResult:
+        """Requeue the next batch of unresolved dead letters of `selection`."""
+        return BulkResult.of(await self._call("BulkRequeueDeadLetters", pb.BulkDeadLettersRequest(
+            filter=selection.message(), dry_run=dry_run, page_token=page_token, batch_size=batch_size)))
+
+    async def bulk_delete_dead_letters(
+        self, selection: DeadLetterSelection, *, dry_run: bool = False, page_token: str = "", batch_size: int = 0,
+    ) -> BulkResult:
+        """Delete the next batch of dead letters of `selection` (admin scope)."""
+        return BulkResult.of(await self._call("BulkDeleteDeadLetters", pb.BulkDeadLettersRequest(
+            filter=selection.message(), dry_run=dry_run, page_token=page_token, batch_size=batch_size)))
 
     async def list_dead_letters(self, activity_type: str | None = None, limit: int = 100) -> list[pb.DeadLetter]:
         reply = await self._call("ListDeadLetters", pb.ListDeadLettersRequest(activity_type=activity_type or "", limit=limit))

@@ -19,7 +19,7 @@ from starlette.staticfiles import StaticFiles
 from durable.client import PermissionDenied, Unauthenticated, Unavailable
 from durable.common.errors import DurableError, InvalidArgument, NotFound, WrongState
 from durable.common.security import ClientSecurity, load_client_security
-from durable.console import pages_auth, pages_ops, pages_workflows
+from durable.console import pages_auth, pages_ops, pages_schedules, pages_workflows
 from durable.console.auth import CSRF_COOKIE, SESSION_COOKIE, Sessions, Viewer, new_csrf_token, scope_of
 from durable.console.backend import RpcTimer, current_timer, open_client
 from durable.console.settings import ConsoleSettings
@@ -168,6 +168,11 @@ def create_app(settings: ConsoleSettings | None = None, security: ClientSecurity
         Route("/dead-letters", pages_ops.dead_letters),
         Route("/dead-letters/requeue", pages_ops.requeue, methods=["POST"]),
         Route("/dead-letters/delete", pages_ops.delete, methods=["POST"]),
+        Route("/schedules", pages_schedules.schedule_list),
+        Route("/schedules/{schedule_id:path}/pause", pages_schedules.pause, methods=["POST"]),
+        Route("/schedules/{schedule_id:path}/resume", pages_schedules.resume, methods=["POST"]),
+        Route("/schedules/{schedule_id:path}/trigger", pages_schedules.trigger, methods=["POST"]),
+        Route("/schedules/{schedule_id:path}", pages_schedules.schedule_detail),
         Route("/workers", pages_ops.workers),
         Route("/queues", pages_ops.queues),
         Route("/sign-in", pages_auth.sign_in_form, methods=["GET"]),

@@ -24,6 +24,7 @@ from durable.controlplane.connect_errors import explain as explain_connect_error
 from durable.controlplane.database_state import DatabaseState, PoolLogFilter
 from durable.controlplane.dispatch import TaskListener, TaskSignals
 from durable.controlplane.store.served_types import ServedTypeStore
+from durable.controlplane.store.idempotency import IdempotencyStore
 from durable.controlplane.store.workflow_queries import WorkflowQueryStore
 from durable.controlplane.grpc import client_service, keda_scaler, worker_service
 from durable.controlplane.grpc.auth import ScopedAuthInterceptor
@@ -191,6 +192,8 @@ class ControlPlane:
             await self.store.configure_circuit_breaker(activity_type, self.breaker_settings.policy())
         queries = WorkflowQueryStore(self.pool, clock=self.clock, max_payload_bytes=limit)
         types = ServedTypeStore(self.pool, clock=self.clock, max_payload_bytes=limit)
+        idempotency = IdempotencyStore(self.pool, clock=self.clock, max_payload_bytes=limit,
+                                       window=self.retention_settings.idempotency_window)
         for name in SERVICE_NAMES:
             await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
         await self.health.set(LIVENESS_SERVICE, health_pb2.HealthCheckResponse.SERVING)
@@ -243,7 +246,7 @@ class ControlPlane:
         client_service.add_to_server(
             client_service.ClientService(
                 self.store, max_payload_bytes=limit, max_response_bytes=self.grpc_settings.max_response_bytes,
-                queries=queries, signals=signals, types=types,
+                queries=queries, signals=signals, types=types, idempotency=idempotency,
             ),
             self._server,
         )

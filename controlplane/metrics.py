@@ -191,7 +191,7 @@ class ControlPlaneMetrics(MetricsEndpoint, StoreObserver):
         for status, n in report.workflows.items():
             if n:
                 self.retention_deleted.labels(f"workflow_{status}").inc(n)
-        for kind in ("tasks", "dead_letters", "workers"):
+        for kind in ("tasks", "dead_letters", "workers", "idempotency_keys"):
             n = getattr(report, kind)
             if n:
                 self.retention_deleted.labels(kind).inc(n)

@@ -7,7 +7,8 @@ transaction:
   is a workflow with a dead-letter entry nobody resolved);
 - finished standalone activity tasks (a dead one stays while its dead-letter entry does);
 - dead-letter entries that were requeued (resolved) longer ago than their retention;
-- stopped and lost worker rows not heard of for a day.
+- stopped and lost worker rows not heard of for a day;
+- EnqueueActivity idempotency keys older than their window (DURABLE_IDEMPOTENCY_WINDOW).
 
 Candidates are picked with FOR UPDATE SKIP LOCKED, so several control-plane replicas delete at
 once without waiting on each other, and no statement touches a pending or claimed task: claims
@@ -40,11 +41,12 @@ class RetentionReport:
     tasks: int = 0
     dead_letters: int = 0
     workers: int = 0
+    idempotency_keys: int = 0
     statements: int = 0
 
     @property
     def deleted(self) -> int:
-        return sum(self.workflows.values()) + self.tasks + self.dead_letters + self.workers
+        return sum(self.workflows.values()) + self.tasks + self.dead_letters + self.workers + self.idempotency_keys
 
 
 class Retention:
@@ -83,11 +85,15 @@ class Retention:
             report.workers = await self._drain(
                 report, Q.delete_gone_workers, now - timedelta(seconds=settings.workers)
             )
+        report.idempotency_keys = await self._drain(
+            report, Q.delete_expired_idempotency_keys, now - timedelta(seconds=settings.idempotency_window)
+        )
         if report.deleted:
             logger.info(
-                "retention: deleted workflows %s, standalone tasks %d, resolved dead letters %d, workers %d",
+                "retention: deleted workflows %s, standalone tasks %d, resolved dead letters %d, workers %d, "
+                "idempotency keys %d",
                 ", ".join(f"{k} {v}" for k, v in report.workflows.items()),
-                report.tasks, report.dead_letters, report.workers,
+                report.tasks, report.dead_letters, report.workers, report.idempotency_keys,
             )
         if self.on_report is not None:
             self.on_report(report)

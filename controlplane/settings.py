@@ -307,6 +307,11 @@ class RetentionSettings(BaseSettings):
         DAY, validation_alias="DURABLE_RETENTION_WORKERS",
         description="Stopped and lost worker rows, after their last heartbeat. Default 1d.",
     )
+    idempotency_window: float = Field(
+        DAY, gt=0, validation_alias="DURABLE_IDEMPOTENCY_WINDOW",
+        description="How long an EnqueueActivity idempotency key returns its first task; older keys "
+                    "are deleted and the key enqueues anew. Default 24h.",
+    )
     interval: float = Field(
         60.0, gt=0, validation_alias="DURABLE_RETENTION_INTERVAL_SECONDS",
         description="Seconds between retention passes. Default 60.",
@@ -316,7 +321,9 @@ class RetentionSettings(BaseSettings):
         description="Rows deleted per statement (one short transaction each). Default 500.",
     )
 
-    @field_validator("completed", "failed", "cancelled", "tasks", "dead_letters", "workers", mode="before")
+    @field_validator(
+        "completed", "failed", "cancelled", "tasks", "dead_letters", "workers", "idempotency_window", mode="before"
+    )
     @classmethod
     def _duration(cls, value: Any) -> float:
         return parse_duration(value)

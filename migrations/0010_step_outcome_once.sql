@@ -1,4 +1,4 @@
--- 0009 (0011 once merged after the other branches of issue 12): a workflow step records one
+-- 0010: a workflow step records one
 -- outcome. A step of a running workflow could end up with
 -- both ActivityFailed and ActivityCompleted (or two of either): its dead task was requeued from
 -- the dead-letter queue after the workflow had seen the failure, and the requeued run wrote

@@ -5,7 +5,7 @@ client certificate listed in the credentials file (durable.common.credentials). 
 decides, in this one table:
 
   admin    every method
-  client   durable.v1.ClientService/*, externalscaler.ExternalScaler/*
+  client   durable.v1.ClientService/* but ADMIN_METHODS, externalscaler.ExternalScaler/*
   read     READ_METHODS below, externalscaler.ExternalScaler/*
   worker   durable.v1.WorkerService/*, and only with the request's worker_id starting with
            the credential's worker-id prefix
@@ -31,7 +31,7 @@ from durable.common.credentials import Credentials, CredentialsFile, Grant, Scop
 from durable.common.security import AUTH_HEADER, OPEN_METHOD_PREFIXES, SCOPE_HEADER
 from durable.controlplane.grpc.errors import Malformed
 
-__all__ = ["READ_METHODS", "ScopedAuthInterceptor", "allowed", "current_scope"]
+__all__ = ["ADMIN_METHODS", "READ_METHODS", "ScopedAuthInterceptor", "allowed", "current_scope"]
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +46,10 @@ READ_METHODS = frozenset(
         "CountWorkflows", "ListWorkflowTasks", "ListCircuitBreakers", "QueryWorkflow",
         "ListSchedules", "DescribeSchedule", "GetThroughput",
     )
+)
+# ClientService methods too destructive for the client scope: deletes of many rows by filter.
+ADMIN_METHODS = frozenset(
+    f"/{CLIENT_SERVICE}/{name}" for name in ("BulkDeleteWorkflows", "BulkDeleteDeadLetters")
 )
 
 _ADMIN = Grant(Scope.ADMIN, source="no authentication configured")
@@ -65,7 +69,7 @@ def allowed(grant: Grant, method: str) -> bool:
     if grant.scope is Scope.WORKER:
         return service == WORKER_SERVICE
     if grant.scope is Scope.CLIENT:
-        return service in (CLIENT_SERVICE, KEDA_SERVICE)
+        return service in (CLIENT_SERVICE, KEDA_SERVICE) and method not in ADMIN_METHODS
     return service == KEDA_SERVICE or method in READ_METHODS  # read
 
 

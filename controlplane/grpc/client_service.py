@@ -19,6 +19,8 @@ from durable.controlplane.grpc.schedule_service import ScheduleCalls
 from durable.controlplane.store import Store
 from durable.controlplane.store.browse import encode_page_token
 from durable.controlplane.store.served_types import ServedTypeStore, unserved_of
+from durable.controlplane.store.bulk import BulkActions, BulkOutcome, DeadLetterFilter, WorkflowFilter
+from durable.controlplane.store.idempotency import IdempotencyStore
 from durable.controlplane.store.workflow_queries import WorkflowQueryStore
 from durable.proto.v1 import durable_pb2 as pb
 from durable.proto.v1 import durable_pb2_grpc as pb_grpc
@@ -44,9 +46,12 @@ class ClientService(ScheduleCalls, pb_grpc.ClientServiceServicer):
         self, store: Store, *, max_payload_bytes: int, max_response_bytes: int = 64 * 1024 * 1024,
         queries: WorkflowQueryStore | None = None, signals: TaskSignals | None = None,
         types: ServedTypeStore | None = None,
+        idempotency: IdempotencyStore | None = None,
     ) -> None:
         self.store = store
         self.types = types
+        self.idempotency = idempotency or IdempotencyStore(store.pool, clock=store.clock, max_payload_bytes=max_payload_bytes)
+        self.bulk = BulkActions(store)
         self.limit = max_payload_bytes
         self.max_response_bytes = max_response_bytes
         self.queries = queries
@@ -205,10 +210,13 @@ class ClientService(ScheduleCalls, pb_grpc.ClientServiceServicer):
         with tracing.span("durable.activity.enqueue", _traceparent(context), **{
             "durable.activity.type": activity_type,
         }) as traceparent:
-            task_id = await self.store.enqueue_activity(
-                activity_type, input_value, options=convert.activity_options(request.options),
-                trace=tracing.parse_traceparent(traceparent),
-            )
+            options = convert.activity_options(request.options)
+            trace = tracing.parse_traceparent(traceparent)
+            if request.idempotency_key:
+                done = await self.idempotency.enqueue_activity_once(
+                    activity_type, input_value, request.idempotency_key, options=options, trace=trace)
+                return pb.EnqueueActivityResponse(task_id=str(done.task_id), duplicate=done.duplicate)
+            task_id = await self.store.enqueue_activity(activity_type, input_value, options=options, trace=trace)
         return pb.EnqueueActivityResponse(task_id=str(task_id))
 
     @rpc
@@ -270,6 +278,66 @@ class ClientService(ScheduleCalls, pb_grpc.ClientServiceServicer):
     async def ListWorkers(self, request: pb.ListWorkersRequest, context: Any) -> pb.ListWorkersResponse:
         rows = await self.store.list_workers(request.worker_group or None, request.include_stopped)
         return pb.ListWorkersResponse(workers=[convert.worker(w) for w in rows])
+
+    # -- bulk actions ------------------------------------------------------------------------
+
+    @rpc
+    async def BulkCancelWorkflows(self, request: pb.BulkWorkflowsRequest, context: Any) -> pb.BulkResponse:
+        out = await self.bulk.cancel_workflows(
+            _workflow_filter(request.filter), reason=request.reason or "cancelled in bulk",
+            terminate=request.terminate, dry_run=request.dry_run, page_token=request.page_token or None,
+            batch_size=request.batch_size,
+        )
+        return _bulk(out)
+
+    @rpc
+    async def BulkDeleteWorkflows(self, request: pb.BulkWorkflowsRequest, context: Any) -> pb.BulkResponse:
+        out = await self.bulk.delete_workflows(
+            _workflow_filter(request.filter), dry_run=request.dry_run, page_token=request.page_token or None,
+            batch_size=request.batch_size,
+        )
+        return _bulk(out)
+
+    @rpc
+    async def BulkRequeueDeadLetters(self, request: pb.BulkDeadLettersRequest, context: Any) -> pb.BulkResponse:
+        out = await self.bulk.requeue_dead_letters(
+            _dead_letter_filter(request.filter), dry_run=request.dry_run, page_token=request.page_token or None,
+            batch_size=request.batch_size,
+        )
+        return _bulk(out)
+
+    @rpc
+    async def BulkDeleteDeadLetters(self, request: pb.BulkDeadLettersRequest, context: Any) -> pb.BulkResponse:
+        out = await self.bulk.delete_dead_letters(
+            _dead_letter_filter(request.filter), dry_run=request.dry_run, page_token=request.page_token or None,
+            batch_size=request.batch_size,
+        )
+        return _bulk(out)
+
+
+def _workflow_filter(f: pb.BulkWorkflowFilter) -> WorkflowFilter:
+    return WorkflowFilter(
+        workflow_type=f.workflow_type or None, status=f.status or None,
+        created_after=convert.time_bound(f.created_after, "filter.created_after"),
+        created_before=convert.time_bound(f.created_before, "filter.created_before"),
+        error_contains=f.error_contains or None, id_prefix=f.id_prefix or None,
+    )
+
+
+def _dead_letter_filter(f: pb.BulkDeadLetterFilter) -> DeadLetterFilter:
+    return DeadLetterFilter(
+        activity_type=f.activity_type or None,
+        dead_after=convert.time_bound(f.dead_after, "filter.dead_after"),
+        dead_before=convert.time_bound(f.dead_before, "filter.dead_before"),
+        error_contains=f.error_contains or None, workflow_id=f.workflow_id or None,
+    )
+
+
+def _bulk(out: BulkOutcome) -> pb.BulkResponse:
+    return pb.BulkResponse(
+        matched=out.matched, affected=out.affected, skipped=out.skipped, errors=out.errors,
+        next_page_token=out.next_page_token or "",
+    )
 
 
 def add_to_server(service: ClientService, server: grpc.aio.Server) -> None:

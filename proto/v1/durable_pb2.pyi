@@ -438,6 +438,78 @@ class ReleaseTasksResponse(_message.Message):
     released: int
     def __init__(self, released: _Optional[int] = ...) -> None: ...
 
+class BulkWorkflowFilter(_message.Message):
+    __slots__ = ("workflow_type", "status", "created_after", "created_before", "error_contains", "id_prefix")
+    WORKFLOW_TYPE_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AFTER_FIELD_NUMBER: _ClassVar[int]
+    CREATED_BEFORE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_CONTAINS_FIELD_NUMBER: _ClassVar[int]
+    ID_PREFIX_FIELD_NUMBER: _ClassVar[int]
+    workflow_type: str
+    status: str
+    created_after: float
+    created_before: float
+    error_contains: str
+    id_prefix: str
+    def __init__(self, workflow_type: _Optional[str] = ..., status: _Optional[str] = ..., created_after: _Optional[float] = ..., created_before: _Optional[float] = ..., error_contains: _Optional[str] = ..., id_prefix: _Optional[str] = ...) -> None: ...
+
+class BulkWorkflowsRequest(_message.Message):
+    __slots__ = ("filter", "dry_run", "batch_size", "page_token", "reason", "terminate")
+    FILTER_FIELD_NUMBER: _ClassVar[int]
+    DRY_RUN_FIELD_NUMBER: _ClassVar[int]
+    BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    TERMINATE_FIELD_NUMBER: _ClassVar[int]
+    filter: BulkWorkflowFilter
+    dry_run: bool
+    batch_size: int
+    page_token: str
+    reason: str
+    terminate: bool
+    def __init__(self, filter: _Optional[_Union[BulkWorkflowFilter, _Mapping]] = ..., dry_run: _Optional[bool] = ..., batch_size: _Optional[int] = ..., page_token: _Optional[str] = ..., reason: _Optional[str] = ..., terminate: _Optional[bool] = ...) -> None: ...
+
+class BulkDeadLetterFilter(_message.Message):
+    __slots__ = ("activity_type", "dead_after", "dead_before", "error_contains", "workflow_id")
+    ACTIVITY_TYPE_FIELD_NUMBER: _ClassVar[int]
+    DEAD_AFTER_FIELD_NUMBER: _ClassVar[int]
+    DEAD_BEFORE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_CONTAINS_FIELD_NUMBER: _ClassVar[int]
+    WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
+    activity_type: str
+    dead_after: float
+    dead_before: float
+    error_contains: str
+    workflow_id: str
+    def __init__(self, activity_type: _Optional[str] = ..., dead_after: _Optional[float] = ..., dead_before: _Optional[float] = ..., error_contains: _Optional[str] = ..., workflow_id: _Optional[str] = ...) -> None: ...
+
+class BulkDeadLettersRequest(_message.Message):
+    __slots__ = ("filter", "dry_run", "batch_size", "page_token")
+    FILTER_FIELD_NUMBER: _ClassVar[int]
+    DRY_RUN_FIELD_NUMBER: _ClassVar[int]
+    BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    filter: BulkDeadLetterFilter
+    dry_run: bool
+    batch_size: int
+    page_token: str
+    def __init__(self, filter: _Optional[_Union[BulkDeadLetterFilter, _Mapping]] = ..., dry_run: _Optional[bool] = ..., batch_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class BulkResponse(_message.Message):
+    __slots__ = ("matched", "affected", "skipped", "errors", "next_page_token")
+    MATCHED_FIELD_NUMBER: _ClassVar[int]
+    AFFECTED_FIELD_NUMBER: _ClassVar[int]
+    SKIPPED_FIELD_NUMBER: _ClassVar[int]
+    ERRORS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    matched: int
+    affected: int
+    skipped: int
+    errors: _containers.RepeatedScalarFieldContainer[str]
+    next_page_token: str
+    def __init__(self, matched: _Optional[int] = ..., affected: _Optional[int] = ..., skipped: _Optional[int] = ..., errors: _Optional[_Iterable[str]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
 class StartWorkflowRequest(_message.Message):
     __slots__ = ("workflow_type", "workflow_id", "input_json")
     WORKFLOW_TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -713,20 +785,24 @@ class WaitWorkflowRequest(_message.Message):
     def __init__(self, workflow_id: _Optional[str] = ..., wait_seconds: _Optional[float] = ...) -> None: ...
 
 class EnqueueActivityRequest(_message.Message):
-    __slots__ = ("activity_type", "input_json", "options")
+    __slots__ = ("activity_type", "input_json", "options", "idempotency_key")
     ACTIVITY_TYPE_FIELD_NUMBER: _ClassVar[int]
     INPUT_JSON_FIELD_NUMBER: _ClassVar[int]
     OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     activity_type: str
     input_json: str
     options: ActivityOptions
-    def __init__(self, activity_type: _Optional[str] = ..., input_json: _Optional[str] = ..., options: _Optional[_Union[ActivityOptions, _Mapping]] = ...) -> None: ...
+    idempotency_key: str
+    def __init__(self, activity_type: _Optional[str] = ..., input_json: _Optional[str] = ..., options: _Optional[_Union[ActivityOptions, _Mapping]] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
 
 class EnqueueActivityResponse(_message.Message):
-    __slots__ = ("task_id",)
+    __slots__ = ("task_id", "duplicate")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATE_FIELD_NUMBER: _ClassVar[int]
     task_id: str
-    def __init__(self, task_id: _Optional[str] = ...) -> None: ...
+    duplicate: bool
+    def __init__(self, task_id: _Optional[str] = ..., duplicate: _Optional[bool] = ...) -> None: ...
 
 class DeadLetter(_message.Message):
     __slots__ = ("id", "original_task_id", "workflow_id", "activity_id", "activity_type", "input_json", "attempts", "last_error", "error_history_json", "reason", "dead_at", "requeued_at", "requeue_count")

@@ -777,6 +777,26 @@ class ClientServiceStub:
                 request_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.GetThroughputRequest.SerializeToString,
                 response_deserializer=durable_dot_proto_dot_v1_dot_durable__pb2.GetThroughputResponse.FromString,
                 _registered_method=True)
+        self.BulkCancelWorkflows = channel.unary_unary(
+                '/durable.v1.ClientService/BulkCancelWorkflows',
+                request_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.BulkWorkflowsRequest.SerializeToString,
+                response_deserializer=durable_dot_proto_dot_v1_dot_durable__pb2.BulkResponse.FromString,
+                _registered_method=True)
+        self.BulkDeleteWorkflows = channel.unary_unary(
+                '/durable.v1.ClientService/BulkDeleteWorkflows',
+                request_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.BulkWorkflowsRequest.SerializeToString,
+                response_deserializer=durable_dot_proto_dot_v1_dot_durable__pb2.BulkResponse.FromString,
+                _registered_method=True)
+        self.BulkRequeueDeadLetters = channel.unary_unary(
+                '/durable.v1.ClientService/BulkRequeueDeadLetters',
+                request_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.BulkDeadLettersRequest.SerializeToString,
+                response_deserializer=durable_dot_proto_dot_v1_dot_durable__pb2.BulkResponse.FromString,
+                _registered_method=True)
+        self.BulkDeleteDeadLetters = channel.unary_unary(
+                '/durable.v1.ClientService/BulkDeleteDeadLetters',
+                request_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.BulkDeadLettersRequest.SerializeToString,
+                response_deserializer=durable_dot_proto_dot_v1_dot_durable__pb2.BulkResponse.FromString,
+                _registered_method=True)
 
 
 class ClientServiceServicer:
@@ -961,6 +981,34 @@ class ClientServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def BulkCancelWorkflows(self, request, context):
+        """Bulk actions by filter. Each call handles one bounded batch (each item its own short
+        transaction) and answers where to go on: call again with next_page_token until it is "".
+        dry_run counts what would be affected and changes nothing. Cancel and requeue need the
+        client scope; the deletes need admin.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BulkDeleteWorkflows(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BulkRequeueDeadLetters(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BulkDeleteDeadLetters(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ClientServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -1098,6 +1146,26 @@ def add_ClientServiceServicer_to_server(servicer, server):
                     servicer.GetThroughput,
                     request_deserializer=durable_dot_proto_dot_v1_dot_durable__pb2.GetThroughputRequest.FromString,
                     response_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.GetThroughputResponse.SerializeToString,
+            ),
+            'BulkCancelWorkflows': grpc.unary_unary_rpc_method_handler(
+                    servicer.BulkCancelWorkflows,
+                    request_deserializer=durable_dot_proto_dot_v1_dot_durable__pb2.BulkWorkflowsRequest.FromString,
+                    response_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.BulkResponse.SerializeToString,
+            ),
+            'BulkDeleteWorkflows': grpc.unary_unary_rpc_method_handler(
+                    servicer.BulkDeleteWorkflows,
+                    request_deserializer=durable_dot_proto_dot_v1_dot_durable__pb2.BulkWorkflowsRequest.FromString,
+                    response_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.BulkResponse.SerializeToString,
+            ),
+            'BulkRequeueDeadLetters': grpc.unary_unary_rpc_method_handler(
+                    servicer.BulkRequeueDeadLetters,
+                    request_deserializer=durable_dot_proto_dot_v1_dot_durable__pb2.BulkDeadLettersRequest.FromString,
+                    response_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.BulkResponse.SerializeToString,
+            ),
+            'BulkDeleteDeadLetters': grpc.unary_unary_rpc_method_handler(
+                    servicer.BulkDeleteDeadLetters,
+                    request_deserializer=durable_dot_proto_dot_v1_dot_durable__pb2.BulkDeadLettersRequest.FromString,
+                    response_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.BulkResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1833,6 +1901,114 @@ class ClientService:
             '/durable.v1.ClientService/GetThroughput',
             durable_dot_proto_dot_v1_dot_durable__pb2.GetThroughputRequest.SerializeToString,
             durable_dot_proto_dot_v1_dot_durable__pb2.GetThroughputResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BulkCancelWorkflows(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/durable.v1.ClientService/BulkCancelWorkflows',
+            durable_dot_proto_dot_v1_dot_durable__pb2.BulkWorkflowsRequest.SerializeToString,
+            durable_dot_proto_dot_v1_dot_durable__pb2.BulkResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BulkDeleteWorkflows(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/durable.v1.ClientService/BulkDeleteWorkflows',
+            durable_dot_proto_dot_v1_dot_durable__pb2.BulkWorkflowsRequest.SerializeToString,
+            durable_dot_proto_dot_v1_dot_durable__pb2.BulkResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BulkRequeueDeadLetters(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/durable.v1.ClientService/BulkRequeueDeadLetters',
+            durable_dot_proto_dot_v1_dot_durable__pb2.BulkDeadLettersRequest.SerializeToString,
+            durable_dot_proto_dot_v1_dot_durable__pb2.BulkResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BulkDeleteDeadLetters(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/durable.v1.ClientService/BulkDeleteDeadLetters',
+            durable_dot_proto_dot_v1_dot_durable__pb2.BulkDeadLettersRequest.SerializeToString,
+            durable_dot_proto_dot_v1_dot_durable__pb2.BulkResponse.FromString,
             options,
             channel_credentials,
             insecure,

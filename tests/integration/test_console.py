@@ -403,3 +403,61 @@ def _get_when_up(url: str, proc: subprocess.Popen[bytes]) -> str:
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise
             time.sleep(0.05)
+
+
+@needs_chromium
+async def test_schedules_page_lists_shows_and_acts(database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The schedules list, a schedule's spec, next fire times and recent runs; pause, resume and
+    trigger clicked through and checked through the API; a read-only viewer sees no buttons and
+    a hand-made POST is refused."""
+    async with running_control_plane(database_url) as address, Client(address) as api:
+        await api.create_schedule("nightly-report", workflow_type="report", cron="0 3 * * *",
+                                  time_zone="Europe/Berlin", input={"kind": "daily"}, overlap_policy="allow_all")
+        await api.create_schedule("every-minute", activity_type="ping", interval_seconds=60)
+        outcome, run_id = await api.trigger_schedule("nightly-report")
+        assert outcome == "started"
+        async with console(address) as base, browser() as b:
+            page = await b.new_page()
+            await page.goto(f"{base}/schedules")
+            await page.get_by_role("heading", name="Schedules").wait_for()
+            assert await unlabelled_controls(page) == []
+            rows = page.locator("tbody tr")
+            assert await rows.count() == 2
+            await page.get_by_role("link", name="nightly-report", exact=True).click()
+            await page.get_by_role("heading", name="Schedule nightly-report").wait_for()
+            text = await page.inner_text("main")
+            assert "cron 0 3 * * * (Europe/Berlin)" in text and "workflow report" in text and '"daily"' in text
+            _, ticks = await api.describe_schedule("nightly-report", upcoming=5)
+            shown = await page.locator("ol.ticks li").all_inner_texts()
+            assert len(shown) == 5 and len(ticks) == 5
+            runs = page.locator("table tbody tr")
+            assert "started" in await runs.first.inner_text() and run_id in await runs.first.inner_text()
+            await shot(page, "schedule")
+
+            await page.get_by_role("button", name="Pause schedule").click()
+            await page.get_by_role("status").filter(has_text="Paused.").wait_for()
+            assert (await api.describe_schedule("nightly-report"))[0].paused
+            await page.get_by_role("button", name="Resume schedule").click()
+            await page.get_by_role("status").filter(has_text="Resumed.").wait_for()
+            assert not (await api.describe_schedule("nightly-report"))[0].paused
+            started = (await api.describe_schedule("nightly-report"))[0].started_count
+            await page.get_by_role("button", name="Trigger now").click()
+            await page.get_by_role("status").filter(has_text="Triggered: started.").wait_for()
+            assert (await api.describe_schedule("nightly-report"))[0].started_count == started + 1
+
+        import durable.console.app as console_app
+
+        async def read_only(client: Client) -> str:
+            return "read"
+
+        monkeypatch.setattr(console_app, "scope_of", read_only)
+        async with console(address) as base, browser() as b:
+            page = await b.new_page()
+            await page.goto(f"{base}/schedules/nightly-report")
+            await page.get_by_role("heading", name="Schedule nightly-report").wait_for()
+            for name in ("Pause schedule", "Resume schedule", "Trigger now"):
+                assert await page.get_by_role("button", name=name).count() == 0
+            csrf = next(c["value"] for c in await page.context.cookies() if c["name"] == "durable_console_csrf")
+            reply = await page.request.post(f"{base}/schedules/nightly-report/pause", form={"csrf": csrf})
+            assert reply.status == 403 and "may only read" in await reply.text()
+        assert not (await api.describe_schedule("nightly-report"))[0].paused

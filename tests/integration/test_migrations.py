@@ -23,6 +23,7 @@ SEED_TABLES = {
 ENGINE_TABLES = {
     "durable_workflow_queries",  # queries while their caller waits (0004)
     "durable_schedules",  # schedules (0005)
+    "durable_idempotency_keys",  # EnqueueActivity idempotency keys (0011)
 }
 
 

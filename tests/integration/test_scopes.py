@@ -22,7 +22,7 @@ import yaml
 from durable.common.credentials import Scope
 from durable.common.security import ClientSecurity, ServerSecurity, granted_scope, open_channel
 from durable.controlplane.app import ControlPlane
-from durable.controlplane.grpc.auth import READ_METHODS
+from durable.controlplane.grpc.auth import ADMIN_METHODS, READ_METHODS
 from durable.controlplane.settings import DatabaseSettings, GrpcSettings
 from durable.proto.keda import externalscaler_pb2 as kpb
 from durable.proto.keda import externalscaler_pb2_grpc as kpb_grpc
@@ -58,7 +58,8 @@ def expected(scope: str, method: str) -> bool:
     service = method.split("/")[1]
     return {
         "admin": True,
-        "client": service in ("durable.v1.ClientService", "externalscaler.ExternalScaler"),
+        "client": service in ("durable.v1.ClientService", "externalscaler.ExternalScaler")
+        and method.rsplit("/", 1)[1] not in {"BulkDeleteWorkflows", "BulkDeleteDeadLetters"},
         "read": service == "externalscaler.ExternalScaler" or method.rsplit("/", 1)[1] in {
             "DescribeWorkflow", "ListWorkflows", "GetHistory", "WaitWorkflow", "ListDeadLetters",
             "GetQueueStats", "ListWorkers", "CountWorkflows", "ListWorkflowTasks", "ListCircuitBreakers",
@@ -109,6 +110,10 @@ def as_(address: str, token: str | None) -> grpc.aio.Channel:
 
 def test_the_read_table_is_the_documented_one() -> None:
     assert {m for m in ALL_METHODS if expected("read", m) and "ClientService" in m} == READ_METHODS
+
+
+def test_the_admin_only_table_is_the_documented_one() -> None:
+    assert {m for m in ALL_METHODS if not expected("client", m) and "ClientService" in m} == ADMIN_METHODS
 
 
 @pytest.mark.parametrize("scope", ["admin", "client", "read", "worker"])

@@ -25,8 +25,8 @@ async def running_control_plane(database_url: str, **settings: Any) -> AsyncIter
 
     Keyword settings: any ReaperSettings field (stale_after=2, interval=0.5, ...), and
     poll_interval, health_interval, timer_interval, clock, max_payload_bytes, max_message_bytes,
-    max_response_bytes, address, breakers (a BreakerSettings), and
-    security (a durable.common.security.ServerSecurity).
+    max_response_bytes, address, breakers (a BreakerSettings),
+    security (a durable.common.security.ServerSecurity) and retention (RetentionSettings).
     """
     reaper_fields = set(ReaperSettings.model_fields)
     reaper = ReaperSettings(**{k: v for k, v in settings.items() if k in reaper_fields})
@@ -43,6 +43,7 @@ async def running_control_plane(database_url: str, **settings: Any) -> AsyncIter
         reaper,
         security=settings.get("security") or ServerSecurity(),
         metrics=settings.get("metrics"),
+        retention=settings.get("retention"),
         **extra,
     )
     await plane.start()
