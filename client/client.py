@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -56,10 +56,30 @@ class WorkflowView:
     cancel_requested_at: float = 0.0
     decided_through_seq: int = 0
     pinned: bool = False
+    parent_workflow_id: str = ""  # "" = not a child workflow
+    parent_close_policy: str = ""
+    run_number: int = 1
+    history_bytes: int = 0
+    # filled by describe_workflow only
+    children: tuple[WorkflowView, ...] = ()
+    runs: tuple[RunView, ...] = ()
 
     @property
     def is_terminal(self) -> bool:
         return self.status in ("completed", "failed", "cancelled")
+
+
+@dataclass(frozen=True)
+class RunView:
+    """A closed run of a workflow that continued as new."""
+
+    run_number: int
+    status: str
+    input: Any
+    next_input: Any
+    events: int
+    started_at: float
+    closed_at: float
 
 
 @dataclass(frozen=True)
@@ -130,6 +150,10 @@ def _workflow(msg: pb.WorkflowInfo) -> WorkflowView:
         cancel_requested_at=msg.cancel_requested_at,
         decided_through_seq=msg.decided_through_seq,
         pinned=msg.pinned,
+        parent_workflow_id=msg.parent_workflow_id,
+        parent_close_policy=msg.parent_close_policy,
+        run_number=msg.run_number or 1,
+        history_bytes=msg.history_bytes,
     )
 
 
@@ -227,7 +251,12 @@ class Client:
 
     async def describe_workflow(self, workflow_id: str) -> WorkflowView:
         reply = await self._call("DescribeWorkflow", pb.DescribeWorkflowRequest(workflow_id=workflow_id))
-        return _workflow(reply.workflow)
+        return replace(
+            _workflow(reply.workflow),
+            children=tuple(_workflow(c) for c in reply.children),
+            runs=tuple(RunView(r.run_number, r.status, _json(r.input_json), _json(r.next_input_json), r.events,
+                               r.started_at, r.closed_at) for r in reply.runs),
+        )
 
     async def list_workflows(
         self, *, status: str | None = None, workflow_type: str | None = None, limit: int = 50

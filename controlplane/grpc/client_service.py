@@ -18,6 +18,7 @@ from durable.controlplane.grpc.errors import generic_handler, required, rpc
 from durable.controlplane.grpc.schedule_service import ScheduleCalls
 from durable.controlplane.store import Store
 from durable.controlplane.store.browse import encode_page_token
+from durable.controlplane.store import lineage
 from durable.controlplane.store.workflow_queries import WorkflowQueryStore
 from durable.proto.v1 import durable_pb2 as pb
 from durable.proto.v1 import durable_pb2_grpc as pb_grpc
@@ -114,7 +115,11 @@ class ClientService(ScheduleCalls, pb_grpc.ClientServiceServicer):
     @rpc
     async def DescribeWorkflow(self, request: pb.DescribeWorkflowRequest, context: Any) -> pb.DescribeWorkflowResponse:
         wf = await self.store.get_workflow(required(request.workflow_id, "workflow_id"))
-        return pb.DescribeWorkflowResponse(workflow=convert.workflow(wf))
+        children = await lineage.children_of(self.store, wf.id)
+        runs = await lineage.runs_of(self.store, wf.id) if wf.run_number > 1 else []
+        return pb.DescribeWorkflowResponse(
+            workflow=convert.workflow(wf), children=[convert.workflow(c) for c in children],
+            runs=[convert.workflow_run(r) for r in runs])
 
     @rpc
     async def ListWorkflows(self, request: pb.ListWorkflowsRequest, context: Any) -> pb.ListWorkflowsResponse:

@@ -52,6 +52,11 @@ class WorkflowInstance(_FromRow):
     blocked: dict[str, Any] | None = None
     cancel_requested_at: datetime | None = None
     pinned: bool = False
+    parent_workflow_id: str | None = None
+    parent_close_policy: str | None = None
+    run_number: int = 1
+    history_bytes: int = 0
+    history_warned: bool = False
     _json_fields = ("input", "result", "error", "blocked")
 
     @property

@@ -23,6 +23,7 @@ SEED_TABLES = {
 ENGINE_TABLES = {
     "durable_workflow_queries",  # queries while their caller waits (0004)
     "durable_schedules",  # schedules (0005)
+    "durable_workflow_runs",  # closed runs of workflows that continued as new (0009 on this branch; 0013 planned)
 }
 
 
