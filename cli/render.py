@@ -63,6 +63,8 @@ def step(event: EventView, activity_types: dict[str, str] | None = None) -> str:
         return f"timer[{data['timer_id']}]"
     if "signal_type" in data:
         return f"signal[{data['signal_type']}]"
+    if "child_id" in data:
+        return f"child:{data.get('workflow_type') or 'workflow'}[{data['child_id']}]"
     if "marker_id" in data:
         return f"{data.get('kind') or 'marker'}[{data['marker_id']}]"
     return "-"
@@ -138,10 +140,21 @@ def workflow_header(view: WorkflowView, *, full: bool) -> str:
         lines.append(f"result:   {short(view.result, limit)}")
     if view.error is not None:
         lines.append(f"error:    {short(view.error, limit)}")
+    if view.parent_workflow_id:
+        lines.append(f"parent:   {view.parent_workflow_id} (when it ends: {view.parent_close_policy or 'cancel'})")
+    if view.run_number > 1:
+        lines.append(f"run:      {view.run_number} (continued as new {view.run_number - 1} time(s))")
     if view.cancel_requested_at and not view.is_terminal:
         lines.append(f"cancel:   requested {when(view.cancel_requested_at)}; its code is stopping")
     if view.blocked:
         lines.append(blocked_text(view.blocked))
+    if view.children:
+        lines += ["", "children:", table(["id", "type", "status", "when parent ends"],
+                                          [(c.id, c.workflow_type, c.status, c.parent_close_policy) for c in view.children])]
+    if view.runs:
+        lines += ["", "earlier runs:", table(["run", "status", "events", "started", "closed", "input"],
+                                              [(r.run_number, r.status, r.events, when(r.started_at), when(r.closed_at),
+                                                short(r.input, limit)) for r in view.runs])]
     return "\n".join(lines)
 
 
@@ -172,6 +185,14 @@ def workflow_json(view: WorkflowView) -> dict[str, Any]:
         "decided_through_seq": view.decided_through_seq,
         # what `durable replay` checks the decisions against (the events the last decision saw)
         "replay_through_seq": view.replay_through_seq,
+        "parent_workflow_id": view.parent_workflow_id or None,
+        "run_number": view.run_number,
+        "history_bytes": view.history_bytes,
+        "children": [{"id": c.id, "workflow_type": c.workflow_type, "status": c.status,
+                      "parent_close_policy": c.parent_close_policy} for c in view.children],
+        "runs": [{"run_number": r.run_number, "status": r.status, "events": r.events, "input": r.input,
+                  "next_input": r.next_input, "started_at": iso(r.started_at), "closed_at": iso(r.closed_at)}
+                 for r in view.runs],
     }
 
 

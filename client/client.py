@@ -61,10 +61,30 @@ class WorkflowView:
     replay_through_seq: int = 0
     # "kind:type" its pending tasks wait for that no active worker serves (describe_workflow only)
     unserved_types: tuple[str, ...] = ()
+    parent_workflow_id: str = ""  # "" = not a child workflow
+    parent_close_policy: str = ""
+    run_number: int = 1
+    history_bytes: int = 0
+    # filled by describe_workflow only
+    children: tuple[WorkflowView, ...] = ()
+    runs: tuple[RunView, ...] = ()
 
     @property
     def is_terminal(self) -> bool:
         return self.status in ("completed", "failed", "cancelled")
+
+
+@dataclass(frozen=True)
+class RunView:
+    """A closed run of a workflow that continued as new."""
+
+    run_number: int
+    status: str
+    input: Any
+    next_input: Any
+    events: int
+    started_at: float
+    closed_at: float
 
 
 @dataclass(frozen=True)
@@ -136,6 +156,10 @@ def _workflow(msg: pb.WorkflowInfo) -> WorkflowView:
         decided_through_seq=msg.decided_through_seq,
         pinned=msg.pinned,
         replay_through_seq=msg.replay_through_seq or msg.decided_through_seq,
+        parent_workflow_id=msg.parent_workflow_id,
+        parent_close_policy=msg.parent_close_policy,
+        run_number=msg.run_number or 1,
+        history_bytes=msg.history_bytes,
     )
 
 
@@ -233,7 +257,13 @@ class Client:
 
     async def describe_workflow(self, workflow_id: str) -> WorkflowView:
         reply = await self._call("DescribeWorkflow", pb.DescribeWorkflowRequest(workflow_id=workflow_id))
-        return replace(_workflow(reply.workflow), unserved_types=tuple(reply.unserved_types))
+        return replace(
+            _workflow(reply.workflow),
+            unserved_types=tuple(reply.unserved_types),
+            children=tuple(_workflow(c) for c in reply.children),
+            runs=tuple(RunView(r.run_number, r.status, _json(r.input_json), _json(r.next_input_json), r.events,
+                               r.started_at, r.closed_at) for r in reply.runs),
+        )
 
     async def list_workflows(
         self, *, status: str | None = None, workflow_type: str | None = None, limit: int = 50

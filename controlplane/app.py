@@ -25,6 +25,7 @@ from durable.controlplane.database_state import DatabaseState, PoolLogFilter
 from durable.controlplane.dispatch import TaskListener, TaskSignals
 from durable.controlplane.store.served_types import ServedTypeStore
 from durable.controlplane.store.idempotency import IdempotencyStore
+from durable.controlplane.store.lineage import HistoryLimits
 from durable.controlplane.store.workflow_queries import WorkflowQueryStore
 from durable.controlplane.grpc import client_service, keda_scaler, worker_service
 from durable.controlplane.grpc.auth import ScopedAuthInterceptor
@@ -185,7 +186,9 @@ class ControlPlane:
                 logger.info("applied migrations %s", applied)
         limit = self.grpc_settings.max_payload_bytes
         self.store = Store(self.pool, clock=self.clock, max_payload_bytes=limit, observer=self.metrics,
-                           decision_retry_max=self.grpc_settings.decision_retry_max)
+                           decision_retry_max=self.grpc_settings.decision_retry_max,
+                           history_limits=HistoryLimits(max_events=self.grpc_settings.history_max_events,
+                                                        max_bytes=self.grpc_settings.history_max_bytes))
         signals = self._signals = TaskSignals()
         signals.on_breakers_changed = self.store.forget_breaker_keys
         for activity_type in self.breaker_settings.type_names:  # DURABLE_CIRCUIT_BREAKERS

@@ -136,6 +136,16 @@ class ControlPlaneMetrics(MetricsEndpoint, StoreObserver):
             "Bytes of the workflow tasks handed to workers, by what history they carried.", ["history"],
             registry=self.registry,
         )
+        self.history_warnings = Counter(
+            "durable_workflow_history_warnings",
+            "Workflows whose history passed 80% of DURABLE_HISTORY_MAX_EVENTS or DURABLE_HISTORY_MAX_BYTES "
+            "(a HistorySizeWarning event; once per run).", ["type"], registry=self.registry,
+        )
+        self.history_limit_failures = Counter(
+            "durable_workflow_history_limit_failures",
+            "Workflows failed with HistoryLimitExceeded (their history reached a limit).", ["type"],
+            registry=self.registry,
+        )
         self.schedule_fires = Counter(
             "durable_schedule_fires",
             "Schedule ticks handled, by outcome: started, skipped, buffered, cancelled (a previous run "
@@ -175,6 +185,11 @@ class ControlPlaneMetrics(MetricsEndpoint, StoreObserver):
         history = "new_events" if new_events_only else "whole"
         self.decision_tasks_sent.labels(history).inc()
         self.decision_bytes_sent.labels(history).inc(size)
+    def history_warned(self, workflow_type: str) -> None:
+        self.history_warnings.labels(workflow_type).inc()
+
+    def history_limit_exceeded(self, workflow_type: str) -> None:
+        self.history_limit_failures.labels(workflow_type).inc()
 
     def record_reaper(self, report: ReaperReport) -> None:
         self.reclaims.inc(report.reclaimed)

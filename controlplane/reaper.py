@@ -30,6 +30,7 @@ from durable.controlplane.settings import ReaperSettings
 from durable.controlplane.store.base import DATABASE_UNAVAILABLE
 from durable.controlplane.store import ReaperReport, Store, Task
 from durable.controlplane.store.served_types import ServedTypeStore
+from durable.controlplane.store.lineage import cancel_orphaned_children
 from durable.controlplane.store.workflow_queries import WorkflowQueryStore
 from durable.controlplane.store.queries import Q
 
@@ -75,6 +76,8 @@ class Reaper:
             report.unstarted += len(failed)
         cutoff = self.store.now() - timedelta(seconds=self.settings.worker_lost_after)
         report.lost_workers = [r["id"] for r in await self.store.pool.fetch(Q.mark_lost_workers, cutoff)]
+        # children to be cancelled whose parent ended while its control plane stopped
+        await cancel_orphaned_children(self.store, self.settings.batch_size)
         if self.queries is not None:  # queries whose caller's control plane stopped mid-wait
             await self.queries.sweep_queries(self.store.now(), self.settings.batch_size)
         if report.changed:

@@ -150,6 +150,17 @@ class GrpcSettings(BaseSettings):
                     "instance (sticky) before any worker of the type may take it with the whole "
                     "history, seconds (default 2).",
     )
+    history_max_events: int = Field(
+        51_200, ge=10, validation_alias="DURABLE_HISTORY_MAX_EVENTS",
+        description="Most events one run of a workflow may record (default 51,200): at 80% a "
+                    "HistorySizeWarning event, at the limit the workflow fails with HistoryLimitExceeded; "
+                    "a workflow that runs long calls ctx.continue_as_new.",
+    )
+    history_max_bytes: int = Field(
+        50 * 1024 * 1024, ge=1024, validation_alias="DURABLE_HISTORY_MAX_BYTES",
+        description="Most bytes of event data one run of a workflow may record (default 50 MiB), "
+                    "warned at 80% and enforced like DURABLE_HISTORY_MAX_EVENTS.",
+    )
     keda_address: str | None = Field(
         None, validation_alias="DURABLE_KEDA_ADDRESS",
         description="host:port of a second, read-only port serving only KEDA's external scaler "

@@ -16,6 +16,11 @@ once when nothing else can happen: activities that complete without waiting on t
 complete first, then the clock jumps to the next timer (an activity still waiting loses to
 it). A failing decision (a bug, a non-determinism) raises from `result()` instead of
 blocking.
+
+Child workflows run in the same environment (`env.handles[child_id]`), with the engine's
+rules: a taken id fails the start, a parent's end cancels its children of policy "cancel".
+Continue-as-new starts the next run on the same handle; its earlier runs' histories are in
+`handle.runs`.
 """
 
 from __future__ import annotations
@@ -37,9 +42,11 @@ from durable.worker.workflows.commands import (
     CancelWorkflow,
     Command,
     CompleteWorkflow,
+    ContinueAsNew,
     FailWorkflow,
     RecordMarker,
     ScheduleActivity,
+    StartChildWorkflow,
     StartTimer,
 )
 
@@ -79,6 +86,7 @@ class WorkflowEnvironment:
         self.start_time = start_time or datetime(2026, 1, 1, tzinfo=UTC)
         self._now = self.start_time
         self._counter = 0
+        self.handles: dict[str, WorkflowHandle] = {}  # every workflow started here, children too
 
     def now(self) -> datetime:
         """The environment's (skipping) clock."""
@@ -94,8 +102,14 @@ class WorkflowEnvironment:
 
     async def start(self, workflow: Any, input: Any = None, *, workflow_id: str | None = None) -> WorkflowHandle:
         """Start a workflow (a registered name, function or class) and return its handle."""
+        return self._start(self._definition(workflow), to_json(input), workflow_id)
+
+    def _start(self, definition: WorkflowDefinition, input: Any, workflow_id: str | None,
+               parent: tuple[WorkflowHandle, str] | None = None) -> WorkflowHandle:
         self._counter += 1
-        handle = WorkflowHandle(self, self._definition(workflow), workflow_id or f"test-{self._counter}", to_json(input))
+        handle = WorkflowHandle(self, definition, workflow_id or f"test-{self._counter}", input)
+        handle.parent = parent
+        self.handles[handle.workflow_id] = handle
         handle._task = asyncio.create_task(handle._drive(), name=f"durable.testing:{handle.workflow_id}")
         return handle
 
@@ -131,6 +145,11 @@ class WorkflowHandle:
         self._timers: list[tuple[datetime, int, str]] = []
         self._cancelled_timers: set[str] = set()
         self._task: asyncio.Task[None] | None = None
+        self.parent: tuple[WorkflowHandle, str] | None = None  # (parent, parent_close_policy)
+        self.children: list[WorkflowHandle] = []
+        self.runs: list[list[HistoryEvent]] = []  # closed runs (continue-as-new), oldest first
+        self._after: list[tuple[str, dict[str, Any]]] = []
+        self._continued: ContinueAsNew | None = None
         self._append("WorkflowStarted", {"workflow_type": definition.name, "input": input,
                                          "random_seed": hash(workflow_id) & (2**63 - 1)})
 
@@ -219,10 +238,56 @@ class WorkflowHandle:
         decision = self.definition.decide(list(self.history), self.decided_through,
                                           workflow_id=self.workflow_id,
                                           activity_defaults=self.env.app.activity_options)
+        self._after, self._continued = [], None
         for command in decision.actions:
             self._apply(command)
         # what the decision saw and the events of its own commands (no await in between)
         self.decided_through = self.history[-1].sequence_num
+        for event_type, data in self._after:  # what the engine appends after a decision
+            self._append(event_type, data)
+        if self._continued is not None:
+            self._next_run(self._continued)
+        if self.status != "running":
+            self._ended()
+
+    def _next_run(self, command: ContinueAsNew) -> None:
+        for task in self._running.values():
+            task.cancel()
+        self._running.clear()
+        self._timers, self._cancelled_timers = [], set()
+        carried = [e for e in self.history if e.sequence_num > command.handled_through_seq
+                   and e.event_type in ("SignalReceived", "WorkflowCancelRequested")]
+        self.runs.append(self.history)
+        self.history, self.decided_through = [], 0
+        self._append("WorkflowStarted", {"workflow_type": self.definition.name, "input": command.input,
+                                         "random_seed": hash((self.workflow_id, len(self.runs))) & (2**63 - 1),
+                                         "run_number": len(self.runs) + 1, "continued_from_run": len(self.runs)})
+        for event in carried:
+            self._append(event.event_type, event.data)
+        for child in self.children:
+            child._parent_ended()
+
+    def _ended(self) -> None:
+        if self.parent is not None:
+            parent, _ = self.parent
+            data: dict[str, Any] = {"child_id": self.workflow_id, "workflow_type": self.definition.name}
+            if self.status == "completed":
+                parent._child_event("ChildWorkflowCompleted", {**data, "result": self.result_value})
+            elif self.status == "failed":
+                parent._child_event("ChildWorkflowFailed", {**data, "error": self.error})
+            else:
+                parent._child_event("ChildWorkflowCancelled", {**data, "reason": "cancelled"})
+        for child in self.children:
+            child._parent_ended()
+
+    def _child_event(self, event_type: str, data: dict[str, Any]) -> None:
+        if self.status == "running":
+            self._append(event_type, data)
+
+    def _parent_ended(self) -> None:
+        if self.status == "running" and self.parent is not None and self.parent[1] == "cancel" \
+                and not any(e.event_type == "WorkflowCancelRequested" for e in self.history):
+            self._append("WorkflowCancelRequested", {"reason": "its parent ended"})
 
     def _apply(self, command: Command) -> None:
         if isinstance(command, ScheduleActivity):
@@ -257,9 +322,31 @@ class WorkflowHandle:
         elif isinstance(command, CancelWorkflow):
             self._append("WorkflowCancelled", {"reason": command.reason})
             self.status = "cancelled"
+        elif isinstance(command, StartChildWorkflow):
+            self._start_child(command)
+        elif isinstance(command, ContinueAsNew):
+            self._append("WorkflowContinuedAsNew", {"input": command.input,
+                                                    "handled_through_seq": command.handled_through_seq})
+            self._continued = command
         if self.status != "running":
             for task in self._running.values():
                 task.cancel()
+
+    def _start_child(self, command: StartChildWorkflow) -> None:
+        child_id = command.child_id or ""
+        data = {"child_id": child_id, "workflow_type": command.workflow_type, "input": command.input,
+                "parent_close_policy": command.parent_close_policy}
+        if child_id in self.env.handles:
+            self._append("ChildWorkflowStarted", {**data, "started": False})
+            self._after.append(("ChildWorkflowFailed", {
+                "child_id": child_id, "workflow_type": command.workflow_type,
+                "error": {"type": "ChildWorkflowAlreadyExists",
+                          "message": f"a workflow with id {child_id!r} exists already; start the child with another id"}}))
+            return
+        self._append("ChildWorkflowStarted", {**data, "started": True})
+        child = self.env._start(self.env._definition(command.workflow_type), command.input, child_id,
+                                parent=(self, command.parent_close_policy))
+        self.children.append(child)
 
     async def _run_activity(self, command: ScheduleActivity) -> None:
         activity_id = command.activity_id or ""

@@ -41,6 +41,7 @@ from durable.worker.app import ActivityDefinition, App
 from durable.worker.context import ActivityContext
 from durable.worker.workflows import (
     ActivityError,
+    ChildWorkflowError,
     Decision,
     DeterminismViolation,
     HistoryEvent,
@@ -66,6 +67,7 @@ __all__ = [
     "ActivityDefinition",
     "ActivityOptions",
     "App",
+    "ChildWorkflowError",
     "CompleteWorkflow",
     "CriticalTaskFailed",
     "Decision",

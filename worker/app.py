@@ -197,6 +197,10 @@ class App:
             except (TypeError, ValueError) as exc:
                 raise InvalidArgument(str(exc)) from None
             self._workflows[workflow_name] = definition
+            try:  # what ctx.child(fn) reads to name the child's type
+                setattr(item, "__durable_workflow__", workflow_name)  # noqa: B010
+            except (AttributeError, TypeError):
+                pass
             return item
 
         return register(target) if target is not None else register

@@ -16,10 +16,12 @@ from durable.worker.workflows.commands import (
     CancelActivity,
     CancelTimer,
     CancelWorkflow,
+    ContinueAsNew,
     CompleteWorkflow,
     FailWorkflow,
     RecordMarker,
     ScheduleActivity,
+    StartChildWorkflow,
     StartTimer,
 )
 from durable.worker.workflows.history import HistoryEvent, parse_time
@@ -143,6 +145,16 @@ def action_to_proto(action: Action) -> pb.WorkflowAction:
         return pb.WorkflowAction(cancel_timer=pb.CancelTimer(timer_id=action.timer_id))
     if isinstance(action, CancelWorkflow):
         return pb.WorkflowAction(cancel_workflow=pb.CancelWorkflowAction(reason=action.reason))
+    if isinstance(action, StartChildWorkflow):
+        assert action.child_id is not None, "the replay engine assigns child ids"
+        return pb.WorkflowAction(start_child_workflow=pb.StartChildWorkflow(
+            child_id=action.child_id, workflow_type=action.workflow_type,
+            input_json=value_json(action.input, f"input of child {action.child_id}"),
+            parent_close_policy=action.parent_close_policy))
+    if isinstance(action, ContinueAsNew):
+        return pb.WorkflowAction(continue_as_new=pb.ContinueAsNewAction(
+            input_json=value_json(action.input, "input of the next run"),
+            handled_through_seq=action.handled_through_seq))
     raise TypeError(f"not a workflow action: {action!r}")
 
 

@@ -21,6 +21,7 @@ from durable.controlplane.store.browse import encode_page_token
 from durable.controlplane.store.served_types import ServedTypeStore, unserved_of
 from durable.controlplane.store.bulk import BulkActions, BulkOutcome, DeadLetterFilter, WorkflowFilter
 from durable.controlplane.store.idempotency import IdempotencyStore
+from durable.controlplane.store import lineage
 from durable.controlplane.store.workflow_queries import WorkflowQueryStore
 from durable.proto.v1 import durable_pb2 as pb
 from durable.proto.v1 import durable_pb2_grpc as pb_grpc
@@ -123,7 +124,11 @@ class ClientService(ScheduleCalls, pb_grpc.ClientServiceServicer):
     async def DescribeWorkflow(self, request: pb.DescribeWorkflowRequest, context: Any) -> pb.DescribeWorkflowResponse:
         wf = await self.store.get_workflow(required(request.workflow_id, "workflow_id"))
         unserved = await self.types.unserved_for_workflow(wf.id) if self.types and not wf.is_terminal else []
-        return pb.DescribeWorkflowResponse(workflow=convert.workflow(wf), unserved_types=unserved)
+        children = await lineage.children_of(self.store, wf.id)
+        runs = await lineage.runs_of(self.store, wf.id) if wf.run_number > 1 else []
+        return pb.DescribeWorkflowResponse(
+            workflow=convert.workflow(wf), children=[convert.workflow(c) for c in children],
+            runs=[convert.workflow_run(r) for r in runs], unserved_types=unserved)
 
     @rpc
     async def ListWorkflows(self, request: pb.ListWorkflowsRequest, context: Any) -> pb.ListWorkflowsResponse:

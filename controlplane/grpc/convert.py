@@ -104,6 +104,15 @@ def action(msg: pb.WorkflowAction, index: int, limit: int) -> dict[str, Any]:
         return {"type": "cancel_timer", "timer_id": msg.cancel_timer.timer_id}
     if which == "cancel_workflow":
         return {"type": "cancel_workflow", "reason": msg.cancel_workflow.reason}
+    if which == "start_child_workflow":
+        c = msg.start_child_workflow
+        return {"type": "start_child_workflow", "child_id": c.child_id, "workflow_type": c.workflow_type,
+                "input": load(c.input_json, f"{field}.input_json", limit),
+                "parent_close_policy": c.parent_close_policy or "cancel"}
+    if which == "continue_as_new":
+        n = msg.continue_as_new
+        return {"type": "continue_as_new", "input": load(n.input_json, f"{field}.input_json", limit),
+                "handled_through_seq": n.handled_through_seq}
     raise InvalidArgument(f"{field} has no action set")
 
 
@@ -170,6 +179,17 @@ def workflow(w: WorkflowInstance) -> pb.WorkflowInfo:
         decided_through_seq=w.decided_through_seq,
         pinned=w.pinned,
         replay_through_seq=w.replay_through_seq,
+        parent_workflow_id=w.parent_workflow_id or "",
+        parent_close_policy=w.parent_close_policy or "",
+        run_number=w.run_number,
+        history_bytes=w.history_bytes,
+    )
+
+
+def workflow_run(r: Any) -> pb.WorkflowRunInfo:
+    return pb.WorkflowRunInfo(
+        run_number=r.run_number, status=r.status, input_json=dump(r.input), next_input_json=dump(r.next_input),
+        events=r.events, started_at=ts(r.started_at), closed_at=ts(r.closed_at),
     )
 
 

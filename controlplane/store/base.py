@@ -22,6 +22,7 @@ import asyncpg
 from durable.common.errors import ConcurrencyConflict, InvalidArgument, NotFound, StaleAttempt
 from durable.common.payloads import DEFAULT_MAX_PAYLOAD_BYTES, encode_payload
 from durable.common.policies import ActivityOptions
+from durable.controlplane.store.lineage import HistoryLimits, tell_parent
 from durable.controlplane.store.queries import Q
 from durable.controlplane.store.records import Task, WorkflowInstance
 
@@ -95,6 +96,11 @@ class StoreObserver:
     def decision_sent(self, new_events_only: bool, size: int) -> None:
         """A workflow task went to a worker: `size` bytes, with its whole history or (sticky,
         the worker keeps the instance) only the new events."""
+    def history_warned(self, workflow_type: str) -> None:
+        """A workflow's history passed 80% of a limit (HistorySizeWarning)."""
+
+    def history_limit_exceeded(self, workflow_type: str) -> None:
+        """A workflow failed because its history reached a limit."""
 
 
 class StoreBase:
@@ -111,8 +117,10 @@ class StoreBase:
         decision_retry_max: float = 60.0,
         rng: random.Random | None = None,
         observer: StoreObserver | None = None,
+        history_limits: HistoryLimits | None = None,
     ) -> None:
         self.pool = pool
+        self.history_limits = history_limits or HistoryLimits()
         self.observer = observer or StoreObserver()
         self.clock = clock
         self.max_payload_bytes = max_payload_bytes
@@ -369,6 +377,7 @@ class StoreBase:
                 )
                 await conn.execute(Q.set_workflow_status, wf.id, "failed", None, dumps(failure), now)
                 await self._cancel_open_steps(conn, wf.id, now)
+                await tell_parent(self, conn, wf, "failed", failure, now)
         return dlq_id
 
     @staticmethod

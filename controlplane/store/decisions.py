@@ -20,6 +20,7 @@ import asyncpg
 
 from durable.common.errors import InvalidArgument
 from durable.common.policies import ActivityOptions
+from durable.controlplane.store import lineage
 from durable.controlplane.store.base import StoreBase, check_name, dumps, parse_uuid
 from durable.controlplane.store.queries import Q
 from durable.controlplane.store.records import Task, WorkflowInstance
@@ -27,8 +28,10 @@ from durable.controlplane.store.records import Task, WorkflowInstance
 ACTION_TYPES = (
     "schedule_activity", "start_timer", "complete_workflow", "fail_workflow",
     "record_marker", "cancel_activity", "cancel_timer", "cancel_workflow",
+    "start_child_workflow", "continue_as_new",
 )
-TERMINAL_ACTIONS = ("complete_workflow", "fail_workflow", "cancel_workflow")
+TERMINAL_ACTIONS = ("complete_workflow", "fail_workflow", "cancel_workflow", "continue_as_new")
+PARENT_CLOSE_POLICIES = ("cancel", "abandon")
 MAX_ACTIONS = 1000
 MAX_TIMER_SECONDS = 366 * 24 * 3600.0
 
@@ -54,7 +57,8 @@ class DecisionStore(StoreBase):
         planned = [self._check_action(i, a) for i, a in enumerate(actions)]
         terminal_at = [i for i, a in enumerate(planned) if a["type"] in TERMINAL_ACTIONS]
         if terminal_at and terminal_at[0] != len(planned) - 1:
-            raise InvalidArgument("complete_workflow/fail_workflow/cancel_workflow must be the last action, and only one")
+            raise InvalidArgument(
+                "complete_workflow/fail_workflow/cancel_workflow/continue_as_new must be the last action, and only one")
         now = self.now()
         async with self.pool.acquire() as conn, conn.transaction():
             wf = await self._lock_workflow_of_task(conn, task_id)
@@ -73,13 +77,16 @@ class DecisionStore(StoreBase):
                     if waiting is not None:  # it waited for this one to end
                         await self.notify(conn, {waiting: 1})
                 applied = False
+                ended = False
             else:
-                await self._apply(conn, wf, task_id, seen_through_seq, planned, now,
-                                  sticky=worker_id if keeps_instance else None)
-                if unseen:  # the events it did not see have their decision queued; make sure
+                ended = await self._apply(conn, wf, task_id, seen_through_seq, planned, now,
+                                          sticky=worker_id if keeps_instance else None)
+                if unseen and not ended:  # the events it did not see have their decision queued; make sure
                     await self._wake(conn, wf, now)
                 applied = True
         self.observer.decided(wf.workflow_type, applied)
+        if ended:  # after the commit: the children's locks come after the parent's (lineage)
+            await lineage.cancel_children(self, wf.id, now)
         return applied
 
     async def _apply(
@@ -92,10 +99,17 @@ class DecisionStore(StoreBase):
         now: datetime,
         *,
         sticky: str | None = None,
-    ) -> None:
-        """Record the decision's events and tasks; the caller holds the workflow's lock."""
+    ) -> bool:
+        """Record the decision's events and tasks; the caller holds the workflow's lock.
+        Returns whether the workflow's run ended (its children's policy then applies)."""
+        limits = self.history_limits
+        if limits.exceeded(wf.last_event_seq + len(planned), wf.history_bytes):
+            await self._fail_for_history(conn, wf, task_id, seen_through_seq, now)
+            return True
         events: list[tuple[str, dict[str, Any]]] = []
+        after: list[tuple[str, dict[str, Any]]] = []  # appended once the decision is recorded
         terminal: tuple[str, Any] | None = None
+        continued: dict[str, Any] | None = None
         for action in planned:
             kind = action["type"]
             if kind == "schedule_activity":
@@ -140,7 +154,16 @@ class DecisionStore(StoreBase):
                     events.append(("TimerCancelled", {"timer_id": step_id}))
             elif kind == "cancel_workflow":
                 events.append(("WorkflowCancelled", {"reason": action["reason"]}))
-                terminal = ("cancelled", None)
+                terminal = ("cancelled", action["reason"])
+            elif kind == "start_child_workflow":
+                started, refused = await lineage.start_child(self, conn, wf, action, now)
+                events.append(("ChildWorkflowStarted", started))
+                if refused is not None:
+                    after.append(("ChildWorkflowFailed", refused))
+            elif kind == "continue_as_new":
+                events.append(("WorkflowContinuedAsNew", {
+                    "input": action["input"], "handled_through_seq": action["handled_through_seq"]}))
+                continued = action
             else:
                 events.append(("WorkflowFailed", {"error": action["error"]}))
                 terminal = ("failed", action["error"])
@@ -149,12 +172,16 @@ class DecisionStore(StoreBase):
             Q.finish_decision, wf.id, now, seen_through_seq, last_seq, task_id,
             dumps({"applied": True, "actions": len(planned)}), sticky,
         )
+        if continued is not None:
+            await lineage.continue_as_new(self, conn, wf, continued, now)
+            return True
         if terminal is not None:
             status, value = terminal
             if status == "cancelled":
                 await conn.execute(Q.set_workflow_status, wf.id, status, None, None, now)
                 await self._cancel_open_steps(conn, wf.id, now)
-                return
+                await lineage.tell_parent(self, conn, wf, status, value, now)
+                return True
             await conn.execute(
                 Q.set_workflow_status, wf.id, status,
                 dumps(value) if status == "completed" else None,
@@ -162,6 +189,34 @@ class DecisionStore(StoreBase):
                 now,
             )
             await self._cancel_open_steps(conn, wf.id, now)
+            await lineage.tell_parent(self, conn, wf, status, value, now)
+            return True
+        if after:
+            last_seq = await self._append(conn, wf.id, last_seq, after, now, wake=True)
+        if not wf.history_warned and limits.warns(last_seq, wf.history_bytes):
+            await self._append(conn, wf.id, last_seq, [("HistorySizeWarning", {
+                "events": last_seq, "max_events": limits.max_events,
+                "bytes": wf.history_bytes, "max_bytes": limits.max_bytes,
+                "message": "the history nears its limit; continue as new (ctx.continue_as_new) to go on",
+            })], now)
+            await conn.execute(Q.mark_history_warned, wf.id)
+            self.observer.history_warned(wf.workflow_type)
+        return False
+
+    async def _fail_for_history(
+        self, conn: asyncpg.Connection, wf: WorkflowInstance, task_id: UUID, seen_through_seq: int, now: datetime
+    ) -> None:
+        """The history reached a limit: the workflow fails (HistoryLimitExceeded), its
+        decision not applied."""
+        error = self.history_limits.failure(wf.last_event_seq, wf.history_bytes)
+        last_seq = await self._append(conn, wf.id, wf.last_event_seq,
+                                      [("WorkflowFailed", {"error": error, "terminated": True})], now)
+        await conn.execute(Q.finish_decision, wf.id, now, seen_through_seq, last_seq, task_id,
+                           dumps({"applied": False, "reason": error["type"]}), None)
+        await conn.execute(Q.set_workflow_status, wf.id, "failed", None, dumps(error), now)
+        await self._cancel_open_steps(conn, wf.id, now)
+        await lineage.tell_parent(self, conn, wf, "failed", error, now)
+        self.observer.history_limit_exceeded(wf.workflow_type)
 
     def _check_action(self, index: int, action: dict[str, Any]) -> dict[str, Any]:
         field = f"actions[{index}]"
@@ -203,6 +258,26 @@ class DecisionStore(StoreBase):
             return {"type": kind, "timer_id": check_name(action.get("timer_id"), f"{field}.timer_id")}
         if kind == "cancel_workflow":
             return {"type": kind, "reason": str(action.get("reason") or "")[:1000]}
+        if kind == "start_child_workflow":
+            policy = action.get("parent_close_policy") or "cancel"
+            if policy not in PARENT_CLOSE_POLICIES:
+                raise InvalidArgument(f"{field}.parent_close_policy {policy!r} is not one of {', '.join(PARENT_CLOSE_POLICIES)}")
+            input_value = action.get("input")
+            return {
+                "type": kind,
+                "child_id": check_name(action.get("child_id"), f"{field}.child_id"),
+                "workflow_type": check_name(action.get("workflow_type"), f"{field}.workflow_type"),
+                "input": input_value,
+                "input_json": self.payload(input_value, f"{field}.input"),
+                "parent_close_policy": policy,
+            }
+        if kind == "continue_as_new":
+            handled = action.get("handled_through_seq") or 0
+            if not isinstance(handled, int) or handled < 0:
+                raise InvalidArgument(f"{field}.handled_through_seq must be a sequence number >= 0")
+            input_value = action.get("input")
+            return {"type": kind, "input": input_value, "input_json": self.payload(input_value, f"{field}.input"),
+                    "handled_through_seq": handled}
         if kind == "complete_workflow":
             result = action.get("result", {})
             self.payload(result, f"{field}.result")

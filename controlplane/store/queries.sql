@@ -42,10 +42,12 @@ LIMIT $3;
 -- Append events ($3 types, $4 JSON data) after sequence $2, optimistically: nothing is written
 -- and no row comes back when the history moved since the caller read last_event_seq = $2.
 -- With $6, the same statement queues a decision for the workflow unless one already waits
--- ($7: its max attempts).
+-- ($7: its max attempts). history_bytes grows by the appended data's size (the history
+-- limits read it; nothing sums the history).
 WITH advanced AS (
     UPDATE durable_workflow_instances
-    SET last_event_seq = last_event_seq + cardinality($3::text[]), updated_at = $5
+    SET last_event_seq = last_event_seq + cardinality($3::text[]), updated_at = $5,
+        history_bytes = history_bytes + (SELECT COALESCE(sum(octet_length(d)), 0) FROM unnest($4::text[]) AS d)
     WHERE id = $1 AND last_event_seq = $2
     RETURNING id, workflow_type, last_event_seq, trace_id, span_id, sticky_worker_id
 ), appended AS (

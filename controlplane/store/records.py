@@ -54,6 +54,11 @@ class WorkflowInstance(_FromRow):
     pinned: bool = False
     sticky_worker_id: str | None = None
     decision_seen_seq: int | None = None
+    parent_workflow_id: str | None = None
+    parent_close_policy: str | None = None
+    run_number: int = 1
+    history_bytes: int = 0
+    history_warned: bool = False
     _json_fields = ("input", "result", "error", "blocked")
 
     @property

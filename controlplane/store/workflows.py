@@ -11,6 +11,7 @@ from typing import Any
 import asyncpg
 
 from durable.common.errors import InvalidArgument, NotFound, WrongState
+from durable.controlplane.store import lineage
 from durable.controlplane.store.base import StoreBase, check_name, dumps
 from durable.controlplane.store.queries import Q
 from durable.controlplane.store.records import Event, Signal, WorkflowInstance
@@ -156,6 +157,9 @@ class WorkflowStore(StoreBase):
             row = await conn.fetchrow(Q.set_workflow_status, workflow_id, status, result_json, error_json, now)
             if status in TERMINAL:
                 await self._cancel_open_steps(conn, workflow_id, now)
+                await lineage.tell_parent(self, conn, wf, status, result if status == "completed" else error, now)
+        if status in TERMINAL:
+            await lineage.cancel_children(self, workflow_id, now)
         return WorkflowInstance.from_row(row)  # type: ignore[no-any-return]
 
     async def signal_workflow(
@@ -196,7 +200,10 @@ class WorkflowStore(StoreBase):
         """
         now = self.now()
         async with self.pool.acquire() as conn, conn.transaction():
-            return await self._cancel_workflow(conn, workflow_id, reason, terminate, now)
+            cancelled = await self._cancel_workflow(conn, workflow_id, reason, terminate, now)
+        if terminate:  # after the commit: the children's locks come after the parent's (lineage)
+            await lineage.cancel_children(self, workflow_id, now)
+        return cancelled
 
     async def _cancel_workflow(
         self, conn: asyncpg.Connection, workflow_id: str, reason: str, terminate: bool, now: datetime
@@ -225,6 +232,7 @@ class WorkflowStore(StoreBase):
         await conn.execute(Q.mark_signals_delivered, workflow_id, seq, now)
         cancelled = await self._cancel_open_steps(conn, workflow_id, now)
         await conn.execute(Q.set_workflow_status, workflow_id, "cancelled", None, None, now)
+        await lineage.tell_parent(self, conn, wf, "cancelled", reason or "terminated", now)
         return cancelled
 
     async def pin_workflow(self, workflow_id: str, pinned: bool = True) -> bool:

@@ -368,8 +368,28 @@ class CancelWorkflowAction(_message.Message):
     reason: str
     def __init__(self, reason: _Optional[str] = ...) -> None: ...
 
+class StartChildWorkflow(_message.Message):
+    __slots__ = ("child_id", "workflow_type", "input_json", "parent_close_policy")
+    CHILD_ID_FIELD_NUMBER: _ClassVar[int]
+    WORKFLOW_TYPE_FIELD_NUMBER: _ClassVar[int]
+    INPUT_JSON_FIELD_NUMBER: _ClassVar[int]
+    PARENT_CLOSE_POLICY_FIELD_NUMBER: _ClassVar[int]
+    child_id: str
+    workflow_type: str
+    input_json: str
+    parent_close_policy: str
+    def __init__(self, child_id: _Optional[str] = ..., workflow_type: _Optional[str] = ..., input_json: _Optional[str] = ..., parent_close_policy: _Optional[str] = ...) -> None: ...
+
+class ContinueAsNewAction(_message.Message):
+    __slots__ = ("input_json", "handled_through_seq")
+    INPUT_JSON_FIELD_NUMBER: _ClassVar[int]
+    HANDLED_THROUGH_SEQ_FIELD_NUMBER: _ClassVar[int]
+    input_json: str
+    handled_through_seq: int
+    def __init__(self, input_json: _Optional[str] = ..., handled_through_seq: _Optional[int] = ...) -> None: ...
+
 class WorkflowAction(_message.Message):
-    __slots__ = ("schedule_activity", "start_timer", "complete_workflow", "fail_workflow", "record_marker", "cancel_activity", "cancel_timer", "cancel_workflow")
+    __slots__ = ("schedule_activity", "start_timer", "complete_workflow", "fail_workflow", "record_marker", "cancel_activity", "cancel_timer", "cancel_workflow", "start_child_workflow", "continue_as_new")
     SCHEDULE_ACTIVITY_FIELD_NUMBER: _ClassVar[int]
     START_TIMER_FIELD_NUMBER: _ClassVar[int]
     COMPLETE_WORKFLOW_FIELD_NUMBER: _ClassVar[int]
@@ -378,6 +398,8 @@ class WorkflowAction(_message.Message):
     CANCEL_ACTIVITY_FIELD_NUMBER: _ClassVar[int]
     CANCEL_TIMER_FIELD_NUMBER: _ClassVar[int]
     CANCEL_WORKFLOW_FIELD_NUMBER: _ClassVar[int]
+    START_CHILD_WORKFLOW_FIELD_NUMBER: _ClassVar[int]
+    CONTINUE_AS_NEW_FIELD_NUMBER: _ClassVar[int]
     schedule_activity: ScheduleActivity
     start_timer: StartTimer
     complete_workflow: CompleteWorkflow
@@ -386,7 +408,9 @@ class WorkflowAction(_message.Message):
     cancel_activity: CancelActivity
     cancel_timer: CancelTimer
     cancel_workflow: CancelWorkflowAction
-    def __init__(self, schedule_activity: _Optional[_Union[ScheduleActivity, _Mapping]] = ..., start_timer: _Optional[_Union[StartTimer, _Mapping]] = ..., complete_workflow: _Optional[_Union[CompleteWorkflow, _Mapping]] = ..., fail_workflow: _Optional[_Union[FailWorkflow, _Mapping]] = ..., record_marker: _Optional[_Union[RecordMarker, _Mapping]] = ..., cancel_activity: _Optional[_Union[CancelActivity, _Mapping]] = ..., cancel_timer: _Optional[_Union[CancelTimer, _Mapping]] = ..., cancel_workflow: _Optional[_Union[CancelWorkflowAction, _Mapping]] = ...) -> None: ...
+    start_child_workflow: StartChildWorkflow
+    continue_as_new: ContinueAsNewAction
+    def __init__(self, schedule_activity: _Optional[_Union[ScheduleActivity, _Mapping]] = ..., start_timer: _Optional[_Union[StartTimer, _Mapping]] = ..., complete_workflow: _Optional[_Union[CompleteWorkflow, _Mapping]] = ..., fail_workflow: _Optional[_Union[FailWorkflow, _Mapping]] = ..., record_marker: _Optional[_Union[RecordMarker, _Mapping]] = ..., cancel_activity: _Optional[_Union[CancelActivity, _Mapping]] = ..., cancel_timer: _Optional[_Union[CancelTimer, _Mapping]] = ..., cancel_workflow: _Optional[_Union[CancelWorkflowAction, _Mapping]] = ..., start_child_workflow: _Optional[_Union[StartChildWorkflow, _Mapping]] = ..., continue_as_new: _Optional[_Union[ContinueAsNewAction, _Mapping]] = ...) -> None: ...
 
 class CompleteWorkflowTaskRequest(_message.Message):
     __slots__ = ("worker_id", "task_id", "attempt", "seen_through_seq", "actions", "keeps_instance")
@@ -561,7 +585,7 @@ class CancelWorkflowResponse(_message.Message):
     def __init__(self, cancelled_tasks: _Optional[int] = ...) -> None: ...
 
 class WorkflowInfo(_message.Message):
-    __slots__ = ("id", "workflow_type", "status", "input_json", "result_json", "error_json", "created_at", "updated_at", "started_at", "completed_at", "last_event_seq", "blocked_json", "cancel_requested_at", "decided_through_seq", "replay_through_seq", "pinned")
+    __slots__ = ("id", "workflow_type", "status", "input_json", "result_json", "error_json", "created_at", "updated_at", "started_at", "completed_at", "last_event_seq", "blocked_json", "cancel_requested_at", "decided_through_seq", "parent_workflow_id", "parent_close_policy", "run_number", "history_bytes", "replay_through_seq", "pinned")
     ID_FIELD_NUMBER: _ClassVar[int]
     WORKFLOW_TYPE_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
@@ -576,6 +600,10 @@ class WorkflowInfo(_message.Message):
     BLOCKED_JSON_FIELD_NUMBER: _ClassVar[int]
     CANCEL_REQUESTED_AT_FIELD_NUMBER: _ClassVar[int]
     DECIDED_THROUGH_SEQ_FIELD_NUMBER: _ClassVar[int]
+    PARENT_WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
+    PARENT_CLOSE_POLICY_FIELD_NUMBER: _ClassVar[int]
+    RUN_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    HISTORY_BYTES_FIELD_NUMBER: _ClassVar[int]
     REPLAY_THROUGH_SEQ_FIELD_NUMBER: _ClassVar[int]
     PINNED_FIELD_NUMBER: _ClassVar[int]
     id: str
@@ -592,9 +620,31 @@ class WorkflowInfo(_message.Message):
     blocked_json: str
     cancel_requested_at: float
     decided_through_seq: int
+    parent_workflow_id: str
+    parent_close_policy: str
+    run_number: int
+    history_bytes: int
     replay_through_seq: int
     pinned: bool
-    def __init__(self, id: _Optional[str] = ..., workflow_type: _Optional[str] = ..., status: _Optional[str] = ..., input_json: _Optional[str] = ..., result_json: _Optional[str] = ..., error_json: _Optional[str] = ..., created_at: _Optional[float] = ..., updated_at: _Optional[float] = ..., started_at: _Optional[float] = ..., completed_at: _Optional[float] = ..., last_event_seq: _Optional[int] = ..., blocked_json: _Optional[str] = ..., cancel_requested_at: _Optional[float] = ..., decided_through_seq: _Optional[int] = ..., replay_through_seq: _Optional[int] = ..., pinned: _Optional[bool] = ...) -> None: ...
+    def __init__(self, id: _Optional[str] = ..., workflow_type: _Optional[str] = ..., status: _Optional[str] = ..., input_json: _Optional[str] = ..., result_json: _Optional[str] = ..., error_json: _Optional[str] = ..., created_at: _Optional[float] = ..., updated_at: _Optional[float] = ..., started_at: _Optional[float] = ..., completed_at: _Optional[float] = ..., last_event_seq: _Optional[int] = ..., blocked_json: _Optional[str] = ..., cancel_requested_at: _Optional[float] = ..., decided_through_seq: _Optional[int] = ..., parent_workflow_id: _Optional[str] = ..., parent_close_policy: _Optional[str] = ..., run_number: _Optional[int] = ..., history_bytes: _Optional[int] = ..., replay_through_seq: _Optional[int] = ..., pinned: _Optional[bool] = ...) -> None: ...
+
+class WorkflowRunInfo(_message.Message):
+    __slots__ = ("run_number", "status", "input_json", "next_input_json", "events", "started_at", "closed_at")
+    RUN_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    INPUT_JSON_FIELD_NUMBER: _ClassVar[int]
+    NEXT_INPUT_JSON_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    CLOSED_AT_FIELD_NUMBER: _ClassVar[int]
+    run_number: int
+    status: str
+    input_json: str
+    next_input_json: str
+    events: int
+    started_at: float
+    closed_at: float
+    def __init__(self, run_number: _Optional[int] = ..., status: _Optional[str] = ..., input_json: _Optional[str] = ..., next_input_json: _Optional[str] = ..., events: _Optional[int] = ..., started_at: _Optional[float] = ..., closed_at: _Optional[float] = ...) -> None: ...
 
 class DescribeWorkflowRequest(_message.Message):
     __slots__ = ("workflow_id",)
@@ -603,12 +653,16 @@ class DescribeWorkflowRequest(_message.Message):
     def __init__(self, workflow_id: _Optional[str] = ...) -> None: ...
 
 class DescribeWorkflowResponse(_message.Message):
-    __slots__ = ("workflow", "unserved_types")
+    __slots__ = ("workflow", "children", "runs", "unserved_types")
     WORKFLOW_FIELD_NUMBER: _ClassVar[int]
+    CHILDREN_FIELD_NUMBER: _ClassVar[int]
+    RUNS_FIELD_NUMBER: _ClassVar[int]
     UNSERVED_TYPES_FIELD_NUMBER: _ClassVar[int]
     workflow: WorkflowInfo
+    children: _containers.RepeatedCompositeFieldContainer[WorkflowInfo]
+    runs: _containers.RepeatedCompositeFieldContainer[WorkflowRunInfo]
     unserved_types: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, workflow: _Optional[_Union[WorkflowInfo, _Mapping]] = ..., unserved_types: _Optional[_Iterable[str]] = ...) -> None: ...
+    def __init__(self, workflow: _Optional[_Union[WorkflowInfo, _Mapping]] = ..., children: _Optional[_Iterable[_Union[WorkflowInfo, _Mapping]]] = ..., runs: _Optional[_Iterable[_Union[WorkflowRunInfo, _Mapping]]] = ..., unserved_types: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ListWorkflowsRequest(_message.Message):
     __slots__ = ("status", "workflow_type", "limit", "id_prefix", "created_after", "created_before", "page_token")

@@ -285,7 +285,8 @@ async def test_show_prints_the_full_history_as_json_and_as_a_table(database_url:
         workflow = shown["workflow"]
         assert set(workflow) == {"id", "workflow_type", "status", "input", "result", "error", "created_at",
                                  "updated_at", "started_at", "completed_at", "last_event_seq",
-                                 "decided_through_seq", "replay_through_seq"}
+                                 "decided_through_seq", "replay_through_seq", "parent_workflow_id", "run_number",
+                                 "history_bytes", "children", "runs"}
         assert workflow["id"] == "shown" and workflow["status"] == "completed"
         assert workflow["input"] == {"long": long_text} and workflow["result"] == {"attempt": 2}
         assert workflow["error"] is None

@@ -24,6 +24,7 @@ ENGINE_TABLES = {
     "durable_workflow_queries",  # queries while their caller waits (0004)
     "durable_schedules",  # schedules (0005)
     "durable_idempotency_keys",  # EnqueueActivity idempotency keys (0011)
+    "durable_workflow_runs",  # closed runs of workflows that continued as new (0012)
 }
 
 

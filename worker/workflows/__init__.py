@@ -14,6 +14,7 @@ from durable.worker.workflows.context import WorkflowContext, current_context
 from durable.worker.workflows.definitions import WorkflowDefinition, define, query, signal
 from durable.worker.workflows.errors import (
     ActivityError,
+    ChildWorkflowError,
     DeterminismViolation,
     NonDeterminismError,
     WorkflowCodeError,
@@ -25,6 +26,7 @@ from durable.worker.workflows.replay import ReplayOutcome, check_history, histor
 
 __all__ = [
     "ActivityError",
+    "ChildWorkflowError",
     "Decision",
     "DeterminismViolation",
     "HistoryEvent",

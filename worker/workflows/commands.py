@@ -160,16 +160,47 @@ class CancelWorkflow:
     reason: str = ""
 
 
+PARENT_CLOSE_POLICIES = ("cancel", "abandon")
+
+
+@dataclass(frozen=True)
+class StartChildWorkflow:
+    """Start workflow `workflow_type` as a child (ChildWorkflowStarted); its end comes back
+    as ChildWorkflowCompleted, ChildWorkflowFailed or ChildWorkflowCancelled. `child_id` is
+    the child's workflow id (None: the runtime assigns f"{parent id}/{type}-{n}").
+    `parent_close_policy`: "cancel" (the parent's end cancels the child) or "abandon"."""
+
+    workflow_type: str
+    input: Any
+    child_id: str | None = None
+    parent_close_policy: str = "cancel"
+
+    def with_id(self, child_id: str) -> StartChildWorkflow:
+        return replace(self, child_id=child_id)
+
+
+@dataclass(frozen=True)
+class ContinueAsNew:
+    """End this run and start a fresh one of the same workflow id with `input` and an empty
+    history (WorkflowContinuedAsNew). `handled_through_seq`: the last event the code handled;
+    signals recorded after it were not seen by this run and go on to the next."""
+
+    input: Any
+    handled_through_seq: int = 0
+
+
 Action = (
     ScheduleActivity | StartTimer | CompleteWorkflow | FailWorkflow
     | CancelActivity | CancelTimer | RecordMarker | CancelWorkflow
+    | StartChildWorkflow | ContinueAsNew
 )
 Command = Action
 COMMAND_TYPES = (
     ScheduleActivity, StartTimer, CompleteWorkflow, FailWorkflow,
     CancelActivity, CancelTimer, RecordMarker, CancelWorkflow,
+    StartChildWorkflow, ContinueAsNew,
 )
-TERMINAL_ACTIONS = (CompleteWorkflow, FailWorkflow, CancelWorkflow)
+TERMINAL_ACTIONS = (CompleteWorkflow, FailWorkflow, CancelWorkflow, ContinueAsNew)
 
 
 def schedule_activity(

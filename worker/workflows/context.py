@@ -8,11 +8,19 @@ import logging
 import uuid
 from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from durable.common import RetryPolicy
 from durable.common.converter import NO_CONVERSION, from_json, to_json
-from durable.worker.workflows.commands import ActivityOptions, ScheduleActivity, Seconds, to_seconds
+from durable.worker.workflows.commands import (
+    PARENT_CLOSE_POLICIES,
+    ActivityOptions,
+    ScheduleActivity,
+    Seconds,
+    StartChildWorkflow,
+    to_seconds,
+)
+from durable.worker.workflows.errors import ContinuedAsNew
 from durable.worker.workflows.history import is_patch_marker
 from durable.worker.workflows.rules import engine_code
 
@@ -49,7 +57,8 @@ class WorkflowContext:
     timers), ``ctx.now()``. Signals: ``await ctx.wait_signal(name, timeout=None)``.
     Conditions: ``await ctx.wait_condition(lambda: ..., timeout=None)``. Deterministic
     values: ``ctx.random()``, ``ctx.uuid4()``, ``ctx.side_effect(fn)``. Versioning:
-    ``ctx.patched("change-id")``. Logging: ``ctx.logger``.
+    ``ctx.patched("change-id")``. Logging: ``ctx.logger``. Child workflows:
+    ``await ctx.child("type", input, id=...)``. Running for ever: ``ctx.continue_as_new(input)``.
     """
 
     def __init__(self, instance: WorkflowInstance) -> None:
@@ -130,6 +139,54 @@ class WorkflowContext:
         heartbeat_timeout, priority, start_delay (they override the activity's registered
         defaults)."""
         return await self.start_activity(activity, input, **options)
+
+    # -- child workflows ----------------------------------------------------------------
+
+    def start_child(
+        self,
+        workflow: str | Callable[..., Any] | type,
+        input: Any = None,
+        *,
+        id: str | None = None,
+        parent_close_policy: str = "cancel",
+        result_type: Any = NO_CONVERSION,
+    ) -> asyncio.Future[Any]:
+        """Start a child workflow now and return the future of its result. Most code awaits
+        ``ctx.child(...)`` instead."""
+        name = _workflow_name(workflow)
+        if parent_close_policy not in PARENT_CLOSE_POLICIES:
+            raise ValueError(f"parent_close_policy must be one of {', '.join(PARENT_CLOSE_POLICIES)}, "
+                             f"got {parent_close_policy!r}")
+        if id is not None and (not isinstance(id, str) or not id or len(id) > 255):
+            raise ValueError(f"a child workflow id must be 1..255 characters, got {id!r}")
+        payload = to_json(input)
+        command = StartChildWorkflow(workflow_type=name, input=payload, child_id=id,
+                                     parent_close_policy=parent_close_policy)
+        return self._instance.start_child(command, result_type)
+
+    async def child(
+        self,
+        workflow: str | Callable[..., Any] | type,
+        input: Any = None,
+        *,
+        id: str | None = None,
+        parent_close_policy: str = "cancel",
+        result_type: Any = NO_CONVERSION,
+    ) -> Any:
+        """Run a child workflow (by type name, or a workflow registered with @app.workflow)
+        and return its result; raises ChildWorkflowError when it failed, was cancelled or
+        could not start (`id` already taken). `id`: the child's workflow id (default
+        f"{this workflow's id}/{type}-{n}"). `parent_close_policy`: "cancel" (default; this
+        workflow's end cancels the child) or "abandon" (the child runs on)."""
+        return await self.start_child(workflow, input, id=id, parent_close_policy=parent_close_policy,
+                                      result_type=result_type)
+
+    def continue_as_new(self, input: Any = None) -> NoReturn:
+        """End this run and start the workflow again, same id, with `input` and an empty
+        history: the way a workflow runs for ever within its history limits. Signals that
+        arrive while the run switches reach the new run. Signals this run's code had
+        received but not taken (buffered) stay with this run: drain them first."""
+        raise ContinuedAsNew(input)
 
     # -- time ---------------------------------------------------------------------------
 
@@ -265,6 +322,18 @@ def _activity_name(activity: str | Callable[..., Any]) -> tuple[str, Any]:
         raise TypeError(f"{activity!r} is not a registered activity; pass its name or a "
                         "function decorated with @app.activity")
     return definition.name, definition.result_type
+
+
+def _workflow_name(workflow: str | Callable[..., Any] | type) -> str:
+    if isinstance(workflow, str):
+        if not workflow:
+            raise ValueError("workflow type must not be empty")
+        return workflow
+    name = getattr(workflow, "__durable_workflow__", None)
+    if not isinstance(name, str):
+        raise TypeError(f"{workflow!r} is not a registered workflow; pass its type name or a "
+                        "function or class registered with @app.workflow")
+    return name
 
 
 def current_context() -> WorkflowContext | None:

@@ -65,3 +65,33 @@ class NonDeterminismError(WorkflowCodeError):
 class DeterminismViolation(WorkflowCodeError):
     """Workflow code called something that would break replay (a real clock, sleep, I/O,
     threads); the message names the call and the rule (see durable.worker.workflows.rules)."""
+
+
+class ChildWorkflowError(Exception):
+    """A child workflow ended failed or cancelled, or could not start (its id was taken).
+
+    Raised at the `await ctx.child(...)` in the parent, which may catch it. Left uncaught it
+    fails the parent with the child's error. `type` is the child's error type
+    ("ChildWorkflowCancelled" when it was cancelled, "ChildWorkflowAlreadyExists" when its
+    id was taken), `child_id` its workflow id.
+    """
+
+    def __init__(self, message: str, *, type: str, child_id: str, workflow_type: str, details: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.type = type
+        self.child_id = child_id
+        self.workflow_type = workflow_type
+        self.details = details
+
+    def __str__(self) -> str:
+        return f"child workflow {self.child_id} ({self.workflow_type}) failed: {self.type}: {self.message}"
+
+
+class ContinuedAsNew(BaseException):  # noqa: N818 - a control-flow signal, like CancelledError
+    """What `ctx.continue_as_new(input)` raises to end the run (a BaseException, so that an
+    `except Exception` in workflow code does not swallow it)."""
+
+    def __init__(self, input: Any) -> None:
+        super().__init__("continue as new")
+        self.input = input

@@ -3,11 +3,12 @@
 A history is the workflow's events in sequence order. Two kinds matter to replay:
 
 - **command events** record a command the workflow's code issued (ActivityScheduled,
-  TimerStarted, ActivityCancelRequested, TimerCancelled, MarkerRecorded and the three ending
-  events). On replay the code issues its commands again, and each must equal the command
+  TimerStarted, ActivityCancelRequested, TimerCancelled, MarkerRecorded, ChildWorkflowStarted
+  and the four ending events, WorkflowContinuedAsNew among them). On replay the code issues its commands again, and each must equal the command
   event at its position: same kind, same activity type or marker, same id.
 - **the other events** are what happened to the workflow (WorkflowStarted, ActivityCompleted,
-  ActivityFailed, TimerFired, SignalReceived, WorkflowCancelRequested). They are delivered to
+  ActivityFailed, TimerFired, SignalReceived, WorkflowCancelRequested, ChildWorkflowCompleted,
+  ChildWorkflowFailed, ChildWorkflowCancelled, HistorySizeWarning). They are delivered to
   the code one at a time, in order; after each, the code runs until it waits again.
 
 The matching rules, all of them, are in `CommandMatcher`:
@@ -38,8 +39,10 @@ from durable.worker.workflows.commands import (
     Command,
     CompleteWorkflow,
     FailWorkflow,
+    ContinueAsNew,
     RecordMarker,
     ScheduleActivity,
+    StartChildWorkflow,
     StartTimer,
 )
 from durable.worker.workflows.errors import NonDeterminismError
@@ -58,12 +61,19 @@ WORKFLOW_CANCEL_REQUESTED = "WorkflowCancelRequested"
 WORKFLOW_COMPLETED = "WorkflowCompleted"
 WORKFLOW_FAILED = "WorkflowFailed"
 WORKFLOW_CANCELLED = "WorkflowCancelled"
+WORKFLOW_CONTINUED_AS_NEW = "WorkflowContinuedAsNew"
+CHILD_WORKFLOW_STARTED = "ChildWorkflowStarted"
+CHILD_WORKFLOW_COMPLETED = "ChildWorkflowCompleted"
+CHILD_WORKFLOW_FAILED = "ChildWorkflowFailed"
+CHILD_WORKFLOW_CANCELLED = "ChildWorkflowCancelled"
+HISTORY_SIZE_WARNING = "HistorySizeWarning"
 
 COMMAND_EVENTS = frozenset({
     ACTIVITY_SCHEDULED, TIMER_STARTED, ACTIVITY_CANCEL_REQUESTED, TIMER_CANCELLED,
     MARKER_RECORDED, WORKFLOW_COMPLETED, WORKFLOW_FAILED, WORKFLOW_CANCELLED,
+    CHILD_WORKFLOW_STARTED, WORKFLOW_CONTINUED_AS_NEW,
 })
-ENDING_EVENTS = frozenset({WORKFLOW_COMPLETED, WORKFLOW_FAILED, WORKFLOW_CANCELLED})
+ENDING_EVENTS = frozenset({WORKFLOW_COMPLETED, WORKFLOW_FAILED, WORKFLOW_CANCELLED, WORKFLOW_CONTINUED_AS_NEW})
 
 
 @dataclass(frozen=True)
@@ -103,6 +113,8 @@ def describe_command(command: Command) -> str:
         return f"CancelTimer(timer_id={command.timer_id!r})"
     if isinstance(command, RecordMarker):
         return f"RecordMarker(kind={command.kind!r}, marker_id={command.marker_id!r})"
+    if isinstance(command, StartChildWorkflow):
+        return f"StartChildWorkflow(workflow_type={command.workflow_type!r}, child_id={command.child_id!r})"
     return type(command).__name__
 
 
@@ -116,6 +128,8 @@ def describe_event(event: HistoryEvent) -> str:
         detail = f"activity_id={d.get('activity_id')!r}"
     elif event.event_type == MARKER_RECORDED:
         detail = f"kind={d.get('kind')!r}, marker_id={d.get('marker_id')!r}"
+    elif event.event_type == CHILD_WORKFLOW_STARTED:
+        detail = f"workflow_type={d.get('workflow_type')!r}, child_id={d.get('child_id')!r}"
     else:
         detail = ""
     return f"{event.event_type}({detail})"
@@ -137,6 +151,11 @@ def matches(command: Command, event: HistoryEvent) -> bool:
     if isinstance(command, RecordMarker):
         return (kind == MARKER_RECORDED and d.get("kind") == command.kind
                 and d.get("marker_id") == command.marker_id)
+    if isinstance(command, StartChildWorkflow):
+        return (kind == CHILD_WORKFLOW_STARTED and d.get("workflow_type") == command.workflow_type
+                and d.get("child_id") == command.child_id)
+    if isinstance(command, ContinueAsNew):
+        return kind == WORKFLOW_CONTINUED_AS_NEW
     if isinstance(command, CompleteWorkflow):
         return kind == WORKFLOW_COMPLETED
     if isinstance(command, FailWorkflow):

@@ -28,13 +28,17 @@ from durable.worker.workflows.commands import (
     CancelWorkflow,
     Command,
     CompleteWorkflow,
+    ContinueAsNew,
     FailWorkflow,
     RecordMarker,
     ScheduleActivity,
+    StartChildWorkflow,
     StartTimer,
 )
 from durable.worker.workflows.errors import (
     ActivityError,
+    ChildWorkflowError,
+    ContinuedAsNew,
     DeterminismViolation,
     WorkflowCodeError,
     WorkflowFailed,
@@ -42,6 +46,9 @@ from durable.worker.workflows.errors import (
 from durable.worker.workflows.history import (
     ACTIVITY_COMPLETED,
     ACTIVITY_FAILED,
+    CHILD_WORKFLOW_CANCELLED,
+    CHILD_WORKFLOW_COMPLETED,
+    CHILD_WORKFLOW_FAILED,
     ENDING_EVENTS,
     SIGNAL_RECEIVED,
     TIMER_FIRED,
@@ -117,6 +124,7 @@ class WorkflowInstance:
         self.any_signal_listener: Callable[[str, Any], None] | None = None
         self.conditions: list[tuple[Callable[[], bool], asyncio.Future[bool]]] = []
         self.activities: dict[str, tuple[asyncio.Future[Any], Any]] = {}
+        self.children: dict[str, tuple[asyncio.Future[Any], Any]] = {}
         self.timer_handles: dict[str, DurableTimerHandle] = {}
         self.timer_futures: dict[str, asyncio.Future[None]] = {}
         self.counters: dict[str, int] = defaultdict(int)
@@ -263,6 +271,8 @@ class WorkflowInstance:
             timer = self.timer_futures.pop(timer_id, None)
             if timer is not None and not timer.done():
                 timer.set_result(None)
+        elif kind in (CHILD_WORKFLOW_COMPLETED, CHILD_WORKFLOW_FAILED, CHILD_WORKFLOW_CANCELLED):
+            self._child_ended(event)
         elif kind == SIGNAL_RECEIVED:
             self._signal(str(data.get("signal_type", "")), data.get("payload"))
         elif kind == WORKFLOW_CANCEL_REQUESTED:
@@ -270,6 +280,28 @@ class WorkflowInstance:
             if self.main is not None and not self.main.done():
                 self.main.cancel(str(data.get("reason") or "the workflow was cancelled"))
         self._run()
+
+    def _child_ended(self, event: HistoryEvent) -> None:
+        data = event.data
+        child_id = str(data.get("child_id", ""))
+        entry = self.children.pop(child_id, None)
+        if entry is None or entry[0].done():
+            return
+        future, result_type = entry
+        if event.event_type == CHILD_WORKFLOW_COMPLETED:
+            try:
+                future.set_result(from_json(data.get("result"), result_type, field=f"result of child {child_id}"))
+            except Exception as exc:  # noqa: BLE001 - a conversion failure is the await's
+                future.set_exception(exc)
+            return
+        error = data.get("error") or {}
+        if event.event_type == CHILD_WORKFLOW_CANCELLED:
+            error = {"type": "ChildWorkflowCancelled",
+                     "message": str(data.get("reason") or "the child workflow was cancelled")}
+        future.set_exception(ChildWorkflowError(
+            str(error.get("message", "")), type=str(error.get("type") or "ChildWorkflowFailed"),
+            child_id=child_id, workflow_type=str(data.get("workflow_type", "")), details=error.get("details"),
+        ))
 
     def _start(self, raw_input: Any) -> None:
         try:
@@ -343,6 +375,21 @@ class WorkflowInstance:
                 "activity_id": exc.activity_id, "activity_type": exc.activity_type,
                 "attempts": exc.attempts, "error": {"message": exc.message, "type": exc.type},
             }))
+        elif isinstance(exc, ChildWorkflowError):
+            self.issue(FailWorkflow(message=str(exc), type=exc.type, details={
+                "child_id": exc.child_id, "workflow_type": exc.workflow_type,
+                "error": {"message": exc.message, "type": exc.type},
+            }))
+        elif isinstance(exc, ContinuedAsNew):
+            try:
+                with engine_code():
+                    next_input = to_json(exc.input)
+            except Exception as error:  # noqa: BLE001
+                raise WorkflowCodeError(
+                    f"workflow {self.info.workflow_type} continued as new with an input that is not JSON: {error}"
+                ) from error
+            handled = self.current.sequence_num if self.current is not None else 0
+            self.issue(ContinueAsNew(input=next_input, handled_through_seq=handled))
         elif isinstance(exc, asyncio.CancelledError):
             self.issue(CancelWorkflow(reason="the workflow was cancelled"))
         elif self.failure_exceptions and isinstance(exc, self.failure_exceptions):
@@ -405,6 +452,22 @@ class WorkflowInstance:
 
         future.add_done_callback(cancelled)
         return future, activity_id
+
+    def start_child(self, command: StartChildWorkflow, result_type: Any) -> asyncio.Future[Any]:
+        """Issue StartChildWorkflow (id filled in); the future of the child's result. Cancelling
+        the future stops waiting; the child goes on (its parent's end applies its policy)."""
+        n = self.next_id("child")
+        if command.child_id is None:
+            command = command.with_id(f"{self.info.workflow_id}/{command.workflow_type}-{n}")
+        assert command.child_id is not None
+        if command.child_id in self.children:
+            raise WorkflowCodeError(f"workflow {self.info.workflow_type} started child {command.child_id!r} twice")
+        future: asyncio.Future[Any] = self.loop.create_future()
+        child_id = command.child_id
+        self.children[child_id] = (future, result_type)
+        self.issue(command)
+        future.add_done_callback(lambda f: self.children.pop(child_id, None) if f.cancelled() else None)
+        return future
 
     def start_timer(self, delay: float, timer_id: str | None = None) -> str:
         n = self.next_id("timer")
