@@ -24,11 +24,18 @@ CREATE INDEX durable_task_queue_sticky_idx
     ON durable_task_queue (sticky_to, priority DESC, visible_at)
     WHERE status = 'pending' AND sticky_to IS NOT NULL;
 
--- One decision at a time per workflow: a decision task is not handed out while another of its
--- workflow is claimed (it would be computed on a history the first is about to extend, and
--- dropped). The claims look here; the decision's end wakes the one that waited.
-CREATE INDEX durable_task_queue_deciding_idx
-    ON durable_task_queue (workflow_id) WHERE kind = 'workflow' AND status = 'claimed';
+-- One decision at a time per workflow: a workflow has at most one decision task pending or
+-- claimed (it had at most one pending). The events that arrive while its decision is made
+-- queue no second one (it would be computed on a history the first is about to extend, and
+-- dropped); the decision's end queues the next when events arrived after what it saw. A
+-- pending decision already queued beside a claimed one is superseded first (the claimed one's
+-- end queues what it did not see).
+UPDATE durable_task_queue p SET status = 'cancelled', completed_at = now()
+WHERE p.kind = 'workflow' AND p.status = 'pending' AND EXISTS (
+    SELECT 1 FROM durable_task_queue c WHERE c.workflow_id = p.workflow_id AND c.kind = 'workflow' AND c.status = 'claimed');
+CREATE UNIQUE INDEX durable_task_queue_one_decision_idx
+    ON durable_task_queue (workflow_id) WHERE kind = 'workflow' AND status IN ('pending', 'claimed');
+DROP INDEX durable_task_queue_one_pending_decision_idx;
 
 -- Push dispatch: a sticky decision wakes the claims of its worker ("sticky:<worker id>=n"),
 -- not every claim of its workflow type.

@@ -242,11 +242,14 @@ class StoreBase:
             )
         return int(new_last)
 
-    async def _wake(self, conn: asyncpg.Connection, wf: WorkflowInstance, now: datetime) -> None:
-        """Make sure a decision is queued for the workflow."""
+    async def _wake(
+        self, conn: asyncpg.Connection, wf: WorkflowInstance, now: datetime, *, sticky: str | None = None
+    ) -> None:
+        """Make sure a decision is queued for the workflow (routed to `sticky`, else to the
+        worker that keeps the instance, while that worker is active)."""
         await conn.execute(
             Q.wake_workflow, wf.id, wf.workflow_type, now, self.workflow_task_max_attempts, wf.trace_id, wf.span_id,
-            wf.sticky_worker_id,
+            sticky or wf.sticky_worker_id,
         )
 
     async def _insert_task(

@@ -73,16 +73,13 @@ class DecisionStore(StoreBase):
                 await conn.execute(Q.complete_task, task_id, dumps({"applied": False}), now)
                 if not wf.is_terminal:
                     await self._wake(conn, wf, now)
-                    waiting = await conn.fetchval(Q.waiting_decision, wf.id)
-                    if waiting is not None:  # it waited for this one to end
-                        await self.notify(conn, {waiting: 1})
                 applied = False
                 ended = False
             else:
                 ended = await self._apply(conn, wf, task_id, seen_through_seq, planned, now,
                                           sticky=worker_id if keeps_instance else None)
-                if unseen and not ended:  # the events it did not see have their decision queued; make sure
-                    await self._wake(conn, wf, now)
+                if unseen and not ended:  # the events it did not see start the next decision
+                    await self._wake(conn, wf, now, sticky=worker_id if keeps_instance else None)
                 applied = True
         self.observer.decided(wf.workflow_type, applied)
         if ended:  # after the commit: the children's locks come after the parent's (lineage)

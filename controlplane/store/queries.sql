@@ -41,8 +41,8 @@ LIMIT $3;
 -- name: append_events
 -- Append events ($3 types, $4 JSON data) after sequence $2, optimistically: nothing is written
 -- and no row comes back when the history moved since the caller read last_event_seq = $2.
--- With $6, the same statement queues a decision for the workflow unless one already waits
--- ($7: its max attempts). history_bytes grows by the appended data's size (the history
+-- With $6, the same statement queues a decision for the workflow unless one already waits or
+-- is being made (that one's end queues the next: 0009) ($7: its max attempts). history_bytes grows by the appended data's size (the history
 -- limits read it; nothing sums the history).
 WITH advanced AS (
     UPDATE durable_workflow_instances
@@ -60,7 +60,7 @@ WITH advanced AS (
     SELECT 'workflow', a.id, a.workflow_type, $5, $5, $7, a.trace_id, a.span_id,
            (SELECT k.id FROM durable_workers k WHERE k.id = a.sticky_worker_id AND k.status = 'active')
     FROM advanced a WHERE $6::boolean
-    ON CONFLICT (workflow_id) WHERE kind = 'workflow' AND status = 'pending' DO NOTHING
+    ON CONFLICT (workflow_id) WHERE kind = 'workflow' AND status IN ('pending', 'claimed') DO NOTHING
 )
 SELECT last_event_seq FROM advanced;
 
@@ -104,8 +104,7 @@ RETURNING *;
 -- An applied decision's bookkeeping in one statement: the workflow decided through sequence
 -- $4 (and running), its signals up to $3 (what the worker saw) delivered, the worker that
 -- keeps the instance $7 (NULL: none) with the point it saw, and the decision task $5
--- completed with result $6; the workflow's next decision, if one waited for this one to end
--- (one at a time), is announced to its claims.
+-- completed with result $6.
 WITH decided AS (
     UPDATE durable_workflow_instances
     SET decided_through_seq = $4, updated_at = $2, blocked = NULL,
@@ -116,22 +115,10 @@ WITH decided AS (
 ), delivered AS (
     UPDATE durable_signals SET delivered_at = $2
     WHERE workflow_id = $1 AND sequence_num <= $3 AND delivered_at IS NULL
-), waiting AS (
-    SELECT pg_notify('durable_tasks', CASE WHEN sticky_to IS NULL THEN 'workflow:' || activity_type
-                                           ELSE 'sticky:' || sticky_to END || '=1')
-    FROM durable_task_queue
-    WHERE workflow_id = $1 AND kind = 'workflow' AND status = 'pending'
 )
 UPDATE durable_task_queue
 SET status = 'completed', result = $6::jsonb, completed_at = $2
-WHERE id = $5 AND (SELECT count(*) FROM waiting) >= 0;
-
--- name: waiting_decision
--- The decision of workflow $1 that waited while another was claimed (one at a time): the key
--- that wakes its claims, "sticky:<worker>" or "workflow:<type>" (no row: none waits).
-SELECT CASE WHEN sticky_to IS NULL THEN 'workflow:' || activity_type ELSE 'sticky:' || sticky_to END AS key
-FROM durable_task_queue
-WHERE workflow_id = $1 AND kind = 'workflow' AND status = 'pending';
+WHERE id = $5;
 
 -- name: start_workflows_running
 -- Skips rows another transaction holds: the decision's own commit sets `running` too.
@@ -149,7 +136,7 @@ WHERE id IN (
 INSERT INTO durable_task_queue (kind, workflow_id, activity_type, visible_at, created_at, max_attempts, trace_id, span_id, sticky_to)
 VALUES ('workflow', $1, $2, $3, $3, $4, $5, $6,
         (SELECT id FROM durable_workers WHERE id = $7 AND status = 'active'))
-ON CONFLICT (workflow_id) WHERE kind = 'workflow' AND status = 'pending' DO NOTHING;
+ON CONFLICT (workflow_id) WHERE kind = 'workflow' AND status IN ('pending', 'claimed') DO NOTHING;
 
 -- name: insert_task
 INSERT INTO durable_task_queue (
@@ -174,10 +161,8 @@ SELECT status FROM durable_workers WHERE id = $1;
 -- in the order of the partial claim index, so a claim costs the same with 10 or 10 million
 -- tasks waiting; SKIP LOCKED lets concurrent claimers pass each other. Decisions routed to
 -- this worker (sticky_to: it keeps their workflows' instances) come through their own index;
--- other workers pass them by until the fallback clears sticky_to. A workflow decides one
--- decision at a time: its next waits while one is claimed (for up to 10 s: a worker that died
--- deciding does not hold it back until the reaper notices). It returns only the columns a
--- worker is handed (records.ClaimedTask).
+-- other workers pass them by until the fallback clears sticky_to. It returns only the
+-- columns a worker is handed (records.ClaimedTask).
 WITH wanted AS (
     SELECT 'activity'::text AS kind, t AS type FROM unnest($2::text[]) AS t WHERE t <> ALL($6::text[])
       AND NOT EXISTS (SELECT 1 FROM durable_circuit_breaker_state b WHERE b.key = t AND b.state <> 'closed')
@@ -191,9 +176,6 @@ mine AS (
     SELECT q.id, q.priority, q.visible_at FROM durable_task_queue q
     WHERE q.status = 'pending' AND q.sticky_to = $1 AND q.kind = 'workflow'
       AND q.activity_type = ANY($3::text[]) AND q.visible_at <= $5 AND (SELECT ok FROM active)
-      AND NOT EXISTS (SELECT 1 FROM durable_task_queue d
-                      WHERE d.workflow_id = q.workflow_id AND d.kind = 'workflow' AND d.status = 'claimed'
-                        AND d.claimed_at > $5 - interval '10 seconds')
     ORDER BY q.priority DESC, q.visible_at
     LIMIT $4
     FOR UPDATE SKIP LOCKED
@@ -204,10 +186,6 @@ typed AS (
         SELECT q.id, q.priority, q.visible_at FROM durable_task_queue q
         WHERE q.status = 'pending' AND q.kind = w.kind AND q.activity_type = w.type AND q.visible_at <= $5
           AND q.sticky_to IS NULL
-          AND (w.kind <> 'workflow' OR NOT EXISTS (
-              SELECT 1 FROM durable_task_queue d
-              WHERE d.workflow_id = q.workflow_id AND d.kind = 'workflow' AND d.status = 'claimed'
-                        AND d.claimed_at > $5 - interval '10 seconds'))
         ORDER BY q.priority DESC, q.visible_at
         LIMIT $4
         FOR UPDATE SKIP LOCKED
@@ -247,10 +225,6 @@ candidates AS (
         SELECT q.id FROM durable_task_queue q
         WHERE q.status = 'pending' AND q.kind = w.kind AND q.activity_type = w.type AND q.visible_at <= $5
           AND q.sticky_to IS NULL
-          AND (w.kind <> 'workflow' OR NOT EXISTS (
-              SELECT 1 FROM durable_task_queue d
-              WHERE d.workflow_id = q.workflow_id AND d.kind = 'workflow' AND d.status = 'claimed'
-                        AND d.claimed_at > $5 - interval '10 seconds'))
         ORDER BY q.priority DESC, q.visible_at
         LIMIT 2 * $4
     ) c
@@ -260,9 +234,6 @@ candidates AS (
     WHERE q.status = 'pending' AND q.sticky_to = $1 AND q.kind = 'workflow'
       AND q.activity_type = ANY($3::text[]) AND q.visible_at <= $5
       AND EXISTS (SELECT 1 FROM durable_workers WHERE id = $1 AND status = 'active')
-      AND NOT EXISTS (SELECT 1 FROM durable_task_queue d
-                      WHERE d.workflow_id = q.workflow_id AND d.kind = 'workflow' AND d.status = 'claimed'
-                        AND d.claimed_at > $5 - interval '10 seconds')
 ),
 next AS (
     SELECT q.id FROM durable_task_queue q

@@ -220,7 +220,8 @@ async def control_plane(database_url: str, log_dir: Path, **env: str) -> AsyncIt
     out = open(log_path, "wb")  # noqa: ASYNC230, SIM115 - closed in finally; a local file
     proc = subprocess.Popen(  # noqa: ASYNC220 - spawning returns at once
         [sys.executable, "-m", "durable.cli", "controlplane"],
-        env=_child_env({"DATABASE_URL": database_url, "GRPC_ADDRESS": f"127.0.0.1:{port}", **env}),
+        # metrics off unless asked for: another run on this host may hold the default port
+        env=_child_env({"DATABASE_URL": database_url, "GRPC_ADDRESS": f"127.0.0.1:{port}", "METRICS_PORT": "0", **env}),
         stdout=out,
         stderr=subprocess.STDOUT,
     )
