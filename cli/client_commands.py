@@ -6,7 +6,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import click
 
@@ -238,10 +238,21 @@ def dlq_delete(address: str, dead_letter_id: str) -> None:
 @click.option("--activity-type", "activity_types", multiple=True, help="Limit to these activity types.")
 @click.option("--workflow-type", "workflow_types", multiple=True, help="Limit to these workflow types.")
 def stats(address: str, activity_types: tuple[str, ...], workflow_types: tuple[str, ...]) -> None:
-    """Queue backlog per type: pending, delayed, running, oldest pending age."""
-    rows = run(address, lambda c: c.queue_stats(list(activity_types), list(workflow_types)))
+    """Queue backlog per type: pending, delayed, running, oldest pending age; then the rate
+    limits (tokens now) and the busiest concurrency keys, when there are any."""
+    from durable.cli.gate_commands import render_gates
+
+    async def action(c: Client) -> tuple[list[Any], list[Any], list[Any]]:
+        rows = await c.queue_stats(list(activity_types), list(workflow_types))
+        limits, keys = await c.rate_limits()
+        return rows, limits, keys
+
+    rows, limits, keys = run(address, action)
     click.echo(table(["kind", "type", "pending", "delayed", "running", "oldest pending"],
                      [(s.kind, s.type, s.pending, s.delayed, s.claimed, f"{s.oldest_pending_age:.1f} s") for s in rows]))
+    if limits or keys:
+        click.echo("")
+        click.echo(render_gates(limits, keys))
 
 
 @click.command("workers")

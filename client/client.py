@@ -339,18 +339,38 @@ class Client:
         return _workflow(reply.workflow)
 
     async def enqueue_activity(
-        self, activity_type: str, input: dict[str, Any] | None = None, *, priority: int = 0, max_attempts: int = 0
+        self, activity_type: str, input: dict[str, Any] | None = None, *, priority: int = 0, max_attempts: int = 0,
+        concurrency_key: str | None = None, concurrency_limit: int | None = None,
     ) -> str:
-        """Queue a standalone activity task (one outside any workflow)."""
+        """Queue a standalone activity task (one outside any workflow). With `concurrency_key`
+        and `concurrency_limit`, at most that many tasks of the key run at once, cluster-wide."""
         reply = await self._call(
             "EnqueueActivity",
             pb.EnqueueActivityRequest(
                 activity_type=activity_type,
                 input_json=encode_payload(input or {}),
-                options=pb.ActivityOptions(priority=priority, retry_policy=pb.RetryPolicy(max_attempts=max_attempts)),
+                options=pb.ActivityOptions(
+                    priority=priority, retry_policy=pb.RetryPolicy(max_attempts=max_attempts),
+                    concurrency_key=concurrency_key or "", concurrency_limit=concurrency_limit or 0,
+                ),
             ),
         )
         return str(reply.task_id)
+
+    async def set_rate_limit(self, activity_type: str, rate: float, *, burst: float = 0.0) -> pb.RateLimitInfo:
+        """At most `rate` starts per second of `activity_type` across the cluster (`burst`, default
+        1, at once after a quiet spell). Setting it again retunes it."""
+        return await self._call(  # type: ignore[no-any-return]
+            "SetRateLimit", pb.SetRateLimitRequest(activity_type=activity_type, rate=rate, burst=burst)
+        )
+
+    async def delete_rate_limit(self, activity_type: str) -> None:
+        await self._call("DeleteRateLimit", pb.DeleteRateLimitRequest(activity_type=activity_type))
+
+    async def rate_limits(self) -> tuple[list[pb.RateLimitInfo], list[pb.ConcurrencyKeyInfo]]:
+        """The rate limits (with tokens, waiting and running tasks) and the busiest concurrency keys."""
+        reply = await self._call("ListRateLimits", pb.ListRateLimitsRequest())
+        return list(reply.rate_limits), list(reply.busiest_keys)
 
     async def list_dead_letters(self, activity_type: str | None = None, limit: int = 100) -> list[pb.DeadLetter]:
         reply = await self._call("ListDeadLetters", pb.ListDeadLettersRequest(activity_type=activity_type or "", limit=limit))

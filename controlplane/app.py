@@ -23,6 +23,7 @@ from durable.controlplane.connect_errors import CONNECT_ERRORS, DatabaseUnreacha
 from durable.controlplane.connect_errors import explain as explain_connect_error
 from durable.controlplane.database_state import DatabaseState, PoolLogFilter
 from durable.controlplane.dispatch import TaskListener, TaskSignals
+from durable.controlplane.store.rate_limits import RateLimitStore
 from durable.controlplane.store.workflow_queries import WorkflowQueryStore
 from durable.controlplane.grpc import client_service, keda_scaler, worker_service
 from durable.controlplane.grpc.auth import ScopedAuthInterceptor
@@ -231,6 +232,7 @@ class ControlPlane:
             client_service.ClientService(
                 self.store, max_payload_bytes=limit, max_response_bytes=self.grpc_settings.max_response_bytes,
                 queries=queries, signals=signals,
+                rate_limits=RateLimitStore(self.pool, clock=self.clock, max_payload_bytes=limit),
             ),
             self._server,
         )

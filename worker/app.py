@@ -100,6 +100,8 @@ class App:
         heartbeat_timeout: Seconds | None = None,
         priority: int | None = None,
         start_delay: Seconds | None = None,
+        concurrency_key: str | None = None,
+        concurrency_limit: int | None = None,
     ) -> Callable[[F], F]: ...
 
     def activity(
@@ -113,6 +115,8 @@ class App:
         heartbeat_timeout: Seconds | None = None,
         priority: int | None = None,
         start_delay: Seconds | None = None,
+        concurrency_key: str | None = None,
+        concurrency_limit: int | None = None,
     ) -> F | Callable[[F], F]:
         """Register `fn(ctx, input: dict) -> dict` as an activity (name: the function's name).
 
@@ -123,7 +127,7 @@ class App:
         options = ActivityOptions.of(
             retry_policy=retry_policy, priority=priority, schedule_to_start_timeout=schedule_to_start_timeout,
             start_to_close_timeout=start_to_close_timeout, heartbeat_timeout=heartbeat_timeout,
-            start_delay=start_delay,
+            start_delay=start_delay, concurrency_key=concurrency_key, concurrency_limit=concurrency_limit,
         )
 
         def register(func: F) -> F:

@@ -18,6 +18,7 @@ from durable.controlplane.grpc.errors import generic_handler, required, rpc
 from durable.controlplane.grpc.schedule_service import ScheduleCalls
 from durable.controlplane.store import Store
 from durable.controlplane.store.browse import encode_page_token
+from durable.controlplane.store.rate_limits import RateLimitStore
 from durable.controlplane.store.workflow_queries import WorkflowQueryStore
 from durable.proto.v1 import durable_pb2 as pb
 from durable.proto.v1 import durable_pb2_grpc as pb_grpc
@@ -42,8 +43,10 @@ class ClientService(ScheduleCalls, pb_grpc.ClientServiceServicer):
     def __init__(
         self, store: Store, *, max_payload_bytes: int, max_response_bytes: int = 64 * 1024 * 1024,
         queries: WorkflowQueryStore | None = None, signals: TaskSignals | None = None,
+        rate_limits: RateLimitStore | None = None,
     ) -> None:
         self.store = store
+        self.rate_limits = rate_limits or RateLimitStore(store.pool, clock=store.clock)
         self.limit = max_payload_bytes
         self.max_response_bytes = max_response_bytes
         self.queries = queries
@@ -167,6 +170,29 @@ class ClientService(ScheduleCalls, pb_grpc.ClientServiceServicer):
     ) -> pb.ListCircuitBreakersResponse:
         rows = await self.store.list_circuit_breakers()
         return pb.ListCircuitBreakersResponse(breakers=[convert.breaker(b) for b in rows])
+
+    @rpc
+    async def SetRateLimit(self, request: pb.SetRateLimitRequest, context: Any) -> pb.RateLimitInfo:
+        limit = await self.rate_limits.set_rate_limit(
+            required(request.activity_type, "activity_type"), request.rate, request.burst or None
+        )
+        self.store.forget_breaker_keys()  # this replica applies it at once (others within seconds)
+        return convert.rate_limit(limit)
+
+    @rpc
+    async def DeleteRateLimit(self, request: pb.DeleteRateLimitRequest, context: Any) -> pb.DeleteRateLimitResponse:
+        await self.rate_limits.delete_rate_limit(required(request.activity_type, "activity_type"))
+        self.store.forget_breaker_keys()
+        return pb.DeleteRateLimitResponse()
+
+    @rpc
+    async def ListRateLimits(self, request: pb.ListRateLimitsRequest, context: Any) -> pb.ListRateLimitsResponse:
+        limits = await self.rate_limits.list_rate_limits()
+        keys = await self.rate_limits.busiest_keys()
+        return pb.ListRateLimitsResponse(
+            rate_limits=[convert.rate_limit(r) for r in limits],
+            busiest_keys=[pb.ConcurrencyKeyInfo(key=k.key, running=k.running, limit=k.limit) for k in keys],
+        )
 
     @rpc
     async def GetHistory(self, request: pb.GetHistoryRequest, context: Any) -> pb.GetHistoryResponse:

@@ -22,6 +22,7 @@ import asyncpg
 from durable.common.errors import ConcurrencyConflict, InvalidArgument, NotFound, StaleAttempt
 from durable.common.payloads import DEFAULT_MAX_PAYLOAD_BYTES, encode_payload
 from durable.common.policies import ActivityOptions
+from durable.controlplane.store.gates import Gates
 from durable.controlplane.store.queries import Q
 from durable.controlplane.store.records import Task, WorkflowInstance
 
@@ -120,7 +121,10 @@ class StoreBase:
         # hot paths skip breaker work for the (usual) types that have none. A breaker
         # configured through another control-plane replica applies here within that time.
         self._breaker_keys: frozenset[str] = frozenset()
+        self._rate_limited: frozenset[str] = frozenset()
         self._breaker_keys_read_at: float | None = None
+        # the claim's gated paths (concurrency keys, rate limits) and their round-robin cursors
+        self.gates = Gates()
 
     BREAKER_CACHE_SECONDS = 2.0
 
@@ -150,11 +154,21 @@ class StoreBase:
             await conn.execute(Q.return_trials, key, count, now)
 
     async def breaker_keys(self, conn: asyncpg.Connection) -> frozenset[str]:
+        await self._read_guarded_keys(conn)
+        return self._breaker_keys
+
+    async def rate_limited_types(self, conn: asyncpg.Connection) -> frozenset[str]:
+        """Activity types with a rate limit (cached with the breaker keys, in the same query)."""
+        await self._read_guarded_keys(conn)
+        return self._rate_limited
+
+    async def _read_guarded_keys(self, conn: asyncpg.Connection) -> None:
         loop_time = time.monotonic()
         if self._breaker_keys_read_at is None or loop_time - self._breaker_keys_read_at > self.BREAKER_CACHE_SECONDS:
-            self._breaker_keys = frozenset(r["key"] for r in await conn.fetch(Q.breaker_keys))
+            rows = await conn.fetch(Q.guarded_keys)
+            self._breaker_keys = frozenset(r["key"] for r in rows if r["guard"] == "breaker")
+            self._rate_limited = frozenset(r["key"] for r in rows if r["guard"] == "rate")
             self._breaker_keys_read_at = loop_time
-        return self._breaker_keys
 
     def forget_breaker_keys(self) -> None:
         self._breaker_keys_read_at = None
@@ -259,6 +273,8 @@ class StoreBase:
             now,
             trace_id,
             span_id,
+            opts.concurrency_key,
+            opts.concurrency_limit,
         )
 
     # -- tasks -----------------------------------------------------------------------------

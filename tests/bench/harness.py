@@ -387,7 +387,9 @@ async def any_left(conn: asyncpg.Connection, activity_types: Sequence[str]) -> b
     types = list(activity_types)
     return bool(await conn.fetchval(
         "SELECT EXISTS (SELECT 1 FROM durable_task_queue WHERE status = 'pending' AND kind = 'activity' "
-        "AND activity_type = ANY($1::text[])) "
+        "AND concurrency_key IS NULL AND activity_type = ANY($1::text[])) "
+        "OR EXISTS (SELECT 1 FROM durable_task_queue WHERE status = 'pending' AND kind = 'activity' "
+        "AND concurrency_key IS NOT NULL AND activity_type = ANY($1::text[])) "
         "OR EXISTS (SELECT 1 FROM durable_task_queue WHERE status = 'claimed' AND kind = 'activity' "
         "AND activity_type = ANY($1::text[]))",
         types,

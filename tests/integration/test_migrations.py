@@ -23,6 +23,7 @@ SEED_TABLES = {
 ENGINE_TABLES = {
     "durable_workflow_queries",  # queries while their caller waits (0004)
     "durable_schedules",  # schedules (0005)
+    "durable_rate_limits",  # token buckets per activity type (0009)
 }
 
 

@@ -1,0 +1,100 @@
+"""Concurrency keys and rate limits: the gated part of a claim, and the rate-limit settings.
+
+Concurrency keys. A task may carry a key (a customer id, say) and a limit; it is handed out
+only while fewer than that many tasks of its key are claimed, cluster-wide (the limit of a key
+is the one carried by the task at the head of its queue). Nothing counts slots: the count is
+read from the claimed rows, so completing, failing, being taken back by the reaper, handed
+back or dead-lettered frees a slot in the same write that ends the claim. Claimers serialise
+per key on a transaction-scoped advisory lock taken without waiting (a held key is passed
+over, as SKIP LOCKED passes a held row) and count in the next statement, whose snapshot sees
+every claim committed before the lock was theirs. Keys are served round robin: each claim
+walks the keys of a type in key order from where the last claim of that type stopped.
+
+Unkeyed tasks never come here: the claim index holds only them, and their claim statements
+are the ones they always were. Keyed tasks are looked for only when the unkeyed claim came up
+short, with one probe of the keyed index.
+
+Rate limits. An activity type may have a token bucket in durable_rate_limits: at most `rate`
+starts per second across the cluster, `burst` at once after a quiet spell. A claim of that
+type locks the bucket row (SKIP LOCKED), refills it for the time passed, hands out at most the
+whole tokens there are and writes back what is left, all in its transaction.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta
+
+import asyncpg
+
+from durable.controlplane.store.queries import Q
+
+# keys one claim looks at: at least KEYS_PER_CLAIM (priorities are compared across them), at
+# most MAX_KEYS_PER_CLAIM (one index probe and one advisory lock each)
+KEYS_PER_CLAIM = 32
+MAX_KEYS_PER_CLAIM = 200
+
+
+class Gates:
+    """The gated claim paths, run inside a claim's transaction. Holds the round-robin cursors
+    (per kind and type: the key the last claim looked at), which only steer fairness: any
+    value is correct."""
+
+    def __init__(self) -> None:
+        self.cursors: dict[tuple[str, str], str] = {}
+
+    async def keyed_types(self, conn: asyncpg.Connection, activity_types: list[str]) -> list[str]:
+        """Which of these types have keyed tasks waiting."""
+        if not activity_types:
+            return []
+        return [r["type"] for r in await conn.fetch(Q.keyed_types, activity_types)]
+
+    async def claim_keyed(
+        self, conn: asyncpg.Connection, worker_id: str, activity_type: str, limit: int, now: datetime
+    ) -> list[asyncpg.Record]:
+        """Up to `limit` keyed tasks of one activity type, round robin over its keys."""
+        if limit <= 0:
+            return []
+        cursor_key = ("activity", activity_type)
+        after = self.cursors.get(cursor_key, "")
+        want = min(max(limit, KEYS_PER_CLAIM), MAX_KEYS_PER_CLAIM)
+        keys = [r["key"] for r in await conn.fetch(Q.keys_after, "activity", activity_type, after, want)]
+        if len(keys) < want and after:  # wrap around to the first keys
+            seen = set(keys)
+            keys += [r["key"] for r in await conn.fetch(Q.keys_after, "activity", activity_type, "", want - len(keys))
+                     if r["key"] not in seen]
+        if not keys:
+            return []
+        self.cursors[cursor_key] = keys[-1]
+        held = [r["key"] for r in await conn.fetch(Q.lock_keys, keys)]
+        if not held:
+            return []
+        return list(await conn.fetch(Q.claim_keyed, worker_id, held, "activity", activity_type, now, limit))
+
+    async def claim_rate_limited(
+        self,
+        conn: asyncpg.Connection,
+        worker_id: str,
+        activity_type: str,
+        limit: int,
+        now: datetime,
+    ) -> tuple[list[asyncpg.Record], datetime | None]:
+        """Up to `limit` tasks of a rate-limited type (unkeyed ones first, then keyed), as many as
+        the bucket has whole tokens. Returns the rows and, when tokens ran out before the claim
+        was filled, when the next token comes (to wake waiting claims then)."""
+        bucket = await conn.fetchrow(Q.lock_rate_limit, activity_type, now)
+        if bucket is None:  # another claimer holds it (or it was just deleted): it hands out
+            return [], None
+        tokens = float(bucket["tokens"])
+        take = min(limit, int(math.floor(tokens + 1e-9)))
+        rows: list[asyncpg.Record] = []
+        if take > 0:
+            rows = list(await conn.fetch(Q.claim_tasks_of_type, worker_id, activity_type, take, now))
+            if len(rows) < take:
+                rows += await self.claim_keyed(conn, worker_id, activity_type, take - len(rows), now)
+        left = max(tokens - len(rows), 0.0)
+        await conn.execute(Q.spend_tokens, activity_type, min(left, float(bucket["burst"])), now)
+        wake = None
+        if len(rows) == take and take < limit:  # ran out of tokens, perhaps not of tasks
+            wake = now + timedelta(seconds=(1.0 - (left - math.floor(left))) / float(bucket["rate"]))
+        return rows, wake
