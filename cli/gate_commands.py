@@ -51,11 +51,12 @@ def rate_limits() -> None:
 @address_option
 @click.argument("activity_type")
 @click.option("--rate", required=True, type=click.FloatRange(min=0, min_open=True), help="Starts per second.")
-@click.option("--burst", default=1.0, show_default=True, type=click.FloatRange(min=1),
-              help="Starts at once after a quiet spell (the bucket's size).")
-def set_limit(address: str, activity_type: str, rate: float, burst: float) -> None:
+@click.option("--burst", default=None, type=click.FloatRange(min=1),
+              help="Starts at once after a quiet spell (the bucket's size; default: a tenth of a "
+                   "second's starts, at least 1).")
+def set_limit(address: str, activity_type: str, rate: float, burst: float | None) -> None:
     """Limit ACTIVITY_TYPE to --rate starts per second (retunes an existing limit)."""
-    info = run(address, lambda c: c.set_rate_limit(activity_type, rate, burst=burst))
+    info = run(address, lambda c: c.set_rate_limit(activity_type, rate, burst=burst or 0.0))
     click.echo(f"rate limit {info.activity_type}: {info.rate:g}/s, burst {info.burst:g}")
 
 

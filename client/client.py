@@ -358,8 +358,9 @@ class Client:
         return str(reply.task_id)
 
     async def set_rate_limit(self, activity_type: str, rate: float, *, burst: float = 0.0) -> pb.RateLimitInfo:
-        """At most `rate` starts per second of `activity_type` across the cluster (`burst`, default
-        1, at once after a quiet spell). Setting it again retunes it."""
+        """At most `rate` starts per second of `activity_type` across the cluster (`burst` at once
+        after a quiet spell; 0: a tenth of a second's starts, at least 1). Setting it again
+        retunes it."""
         return await self._call(  # type: ignore[no-any-return]
             "SetRateLimit", pb.SetRateLimitRequest(activity_type=activity_type, rate=rate, burst=burst)
         )

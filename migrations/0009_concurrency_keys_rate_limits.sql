@@ -46,6 +46,22 @@ CREATE TABLE durable_rate_limits (
     CHECK (tokens <= burst)
 );
 
+-- A keyed task whose claim ends (completed, failed, retried, taken back, handed back,
+-- cancelled) frees a slot of its key: claims waiting on its type are woken to take it, not at
+-- their next fallback re-check. The WHEN clause keeps every other update free of the trigger.
+CREATE FUNCTION durable_notify_key_freed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('durable_tasks', NEW.kind || ':' || NEW.activity_type || '=1');
+    RETURN NULL;
+END;
+$$;
+
+CREATE TRIGGER durable_notify_key_freed
+    AFTER UPDATE OF status ON durable_task_queue
+    FOR EACH ROW
+    WHEN (OLD.status = 'claimed' AND NEW.status <> 'claimed' AND OLD.concurrency_key IS NOT NULL)
+    EXECUTE FUNCTION durable_notify_key_freed();
+
 -- A requeued dead letter keeps its concurrency key and limit.
 CREATE OR REPLACE FUNCTION durable_dlq_requeue() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE

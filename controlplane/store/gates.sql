@@ -89,7 +89,9 @@ FROM durable_rate_limits WHERE key = $1
 FOR UPDATE SKIP LOCKED;
 
 -- name: spend_tokens
-UPDATE durable_rate_limits SET tokens = $2, updated_at = $3 WHERE key = $1;
+-- The bucket's clock never goes back: a claimer whose `now` was read before the last holder's
+-- (it waited its turn) refilled nothing (lock_rate_limit) and must not count that time again.
+UPDATE durable_rate_limits SET tokens = $2, updated_at = GREATEST(updated_at, $3) WHERE key = $1;
 
 -- name: set_rate_limit
 -- Create or retune the limit of type $1; a new bucket starts full, a retuned one keeps its

@@ -47,11 +47,12 @@ class RateLimitStore(StoreBase):
 
     async def set_rate_limit(self, activity_type: str, rate: float, burst: float | None = None) -> RateLimit:
         """Create or retune the limit of `activity_type`: at most `rate` starts per second,
-        `burst` (default 1) at once after a quiet spell."""
+        `burst` at once after a quiet spell (default: a tenth of a second's starts, at least 1,
+        which absorbs the wake-up latency of claims without letting a second run far over)."""
         check_name(activity_type, "activity_type")
         if not (isinstance(rate, int | float) and 0 < rate <= MAX_RATE and math.isfinite(rate)):
             raise InvalidArgument(f"rate must be a number of starts per second in (0, {MAX_RATE:.0f}], got {rate!r}")
-        burst = 1.0 if burst is None or burst == 0 else float(burst)
+        burst = max(1.0, rate / 10) if burst is None or burst == 0 else float(burst)
         if not (1 <= burst <= MAX_RATE and math.isfinite(burst)):
             raise InvalidArgument(f"burst must be between 1 and {MAX_RATE:.0f} starts, got {burst!r}")
         row = await self.pool.fetchrow(Q.set_rate_limit, activity_type, float(rate), burst, self.now())

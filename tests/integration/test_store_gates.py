@@ -258,7 +258,8 @@ async def test_rate_limit_settings_are_checked(pool: asyncpg.Pool) -> None:
     with pytest.raises(InvalidArgument, match="burst must be"):
         await limits.set_rate_limit("a", 5, burst=0.5)
     first = await limits.set_rate_limit("a", 5)
-    assert (first.rate, first.burst, first.tokens) == (5, 1, 1)
+    assert (first.rate, first.burst, first.tokens) == (5, 1, 1)  # a tenth of a second's starts, at least 1
+    assert (await limits.set_rate_limit("b", 200)).burst == 20
     retuned = await limits.set_rate_limit("a", 50, burst=10)
     assert (retuned.rate, retuned.burst) == (50, 10)
     await limits.delete_rate_limit("a")
