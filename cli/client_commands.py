@@ -62,14 +62,25 @@ def workflows() -> None:
               help="Wait for the workflow to end, printing its events; the exit code tells how it ended.")
 @click.option("--timeout", default=300.0, show_default=True, type=click.FloatRange(min=0),
               help="Seconds to wait with --wait (exit 5 when it passes).")
-def start(address: str, workflow_type: str, input_text: str, workflow_id: str | None, wait: bool, timeout: float) -> None:
+@click.option("--concurrency-key", default=None,
+              help="At most --concurrency-limit workflows of this key run at once; this one waits its turn.")
+@click.option("--concurrency-limit", default=None, type=click.IntRange(min=1),
+              help="How many workflows of --concurrency-key may run at once.")
+def start(
+    address: str, workflow_type: str, input_text: str, workflow_id: str | None, wait: bool, timeout: float,
+    concurrency_key: str | None, concurrency_limit: int | None,
+) -> None:
     """Start a workflow of WORKFLOW_TYPE; with --wait, until it ends."""
+    if (concurrency_key is None) != (concurrency_limit is None):
+        raise click.UsageError("--concurrency-key and --concurrency-limit go together: give both or neither")
     payload = read_json(input_text, "--input")
+    concurrency = (concurrency_key, concurrency_limit) if concurrency_key and concurrency_limit else None
 
     async def action(client: Client) -> Exit:
         if wait:
-            return await start_and_follow(client, workflow_type, payload, workflow_id, timeout)
-        wid, created = await client.start_workflow(workflow_type, payload, workflow_id=workflow_id)
+            return await start_and_follow(client, workflow_type, payload, workflow_id, timeout, concurrency)
+        wid, created = await client.start_workflow(workflow_type, payload, workflow_id=workflow_id,
+                                                   concurrency_key=concurrency_key, concurrency_limit=concurrency_limit)
         click.echo(f"{'started' if created else 'already exists:'} {wid}")
         return Exit.COMPLETED
 

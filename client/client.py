@@ -188,13 +188,17 @@ class Client:
         return error_for_rpc(exc, details or exc.code().name)
 
     async def start_workflow(
-        self, workflow_type: str, input: Any = None, *, workflow_id: str | None = None
+        self, workflow_type: str, input: Any = None, *, workflow_id: str | None = None,
+        concurrency_key: str | None = None, concurrency_limit: int | None = None,
     ) -> tuple[str, bool]:
-        """Returns (workflow id, created). An existing id returns that workflow, created=False."""
+        """Returns (workflow id, created). An existing id returns that workflow, created=False.
+        With `concurrency_key` and `concurrency_limit`, at most that many workflows of the key
+        run at once (this one waits, pending, for its turn)."""
         reply = await self._call(
             "StartWorkflow",
             pb.StartWorkflowRequest(
-                workflow_type=workflow_type, workflow_id=workflow_id or "", input_json=_payload(input)
+                workflow_type=workflow_type, workflow_id=workflow_id or "", input_json=_payload(input),
+                concurrency_key=concurrency_key or "", concurrency_limit=concurrency_limit or 0,
             ),
         )
         return reply.workflow_id, reply.created

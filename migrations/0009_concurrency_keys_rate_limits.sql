@@ -32,6 +32,32 @@ CREATE INDEX durable_task_queue_key_running_idx
     ON durable_task_queue (concurrency_key)
     WHERE status = 'claimed' AND concurrency_key IS NOT NULL;
 
+-- A workflow start may carry a key and a limit too: at most that many workflows of the key
+-- run (started, not ended) at once; the others stay pending, their first decision task (which
+-- carries the key) waiting in the keyed index. Claiming that task starts the workflow in the
+-- same statement and takes the key off the task: its retries are not held back again.
+ALTER TABLE durable_workflow_instances
+    ADD COLUMN concurrency_key   text    CHECK (concurrency_key IS NULL OR length(concurrency_key) BETWEEN 1 AND 255),
+    ADD COLUMN concurrency_limit integer CHECK (concurrency_limit IS NULL OR concurrency_limit >= 1),
+    ADD CONSTRAINT durable_workflow_instances_key_has_limit
+        CHECK ((concurrency_key IS NULL) = (concurrency_limit IS NULL));
+CREATE INDEX durable_workflow_instances_key_running_idx
+    ON durable_workflow_instances (concurrency_key)
+    WHERE status = 'running' AND concurrency_key IS NOT NULL;
+
+CREATE FUNCTION durable_notify_workflow_key_freed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('durable_tasks', 'workflow:' || NEW.workflow_type || '=1');
+    RETURN NULL;
+END;
+$$;
+
+CREATE TRIGGER durable_notify_workflow_key_freed
+    AFTER UPDATE OF status ON durable_workflow_instances
+    FOR EACH ROW
+    WHEN (OLD.status = 'running' AND NEW.status <> 'running' AND OLD.concurrency_key IS NOT NULL)
+    EXECUTE FUNCTION durable_notify_workflow_key_freed();
+
 CREATE TABLE durable_rate_limits (
     -- the activity type whose starts are limited
     key        text             PRIMARY KEY CHECK (length(key) BETWEEN 1 AND 255),

@@ -62,6 +62,7 @@ class ClientService(ScheduleCalls, pb_grpc.ClientServiceServicer):
             wf, created = await self.store.start_workflow(
                 workflow_type, input_value, request.workflow_id or None,
                 trace=tracing.parse_traceparent(traceparent),
+                concurrency_key=request.concurrency_key or None, concurrency_limit=request.concurrency_limit or None,
             )
         return pb.StartWorkflowResponse(workflow_id=wf.id, created=created)
 

@@ -33,6 +33,8 @@ from durable.controlplane.store.queries import Q
 # most MAX_KEYS_PER_CLAIM (one index probe and one advisory lock each)
 KEYS_PER_CLAIM = 32
 MAX_KEYS_PER_CLAIM = 200
+# advisory-lock namespaces (the first of the two int4 keys): activity keys and workflow keys
+LOCK_NAMESPACES = {"activity": 1685418593, "workflow": 1685418615}
 
 
 class Gates:
@@ -43,33 +45,48 @@ class Gates:
     def __init__(self) -> None:
         self.cursors: dict[tuple[str, str], str] = {}
 
-    async def keyed_types(self, conn: asyncpg.Connection, activity_types: list[str]) -> list[str]:
-        """Which of these types have keyed tasks waiting."""
-        if not activity_types:
+    async def keyed_types(
+        self, conn: asyncpg.Connection, activity_types: list[str], workflow_types: list[str]
+    ) -> list[tuple[str, str]]:
+        """Which of these (kind, type)s have keyed tasks waiting: one statement."""
+        if not activity_types and not workflow_types:
             return []
-        return [r["type"] for r in await conn.fetch(Q.keyed_types, activity_types)]
+        return [(r["kind"], r["type"]) for r in await conn.fetch(Q.keyed_types, activity_types, workflow_types)]
 
     async def claim_keyed(
         self, conn: asyncpg.Connection, worker_id: str, activity_type: str, limit: int, now: datetime
     ) -> list[asyncpg.Record]:
         """Up to `limit` keyed tasks of one activity type, round robin over its keys."""
+        held = await self._held_keys(conn, "activity", activity_type, limit)
+        if not held:
+            return []
+        return list(await conn.fetch(Q.claim_keyed, worker_id, held, "activity", activity_type, now, limit))
+
+    async def claim_keyed_workflows(
+        self, conn: asyncpg.Connection, worker_id: str, workflow_type: str, limit: int, now: datetime
+    ) -> list[asyncpg.Record]:
+        """Up to `limit` first decisions of keyed workflows of one type (starting them)."""
+        held = await self._held_keys(conn, "workflow", workflow_type, limit)
+        if not held:
+            return []
+        return list(await conn.fetch(Q.claim_keyed_workflows, worker_id, held, workflow_type, now, limit))
+
+    async def _held_keys(self, conn: asyncpg.Connection, kind: str, type_: str, limit: int) -> list[str]:
+        """The next keys of (kind, type) in round-robin order that this transaction could lock."""
         if limit <= 0:
             return []
-        cursor_key = ("activity", activity_type)
+        cursor_key = (kind, type_)
         after = self.cursors.get(cursor_key, "")
         want = min(max(limit, KEYS_PER_CLAIM), MAX_KEYS_PER_CLAIM)
-        keys = [r["key"] for r in await conn.fetch(Q.keys_after, "activity", activity_type, after, want)]
+        keys = [r["key"] for r in await conn.fetch(Q.keys_after, kind, type_, after, want)]
         if len(keys) < want and after:  # wrap around to the first keys
             seen = set(keys)
-            keys += [r["key"] for r in await conn.fetch(Q.keys_after, "activity", activity_type, "", want - len(keys))
+            keys += [r["key"] for r in await conn.fetch(Q.keys_after, kind, type_, "", want - len(keys))
                      if r["key"] not in seen]
         if not keys:
             return []
         self.cursors[cursor_key] = keys[-1]
-        held = [r["key"] for r in await conn.fetch(Q.lock_keys, keys)]
-        if not held:
-            return []
-        return list(await conn.fetch(Q.claim_keyed, worker_id, held, "activity", activity_type, now, limit))
+        return [r["key"] for r in await conn.fetch(Q.lock_keys, keys, LOCK_NAMESPACES[kind])]
 
     async def claim_rate_limited(
         self,

@@ -1,11 +1,18 @@
 -- Concurrency keys and rate limits: the claim's gated paths (durable.controlplane.store.gates).
 
 -- name: keyed_types
--- Which of the activity types $1 have keyed tasks waiting (a probe of the keyed claim index).
-SELECT t AS type FROM unnest($1::text[]) AS t
+-- Which of the activity types $1 and workflow types $2 have keyed tasks waiting (probes of the
+-- keyed claim index).
+SELECT 'activity' AS kind, t AS type FROM unnest($1::text[]) AS t
 WHERE EXISTS (
     SELECT 1 FROM durable_task_queue q
     WHERE q.status = 'pending' AND q.concurrency_key IS NOT NULL AND q.kind = 'activity' AND q.activity_type = t
+)
+UNION ALL
+SELECT 'workflow', t FROM unnest($2::text[]) AS t
+WHERE EXISTS (
+    SELECT 1 FROM durable_task_queue q
+    WHERE q.status = 'pending' AND q.concurrency_key IS NOT NULL AND q.kind = 'workflow' AND q.activity_type = t
 );
 
 -- name: keys_after
@@ -28,9 +35,10 @@ SELECT key FROM k WHERE key IS NOT NULL LIMIT $4;
 
 -- name: lock_keys
 -- The keys of $1 this transaction now holds (transaction-scoped advisory locks in the
--- durable keys' namespace, 1685418593 = 'dura'): a key another claimer holds is passed over.
+-- namespace $2: activity keys 1685418593 = 'dura', workflow keys 1685418615 = 'durw'): a key
+-- another claimer holds is passed over.
 SELECT key FROM unnest($1::text[]) WITH ORDINALITY AS k(key, n)
-WHERE pg_try_advisory_xact_lock(1685418593, hashtext(key))
+WHERE pg_try_advisory_xact_lock($2, hashtext(key))
 ORDER BY n;
 
 -- name: claim_keyed
@@ -131,3 +139,61 @@ WHERE status = 'claimed' AND concurrency_key IS NOT NULL
 GROUP BY concurrency_key
 ORDER BY count(*) DESC, concurrency_key
 LIMIT $1;
+
+-- name: claim_keyed_workflows
+-- claim_keyed for the first decision tasks of keyed workflows: a key's count is its running
+-- workflows. The candidates' workflow rows are locked with their tasks (SKIP LOCKED: never a
+-- wait, so no lock-order deadlock with the write paths, which lock the workflow first), and the
+-- same statement starts the workflows and takes the key off their tasks.
+WITH slots AS (
+    SELECT k.key,
+           h.concurrency_limit - (
+               SELECT count(*) FROM durable_workflow_instances r
+               WHERE r.status = 'running' AND r.concurrency_key = k.key
+           ) AS free
+    FROM unnest($2::text[]) AS k(key)
+    CROSS JOIN LATERAL (
+        SELECT q.concurrency_limit FROM durable_task_queue q
+        WHERE q.status = 'pending' AND q.concurrency_key = k.key AND q.kind = 'workflow' AND q.activity_type = $3
+          AND q.visible_at <= $4
+        ORDER BY q.priority DESC, q.visible_at
+        LIMIT 1
+    ) h
+),
+taken AS (
+    SELECT c.id, c.workflow_id, c.priority, c.visible_at,
+           row_number() OVER (PARTITION BY s.key ORDER BY c.priority DESC, c.visible_at) AS turn
+    FROM slots s
+    CROSS JOIN LATERAL (
+        SELECT q.id, q.workflow_id, q.priority, q.visible_at
+        FROM durable_task_queue q JOIN durable_workflow_instances w ON w.id = q.workflow_id
+        WHERE q.status = 'pending' AND q.concurrency_key = s.key AND q.kind = 'workflow' AND q.activity_type = $3
+          AND q.visible_at <= $4 AND w.status = 'pending'
+        ORDER BY q.priority DESC, q.visible_at
+        LIMIT LEAST(GREATEST(s.free, 0), $5)
+        FOR UPDATE SKIP LOCKED
+    ) c
+    WHERE s.free > 0 AND EXISTS (SELECT 1 FROM durable_workers WHERE id = $1 AND status = 'active')
+),
+next AS (
+    SELECT id, workflow_id FROM taken ORDER BY priority DESC, turn, visible_at LIMIT $5
+),
+started AS (
+    UPDATE durable_workflow_instances w
+    SET status = 'running', started_at = COALESCE(w.started_at, $4), updated_at = $4
+    FROM next WHERE w.id = next.workflow_id AND w.status = 'pending'
+)
+UPDATE durable_task_queue t
+SET status = 'claimed', claimed_by = $1, claimed_at = $4, heartbeat_at = $4, attempt = t.attempt + 1,
+    concurrency_key = NULL, concurrency_limit = NULL
+FROM next
+WHERE t.id = next.id
+RETURNING t.id, t.kind, t.workflow_id, t.activity_id, t.activity_type, t.input, t.attempt, t.max_attempts,
+    t.priority, t.visible_at, t.claimed_by, t.heartbeat_timeout, t.start_to_close_timeout,
+    t.heartbeat_details, t.trace_id, t.span_id;
+
+-- name: insert_keyed_decision
+-- The first decision task of a keyed workflow: it carries the workflow's key and limit.
+INSERT INTO durable_task_queue (kind, workflow_id, activity_type, visible_at, created_at, max_attempts,
+    trace_id, span_id, concurrency_key, concurrency_limit)
+VALUES ('workflow', $1, $2, $3, $3, $4, $5, $6, $7, $8);

@@ -2,8 +2,9 @@
 -- Every query that depends on the current time takes it as a parameter, so tests can move it.
 
 -- name: insert_workflow
-INSERT INTO durable_workflow_instances (id, workflow_type, input, created_at, updated_at, trace_id, span_id)
-VALUES ($1, $2, $3::jsonb, $4, $4, $5, $6)
+INSERT INTO durable_workflow_instances (id, workflow_type, input, created_at, updated_at, trace_id, span_id,
+    concurrency_key, concurrency_limit)
+VALUES ($1, $2, $3::jsonb, $4, $4, $5, $6, $7, $8)
 ON CONFLICT (id) DO NOTHING
 RETURNING id;
 

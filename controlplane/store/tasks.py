@@ -152,8 +152,9 @@ class TaskStore(BreakerStore):
                     await self.notify_due(conn, f"activity:{activity_type}", wake)
         if len(rows) < limit:  # keyed tasks: looked for only when the unkeyed ones did not fill the claim
             free = [t for t in activity_types if t not in held_back]
-            for activity_type in await self.gates.keyed_types(conn, free):
-                rows.extend(await self.gates.claim_keyed(conn, worker_id, activity_type, limit - len(rows), now))
+            for kind, type_ in await self.gates.keyed_types(conn, free, workflow_types):
+                claim = self.gates.claim_keyed if kind == "activity" else self.gates.claim_keyed_workflows
+                rows.extend(await claim(conn, worker_id, type_, limit - len(rows), now))
                 if len(rows) >= limit:
                     break
         return rows

@@ -421,14 +421,18 @@ class ReleaseTasksResponse(_message.Message):
     def __init__(self, released: _Optional[int] = ...) -> None: ...
 
 class StartWorkflowRequest(_message.Message):
-    __slots__ = ("workflow_type", "workflow_id", "input_json")
+    __slots__ = ("workflow_type", "workflow_id", "input_json", "concurrency_key", "concurrency_limit")
     WORKFLOW_TYPE_FIELD_NUMBER: _ClassVar[int]
     WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
     INPUT_JSON_FIELD_NUMBER: _ClassVar[int]
+    CONCURRENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    CONCURRENCY_LIMIT_FIELD_NUMBER: _ClassVar[int]
     workflow_type: str
     workflow_id: str
     input_json: str
-    def __init__(self, workflow_type: _Optional[str] = ..., workflow_id: _Optional[str] = ..., input_json: _Optional[str] = ...) -> None: ...
+    concurrency_key: str
+    concurrency_limit: int
+    def __init__(self, workflow_type: _Optional[str] = ..., workflow_id: _Optional[str] = ..., input_json: _Optional[str] = ..., concurrency_key: _Optional[str] = ..., concurrency_limit: _Optional[int] = ...) -> None: ...
 
 class StartWorkflowResponse(_message.Message):
     __slots__ = ("workflow_id", "created")

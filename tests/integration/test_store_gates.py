@@ -260,7 +260,44 @@ async def test_rate_limit_settings_are_checked(pool: asyncpg.Pool) -> None:
     first = await limits.set_rate_limit("a", 5)
     assert (first.rate, first.burst, first.tokens) == (5, 1, 1)  # a tenth of a second's starts, at least 1
     assert (await limits.set_rate_limit("b", 200)).burst == 20
+    await limits.delete_rate_limit("b")
     retuned = await limits.set_rate_limit("a", 50, burst=10)
     assert (retuned.rate, retuned.burst) == (50, 10)
     await limits.delete_rate_limit("a")
     assert await limits.list_rate_limits() == []
+
+
+# -- workflow starts -------------------------------------------------------------------------------
+
+
+async def test_keyed_workflows_start_at_most_their_limit(store: Store, worker: str, clock: FakeClock) -> None:
+    """Three workflows of a key of limit 2: two start, the third stays pending until one ends;
+    a started one's later decisions (and a retried first one) are not held back."""
+    ids = []
+    for i in range(3):
+        wf, created = await store.start_workflow("wf", {"i": i}, f"wf-{i}", concurrency_key="tenant", concurrency_limit=2)
+        assert created and wf.status == "pending"
+        ids.append(wf.id)
+        clock.advance(0.01)
+    _, decisions = await store.claim(worker, workflow_types=["wf"], limit=10)
+    assert sorted(d.workflow.id for d in decisions) == ["wf-0", "wf-1"]
+    statuses = {r["id"]: r["status"] for r in await store.pool.fetch("SELECT id, status FROM durable_workflow_instances")}
+    assert statuses == {"wf-0": "running", "wf-1": "running", "wf-2": "pending"}
+    # a failed first decision is retried without waiting for a slot (its workflow holds one)
+    first = decisions[0].task
+    await store.fail_task(worker, first.id, first.attempt, "bug", error_type="Bug")
+    clock.advance(120)
+    _, again = await store.claim(worker, workflow_types=["wf"], limit=10)
+    assert [d.workflow.id for d in again] == [first.workflow_id]
+    assert again[0].task.attempt == 2
+    # wf-2 starts once another ends
+    other = decisions[1]
+    assert await store.complete_workflow_task(worker, other.task.id, other.task.attempt, other.workflow.last_event_seq,
+                                              [{"type": "complete_workflow", "result": {}}])
+    _, third = await store.claim(worker, workflow_types=["wf"], limit=10)
+    assert [d.workflow.id for d in third] == ["wf-2"]
+
+
+async def test_a_workflow_key_needs_its_limit(store: Store) -> None:
+    with pytest.raises(InvalidArgument, match="go together"):
+        await store.start_workflow("wf", {}, concurrency_key="tenant")
