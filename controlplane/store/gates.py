@@ -31,7 +31,7 @@ from durable.controlplane.store.queries import Q
 
 # keys one claim looks at: at least KEYS_PER_CLAIM (priorities are compared across them), at
 # most MAX_KEYS_PER_CLAIM (one index probe and one advisory lock each)
-KEYS_PER_CLAIM = 32
+KEYS_PER_CLAIM = 8
 MAX_KEYS_PER_CLAIM = 200
 # advisory-lock namespaces (the first of the two int4 keys): activity keys and workflow keys
 LOCK_NAMESPACES = {"activity": 1685418593, "workflow": 1685418615}
@@ -48,9 +48,12 @@ class Gates:
     async def keyed_types(
         self, conn: asyncpg.Connection, activity_types: list[str], workflow_types: list[str]
     ) -> list[tuple[str, str]]:
-        """Which of these (kind, type)s have keyed tasks waiting: one statement."""
+        """Which of these (kind, type)s have keyed tasks waiting: one statement (none for a
+        single type: the key scan itself finds nothing then)."""
         if not activity_types and not workflow_types:
             return []
+        if len(activity_types) + len(workflow_types) == 1:
+            return [("activity", activity_types[0])] if activity_types else [("workflow", workflow_types[0])]
         return [(r["kind"], r["type"]) for r in await conn.fetch(Q.keyed_types, activity_types, workflow_types)]
 
     async def claim_keyed(
@@ -78,15 +81,18 @@ class Gates:
         cursor_key = (kind, type_)
         after = self.cursors.get(cursor_key, "")
         want = min(max(limit, KEYS_PER_CLAIM), MAX_KEYS_PER_CLAIM)
-        keys = [r["key"] for r in await conn.fetch(Q.keys_after, kind, type_, after, want)]
-        if len(keys) < want and after:  # wrap around to the first keys
-            seen = set(keys)
-            keys += [r["key"] for r in await conn.fetch(Q.keys_after, kind, type_, "", want - len(keys))
+        namespace = LOCK_NAMESPACES[kind]
+        rows = list(await conn.fetch(Q.lock_keys_after, kind, type_, after, want, namespace))
+        if len(rows) < want and after:  # wrap around to the first keys
+            seen = {r["key"] for r in rows}
+            rows += [r for r in await conn.fetch(Q.lock_keys_after, kind, type_, "", want - len(rows), namespace)
                      if r["key"] not in seen]
-        if not keys:
+        if not rows:
             return []
-        self.cursors[cursor_key] = keys[-1]
-        return [r["key"] for r in await conn.fetch(Q.lock_keys, keys, LOCK_NAMESPACES[kind])]
+        self.cursors[cursor_key] = rows[-1]["key"]
+        return [r["key"] for r in rows if r["held"]]
+
+
 
     async def claim_rate_limited(
         self,

@@ -15,10 +15,15 @@ WHERE EXISTS (
     WHERE q.status = 'pending' AND q.concurrency_key IS NOT NULL AND q.kind = 'workflow' AND q.activity_type = t
 );
 
--- name: keys_after
+-- name: lock_keys_after
 -- Up to $4 distinct concurrency keys with pending tasks of kind $1 and type $2, in key order
--- after $3: a loose index scan of the keyed claim index, one probe per key, so the claim walks
--- the keys round robin whatever the number of tasks each one has waiting.
+-- after $3, and of those the ones this transaction now holds. Finding them is a loose index
+-- scan of the keyed claim index (one probe per key), so the claim walks the keys round robin
+-- whatever the number of tasks each one has waiting. Holding one is a transaction-scoped
+-- advisory lock in the namespace $5 (activity keys 1685418593 = 'dura', workflow keys
+-- 1685418615 = 'durw'), taken without waiting: a key another claimer holds is passed over.
+-- The LIMIT applies before the locks are tried (a subquery with a LIMIT is not flattened).
+-- Returns every key found, with `held`.
 WITH RECURSIVE k AS (
     (SELECT q.concurrency_key AS key FROM durable_task_queue q
      WHERE q.status = 'pending' AND q.concurrency_key IS NOT NULL AND q.kind = $1 AND q.activity_type = $2
@@ -30,16 +35,11 @@ WITH RECURSIVE k AS (
               AND q.concurrency_key > k.key
             ORDER BY q.concurrency_key LIMIT 1)
     FROM k WHERE k.key IS NOT NULL
+),
+found AS (
+    SELECT key, row_number() OVER () AS n FROM (SELECT key FROM k WHERE key IS NOT NULL LIMIT $4) AS f
 )
-SELECT key FROM k WHERE key IS NOT NULL LIMIT $4;
-
--- name: lock_keys
--- The keys of $1 this transaction now holds (transaction-scoped advisory locks in the
--- namespace $2: activity keys 1685418593 = 'dura', workflow keys 1685418615 = 'durw'): a key
--- another claimer holds is passed over.
-SELECT key FROM unnest($1::text[]) WITH ORDINALITY AS k(key, n)
-WHERE pg_try_advisory_xact_lock($2, hashtext(key))
-ORDER BY n;
+SELECT key, pg_try_advisory_xact_lock($5, hashtext(key)) AS held FROM found ORDER BY n;
 
 -- name: claim_keyed
 -- Claim pending tasks of kind $3 and type $4 for worker $1 from the keys $2 (locked by

@@ -192,7 +192,7 @@ async def test_the_unkeyed_claim_reads_only_unkeyed_rows(db: asyncpg.Connection)
     total = plan[0]["Plan"]["Shared Hit Blocks"] + plan[0]["Plan"].get("Shared Read Blocks", 0)
     assert total < 200, total
     assert await db.fetchval("SELECT count(*) FROM durable_task_queue WHERE status = 'claimed'") == 10  # it ran
-    keys = await db.fetch("EXPLAIN " + Q.keys_after, "activity", "t1", "", 50)
+    keys = await db.fetch("EXPLAIN " + Q.lock_keys_after, "activity", "t1", "", 50, 1685418593)
     assert "durable_task_queue_keyed_claim_idx" in "\n".join(r[0] for r in keys)
 
 
