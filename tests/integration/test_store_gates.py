@@ -301,3 +301,17 @@ async def test_keyed_workflows_start_at_most_their_limit(store: Store, worker: s
 async def test_a_workflow_key_needs_its_limit(store: Store) -> None:
     with pytest.raises(InvalidArgument, match="go together"):
         await store.start_workflow("wf", {}, concurrency_key="tenant")
+
+
+async def test_a_workflow_schedules_keyed_activities(store: Store, worker: str) -> None:
+    """The per-call options of a workflow's activity (a decision's schedule_activity) carry the key."""
+    await store.start_workflow("wf", {}, "parent")
+    _, [d] = await store.claim(worker, workflow_types=["wf"])
+    actions = [{"type": "schedule_activity", "activity_id": f"s{i}", "activity_type": "a", "input": {},
+                "options": {"concurrency_key": "cust-9", "concurrency_limit": 1}} for i in range(3)]
+    assert await store.complete_workflow_task(worker, d.task.id, d.task.attempt, d.workflow.last_event_seq, actions)
+    tasks, _ = await store.claim(worker, ["a"], limit=10)
+    assert len(tasks) == 1
+    keys = await store.pool.fetch("SELECT DISTINCT concurrency_key, concurrency_limit FROM durable_task_queue "
+                                  "WHERE kind = 'activity'")
+    assert [(r["concurrency_key"], r["concurrency_limit"]) for r in keys] == [("cust-9", 1)]
