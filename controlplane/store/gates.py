@@ -1,4 +1,5 @@
-"""Concurrency keys and rate limits: the gated part of a claim, and the rate-limit settings.
+"""Concurrency keys and rate limits: the gated part of a claim (the settings of rate limits
+are in rate_limits.py).
 
 Concurrency keys. A task may carry a key (a customer id, say) and a limit; it is handed out
 only while fewer than that many tasks of its key are claimed, cluster-wide (the limit of a key
@@ -9,10 +10,11 @@ per key on a transaction-scoped advisory lock taken without waiting (a held key 
 over, as SKIP LOCKED passes a held row) and count in the next statement, whose snapshot sees
 every claim committed before the lock was theirs. Keys are served round robin: each claim
 walks the keys of a type in key order from where the last claim of that type stopped.
+Workflow starts with a key work the same way, counting the key's running workflows.
 
 Unkeyed tasks never come here: the claim index holds only them, and their claim statements
 are the ones they always were. Keyed tasks are looked for only when the unkeyed claim came up
-short, with one probe of the keyed index.
+short.
 
 Rate limits. An activity type may have a token bucket in durable_rate_limits: at most `rate`
 starts per second across the cluster, `burst` at once after a quiet spell. A claim of that
