@@ -15,6 +15,9 @@
 --
 -- Rate limits: a token bucket per activity type in durable_rate_limits (rate per second,
 -- burst, tokens left, when they were counted), refilled and spent under the row's lock.
+--
+-- The claim index is rebuilt and the new indexes built in this migration's transaction, which
+-- blocks writes to the queue while they build: with a large queue, upgrade at a quiet moment.
 
 ALTER TABLE durable_task_queue
     ADD COLUMN concurrency_key   text    CHECK (concurrency_key IS NULL OR length(concurrency_key) BETWEEN 1 AND 255),
