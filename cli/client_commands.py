@@ -71,14 +71,25 @@ def workflows() -> None:
               help="Wait for the workflow to end, printing its events; the exit code tells how it ended.")
 @click.option("--timeout", default=300.0, show_default=True, type=click.FloatRange(min=0),
               help="Seconds to wait with --wait (exit 5 when it passes).")
-def start(address: str, workflow_type: str, input_text: str, workflow_id: str | None, wait: bool, timeout: float) -> None:
+@click.option("--concurrency-key", default=None,
+              help="At most --concurrency-limit workflows of this key run at once; this one waits its turn.")
+@click.option("--concurrency-limit", default=None, type=click.IntRange(min=1),
+              help="How many workflows of --concurrency-key may run at once.")
+def start(
+    address: str, workflow_type: str, input_text: str, workflow_id: str | None, wait: bool, timeout: float,
+    concurrency_key: str | None, concurrency_limit: int | None,
+) -> None:
     """Start a workflow of WORKFLOW_TYPE; with --wait, until it ends."""
+    if (concurrency_key is None) != (concurrency_limit is None):
+        raise click.UsageError("--concurrency-key and --concurrency-limit go together: give both or neither")
     payload = read_json(input_text, "--input")
+    concurrency = (concurrency_key, concurrency_limit) if concurrency_key and concurrency_limit else None
 
     async def action(client: Client) -> Exit:
         if wait:
-            return await start_and_follow(client, workflow_type, payload, workflow_id, timeout)
-        wid, created = await client.start_workflow(workflow_type, payload, workflow_id=workflow_id)
+            return await start_and_follow(client, workflow_type, payload, workflow_id, timeout, concurrency)
+        wid, created = await client.start_workflow(workflow_type, payload, workflow_id=workflow_id,
+                                                   concurrency_key=concurrency_key, concurrency_limit=concurrency_limit)
         click.echo(f"{'started' if created else 'already exists:'} {wid}")
         return Exit.COMPLETED
 
@@ -338,13 +349,24 @@ def enqueue(address: str, activity_type: str, input_text: str, idempotency_key: 
 @click.option("--activity-type", "activity_types", multiple=True, help="Limit to these activity types.")
 @click.option("--workflow-type", "workflow_types", multiple=True, help="Limit to these workflow types.")
 def stats(address: str, activity_types: tuple[str, ...], workflow_types: tuple[str, ...]) -> None:
-    """Queue backlog per type: pending, delayed, running, oldest pending age."""
-    rows = run(address, lambda c: c.queue_stats(list(activity_types), list(workflow_types)))
+    """Queue backlog per type: pending, delayed, running, oldest pending age; then the rate
+    limits (tokens now) and the busiest concurrency keys, when there are any."""
+    from durable.cli.gate_commands import render_gates
+
+    async def action(c: Client) -> tuple[list[Any], list[Any], list[Any]]:
+        rows = await c.queue_stats(list(activity_types), list(workflow_types))
+        limits, keys = await c.rate_limits()
+        return rows, limits, keys
+
+    rows, limits, keys = run(address, action)
     click.echo(table(["kind", "type", "pending", "delayed", "running", "oldest pending"],
                      [(s.kind, s.type, s.pending, s.delayed, s.claimed, f"{s.oldest_pending_age:.1f} s") for s in rows]))
     for s in rows:
         if s.unserved:
             click.echo(f"warning: no worker serves {s.kind} type {s.type!r} ({s.pending + s.delayed} tasks waiting)")
+    if limits or keys:
+        click.echo("")
+        click.echo(render_gates(limits, keys))
 
 
 @click.command("workers")

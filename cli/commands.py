@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from durable.cli import client_commands, schedule_commands
+from durable.cli import client_commands, gate_commands, schedule_commands
 from durable.cli.dev import dev_command
 from durable.cli.main import cli
 from durable.cli.replay_command import replay_command
@@ -20,6 +20,8 @@ cli.add_command(client_commands.activities)
 cli.add_command(client_commands.stats)
 cli.add_command(client_commands.workers)
 cli.add_command(schedule_commands.schedules)
+cli.add_command(gate_commands.activities)
+cli.add_command(gate_commands.rate_limits)
 cli.add_command(dev_command)
 cli.add_command(replay_command)
 cli.add_command(console_command)

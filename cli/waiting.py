@@ -91,7 +91,8 @@ class Outage:
 
 
 async def start_and_follow(
-    client: Client, workflow_type: str, payload: dict[str, Any], workflow_id: str | None, timeout: float
+    client: Client, workflow_type: str, payload: dict[str, Any], workflow_id: str | None, timeout: float,
+    concurrency: tuple[str, int] | None = None,
 ) -> Exit:
     """`workflows start --wait`: start (retried through an outage: the id is chosen here when
     not given, so a retried start is idempotent), then follow until the workflow ends."""
@@ -101,7 +102,11 @@ async def start_and_follow(
     retried = False
     while True:
         try:
-            wid, created = await client.start_workflow(workflow_type, payload, workflow_id=chosen)
+            wid, created = await client.start_workflow(
+                workflow_type, payload, workflow_id=chosen,
+                concurrency_key=concurrency[0] if concurrency else None,
+                concurrency_limit=concurrency[1] if concurrency else None,
+            )
             break
         except Unavailable as exc:
             if not await outage.wait(exc, f"starting {workflow_type}"):

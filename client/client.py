@@ -218,13 +218,17 @@ class Client:
         return error_for_rpc(exc, details or exc.code().name)
 
     async def start_workflow(
-        self, workflow_type: str, input: Any = None, *, workflow_id: str | None = None
+        self, workflow_type: str, input: Any = None, *, workflow_id: str | None = None,
+        concurrency_key: str | None = None, concurrency_limit: int | None = None,
     ) -> tuple[str, bool]:
-        """Returns (workflow id, created). An existing id returns that workflow, created=False."""
+        """Returns (workflow id, created). An existing id returns that workflow, created=False.
+        With `concurrency_key` and `concurrency_limit`, at most that many workflows of the key
+        run at once (this one waits, pending, for its turn)."""
         reply = await self._call(
             "StartWorkflow",
             pb.StartWorkflowRequest(
-                workflow_type=workflow_type, workflow_id=workflow_id or "", input_json=_payload(input)
+                workflow_type=workflow_type, workflow_id=workflow_id or "", input_json=_payload(input),
+                concurrency_key=concurrency_key or "", concurrency_limit=concurrency_limit or 0,
             ),
         )
         return reply.workflow_id, reply.created
@@ -376,18 +380,21 @@ class Client:
 
     async def enqueue_activity(
         self, activity_type: str, input: dict[str, Any] | None = None, *, priority: int = 0, max_attempts: int = 0,
-        idempotency_key: str | None = None,
+        idempotency_key: str | None = None, concurrency_key: str | None = None, concurrency_limit: int | None = None,
     ) -> str:
         """Queue a standalone activity task (one outside any workflow); returns its id. With
         `idempotency_key`, the same key again within the control plane's window returns the
-        first task's id (`enqueue` also says whether it was a duplicate)."""
+        first task's id (`enqueue` also says whether it was a duplicate). With
+        `concurrency_key` and `concurrency_limit`, at most that many tasks of the key run at
+        once, cluster-wide."""
         done = await self.enqueue(
-            activity_type, input, priority=priority, max_attempts=max_attempts, idempotency_key=idempotency_key)
+            activity_type, input, priority=priority, max_attempts=max_attempts, idempotency_key=idempotency_key,
+            concurrency_key=concurrency_key, concurrency_limit=concurrency_limit)
         return done.task_id
 
     async def enqueue(
         self, activity_type: str, input: dict[str, Any] | None = None, *, priority: int = 0, max_attempts: int = 0,
-        idempotency_key: str | None = None,
+        idempotency_key: str | None = None, concurrency_key: str | None = None, concurrency_limit: int | None = None,
     ) -> Enqueued:
         """enqueue_activity, answering the task's id and whether the key made it earlier."""
         reply = await self._call(
@@ -395,7 +402,10 @@ class Client:
             pb.EnqueueActivityRequest(
                 activity_type=activity_type,
                 input_json=encode_payload(input or {}),
-                options=pb.ActivityOptions(priority=priority, retry_policy=pb.RetryPolicy(max_attempts=max_attempts)),
+                options=pb.ActivityOptions(
+                    priority=priority, retry_policy=pb.RetryPolicy(max_attempts=max_attempts),
+                    concurrency_key=concurrency_key or "", concurrency_limit=concurrency_limit or 0,
+                ),
                 idempotency_key=idempotency_key or "",
             ),
         )
@@ -433,6 +443,22 @@ class Client:
         """Delete the next batch of dead letters of `selection` (admin scope)."""
         return BulkResult.of(await self._call("BulkDeleteDeadLetters", pb.BulkDeadLettersRequest(
             filter=selection.message(), dry_run=dry_run, page_token=page_token, batch_size=batch_size)))
+
+    async def set_rate_limit(self, activity_type: str, rate: float, *, burst: float = 0.0) -> pb.RateLimitInfo:
+        """At most `rate` starts per second of `activity_type` across the cluster (`burst` at once
+        after a quiet spell; 0: a tenth of a second's starts, at least 1). Setting it again
+        retunes it."""
+        return await self._call(  # type: ignore[no-any-return]
+            "SetRateLimit", pb.SetRateLimitRequest(activity_type=activity_type, rate=rate, burst=burst)
+        )
+
+    async def delete_rate_limit(self, activity_type: str) -> None:
+        await self._call("DeleteRateLimit", pb.DeleteRateLimitRequest(activity_type=activity_type))
+
+    async def rate_limits(self) -> tuple[list[pb.RateLimitInfo], list[pb.ConcurrencyKeyInfo]]:
+        """The rate limits (with tokens, waiting and running tasks) and the busiest concurrency keys."""
+        reply = await self._call("ListRateLimits", pb.ListRateLimitsRequest())
+        return list(reply.rate_limits), list(reply.busiest_keys)
 
     async def list_dead_letters(self, activity_type: str | None = None, limit: int = 100) -> list[pb.DeadLetter]:
         reply = await self._call("ListDeadLetters", pb.ListDeadLettersRequest(activity_type=activity_type or "", limit=limit))

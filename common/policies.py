@@ -89,3 +89,17 @@ class ActivityOptions(_Policy):
         "(default: the reaper's threshold)."
     )
     start_delay: float = Field(0.0, ge=0, description="Seconds before the task becomes visible.")
+    concurrency_key: str | None = Field(
+        None, min_length=1, max_length=255,
+        description="Tasks sharing this key (a customer id, say) run at most concurrency_limit at once, "
+        "cluster-wide; the others wait without burning attempts.",
+    )
+    concurrency_limit: int | None = Field(
+        None, ge=1, le=1_000_000, description="How many tasks of concurrency_key may run at once."
+    )
+
+    @model_validator(mode="after")
+    def _key_with_limit(self) -> ActivityOptions:
+        if (self.concurrency_key is None) != (self.concurrency_limit is None):
+            raise ValueError("concurrency_key and concurrency_limit go together: give both or neither")
+        return self

@@ -26,6 +26,7 @@ from durable.controlplane.dispatch import TaskListener, TaskSignals
 from durable.controlplane.store.served_types import ServedTypeStore
 from durable.controlplane.store.idempotency import IdempotencyStore
 from durable.controlplane.store.lineage import HistoryLimits
+from durable.controlplane.store.rate_limits import RateLimitStore
 from durable.controlplane.store.workflow_queries import WorkflowQueryStore
 from durable.controlplane.grpc import client_service, keda_scaler, worker_service
 from durable.controlplane.grpc.auth import ScopedAuthInterceptor
@@ -250,6 +251,7 @@ class ControlPlane:
             client_service.ClientService(
                 self.store, max_payload_bytes=limit, max_response_bytes=self.grpc_settings.max_response_bytes,
                 queries=queries, signals=signals, types=types, idempotency=idempotency,
+                rate_limits=RateLimitStore(self.pool, clock=self.clock, max_payload_bytes=limit),
             ),
             self._server,
         )

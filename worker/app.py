@@ -104,6 +104,8 @@ class App:
         priority: int | None = None,
         start_delay: Seconds | None = None,
         circuit_breaker: CircuitBreakerPolicy | Mapping[str, Any] | bool | None = None,
+        concurrency_key: str | None = None,
+        concurrency_limit: int | None = None,
     ) -> Callable[[F], F]: ...
 
     def activity(
@@ -118,6 +120,8 @@ class App:
         priority: int | None = None,
         start_delay: Seconds | None = None,
         circuit_breaker: CircuitBreakerPolicy | Mapping[str, Any] | bool | None = None,
+        concurrency_key: str | None = None,
+        concurrency_limit: int | None = None,
     ) -> F | Callable[[F], F]:
         """Register `fn(ctx, input: dict) -> dict` as an activity (name: the function's name).
 
@@ -134,7 +138,7 @@ class App:
         options = ActivityOptions.of(
             retry_policy=retry_policy, priority=priority, schedule_to_start_timeout=schedule_to_start_timeout,
             start_to_close_timeout=start_to_close_timeout, heartbeat_timeout=heartbeat_timeout,
-            start_delay=start_delay,
+            start_delay=start_delay, concurrency_key=concurrency_key, concurrency_limit=concurrency_limit,
         )
 
         def register(func: F) -> F:

@@ -63,6 +63,8 @@ def options_to_proto(options: ActivityOptions) -> pb.ActivityOptions:
         start_to_close_timeout=options.start_to_close_timeout or 0.0,
         heartbeat_timeout=options.heartbeat_timeout or 0.0,
         start_delay=options.start_delay or 0.0,
+        concurrency_key=options.concurrency_key or "",
+        concurrency_limit=options.concurrency_limit or 0,
     )
     if options.retry_policy is not None:
         message.retry_policy.CopyFrom(retry_policy_to_proto(options.retry_policy))

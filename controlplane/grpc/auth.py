@@ -43,7 +43,7 @@ READ_METHODS = frozenset(
     for name in (
         "DescribeWorkflow", "ListWorkflows", "GetHistory", "WaitWorkflow",
         "ListDeadLetters", "GetQueueStats", "ListWorkers",
-        "CountWorkflows", "ListWorkflowTasks", "ListCircuitBreakers", "QueryWorkflow",
+        "CountWorkflows", "ListWorkflowTasks", "ListCircuitBreakers", "ListRateLimits", "QueryWorkflow",
         "ListSchedules", "DescribeSchedule", "GetThroughput",
     )
 )

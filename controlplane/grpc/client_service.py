@@ -22,6 +22,7 @@ from durable.controlplane.store.served_types import ServedTypeStore, unserved_of
 from durable.controlplane.store.bulk import BulkActions, BulkOutcome, DeadLetterFilter, WorkflowFilter
 from durable.controlplane.store.idempotency import IdempotencyStore
 from durable.controlplane.store import lineage
+from durable.controlplane.store.rate_limits import RateLimitStore
 from durable.controlplane.store.workflow_queries import WorkflowQueryStore
 from durable.proto.v1 import durable_pb2 as pb
 from durable.proto.v1 import durable_pb2_grpc as pb_grpc
@@ -48,11 +49,13 @@ class ClientService(ScheduleCalls, pb_grpc.ClientServiceServicer):
         queries: WorkflowQueryStore | None = None, signals: TaskSignals | None = None,
         types: ServedTypeStore | None = None,
         idempotency: IdempotencyStore | None = None,
+        rate_limits: RateLimitStore | None = None,
     ) -> None:
         self.store = store
         self.types = types
         self.idempotency = idempotency or IdempotencyStore(store.pool, clock=store.clock, max_payload_bytes=max_payload_bytes)
         self.bulk = BulkActions(store)
+        self.rate_limits = rate_limits or RateLimitStore(store.pool, clock=store.clock)
         self.limit = max_payload_bytes
         self.max_response_bytes = max_response_bytes
         self.queries = queries
@@ -68,6 +71,7 @@ class ClientService(ScheduleCalls, pb_grpc.ClientServiceServicer):
             wf, created = await self.store.start_workflow(
                 workflow_type, input_value, request.workflow_id or None,
                 trace=tracing.parse_traceparent(traceparent),
+                concurrency_key=request.concurrency_key or None, concurrency_limit=request.concurrency_limit or None,
             )
         return pb.StartWorkflowResponse(workflow_id=wf.id, created=created)
 
@@ -181,6 +185,29 @@ class ClientService(ScheduleCalls, pb_grpc.ClientServiceServicer):
     ) -> pb.ListCircuitBreakersResponse:
         rows = await self.store.list_circuit_breakers()
         return pb.ListCircuitBreakersResponse(breakers=[convert.breaker(b) for b in rows])
+
+    @rpc
+    async def SetRateLimit(self, request: pb.SetRateLimitRequest, context: Any) -> pb.RateLimitInfo:
+        limit = await self.rate_limits.set_rate_limit(
+            required(request.activity_type, "activity_type"), request.rate, request.burst or None
+        )
+        self.store.forget_breaker_keys()  # this replica applies it at once (others within seconds)
+        return convert.rate_limit(limit)
+
+    @rpc
+    async def DeleteRateLimit(self, request: pb.DeleteRateLimitRequest, context: Any) -> pb.DeleteRateLimitResponse:
+        await self.rate_limits.delete_rate_limit(required(request.activity_type, "activity_type"))
+        self.store.forget_breaker_keys()
+        return pb.DeleteRateLimitResponse()
+
+    @rpc
+    async def ListRateLimits(self, request: pb.ListRateLimitsRequest, context: Any) -> pb.ListRateLimitsResponse:
+        limits = await self.rate_limits.list_rate_limits()
+        keys = await self.rate_limits.busiest_keys()
+        return pb.ListRateLimitsResponse(
+            rate_limits=[convert.rate_limit(r) for r in limits],
+            busiest_keys=[pb.ConcurrencyKeyInfo(key=k.key, running=k.running, limit=k.limit) for k in keys],
+        )
 
     @rpc
     async def GetHistory(self, request: pb.GetHistoryRequest, context: Any) -> pb.GetHistoryResponse:

@@ -21,6 +21,7 @@ from durable.controlplane.store import (
     Worker,
     WorkflowInstance,
 )
+from durable.controlplane.store.rate_limits import RateLimit
 from durable.proto.v1 import durable_pb2 as pb
 
 
@@ -69,6 +70,14 @@ def activity_options(msg: pb.ActivityOptions) -> dict[str, Any]:
     if msg.start_delay < 0:
         raise InvalidArgument("options.start_delay must be >= 0 seconds")
     out["start_delay"] = msg.start_delay
+    if msg.concurrency_key or msg.concurrency_limit:
+        if not msg.concurrency_key or msg.concurrency_limit < 1:
+            raise InvalidArgument(
+                "options.concurrency_key and options.concurrency_limit go together: "
+                "give a key and a limit >= 1, or neither"
+            )
+        out["concurrency_key"] = msg.concurrency_key
+        out["concurrency_limit"] = msg.concurrency_limit
     return out
 
 
@@ -281,3 +290,8 @@ def breaker(b: CircuitBreaker) -> pb.CircuitBreakerInfo:
         success_threshold=b.success_threshold,
         updated_at=ts(b.updated_at),
     )
+
+
+def rate_limit(r: RateLimit) -> pb.RateLimitInfo:
+    return pb.RateLimitInfo(activity_type=r.key, rate=r.rate, burst=r.burst, tokens=r.tokens,
+                            pending=r.pending, running=r.running)

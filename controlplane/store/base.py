@@ -23,6 +23,7 @@ from durable.common.errors import ConcurrencyConflict, InvalidArgument, NotFound
 from durable.common.payloads import DEFAULT_MAX_PAYLOAD_BYTES, encode_payload
 from durable.common.policies import ActivityOptions
 from durable.controlplane.store.lineage import HistoryLimits, tell_parent
+from durable.controlplane.store.gates import Gates
 from durable.controlplane.store.queries import Q
 from durable.controlplane.store.records import Task, WorkflowInstance
 
@@ -134,8 +135,11 @@ class StoreBase:
         # is seen at once; one configured through another replica, as soon as its "breakers"
         # notification arrives (forget_breaker_keys), at the latest within that time.
         self._breaker_keys: frozenset[str] = frozenset()
+        self._rate_limited: frozenset[str] = frozenset()
         self._breaker_keys_read_at: float | None = None
         self._breaker_keys_generation = 0  # bumped by forget: a read that raced it is not kept
+        # the claim's gated paths (concurrency keys, rate limits) and their round-robin cursors
+        self.gates = Gates()
 
     BREAKER_CACHE_SECONDS = 2.0
 
@@ -165,15 +169,25 @@ class StoreBase:
             await conn.execute(Q.return_trials, key, count, now)
 
     async def breaker_keys(self, conn: asyncpg.Connection) -> frozenset[str]:
+        return (await self._read_guarded_keys(conn))[0]
+
+    async def rate_limited_types(self, conn: asyncpg.Connection) -> frozenset[str]:
+        """Activity types with a rate limit (cached with the breaker keys, in the same query)."""
+        return (await self._read_guarded_keys(conn))[1]
+
+    async def _read_guarded_keys(self, conn: asyncpg.Connection) -> tuple[frozenset[str], frozenset[str]]:
+        """(types with a breaker, types with a rate limit), cached for BREAKER_CACHE_SECONDS."""
         loop_time = time.monotonic()
         if self._breaker_keys_read_at is None or loop_time - self._breaker_keys_read_at > self.BREAKER_CACHE_SECONDS:
             generation = self._breaker_keys_generation
-            keys = frozenset(r["key"] for r in await conn.fetch(Q.breaker_keys))
+            rows = await conn.fetch(Q.guarded_keys)
+            breakers = frozenset(r["key"] for r in rows if r["guard"] == "breaker")
+            rated = frozenset(r["key"] for r in rows if r["guard"] == "rate")
             if generation != self._breaker_keys_generation:
-                return keys  # a breaker changed while we read: use it, but do not keep it
-            self._breaker_keys = keys
+                return breakers, rated  # a breaker changed while we read: use it, but do not keep it
+            self._breaker_keys, self._rate_limited = breakers, rated
             self._breaker_keys_read_at = loop_time
-        return self._breaker_keys
+        return self._breaker_keys, self._rate_limited
 
     def forget_breaker_keys(self) -> None:
         self._breaker_keys_read_at = None
@@ -284,6 +298,8 @@ class StoreBase:
             now,
             trace_id,
             span_id,
+            opts.concurrency_key,
+            opts.concurrency_limit,
         )
 
     # -- tasks -----------------------------------------------------------------------------

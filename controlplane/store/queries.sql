@@ -2,8 +2,9 @@
 -- Every query that depends on the current time takes it as a parameter, so tests can move it.
 
 -- name: insert_workflow
-INSERT INTO durable_workflow_instances (id, workflow_type, input, created_at, updated_at, trace_id, span_id)
-VALUES ($1, $2, $3::jsonb, $4, $4, $5, $6)
+INSERT INTO durable_workflow_instances (id, workflow_type, input, created_at, updated_at, trace_id, span_id,
+    concurrency_key, concurrency_limit)
+VALUES ($1, $2, $3::jsonb, $4, $4, $5, $6, $7, $8)
 ON CONFLICT (id) DO NOTHING
 RETURNING id;
 
@@ -142,8 +143,8 @@ ON CONFLICT (workflow_id) WHERE kind = 'workflow' AND status IN ('pending', 'cla
 INSERT INTO durable_task_queue (
     kind, workflow_id, activity_id, activity_type, input, priority, visible_at, max_attempts,
     retry_policy, schedule_to_start_timeout, start_to_close_timeout, heartbeat_timeout, created_at,
-    trace_id, span_id)
-VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9::jsonb, $10, $11, $12, $13, $14, $15)
+    trace_id, span_id, concurrency_key, concurrency_limit)
+VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9::jsonb, $10, $11, $12, $13, $14, $15, $16, $17)
 ON CONFLICT (workflow_id, kind, activity_id)
     WHERE workflow_id IS NOT NULL AND kind IN ('activity', 'timer') AND status IN ('pending', 'claimed', 'completed')
     DO NOTHING
@@ -154,7 +155,8 @@ SELECT status FROM durable_workers WHERE id = $1;
 
 -- name: claim_tasks
 -- Hand out up to $4 visible pending tasks of the worker's types, highest priority first, to
--- an active worker (no rows at all when it is not active: the caller then asks why).
+-- an active worker (no rows at all when it is not active: the caller then asks why). Unkeyed
+-- tasks only (keyed ones: keyed_claim in gates.sql).
 -- Activity types in $6 are held back by an open circuit breaker (or take half-open trials
 -- apart), and so is any type whose breaker is not closed: one this replica does not know of
 -- yet (it caches the breaker keys) holds back at once. Each (kind, type) is read
@@ -184,8 +186,8 @@ typed AS (
     SELECT c.id, c.priority, c.visible_at FROM wanted w
     CROSS JOIN LATERAL (
         SELECT q.id, q.priority, q.visible_at FROM durable_task_queue q
-        WHERE q.status = 'pending' AND q.kind = w.kind AND q.activity_type = w.type AND q.visible_at <= $5
-          AND q.sticky_to IS NULL
+        WHERE q.status = 'pending' AND q.concurrency_key IS NULL AND q.kind = w.kind AND q.activity_type = w.type
+          AND q.visible_at <= $5 AND q.sticky_to IS NULL
         ORDER BY q.priority DESC, q.visible_at
         LIMIT $4
         FOR UPDATE SKIP LOCKED
@@ -223,8 +225,8 @@ candidates AS (
     SELECT c.id FROM wanted w
     CROSS JOIN LATERAL (
         SELECT q.id FROM durable_task_queue q
-        WHERE q.status = 'pending' AND q.kind = w.kind AND q.activity_type = w.type AND q.visible_at <= $5
-          AND q.sticky_to IS NULL
+        WHERE q.status = 'pending' AND q.concurrency_key IS NULL AND q.kind = w.kind AND q.activity_type = w.type
+          AND q.visible_at <= $5 AND q.sticky_to IS NULL
         ORDER BY q.priority DESC, q.visible_at
         LIMIT 2 * $4
     ) c
@@ -237,7 +239,8 @@ candidates AS (
 ),
 next AS (
     SELECT q.id FROM durable_task_queue q
-    WHERE q.id IN (SELECT id FROM candidates) AND q.status = 'pending' AND q.visible_at <= $5
+    WHERE q.id IN (SELECT id FROM candidates) AND q.status = 'pending' AND q.concurrency_key IS NULL
+      AND q.visible_at <= $5
     ORDER BY q.priority DESC, q.visible_at
     LIMIT $4
     FOR UPDATE SKIP LOCKED
@@ -254,7 +257,8 @@ RETURNING t.id, t.kind, t.workflow_id, t.activity_id, t.activity_type, t.input, 
 -- The same, for a single activity type in half-open trial mode.
 WITH next AS (
     SELECT id FROM durable_task_queue
-    WHERE status = 'pending' AND visible_at <= $4 AND kind = 'activity' AND activity_type = $2
+    WHERE status = 'pending' AND concurrency_key IS NULL AND visible_at <= $4 AND kind = 'activity'
+      AND activity_type = $2
     ORDER BY priority DESC, visible_at
     LIMIT $3
     FOR UPDATE SKIP LOCKED
@@ -313,8 +317,12 @@ WHERE t.id = c.id AND t.attempt = c.attempt AND t.status = 'claimed' AND t.claim
   AND t.kind = 'activity' AND t.workflow_id IS NULL
 RETURNING t.id, t.activity_type;
 
--- name: breaker_keys
-SELECT key FROM durable_circuit_breaker_state;
+-- name: guarded_keys
+-- The activity types with a circuit breaker and those with a rate limit, read together (the
+-- store caches them for a couple of seconds; claims of other types do no breaker or rate work).
+SELECT key, 'breaker' AS guard FROM durable_circuit_breaker_state
+UNION ALL
+SELECT key, 'rate' FROM durable_rate_limits;
 
 -- name: notify_tasks
 SELECT pg_notify('durable_tasks', $1);
@@ -654,8 +662,8 @@ WHERE b.key = $1
 RETURNING b.state;
 
 -- name: queue_stats
--- Pending tasks through the claim index, claimed ones through the claimed index: the finished
--- rows of the queue (most of it) are never read.
+-- Pending tasks through the claim indexes (unkeyed, keyed), claimed ones through the claimed
+-- index: the finished rows of the queue (most of it) are never read.
 SELECT kind, type, sum(pending)::bigint AS pending, sum(delayed)::bigint AS delayed,
        sum(claimed)::bigint AS claimed, min(oldest_visible_at) AS oldest_visible_at
 FROM (
@@ -665,7 +673,18 @@ FROM (
            0 AS claimed,
            min(visible_at) FILTER (WHERE visible_at <= $3) AS oldest_visible_at
     FROM durable_task_queue
-    WHERE status = 'pending'
+    WHERE status = 'pending' AND concurrency_key IS NULL
+      AND ((kind = 'activity' AND activity_type = ANY($1::text[]))
+        OR (kind = 'workflow' AND activity_type = ANY($2::text[])))
+    GROUP BY kind, activity_type
+    UNION ALL
+    SELECT kind, activity_type AS type,
+           count(*) FILTER (WHERE visible_at <= $3) AS pending,
+           count(*) FILTER (WHERE visible_at > $3) AS delayed,
+           0 AS claimed,
+           min(visible_at) FILTER (WHERE visible_at <= $3) AS oldest_visible_at
+    FROM durable_task_queue
+    WHERE status = 'pending' AND concurrency_key IS NOT NULL
       AND ((kind = 'activity' AND activity_type = ANY($1::text[]))
         OR (kind = 'workflow' AND activity_type = ANY($2::text[])))
     GROUP BY kind, activity_type
@@ -693,7 +712,16 @@ FROM (
            0 AS claimed,
            min(visible_at) FILTER (WHERE visible_at <= $1) AS oldest_visible_at
     FROM durable_task_queue
-    WHERE status = 'pending' AND kind IN ('activity', 'workflow')
+    WHERE status = 'pending' AND concurrency_key IS NULL AND kind IN ('activity', 'workflow')
+    GROUP BY kind, activity_type
+    UNION ALL
+    SELECT kind, activity_type AS type,
+           count(*) FILTER (WHERE visible_at <= $1) AS pending,
+           count(*) FILTER (WHERE visible_at > $1) AS delayed,
+           0 AS claimed,
+           min(visible_at) FILTER (WHERE visible_at <= $1) AS oldest_visible_at
+    FROM durable_task_queue
+    WHERE status = 'pending' AND concurrency_key IS NOT NULL AND kind IN ('activity', 'workflow')
     GROUP BY kind, activity_type
     UNION ALL
     SELECT kind, activity_type, 0, 0, count(*), NULL

@@ -112,10 +112,19 @@ class TaskStore(BreakerStore):
         now: datetime,
     ) -> list[asyncpg.Record]:
         blocked, trials = await self._breaker_admission(conn, activity_types, now)
+        rate_limited = await self.rate_limited_types(conn)  # cached: usually no query at all
+        rated = [t for t in activity_types if t in rate_limited and t not in blocked and t not in trials]
         rows: list[asyncpg.Record] = []
-        if trials and await conn.fetchval(Q.worker_status, worker_id) == "active":
+        active = None
+        if trials or rated:
+            active = await conn.fetchval(Q.worker_status, worker_id) == "active"
+        if trials and active:
             for key, slots in trials.items():
-                got = await conn.fetch(Q.claim_tasks_of_type, worker_id, key, min(slots, limit - len(rows)), now)
+                got = list(await conn.fetch(Q.claim_tasks_of_type, worker_id, key, min(slots, limit - len(rows)), now))
+                if len(got) < slots and len(rows) + len(got) < limit:  # trials may be keyed tasks too
+                    got += await self.gates.claim_keyed(
+                        conn, worker_id, key, min(slots - len(got), limit - len(rows) - len(got)), now
+                    )
                 rows.extend(got)
                 await self._return_unused_trials(conn, key, slots - len(got), now)
                 if len(rows) >= limit:
@@ -124,15 +133,30 @@ class TaskStore(BreakerStore):
             for key, slots in trials.items():
                 await self._return_unused_trials(conn, key, slots, now)
             trials = {}
+        held_back = blocked | set(trials) | set(rated)
         # one type: the single ordered scan locks exactly what it takes; several: candidates
-        # first, then only the rows taken are locked (see queries.sql)
+        # first, then only the rows taken are locked (see queries.sql). Unkeyed tasks only.
         query = Q.claim_tasks if len(activity_types) + len(workflow_types) <= 1 else Q.claim_tasks_of_types
         rows.extend(
             await conn.fetch(
-                query, worker_id, activity_types, workflow_types, limit - len(rows), now,
-                sorted(blocked | set(trials)),
+                query, worker_id, activity_types, workflow_types, limit - len(rows), now, sorted(held_back),
             )
         )
+        if rated and active:
+            for activity_type in rated:
+                if len(rows) >= limit:
+                    break
+                got, wake = await self.gates.claim_rate_limited(conn, worker_id, activity_type, limit - len(rows), now)
+                rows.extend(got)
+                if wake is not None:
+                    await self.notify_due(conn, f"activity:{activity_type}", wake)
+        if len(rows) < limit:  # keyed tasks: looked for only when the unkeyed ones did not fill the claim
+            free = [t for t in activity_types if t not in held_back]
+            for kind, type_ in await self.gates.keyed_types(conn, free, workflow_types):
+                claim = self.gates.claim_keyed if kind == "activity" else self.gates.claim_keyed_workflows
+                rows.extend(await claim(conn, worker_id, type_, limit - len(rows), now))
+                if len(rows) >= limit:
+                    break
         return rows
 
     async def _with_histories(

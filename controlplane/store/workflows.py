@@ -32,14 +32,18 @@ class WorkflowStore(StoreBase):
         workflow_id: str | None = None,
         *,
         trace: tuple[str, str] | None = None,
+        concurrency_key: str | None = None,
+        concurrency_limit: int | None = None,
     ) -> tuple[WorkflowInstance, bool]:
         """Start a workflow; with a caller-chosen id that exists, return the existing one
         (WrongState if that one has another type).
 
-        `trace` is the (trace_id, span_id) its tasks' spans descend from. Returns
-        (instance, created).
+        `trace` is the (trace_id, span_id) its tasks' spans descend from. With a concurrency
+        key and limit, at most that many workflows of the key run at once: this one stays
+        pending until it may start. Returns (instance, created).
         """
         check_name(workflow_type, "workflow_type")
+        key = check_concurrency(concurrency_key, concurrency_limit)
         if workflow_id is not None and workflow_id != "":
             check_name(workflow_id, "workflow_id")
         else:
@@ -47,7 +51,7 @@ class WorkflowStore(StoreBase):
         input_json = self.payload(input, "input")
         now = self.now()
         async with self.pool.acquire() as conn, conn.transaction():
-            created = await self._create_workflow(conn, workflow_type, input_json, workflow_id, now, trace)
+            created = await self._create_workflow(conn, workflow_type, input_json, workflow_id, now, trace, key)
             if not created:
                 existing = WorkflowInstance.from_row(await conn.fetchrow(Q.get_workflow, workflow_id))
                 if existing.workflow_type != workflow_type:
@@ -68,11 +72,15 @@ class WorkflowStore(StoreBase):
         workflow_id: str,
         now: datetime,
         trace: tuple[str, str] | None = None,
+        key: tuple[str, int] | None = None,
     ) -> bool:
         """Insert the workflow and its WorkflowStarted event in the caller's transaction;
-        False (nothing written) when the id exists. The caller tells the observer."""
+        False (nothing written) when the id exists. The caller tells the observer. A keyed
+        workflow's first decision task carries its (concurrency key, limit)."""
         trace_id, span_id = trace or (None, None)
-        inserted = await conn.fetchval(Q.insert_workflow, workflow_id, workflow_type, input_json, now, trace_id, span_id)
+        key_name, key_limit = key or (None, None)
+        inserted = await conn.fetchval(Q.insert_workflow, workflow_id, workflow_type, input_json, now, trace_id, span_id,
+                                       key_name, key_limit)
         if inserted is None:
             return False
         # the row is ours alone until commit: no lock needed to append its first event
@@ -83,8 +91,11 @@ class WorkflowStore(StoreBase):
             [("WorkflowStarted", {"workflow_type": workflow_type, "input": json.loads(input_json),
                                   "random_seed": self.rng.getrandbits(63)})],
             now,
-            wake=True,
+            wake=key is None,
         )
+        if key is not None:
+            await conn.execute(Q.insert_keyed_decision, workflow_id, workflow_type, now, self.workflow_task_max_attempts,
+                               trace_id, span_id, key_name, key_limit)
         return True
 
     async def get_workflow(self, workflow_id: str) -> WorkflowInstance:
@@ -246,3 +257,15 @@ class WorkflowStore(StoreBase):
     async def list_signals(self, workflow_id: str) -> list[Signal]:
         rows = await self.pool.fetch(Q.list_signals, workflow_id)
         return [Signal.from_row(r) for r in rows]
+
+
+def check_concurrency(key: str | None, limit: int | None) -> tuple[str, int] | None:
+    """A workflow's (concurrency key, limit), both or neither given; None for neither."""
+    if not key and not limit:
+        return None
+    if not key or not limit:
+        raise InvalidArgument("concurrency_key and concurrency_limit go together: give a key and a limit >= 1, or neither")
+    check_name(key, "concurrency_key")
+    if not 1 <= limit <= 1_000_000:
+        raise InvalidArgument(f"concurrency_limit must be from 1 to 1000000, got {limit}")
+    return key, int(limit)

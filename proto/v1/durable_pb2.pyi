@@ -23,20 +23,24 @@ class RetryPolicy(_message.Message):
     def __init__(self, max_attempts: _Optional[int] = ..., initial_interval: _Optional[float] = ..., backoff_coefficient: _Optional[float] = ..., max_interval: _Optional[float] = ..., jitter: _Optional[float] = ..., non_retryable_error_types: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ActivityOptions(_message.Message):
-    __slots__ = ("retry_policy", "priority", "schedule_to_start_timeout", "start_to_close_timeout", "heartbeat_timeout", "start_delay")
+    __slots__ = ("retry_policy", "priority", "schedule_to_start_timeout", "start_to_close_timeout", "heartbeat_timeout", "start_delay", "concurrency_key", "concurrency_limit")
     RETRY_POLICY_FIELD_NUMBER: _ClassVar[int]
     PRIORITY_FIELD_NUMBER: _ClassVar[int]
     SCHEDULE_TO_START_TIMEOUT_FIELD_NUMBER: _ClassVar[int]
     START_TO_CLOSE_TIMEOUT_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_TIMEOUT_FIELD_NUMBER: _ClassVar[int]
     START_DELAY_FIELD_NUMBER: _ClassVar[int]
+    CONCURRENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    CONCURRENCY_LIMIT_FIELD_NUMBER: _ClassVar[int]
     retry_policy: RetryPolicy
     priority: int
     schedule_to_start_timeout: float
     start_to_close_timeout: float
     heartbeat_timeout: float
     start_delay: float
-    def __init__(self, retry_policy: _Optional[_Union[RetryPolicy, _Mapping]] = ..., priority: _Optional[int] = ..., schedule_to_start_timeout: _Optional[float] = ..., start_to_close_timeout: _Optional[float] = ..., heartbeat_timeout: _Optional[float] = ..., start_delay: _Optional[float] = ...) -> None: ...
+    concurrency_key: str
+    concurrency_limit: int
+    def __init__(self, retry_policy: _Optional[_Union[RetryPolicy, _Mapping]] = ..., priority: _Optional[int] = ..., schedule_to_start_timeout: _Optional[float] = ..., start_to_close_timeout: _Optional[float] = ..., heartbeat_timeout: _Optional[float] = ..., start_delay: _Optional[float] = ..., concurrency_key: _Optional[str] = ..., concurrency_limit: _Optional[int] = ...) -> None: ...
 
 class Failure(_message.Message):
     __slots__ = ("message", "type", "non_retryable", "next_retry_delay", "details_json")
@@ -535,14 +539,18 @@ class BulkResponse(_message.Message):
     def __init__(self, matched: _Optional[int] = ..., affected: _Optional[int] = ..., skipped: _Optional[int] = ..., errors: _Optional[_Iterable[str]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class StartWorkflowRequest(_message.Message):
-    __slots__ = ("workflow_type", "workflow_id", "input_json")
+    __slots__ = ("workflow_type", "workflow_id", "input_json", "concurrency_key", "concurrency_limit")
     WORKFLOW_TYPE_FIELD_NUMBER: _ClassVar[int]
     WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
     INPUT_JSON_FIELD_NUMBER: _ClassVar[int]
+    CONCURRENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    CONCURRENCY_LIMIT_FIELD_NUMBER: _ClassVar[int]
     workflow_type: str
     workflow_id: str
     input_json: str
-    def __init__(self, workflow_type: _Optional[str] = ..., workflow_id: _Optional[str] = ..., input_json: _Optional[str] = ...) -> None: ...
+    concurrency_key: str
+    concurrency_limit: int
+    def __init__(self, workflow_type: _Optional[str] = ..., workflow_id: _Optional[str] = ..., input_json: _Optional[str] = ..., concurrency_key: _Optional[str] = ..., concurrency_limit: _Optional[int] = ...) -> None: ...
 
 class StartWorkflowResponse(_message.Message):
     __slots__ = ("workflow_id", "created")
@@ -809,6 +817,64 @@ class ListCircuitBreakersResponse(_message.Message):
     BREAKERS_FIELD_NUMBER: _ClassVar[int]
     breakers: _containers.RepeatedCompositeFieldContainer[CircuitBreakerInfo]
     def __init__(self, breakers: _Optional[_Iterable[_Union[CircuitBreakerInfo, _Mapping]]] = ...) -> None: ...
+
+class SetRateLimitRequest(_message.Message):
+    __slots__ = ("activity_type", "rate", "burst")
+    ACTIVITY_TYPE_FIELD_NUMBER: _ClassVar[int]
+    RATE_FIELD_NUMBER: _ClassVar[int]
+    BURST_FIELD_NUMBER: _ClassVar[int]
+    activity_type: str
+    rate: float
+    burst: float
+    def __init__(self, activity_type: _Optional[str] = ..., rate: _Optional[float] = ..., burst: _Optional[float] = ...) -> None: ...
+
+class RateLimitInfo(_message.Message):
+    __slots__ = ("activity_type", "rate", "burst", "tokens", "pending", "running")
+    ACTIVITY_TYPE_FIELD_NUMBER: _ClassVar[int]
+    RATE_FIELD_NUMBER: _ClassVar[int]
+    BURST_FIELD_NUMBER: _ClassVar[int]
+    TOKENS_FIELD_NUMBER: _ClassVar[int]
+    PENDING_FIELD_NUMBER: _ClassVar[int]
+    RUNNING_FIELD_NUMBER: _ClassVar[int]
+    activity_type: str
+    rate: float
+    burst: float
+    tokens: float
+    pending: int
+    running: int
+    def __init__(self, activity_type: _Optional[str] = ..., rate: _Optional[float] = ..., burst: _Optional[float] = ..., tokens: _Optional[float] = ..., pending: _Optional[int] = ..., running: _Optional[int] = ...) -> None: ...
+
+class DeleteRateLimitRequest(_message.Message):
+    __slots__ = ("activity_type",)
+    ACTIVITY_TYPE_FIELD_NUMBER: _ClassVar[int]
+    activity_type: str
+    def __init__(self, activity_type: _Optional[str] = ...) -> None: ...
+
+class DeleteRateLimitResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListRateLimitsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ConcurrencyKeyInfo(_message.Message):
+    __slots__ = ("key", "running", "limit")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    RUNNING_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    running: int
+    limit: int
+    def __init__(self, key: _Optional[str] = ..., running: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class ListRateLimitsResponse(_message.Message):
+    __slots__ = ("rate_limits", "busiest_keys")
+    RATE_LIMITS_FIELD_NUMBER: _ClassVar[int]
+    BUSIEST_KEYS_FIELD_NUMBER: _ClassVar[int]
+    rate_limits: _containers.RepeatedCompositeFieldContainer[RateLimitInfo]
+    busiest_keys: _containers.RepeatedCompositeFieldContainer[ConcurrencyKeyInfo]
+    def __init__(self, rate_limits: _Optional[_Iterable[_Union[RateLimitInfo, _Mapping]]] = ..., busiest_keys: _Optional[_Iterable[_Union[ConcurrencyKeyInfo, _Mapping]]] = ...) -> None: ...
 
 class GetHistoryRequest(_message.Message):
     __slots__ = ("workflow_id", "after_seq", "page_size")

@@ -717,6 +717,21 @@ class ClientServiceStub:
                 request_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.ListCircuitBreakersRequest.SerializeToString,
                 response_deserializer=durable_dot_proto_dot_v1_dot_durable__pb2.ListCircuitBreakersResponse.FromString,
                 _registered_method=True)
+        self.SetRateLimit = channel.unary_unary(
+                '/durable.v1.ClientService/SetRateLimit',
+                request_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.SetRateLimitRequest.SerializeToString,
+                response_deserializer=durable_dot_proto_dot_v1_dot_durable__pb2.RateLimitInfo.FromString,
+                _registered_method=True)
+        self.DeleteRateLimit = channel.unary_unary(
+                '/durable.v1.ClientService/DeleteRateLimit',
+                request_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.DeleteRateLimitRequest.SerializeToString,
+                response_deserializer=durable_dot_proto_dot_v1_dot_durable__pb2.DeleteRateLimitResponse.FromString,
+                _registered_method=True)
+        self.ListRateLimits = channel.unary_unary(
+                '/durable.v1.ClientService/ListRateLimits',
+                request_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.ListRateLimitsRequest.SerializeToString,
+                response_deserializer=durable_dot_proto_dot_v1_dot_durable__pb2.ListRateLimitsResponse.FromString,
+                _registered_method=True)
         self.PinWorkflow = channel.unary_unary(
                 '/durable.v1.ClientService/PinWorkflow',
                 request_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.PinWorkflowRequest.SerializeToString,
@@ -894,6 +909,27 @@ class ClientServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListCircuitBreakers(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetRateLimit(self, request, context):
+        """Rate limits per activity type: a token bucket in PostgreSQL, at most `rate` starts per
+        second across the cluster. Set creates or retunes one; List shows them with the
+        concurrency keys busiest now.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteRateLimit(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListRateLimits(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -1086,6 +1122,21 @@ def add_ClientServiceServicer_to_server(servicer, server):
                     servicer.ListCircuitBreakers,
                     request_deserializer=durable_dot_proto_dot_v1_dot_durable__pb2.ListCircuitBreakersRequest.FromString,
                     response_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.ListCircuitBreakersResponse.SerializeToString,
+            ),
+            'SetRateLimit': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetRateLimit,
+                    request_deserializer=durable_dot_proto_dot_v1_dot_durable__pb2.SetRateLimitRequest.FromString,
+                    response_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.RateLimitInfo.SerializeToString,
+            ),
+            'DeleteRateLimit': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteRateLimit,
+                    request_deserializer=durable_dot_proto_dot_v1_dot_durable__pb2.DeleteRateLimitRequest.FromString,
+                    response_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.DeleteRateLimitResponse.SerializeToString,
+            ),
+            'ListRateLimits': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRateLimits,
+                    request_deserializer=durable_dot_proto_dot_v1_dot_durable__pb2.ListRateLimitsRequest.FromString,
+                    response_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.ListRateLimitsResponse.SerializeToString,
             ),
             'PinWorkflow': grpc.unary_unary_rpc_method_handler(
                     servicer.PinWorkflow,
@@ -1577,6 +1628,87 @@ class ClientService:
             '/durable.v1.ClientService/ListCircuitBreakers',
             durable_dot_proto_dot_v1_dot_durable__pb2.ListCircuitBreakersRequest.SerializeToString,
             durable_dot_proto_dot_v1_dot_durable__pb2.ListCircuitBreakersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetRateLimit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/durable.v1.ClientService/SetRateLimit',
+            durable_dot_proto_dot_v1_dot_durable__pb2.SetRateLimitRequest.SerializeToString,
+            durable_dot_proto_dot_v1_dot_durable__pb2.RateLimitInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteRateLimit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/durable.v1.ClientService/DeleteRateLimit',
+            durable_dot_proto_dot_v1_dot_durable__pb2.DeleteRateLimitRequest.SerializeToString,
+            durable_dot_proto_dot_v1_dot_durable__pb2.DeleteRateLimitResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRateLimits(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/durable.v1.ClientService/ListRateLimits',
+            durable_dot_proto_dot_v1_dot_durable__pb2.ListRateLimitsRequest.SerializeToString,
+            durable_dot_proto_dot_v1_dot_durable__pb2.ListRateLimitsResponse.FromString,
             options,
             channel_credentials,
             insecure,

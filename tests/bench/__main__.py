@@ -54,6 +54,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--quick", action="store_true", help="small sizes (a quick look, not the numbers to quote)")
     ap.add_argument("--n", type=int, default=20000, help="no-op tasks per throughput run (peers too)")
     ap.add_argument("--reps", type=int, default=3, help="repetitions per throughput config (peers too)")
+    ap.add_argument("--keys", type=int, default=1000,
+                    help="throughput also with the tasks spread over this many concurrency keys, limit 2 (0: not)")
     ap.add_argument("--configs", default="1x16,1x64,2x32",
                     help="throughput configs, worker processes x MAX_CONCURRENT_TASKS")
     ap.add_argument("--latency-n", type=int, default=500)
@@ -127,7 +129,7 @@ async def run_all(server: Server, args: argparse.Namespace) -> dict[str, Any]:
     if "throughput" in only:
         data["throughput"] = await run_throughput(
             server, n=args.n, configs=_configs(args.configs), reps=args.reps, log_dir=log_dir,
-            profile_dir=args.profile)
+            profile_dir=args.profile, keys=args.keys)
         data["schema_floor"] = await run_schema_floor(server, n=args.n)
     if not args.no_peers:
         systems = peer_bench.ALL_SYSTEMS if args.all_peers else tuple(filter(None, args.peers.split(",")))

@@ -358,16 +358,20 @@ class _RecordingConnection:
         self.calls.append((query, args))
 
 
-async def insert_activities(conn: asyncpg.Connection, activity_type: str, inputs: Sequence[dict[str, Any]]) -> None:
+async def insert_activities(
+    conn: asyncpg.Connection, activity_type: str, inputs: Sequence[dict[str, Any]],
+    options: Callable[[int], ActivityOptions] | None = None,
+) -> None:
     """Enqueue standalone activities in ONE transaction with exactly the statement and
     arguments the store's enqueue uses (`TaskStore._insert_task`, recorded, then run with
     `executemany`, pipelined): same defaults, same NOTIFY trigger as EnqueueActivity. Tasks
-    become visible to workers at commit."""
+    become visible to workers at commit. `options(i)`: the i-th task's options (default: none)."""
     store = Store(None)  # type: ignore[arg-type]  # only builds arguments; never touches a pool
     recorder = _RecordingConnection()
-    opts = ActivityOptions()
+    plain = ActivityOptions()
     now = datetime.now(UTC)
-    for item in inputs:
+    for i, item in enumerate(inputs):
+        opts = options(i) if options else plain
         await store._insert_task(recorder, "activity", None, None, activity_type,  # type: ignore[arg-type]
                                  json.dumps(item), opts, now)
     if not recorder.calls:
@@ -388,7 +392,9 @@ async def any_left(conn: asyncpg.Connection, activity_types: Sequence[str]) -> b
     types = list(activity_types)
     return bool(await conn.fetchval(
         "SELECT EXISTS (SELECT 1 FROM durable_task_queue WHERE status = 'pending' AND kind = 'activity' "
-        "AND activity_type = ANY($1::text[])) "
+        "AND concurrency_key IS NULL AND activity_type = ANY($1::text[])) "
+        "OR EXISTS (SELECT 1 FROM durable_task_queue WHERE status = 'pending' AND kind = 'activity' "
+        "AND concurrency_key IS NOT NULL AND activity_type = ANY($1::text[])) "
         "OR EXISTS (SELECT 1 FROM durable_task_queue WHERE status = 'claimed' AND kind = 'activity' "
         "AND activity_type = ANY($1::text[]))",
         types,

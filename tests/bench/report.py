@@ -106,6 +106,15 @@ def markdown(data: dict[str, Any]) -> str:
                 f"| **durable** | {r['workers']} x {r['concurrency']} | **{r['tasks_per_s']:.0f}** | "
                 f"{' / '.join(f'{t:.0f}' for t in r['runs_tasks_per_s'])} | {c['controlplane']:.2f} / {c['workers']:.2f} / "
                 f"{_f(c['postgres'], 2)} / {c['total']:.2f} | {r['completed']}/{r['n']} | {r['claimed_twice']} |")
+            k = r.get("keyed")
+            if k:
+                kc = k["cpu_s_per_1k"]
+                lines.append(
+                    f"| durable, {k['keys']} concurrency keys (limit 2), {k['over_plain']:.2f} of plain | "
+                    f"{k['workers']} x {k['concurrency']} | **{k['tasks_per_s']:.0f}** | "
+                    f"{' / '.join(f'{t:.0f}' for t in k['runs_tasks_per_s'])} | {kc['controlplane']:.2f} / "
+                    f"{kc['workers']:.2f} / {_f(kc['postgres'], 2)} / {kc['total']:.2f} | {k['completed']}/{k['n']} | "
+                    f"{k['claimed_twice']} |")
         sf = data.get("schema_floor")
         if sf:
             lines.append(

@@ -26,6 +26,7 @@ from typing import Any
 
 import asyncpg
 from durable.client import Client
+from durable.common.policies import ActivityOptions
 
 from tests.bench.harness import (
     ProcessCpu,
@@ -82,6 +83,8 @@ async def run_throughput_once(
     log_dir: Path | None = None,
     worker_env: dict[str, str] | None = None,
     profile_dir: str | None = None,
+    keys: int = 0,
+    key_limit: int = 2,
 ) -> dict[str, Any]:
     log_dir = log_dir or Path(tempfile.mkdtemp(prefix="durable-bench-logs-"))
     async with fresh_database(server.admin_url) as url:
@@ -95,14 +98,16 @@ async def run_throughput_once(
                 cp.pause()
                 try:
                     t0 = time.perf_counter()
-                    await insert_activities(conn, "noop", [{"i": i, "pad": PAD} for i in range(n)])
+                    keyed = (lambda i: ActivityOptions(concurrency_key=f"customer-{i % keys}",
+                                                       concurrency_limit=key_limit)) if keys else None
+                    await insert_activities(conn, "noop", [{"i": i, "pad": PAD} for i in range(n)], keyed)
                     enqueue_s = time.perf_counter() - t0
                     await settle(conn)
                     cpu_cp, cpu_w = ProcessCpu([cp.pid]), ProcessCpu([p.pid for p in procs])
                 except BaseException:
                     cp.resume()
                     raise
-                tag = f"throughput-{workers}x{concurrency}"
+                tag = f"throughput-{workers}x{concurrency}{f'-keys{keys}' if keys else ''}"
                 with profiled({f"{tag}-controlplane": cp.pid, f"{tag}-worker0": procs[0].pid}, profile_dir):
                     c0 = (cpu_cp.total(), cpu_w.total(), server.cpu())
                     t_go = time.perf_counter()
@@ -121,7 +126,7 @@ async def run_throughput_once(
     pg_cpu = (c1[2] - c0[2]) if c0[2] is not None and c1[2] is not None else None
     done = outcome["completed"]
     result: dict[str, Any] = {
-        "n": n, "workers": workers, "concurrency": concurrency, "wall_s": wall,
+        "n": n, "workers": workers, "concurrency": concurrency, "keys": keys, "wall_s": wall,
         "tasks_per_s": done / wall, "timed_out": timed_out, **outcome,
         "cp_cpu_s": c1[0] - c0[0], "worker_cpu_s": c1[1] - c0[1], "pg_cpu_s": pg_cpu,
         "cp_rss_mb": cp_rss / 2**20, "enqueue_store_s": enqueue_s,
@@ -136,7 +141,8 @@ async def run_throughput_once(
     per_1k["total"] = sum(v for v in per_1k.values() if v is not None)
     result["cpu_s_per_1k"] = per_1k
     log(
-        f"throughput W={workers} C={concurrency}: {result['tasks_per_s']:.0f} tasks/s wall={wall:.2f}s "
+        f"throughput W={workers} C={concurrency}{f' keys={keys} (limit {key_limit})' if keys else ''}: "
+        f"{result['tasks_per_s']:.0f} tasks/s wall={wall:.2f}s "
         f"cpu cp={result['cp_cpu_s']:.1f}s w={result['worker_cpu_s']:.1f}s pg={pg_cpu if pg_cpu is None else round(pg_cpu, 1)}s "
         f"completed={done}/{n} twice={outcome['claimed_twice']} grpc-enqueue={grpc_enqueue['tasks_per_s']:.0f}/s"
     )
@@ -144,16 +150,31 @@ async def run_throughput_once(
 
 
 async def run_throughput(
-    server: Server, *, n: int, configs: list[tuple[int, int]], reps: int, **kwargs: Any
+    server: Server, *, n: int, configs: list[tuple[int, int]], reps: int, keys: int = 0, **kwargs: Any
 ) -> list[dict[str, Any]]:
-    """Every (workers, concurrency) config `reps` times; one row per config with the median."""
+    """Every (workers, concurrency) config `reps` times; one row per config with the median.
+    With `keys`, each rep also drains the same tasks spread over that many concurrency keys
+    (limit 2 each), right after the plain run: row["keyed"], and its ratio to the plain median."""
     rows = []
     for workers, concurrency in configs:
-        runs = [
-            await run_throughput_once(server, n=n, workers=workers, concurrency=concurrency, **kwargs)
-            for _ in range(reps)
-        ]
-        ordered = sorted(runs, key=lambda r: r["tasks_per_s"])
-        median = ordered[len(ordered) // 2]
-        rows.append({**median, "runs_tasks_per_s": [r["tasks_per_s"] for r in runs], "runs": runs})
+        runs, keyed_runs = [], []
+        for _ in range(reps):
+            runs.append(await run_throughput_once(server, n=n, workers=workers, concurrency=concurrency, **kwargs))
+            if keys:
+                keyed_runs.append(await run_throughput_once(
+                    server, n=n, workers=workers, concurrency=concurrency, keys=keys, **kwargs))
+        median = _median(runs)
+        row = {**median, "runs_tasks_per_s": [r["tasks_per_s"] for r in runs], "runs": runs}
+        if keyed_runs:
+            keyed = _median(keyed_runs)
+            row["keyed"] = {**keyed, "runs_tasks_per_s": [r["tasks_per_s"] for r in keyed_runs],
+                            "over_plain": keyed["tasks_per_s"] / median["tasks_per_s"]}
+            log(f"throughput W={workers} C={concurrency}: {keys} concurrency keys {keyed['tasks_per_s']:.0f} tasks/s "
+                f"/ plain {median['tasks_per_s']:.0f} tasks/s = {row['keyed']['over_plain']:.2f}")
+        rows.append(row)
     return rows
+
+
+def _median(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    ordered = sorted(runs, key=lambda r: r["tasks_per_s"])
+    return ordered[len(ordered) // 2]

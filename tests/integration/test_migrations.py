@@ -25,6 +25,7 @@ ENGINE_TABLES = {
     "durable_schedules",  # schedules (0005)
     "durable_idempotency_keys",  # EnqueueActivity idempotency keys (0011)
     "durable_workflow_runs",  # closed runs of workflows that continued as new (0012)
+    "durable_rate_limits",  # token buckets per activity type (0013)
 }
 
 

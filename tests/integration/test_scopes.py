@@ -63,7 +63,7 @@ def expected(scope: str, method: str) -> bool:
         "read": service == "externalscaler.ExternalScaler" or method.rsplit("/", 1)[1] in {
             "DescribeWorkflow", "ListWorkflows", "GetHistory", "WaitWorkflow", "ListDeadLetters",
             "GetQueueStats", "ListWorkers", "CountWorkflows", "ListWorkflowTasks", "ListCircuitBreakers",
-            "QueryWorkflow", "ListSchedules", "DescribeSchedule", "GetThroughput"},
+            "QueryWorkflow", "ListSchedules", "DescribeSchedule", "GetThroughput", "ListRateLimits"},
         "worker": service == "durable.v1.WorkerService",
     }[scope]
 

@@ -50,3 +50,14 @@ class OneSlowStep(Workflow):
 
     def on_activity_completed(self, activity_id: str, result: dict[str, Any]) -> list[Any]:
         return [complete(result)]
+
+
+@app.activity(name="timed")
+async def timed(ctx: ActivityContext, input: dict[str, Any]) -> dict[str, Any]:
+    """Runs input['seconds'] (default 5 ms) and returns when it ran, by the wall clock all the
+    test's processes share: concurrency-key tests count overlapping runs from these."""
+    import time
+
+    start = time.time()
+    await asyncio.sleep(float(input.get("seconds", 0.005)))
+    return {"start": start, "end": time.time(), "worker": os.environ.get("WORKER_ID")}

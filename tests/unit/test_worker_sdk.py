@@ -49,6 +49,15 @@ def test_app_registers_async_and_sync_activities_and_workflows() -> None:
     assert app.workflows["wf"].cls is Wf
     assert app.activity_options("unknown") == sdk.ActivityOptions()
 
+    @app.activity(name="erp", concurrency_key="legacy-erp", concurrency_limit=4)
+    async def erp(ctx: ActivityContext, input: dict[str, Any]) -> dict[str, Any]:
+        return input
+
+    registered = app.activity_options("erp")
+    assert (registered.concurrency_key, registered.concurrency_limit) == ("legacy-erp", 4)
+    per_call = sdk.ActivityOptions.of(concurrency_key="cust-1", concurrency_limit=1).merged_over(registered)
+    assert (per_call.concurrency_key, per_call.concurrency_limit) == ("cust-1", 1)  # the call's key wins
+
 
 def test_app_rejects_bad_registrations() -> None:
     app = App()
@@ -90,6 +99,14 @@ def test_action_helpers_validate_and_convert() -> None:
 
     with pytest.raises(InvalidArgument, match="priority"):
         sdk.schedule_activity("t", priority=5000)
+    keyed = action_to_proto(sdk.schedule_activity("t", activity_id="k", concurrency_key="cust-1", concurrency_limit=2))
+    assert (keyed.schedule_activity.options.concurrency_key, keyed.schedule_activity.options.concurrency_limit) == (
+        "cust-1", 2)
+    assert action_to_proto(sdk.schedule_activity("t", activity_id="u")).schedule_activity.options.concurrency_key == ""
+    with pytest.raises(InvalidArgument, match="go together"):
+        sdk.schedule_activity("t", concurrency_key="cust-1")
+    with pytest.raises(InvalidArgument, match="concurrency_limit must be"):
+        sdk.schedule_activity("t", concurrency_key="cust-1", concurrency_limit=0)
     with pytest.raises(InvalidArgument, match="seconds"):
         sdk.start_timer(-1)
     assert action_to_proto(sdk.CompleteWorkflow(result=[1])).complete_workflow.result_json == "[1]"

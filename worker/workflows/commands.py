@@ -36,6 +36,18 @@ def retry_policy_of(value: RetryPolicy | dict[str, Any] | None, *, field: str) -
     return parsed
 
 
+def check_concurrency(key: str | None, limit: int | None) -> None:
+    """A concurrency key comes with its limit (>= 1), or neither is given."""
+    if key is None and limit is None:
+        return
+    if key is None or limit is None:
+        raise InvalidArgument("concurrency_key and concurrency_limit go together: give both or neither")
+    if not isinstance(key, str) or not 1 <= len(key) <= 255:
+        raise InvalidArgument(f"concurrency_key must be a string of 1 to 255 characters, got {key!r}")
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1_000_000:
+        raise InvalidArgument(f"concurrency_limit must be a whole number from 1 to 1000000, got {limit!r}")
+
+
 @dataclass(frozen=True)
 class ActivityOptions:
     """Per-activity options; None means "not given" (the registry's or the engine's default)."""
@@ -46,6 +58,8 @@ class ActivityOptions:
     start_to_close_timeout: float | None = None
     heartbeat_timeout: float | None = None
     start_delay: float | None = None
+    concurrency_key: str | None = None
+    concurrency_limit: int | None = None
 
     @classmethod
     def of(
@@ -57,13 +71,17 @@ class ActivityOptions:
         start_to_close_timeout: Seconds | None = None,
         heartbeat_timeout: Seconds | None = None,
         start_delay: Seconds | None = None,
+        concurrency_key: str | None = None,
+        concurrency_limit: int | None = None,
     ) -> ActivityOptions:
         """Options from what a caller wrote (durations as seconds or timedeltas), checked."""
         if (retry_policy is None and priority is None and schedule_to_start_timeout is None
-                and start_to_close_timeout is None and heartbeat_timeout is None and start_delay is None):
+                and start_to_close_timeout is None and heartbeat_timeout is None and start_delay is None
+                and concurrency_key is None and concurrency_limit is None):
             return _NO_OPTIONS
         if priority is not None and not -1000 <= priority <= 1000:
             raise InvalidArgument(f"priority must be within -1000..1000, got {priority}")
+        check_concurrency(concurrency_key, concurrency_limit)
         return cls(
             retry_policy=retry_policy_of(retry_policy, field="retry_policy"),
             priority=priority,
@@ -71,6 +89,8 @@ class ActivityOptions:
             start_to_close_timeout=to_seconds(start_to_close_timeout, field="start_to_close_timeout"),
             heartbeat_timeout=to_seconds(heartbeat_timeout, field="heartbeat_timeout"),
             start_delay=to_seconds(start_delay, field="start_delay"),
+            concurrency_key=concurrency_key,
+            concurrency_limit=concurrency_limit,
         )
 
     def merged_over(self, defaults: ActivityOptions) -> ActivityOptions:
@@ -213,6 +233,8 @@ def schedule_activity(
     schedule_to_start_timeout: Seconds | None = None,
     heartbeat_timeout: Seconds | None = None,
     start_delay: Seconds | None = None,
+    concurrency_key: str | None = None,
+    concurrency_limit: int | None = None,
 ) -> ScheduleActivity:
     """Schedule the activity `activity_type` with `input` (a JSON object).
 
@@ -224,7 +246,7 @@ def schedule_activity(
     options = ActivityOptions.of(
         retry_policy=retry_policy, priority=priority, schedule_to_start_timeout=schedule_to_start_timeout,
         start_to_close_timeout=start_to_close_timeout, heartbeat_timeout=heartbeat_timeout,
-        start_delay=start_delay,
+        start_delay=start_delay, concurrency_key=concurrency_key, concurrency_limit=concurrency_limit,
     )
     return ScheduleActivity(
         activity_type=activity_type,

@@ -111,6 +111,8 @@ class WorkflowContext:
         heartbeat_timeout: Seconds | None = None,
         priority: int | None = None,
         start_delay: Seconds | None = None,
+        concurrency_key: str | None = None,
+        concurrency_limit: int | None = None,
     ) -> asyncio.Future[Any]:
         """Schedule an activity now and return the future of its result (cancel the future
         to cancel the activity). Most code awaits ``ctx.activity(...)`` instead."""
@@ -118,7 +120,7 @@ class WorkflowContext:
         options = ActivityOptions.of(
             retry_policy=retry_policy, priority=priority, schedule_to_start_timeout=schedule_to_start_timeout,
             start_to_close_timeout=start_to_close_timeout, heartbeat_timeout=heartbeat_timeout,
-            start_delay=start_delay,
+            start_delay=start_delay, concurrency_key=concurrency_key, concurrency_limit=concurrency_limit,
         )
         payload = to_json(input)  # pydantic's dump reads no clock: no guard to lift
         command = ScheduleActivity(activity_type=name, input=payload, activity_id=activity_id,
@@ -136,8 +138,8 @@ class WorkflowContext:
         """Run an activity (by name, or a registered activity function) and return its
         result; raises ActivityError when it failed for good. Options: activity_id,
         result_type, retry_policy, start_to_close_timeout, schedule_to_start_timeout,
-        heartbeat_timeout, priority, start_delay (they override the activity's registered
-        defaults)."""
+        heartbeat_timeout, priority, start_delay, concurrency_key with concurrency_limit (they
+        override the activity's registered defaults)."""
         return await self.start_activity(activity, input, **options)
 
     # -- child workflows ----------------------------------------------------------------
