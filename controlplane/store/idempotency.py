@@ -66,7 +66,7 @@ class IdempotencyStore(StoreBase):
                         Q.insert_keyed_task, fresh, activity_type, input_json, opts.priority,
                         now + timedelta(seconds=opts.start_delay), policy.max_attempts, policy.model_dump_json(),
                         opts.schedule_to_start_timeout, opts.start_to_close_timeout, opts.heartbeat_timeout,
-                        now, trace_id, span_id,
+                        now, trace_id, span_id, opts.concurrency_key, opts.concurrency_limit,
                     )
                     return Enqueued(fresh, duplicate=False)
                 first = await conn.fetchrow(Q.get_idempotency_key, key)

@@ -19,8 +19,8 @@ SELECT task_id, activity_type, created_at FROM durable_idempotency_keys WHERE ke
 INSERT INTO durable_task_queue (
     id, kind, workflow_id, activity_id, activity_type, input, priority, visible_at, max_attempts,
     retry_policy, schedule_to_start_timeout, start_to_close_timeout, heartbeat_timeout, created_at,
-    trace_id, span_id)
-VALUES ($1, 'activity', NULL, NULL, $2, $3::jsonb, $4, $5, $6, $7::jsonb, $8, $9, $10, $11, $12, $13)
+    trace_id, span_id, concurrency_key, concurrency_limit)
+VALUES ($1, 'activity', NULL, NULL, $2, $3::jsonb, $4, $5, $6, $7::jsonb, $8, $9, $10, $11, $12, $13, $14, $15)
 RETURNING id;
 
 -- name: delete_expired_idempotency_keys
