@@ -112,3 +112,11 @@ def test_the_window_setting_takes_a_duration_and_names_itself_when_bad() -> None
     assert RetentionSettings().idempotency_window == 24 * HOUR
     with pytest.raises(ValueError, match="DURABLE_IDEMPOTENCY_WINDOW"):
         RetentionSettings(DURABLE_IDEMPOTENCY_WINDOW="soon")
+
+
+async def test_a_keyed_enqueue_keeps_its_concurrency_key(keys: IdempotencyStore, db: asyncpg.Connection) -> None:
+    done = await keys.enqueue_activity_once(
+        "a", {}, "order-9", options={"concurrency_key": "customer-1", "concurrency_limit": 2})
+    row = await db.fetchrow("SELECT concurrency_key, concurrency_limit FROM durable_task_queue WHERE id = $1",
+                            done.task_id)
+    assert (row["concurrency_key"], row["concurrency_limit"]) == ("customer-1", 2)
