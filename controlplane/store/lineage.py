@@ -91,7 +91,8 @@ async def start_child(
     policy = action["parent_close_policy"]
     trace_id, span_id = (parent.trace_id, parent.span_id) if parent.trace_id and parent.span_id else (None, None)
     inserted = await conn.fetchval(
-        Q.insert_workflow, child_id, workflow_type, action["input_json"], now, trace_id, span_id)
+        Q.insert_workflow, child_id, workflow_type, action["input_json"], now, trace_id, span_id,
+        None, None)  # no concurrency key: a child runs when its parent asks
     started = {"child_id": child_id, "workflow_type": workflow_type, "input": action["input"],
                "parent_close_policy": policy}
     if inserted is None:
