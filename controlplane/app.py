@@ -152,6 +152,11 @@ class ControlPlane:
         host = "127.0.0.1" if host in ("0.0.0.0", "[::]", "") else host
         return f"{host}:{self.port}"
 
+    @property
+    def signals(self) -> TaskSignals | None:
+        """The wake-ups of waiting calls (claims, queries, WaitWorkflow); None before start()."""
+        return self._signals
+
     def check_ports(self) -> None:
         """Raise PortInUse (naming the variable) if the gRPC or metrics port is taken."""
         host, port = split_address(self.grpc_settings.address)

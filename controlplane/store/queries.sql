@@ -79,15 +79,22 @@ WHERE workflow_id = ANY($1::text[])
 ORDER BY workflow_id, sequence_num;
 
 -- name: set_workflow_status
-UPDATE durable_workflow_instances
-SET status = $2,
-    result = COALESCE($3::jsonb, result),
-    error = COALESCE($4::jsonb, error),
-    updated_at = $5,
-    started_at = CASE WHEN $2 = 'running' THEN COALESCE(started_at, $5) ELSE started_at END,
-    completed_at = CASE WHEN $2 IN ('completed', 'failed', 'cancelled') THEN $5 ELSE completed_at END
-WHERE id = $1
-RETURNING *;
+-- Every status change of a workflow goes through here; one that ends it also sends NOTIFY
+-- durable_workflows with the workflow's id (delivered on commit): WaitWorkflow calls wake then.
+WITH updated AS (
+    UPDATE durable_workflow_instances
+    SET status = $2,
+        result = COALESCE($3::jsonb, result),
+        error = COALESCE($4::jsonb, error),
+        updated_at = $5,
+        started_at = CASE WHEN $2 = 'running' THEN COALESCE(started_at, $5) ELSE started_at END,
+        completed_at = CASE WHEN $2 IN ('completed', 'failed', 'cancelled') THEN $5 ELSE completed_at END
+    WHERE id = $1
+    RETURNING *
+)
+SELECT updated.*,
+       CASE WHEN status IN ('completed', 'failed', 'cancelled') THEN pg_notify('durable_workflows', id) END AS ended
+FROM updated;
 
 -- name: finish_decision
 -- An applied decision's bookkeeping in one statement: the workflow decided through sequence
