@@ -117,6 +117,7 @@ class ControlPlane:
         poll_interval: float = 2.0,
         health_interval: float = 2.0,
         timer_interval: float = 0.5,
+        keda_interval: float = 2.0,
     ) -> None:
         self.database = database
         self.grpc_settings = grpc_settings or GrpcSettings()
@@ -131,6 +132,8 @@ class ControlPlane:
         self.poll_interval = poll_interval
         self.health_interval = health_interval
         self.timer_interval = timer_interval
+        self.keda_interval = keda_interval
+        self._keda: keda_scaler.KedaScaler | None = None
         self.port: int | None = None
         self.failed = asyncio.Event()
         self._stop = asyncio.Event()
@@ -151,6 +154,11 @@ class ControlPlane:
         host = self.grpc_settings.address.rsplit(":", 1)[0]
         host = "127.0.0.1" if host in ("0.0.0.0", "[::]", "") else host
         return f"{host}:{self.port}"
+
+    @property
+    def keda(self) -> keda_scaler.KedaScaler | None:
+        """The KEDA external scaler both ports serve; None before start()."""
+        return self._keda
 
     @property
     def signals(self) -> TaskSignals | None:
@@ -239,7 +247,9 @@ class ControlPlane:
             ),
             self._server,
         )
-        keda_scaler.add_to_server(keda_scaler.KedaScaler(self.store), self._server)
+        # one scaler for both ports: StreamIsActive streams share one periodic read
+        self._keda = keda_scaler.KedaScaler(self.store, stream_interval=self.keda_interval)
+        keda_scaler.add_to_server(self._keda, self._server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
         credentials = self.security.server_credentials()
         try:
@@ -256,7 +266,7 @@ class ControlPlane:
             raise OSError(f"cannot listen on GRPC_ADDRESS={self.grpc_settings.address}")
         await self._server.start()
         if self.grpc_settings.keda_address:
-            await self._start_keda_server(keda_scaler.KedaScaler(self.store))
+            await self._start_keda_server(self._keda)
         logger.info(STARTUP_MESSAGE)
         logger.info(
             "authentication: %s; transport: %s",
@@ -318,6 +328,8 @@ class ControlPlane:
             await self._server.stop(grace)
         if self._keda_server is not None:
             await self._keda_server.stop(grace)
+        if self._keda is not None:
+            self._keda.shared.close()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
