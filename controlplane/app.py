@@ -25,6 +25,7 @@ from durable.controlplane.database_state import DatabaseState, PoolLogFilter
 from durable.controlplane.dispatch import TaskListener, TaskSignals
 from durable.controlplane.store.workflow_queries import WorkflowQueryStore
 from durable.controlplane.grpc import client_service, keda_scaler, worker_service
+from durable.controlplane.grpc.admission import CallLimiter
 from durable.controlplane.grpc.auth import ScopedAuthInterceptor
 from durable.controlplane.metrics import ControlPlaneMetrics
 from durable.controlplane.migrator import migrate
@@ -134,6 +135,7 @@ class ControlPlane:
         self.timer_interval = timer_interval
         self.keda_interval = keda_interval
         self._keda: keda_scaler.KedaScaler | None = None
+        self.limiter: CallLimiter | None = None
         self.port: int | None = None
         self.failed = asyncio.Event()
         self._stop = asyncio.Event()
@@ -221,8 +223,10 @@ class ControlPlane:
         tokens = self.security.tokens()
         credentials_file = self.security.credentials_file()
         authenticated = bool(tokens or credentials_file)
+        limiter = self.limiter = CallLimiter(self.grpc_settings.max_concurrent_rpcs,
+                                             self.grpc_settings.max_waiting_rpcs)
         self._server = grpc.aio.server(
-            interceptors=[ScopedAuthInterceptor(tokens, credentials_file)] if authenticated else None,
+            interceptors=[limiter, *([ScopedAuthInterceptor(tokens, credentials_file)] if authenticated else [])],
             options=[
                 *GRPC_SERVER_OPTIONS,
                 ("grpc.max_receive_message_length", self.grpc_settings.max_message_bytes),
@@ -281,7 +285,7 @@ class ControlPlane:
         """KEDA's external scaler (and health) alone on DURABLE_KEDA_ADDRESS, without credentials:
         KEDA cannot send a bearer token. It answers backlog counts and nothing else."""
         address = self.grpc_settings.keda_address or ""
-        self._keda_server = grpc.aio.server(options=GRPC_SERVER_OPTIONS)
+        self._keda_server = grpc.aio.server(options=GRPC_SERVER_OPTIONS, interceptors=[self.limiter] if self.limiter else None)
         keda_scaler.add_to_server(scaler, self._keda_server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._keda_server)
         try:

@@ -100,6 +100,19 @@ class GrpcSettings(BaseSettings):
         ),
     )
 
+    max_concurrent_rpcs: int = Field(
+        1000, ge=1, validation_alias="DURABLE_MAX_CONCURRENT_RPCS",
+        description="Short calls served at once (default 1000); one more is refused with "
+                    "RESOURCE_EXHAUSTED (Overloaded) and retried by workers with backoff. "
+                    "Waiting calls and the health service are not counted.",
+    )
+    max_waiting_rpcs: int = Field(
+        10_000, ge=1, validation_alias="DURABLE_MAX_WAITING_RPCS",
+        description="Waiting calls served at once (default 10000): long-poll ClaimTasks, "
+                    "WaitWorkflow, QueryWorkflow and KEDA's StreamIsActive, which sleep "
+                    "without a database connection.",
+    )
+
     @model_validator(mode="after")
     def _limits_hold_a_payload(self) -> GrpcSettings:
         floor = self.max_payload_bytes + ENVELOPE_BYTES
