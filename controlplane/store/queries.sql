@@ -72,6 +72,15 @@ LIMIT $3;
 UPDATE durable_workflow_instances SET pinned = $2 WHERE id = $1
 RETURNING pinned;
 
+-- name: workflows_with_histories
+-- Workflows $1 with their whole histories, in one statement and so one snapshot: a claimed
+-- decision never sees a workflow row newer than its history, or older. The history comes as
+-- an array of event rows in sequence order (the unique index's order, no sort).
+SELECT w.*,
+       ARRAY(SELECT e FROM durable_workflow_events e WHERE e.workflow_id = w.id ORDER BY e.sequence_num) AS history
+FROM durable_workflow_instances w
+WHERE w.id = ANY($1::text[]);
+
 -- name: load_events_many
 SELECT workflow_id, sequence_num, event_type, event_data, created_at
 FROM durable_workflow_events

@@ -33,6 +33,18 @@ from durable.controlplane.store.records import (
 MAX_CLAIM_BATCH = 1000
 
 
+async def load_with_histories(
+    conn: asyncpg.Connection, ids: Sequence[str | None]
+) -> tuple[dict[str, WorkflowInstance], dict[str, list[Event]]]:
+    """Workflows and their histories read in one statement, so in one snapshot."""
+    workflows: dict[str, WorkflowInstance] = {}
+    histories: dict[str, list[Event]] = {}
+    for row in await conn.fetch(Q.workflows_with_histories, [i for i in ids if i]):
+        workflows[row["id"]] = WorkflowInstance.from_row(row)
+        histories[row["id"]] = [Event.from_row(e) for e in row["history"]]
+    return workflows, histories
+
+
 class TaskStore(BreakerStore):
     async def enqueue_activity(
         self,
@@ -143,13 +155,8 @@ class TaskStore(BreakerStore):
         ids = [t.workflow_id for t in decisions]
         # Best effort and lock-free for the claimer: a workflow being cancelled is skipped.
         await conn.execute(Q.start_workflows_running, ids, now)
-        workflows = {
-            r["id"]: WorkflowInstance.from_row(r)
-            for r in await conn.fetch(Q.get_workflows, ids)
-        }
-        histories: dict[str, list[Event]] = {i: [] for i in ids if i}
-        for row in await conn.fetch(Q.load_events_many, ids):
-            histories[row["workflow_id"]].append(Event.from_row(row))
+        # the rows and their histories in one statement: one snapshot (see queries.sql)
+        workflows, histories = await load_with_histories(conn, ids)
         return [
             ClaimedWorkflowTask(task=t, workflow=workflows[t.workflow_id], history=histories[t.workflow_id])  # type: ignore[index]
             for t in decisions
