@@ -224,7 +224,9 @@ class ControlPlane:
         credentials_file = self.security.credentials_file()
         authenticated = bool(tokens or credentials_file)
         limiter = self.limiter = CallLimiter(self.grpc_settings.max_concurrent_rpcs,
-                                             self.grpc_settings.max_waiting_rpcs)
+                                             self.grpc_settings.max_waiting_rpcs,
+                                             on_refused=self.metrics.rpc_refused)
+        self.metrics.watch_calls(limiter.in_flight)
         self._server = grpc.aio.server(
             interceptors=[limiter, *([ScopedAuthInterceptor(tokens, credentials_file)] if authenticated else [])],
             options=[

@@ -254,6 +254,11 @@ class RetentionSettings(BaseSettings):
         500, ge=1, le=10_000, validation_alias="DURABLE_RETENTION_BATCH_SIZE",
         description="Rows deleted per statement (one short transaction each). Default 500.",
     )
+    pause: float = Field(
+        0.02, ge=0, le=10, validation_alias="DURABLE_RETENTION_PAUSE_SECONDS",
+        description="Seconds between two batches of a pass (default 0.02): the queue's claims "
+                    "get the database to themselves between deletions. 0 = none.",
+    )
 
     @field_validator("completed", "failed", "cancelled", "tasks", "dead_letters", "workers", mode="before")
     @classmethod

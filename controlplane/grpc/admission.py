@@ -18,7 +18,7 @@ The health service is never counted: probes must answer under any load.
 from __future__ import annotations
 
 import inspect
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
@@ -36,7 +36,8 @@ OVERLOADED = "Overloaded"
 
 
 class _Budget:
-    def __init__(self, limit: int, setting: str, kind: str) -> None:
+    def __init__(self, limit: int, setting: str, kind: str, on_refused: Callable[[str], None] | None) -> None:
+        self.on_refused = on_refused
         self.limit = limit
         self.setting = setting
         self.kind = kind
@@ -51,9 +52,15 @@ class _Budget:
 class CallLimiter(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     """Refuses a call beyond its budget (see the module docstring); counts what it refused."""
 
-    def __init__(self, max_concurrent: int, max_waiting: int) -> None:
-        self.short = _Budget(max_concurrent, "DURABLE_MAX_CONCURRENT_RPCS", "short")
-        self.waiting = _Budget(max_waiting, "DURABLE_MAX_WAITING_RPCS", "waiting")
+    def __init__(
+        self, max_concurrent: int, max_waiting: int, *, on_refused: Callable[[str], None] | None = None,
+    ) -> None:
+        self.short = _Budget(max_concurrent, "DURABLE_MAX_CONCURRENT_RPCS", "short", on_refused)
+        self.waiting = _Budget(max_waiting, "DURABLE_MAX_WAITING_RPCS", "waiting", on_refused)
+
+    def in_flight(self) -> dict[str, int]:
+        """Calls being served now, per budget (the metrics read it at scrape)."""
+        return {"short": self.short.in_flight, "waiting": self.waiting.in_flight}
 
     async def intercept_service(self, continuation: Any, details: grpc.HandlerCallDetails) -> Any:
         handler = await continuation(details)
@@ -64,6 +71,8 @@ class CallLimiter(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
 async def _refuse(budget: _Budget, context: grpc.aio.ServicerContext) -> None:
     budget.refused += 1
+    if budget.on_refused is not None:
+        budget.on_refused(budget.kind)
     await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, budget.message(),
                         trailing_metadata=((ERROR_TYPE_KEY, OVERLOADED),))
 

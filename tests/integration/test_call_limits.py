@@ -85,6 +85,9 @@ async def test_short_calls_over_the_cap_are_refused_and_waiting_calls_are_not(
         assert (await client.describe_workflow(workflow_id)).id == workflow_id  # room again
         assert plane.limiter is not None and plane.limiter.short.refused == 2
         assert plane.limiter.waiting.refused == 0
+        registry = plane.metrics.registry
+        assert registry.get_sample_value("durable_rpcs_refused_total", {"budget": "short"}) == 2
+        assert registry.get_sample_value("durable_rpcs_in_flight", {"budget": "waiting"}) == 12  # 11 waits, 1 claim
         await client.cancel_workflow(workflow_id, terminate=True)
         await asyncio.wait_for(asyncio.gather(*waits, extra_wait), timeout=30)
         claim.cancel()
