@@ -22,6 +22,7 @@ N streams cost one query per interval, not N.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -34,6 +35,8 @@ from durable.controlplane.store import Store
 from durable.controlplane.store.base import check_names
 from durable.proto.keda import externalscaler_pb2 as kpb
 from durable.proto.keda import externalscaler_pb2_grpc as kpb_grpc
+
+logger = logging.getLogger(__name__)
 
 METRIC = "durable-backlog"
 
@@ -101,6 +104,7 @@ class SharedBacklog:
         self._wake.set()  # the new stream's first answer comes from a read made now
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run(), name="durable-keda-shared-backlog")
+            self._task.add_done_callback(self._ended)
         try:
             yield subscription
         finally:
@@ -133,6 +137,17 @@ class SharedBacklog:
                 await asyncio.wait_for(self._wake.wait(), timeout=self.interval)
             except TimeoutError:
                 pass
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        """The loop ends when the last stream goes; if it died instead, say so loudly and end
+        the open streams with its error (a new stream starts a new loop)."""
+        if task.cancelled() or task.exception() is None:
+            return
+        exc = task.exception()
+        logger.error("the KEDA streams' shared read stopped: %r; open streams end with it", exc)
+        self._error = exc if isinstance(exc, Exception) else RuntimeError(repr(exc))
+        for subscription in self._subscriptions:
+            subscription.fresh.set()
 
     def close(self) -> None:
         """Stop the loop (the server is stopping)."""

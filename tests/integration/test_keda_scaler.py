@@ -72,6 +72,11 @@ async def test_streams_share_one_stats_read_per_interval(database_url: str, monk
             everything = ([f"act{i}" for i in range(streams)], [f"wf{i}" for i in range(streams)])
             for activity_types, workflow_types in calls[seen:seen + 3]:
                 assert (sorted(activity_types), sorted(workflow_types)) == (sorted(everything[0]), sorted(everything[1]))
+            bad = keda.StreamIsActive(kpb.ScaledObjectRef(name="bad", scalerMetadata={}))
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await bad.read()
+            assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert "activityTypes" in (err.value.details() or "")
             for s in opened:
                 s.cancel()
             await asyncio.sleep(0)
