@@ -81,12 +81,6 @@ SELECT w.*,
 FROM durable_workflow_instances w
 WHERE w.id = ANY($1::text[]);
 
--- name: load_events_many
-SELECT workflow_id, sequence_num, event_type, event_data, created_at
-FROM durable_workflow_events
-WHERE workflow_id = ANY($1::text[])
-ORDER BY workflow_id, sequence_num;
-
 -- name: set_workflow_status
 -- Every status change of a workflow goes through here; one that ends it also sends NOTIFY
 -- durable_workflows with the workflow's id (delivered on commit): WaitWorkflow calls wake then.
@@ -516,9 +510,6 @@ LIMIT $2;
 
 -- name: lock_pending_task
 SELECT * FROM durable_task_queue WHERE id = $1 AND status = 'pending' FOR UPDATE SKIP LOCKED;
-
--- name: get_workflows
-SELECT * FROM durable_workflow_instances WHERE id = ANY($1::text[]);
 
 -- name: breakers_for
 SELECT * FROM durable_circuit_breaker_state WHERE key = ANY($1::text[]);
