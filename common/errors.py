@@ -28,6 +28,11 @@ class MessageTooLarge(DurableError):
     sends less; it is never reported as the user's error."""
 
 
+class Overloaded(DurableError):
+    """The control plane refused the call because it serves its limit of calls at once
+    (DURABLE_MAX_CONCURRENT_RPCS or DURABLE_MAX_WAITING_RPCS): retry with backoff."""
+
+
 class ConcurrencyConflict(DurableError):
     """An optimistic write lost: the workflow history moved since the caller read it."""
 

@@ -61,6 +61,20 @@ def error_for(code: grpc.StatusCode, message: str, *, from_durable: bool = True)
     return _FROM_CODE.get(code, errors.DurableError)(message)
 
 
+def durable_error_type(exc: Any) -> str | None:
+    """The `durable-error` trailing metadata of an AioRpcError, if any."""
+    try:
+        metadata = exc.trailing_metadata() or ()
+    except Exception:  # noqa: BLE001 - no metadata at all
+        return None
+    return next((str(value) for key, value in metadata if key == ERROR_TYPE_KEY), None)
+
+
+def overloaded(exc: Any) -> bool:
+    """Whether a failed call was refused by the control plane's call limits (retry later)."""
+    return bool(exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and durable_error_type(exc) == "Overloaded")
+
+
 def raised_by_durable(exc: Any) -> bool:
     """Whether an AioRpcError carries the control plane's `durable-error` trailing metadata."""
     try:
@@ -72,5 +86,7 @@ def raised_by_durable(exc: Any) -> bool:
 
 def error_for_rpc(exc: Any, message: str) -> errors.DurableError:
     """The durable error for a failed call (a grpc.aio.AioRpcError), telling the control
-    plane's own RESOURCE_EXHAUSTED from the transport's."""
+    plane's own RESOURCE_EXHAUSTED from the transport's, and its call limits from both."""
+    if overloaded(exc):
+        return errors.Overloaded(message)
     return error_for(exc.code(), message, from_durable=raised_by_durable(exc))

@@ -29,6 +29,7 @@ from durable.controlplane.store.lineage import HistoryLimits
 from durable.controlplane.store.rate_limits import RateLimitStore
 from durable.controlplane.store.workflow_queries import WorkflowQueryStore
 from durable.controlplane.grpc import client_service, keda_scaler, worker_service
+from durable.controlplane.grpc.admission import CallLimiter
 from durable.controlplane.grpc.auth import ScopedAuthInterceptor
 from durable.controlplane.metrics import ControlPlaneMetrics
 from durable.controlplane.migrator import migrate
@@ -124,6 +125,7 @@ class ControlPlane:
         poll_interval: float = 2.0,
         health_interval: float = 2.0,
         timer_interval: float = 0.5,
+        keda_interval: float = 2.0,
     ) -> None:
         self.database = database
         self.grpc_settings = grpc_settings or GrpcSettings()
@@ -139,6 +141,9 @@ class ControlPlane:
         self.poll_interval = poll_interval
         self.health_interval = health_interval
         self.timer_interval = timer_interval
+        self.keda_interval = keda_interval
+        self._keda: keda_scaler.KedaScaler | None = None
+        self.limiter: CallLimiter | None = None
         self.port: int | None = None
         self.failed = asyncio.Event()
         self._stop = asyncio.Event()
@@ -159,6 +164,16 @@ class ControlPlane:
         host = self.grpc_settings.address.rsplit(":", 1)[0]
         host = "127.0.0.1" if host in ("0.0.0.0", "[::]", "") else host
         return f"{host}:{self.port}"
+
+    @property
+    def keda(self) -> keda_scaler.KedaScaler | None:
+        """The KEDA external scaler both ports serve; None before start()."""
+        return self._keda
+
+    @property
+    def signals(self) -> TaskSignals | None:
+        """The wake-ups of waiting calls (claims, queries, WaitWorkflow); None before start()."""
+        return self._signals
 
     def check_ports(self) -> None:
         """Raise PortInUse (naming the variable) if the gRPC or metrics port is taken."""
@@ -227,8 +242,12 @@ class ControlPlane:
         tokens = self.security.tokens()
         credentials_file = self.security.credentials_file()
         authenticated = bool(tokens or credentials_file)
+        limiter = self.limiter = CallLimiter(self.grpc_settings.max_concurrent_rpcs,
+                                             self.grpc_settings.max_waiting_rpcs,
+                                             on_refused=self.metrics.rpc_refused)
+        self.metrics.watch_calls(limiter.in_flight)
         self._server = grpc.aio.server(
-            interceptors=[ScopedAuthInterceptor(tokens, credentials_file)] if authenticated else None,
+            interceptors=[limiter, *([ScopedAuthInterceptor(tokens, credentials_file)] if authenticated else [])],
             options=[
                 *GRPC_SERVER_OPTIONS,
                 ("grpc.max_receive_message_length", self.grpc_settings.max_message_bytes),
@@ -255,7 +274,9 @@ class ControlPlane:
             ),
             self._server,
         )
-        keda_scaler.add_to_server(keda_scaler.KedaScaler(self.store), self._server)
+        # one scaler for both ports: StreamIsActive streams share one periodic read
+        self._keda = keda_scaler.KedaScaler(self.store, stream_interval=self.keda_interval)
+        keda_scaler.add_to_server(self._keda, self._server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
         credentials = self.security.server_credentials()
         try:
@@ -272,7 +293,7 @@ class ControlPlane:
             raise OSError(f"cannot listen on GRPC_ADDRESS={self.grpc_settings.address}")
         await self._server.start()
         if self.grpc_settings.keda_address:
-            await self._start_keda_server(keda_scaler.KedaScaler(self.store))
+            await self._start_keda_server(self._keda)
         logger.info(STARTUP_MESSAGE)
         logger.info(
             "authentication: %s; transport: %s",
@@ -287,7 +308,7 @@ class ControlPlane:
         """KEDA's external scaler (and health) alone on DURABLE_KEDA_ADDRESS, without credentials:
         KEDA cannot send a bearer token. It answers backlog counts and nothing else."""
         address = self.grpc_settings.keda_address or ""
-        self._keda_server = grpc.aio.server(options=GRPC_SERVER_OPTIONS)
+        self._keda_server = grpc.aio.server(options=GRPC_SERVER_OPTIONS, interceptors=[self.limiter] if self.limiter else None)
         keda_scaler.add_to_server(scaler, self._keda_server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._keda_server)
         try:
@@ -334,6 +355,8 @@ class ControlPlane:
             await self._server.stop(grace)
         if self._keda_server is not None:
             await self._keda_server.stop(grace)
+        if self._keda is not None:
+            self._keda.shared.close()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -8,6 +8,9 @@ become visible later (a start delay, a timer, a retry's backoff) are announced w
 time ("kind:type=count@<unix time>"): waiting claims are woken at that time by a loop timer,
 not by polling. Claims also re-check on an interval, the fallback for notifications lost while
 the listener reconnects and for due times a control plane never heard of (it started after).
+
+The same connection listens on durable_workflows: a workflow that ends sends its id there
+(set_workflow_status), and every WaitWorkflow call waiting on it is woken (key "ended:<id>").
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from durable.controlplane.store.breakers import BREAKERS_CHANGED
 logger = logging.getLogger(__name__)
 
 CHANNEL = "durable_tasks"
+WORKFLOW_CHANNEL = "durable_workflows"
 # A due wake-up fires this long after the due time, so the claim it wakes finds the task visible.
 DUE_SLACK = 0.002
 # Due times remembered per key; more than this many distinct ones wait for the fallback re-check.
@@ -99,6 +103,10 @@ class TaskSignals:
                     continue
             self._wake(key, count)
 
+    def ended(self, workflow_id: str) -> None:
+        """Workflow `workflow_id` ended: wake every call waiting for it (key "ended:<id>")."""
+        self._wake(ended_key(workflow_id), "")
+
     def _wake(self, key: str, count: str) -> None:
         waiters = self._waiters.get(key)
         if not waiters:
@@ -164,13 +172,23 @@ class TaskSignals:
             for event in waiters:
                 event.set()
 
+    def waiting_on(self, key: str) -> int:
+        """How many calls wait on `key` now."""
+        return len(self._waiters.get(key, ()))
+
     @property
     def waiting_count(self) -> int:
         return len({id(e) for w in self._waiters.values() for e in w})
 
 
+def ended_key(workflow_id: str) -> str:
+    """The wake-up key of the calls waiting for a workflow to end."""
+    return f"ended:{workflow_id}"
+
+
 class TaskListener:
-    """Holds one LISTEN connection; reconnects with backoff; wakes everyone after a gap."""
+    """Holds one LISTEN connection (both channels) per control plane; reconnects with backoff;
+    wakes everyone after a gap."""
 
     def __init__(
         self, dsn: str, signals: TaskSignals, *, reconnect_max: float = 5.0, database: DatabaseState | None = None
@@ -184,6 +202,9 @@ class TaskListener:
     def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
         self.signals.notify(payload.split(","))
 
+    def _on_workflow_ended(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+        self.signals.ended(payload)
+
     async def run(self, stop: asyncio.Event) -> None:
         delay = 0.1
         while not stop.is_set():
@@ -193,6 +214,7 @@ class TaskListener:
                 lost = asyncio.Event()
                 conn.add_termination_listener(lambda _c: lost.set())
                 await conn.add_listener(CHANNEL, self._on_notify)
+                await conn.add_listener(WORKFLOW_CHANNEL, self._on_workflow_ended)
                 self.database.reachable()
                 self.connected.set()
                 self.signals.notify_all()  # anything that arrived while we were away

@@ -81,6 +81,17 @@ class _DatabaseState(Collector):
         yield from (pending, delayed, running, oldest, dlq, breakers, workers, unserved, up)
 
 
+class _InFlight(Collector):
+    def __init__(self, read: Any) -> None:
+        self.read = read
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        gauge = GaugeMetricFamily("durable_rpcs_in_flight", "Calls being served now, by budget.", labels=["budget"])
+        for budget, calls in self.read().items():
+            gauge.add_metric([budget], calls)
+        yield gauge
+
+
 class ControlPlaneMetrics(MetricsEndpoint, StoreObserver):
     """One registry per control plane (so several can live in one test process). It is the
     store's observer: the store reports claims, completions and failures as they commit."""
@@ -153,8 +164,20 @@ class ControlPlaneMetrics(MetricsEndpoint, StoreObserver):
             "run had started), failed (the firing failed; retried later).", ["outcome"],
             registry=self.registry,
         )
+        self.rpcs_refused = Counter(
+            "durable_rpcs_refused",
+            "Calls refused at the call limits, by budget: short (DURABLE_MAX_CONCURRENT_RPCS) or "
+            "waiting (DURABLE_MAX_WAITING_RPCS).", ["budget"], registry=self.registry,
+        )
         self.state = _DatabaseState()
         self.registry.register(self.state)
+
+    def rpc_refused(self, budget: str) -> None:
+        self.rpcs_refused.labels(budget).inc()
+
+    def watch_calls(self, in_flight: Any) -> None:
+        """Serve durable_rpcs_in_flight{budget} from `in_flight()`: {budget: calls} at scrape."""
+        self.registry.register(_InFlight(in_flight))
 
     # -- StoreObserver ---------------------------------------------------------------------
 

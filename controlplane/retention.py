@@ -1,7 +1,8 @@
 """Retention: deletes what has been finished for longer than its retention.
 
 Each pass, in bounded batches of `batch_size` rows, each batch one statement in its own short
-transaction:
+transaction, with a pause of `pause` seconds between two batches (pacing: the queue's claims
+keep their latency while a large backlog of finished work is deleted):
 - workflows that ended completed, failed or cancelled longer ago than that status's retention,
   with their events, tasks, signals and dead letters (pinned workflows are kept for ever, and so
   is a workflow with a dead-letter entry nobody resolved);
@@ -109,6 +110,8 @@ class Retention:
             total += deleted
             if deleted < batch:
                 return total
+            if self.settings.pause:  # pacing: claims run between two batches
+                await asyncio.sleep(self.settings.pause)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Pass every `interval` seconds until `stop` is set. A failed pass is logged and retried."""

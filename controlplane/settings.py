@@ -185,6 +185,19 @@ class GrpcSettings(BaseSettings):
         ),
     )
 
+    max_concurrent_rpcs: int = Field(
+        1000, ge=1, validation_alias="DURABLE_MAX_CONCURRENT_RPCS",
+        description="Short calls served at once (default 1000); one more is refused with "
+                    "RESOURCE_EXHAUSTED (Overloaded) and retried by workers with backoff. "
+                    "Waiting calls and the health service are not counted.",
+    )
+    max_waiting_rpcs: int = Field(
+        10_000, ge=1, validation_alias="DURABLE_MAX_WAITING_RPCS",
+        description="Waiting calls served at once (default 10000): long-poll ClaimTasks, "
+                    "WaitWorkflow, QueryWorkflow and KEDA's StreamIsActive, which sleep "
+                    "without a database connection.",
+    )
+
     @model_validator(mode="after")
     def _limits_hold_a_payload(self) -> GrpcSettings:
         floor = self.max_payload_bytes + ENVELOPE_BYTES
@@ -328,8 +341,14 @@ class RetentionSettings(BaseSettings):
         description="Seconds between retention passes. Default 60.",
     )
     batch_size: int = Field(
-        500, ge=1, le=10_000, validation_alias="DURABLE_RETENTION_BATCH_SIZE",
-        description="Rows deleted per statement (one short transaction each). Default 500.",
+        250, ge=1, le=10_000, validation_alias="DURABLE_RETENTION_BATCH_SIZE",
+        description="Rows deleted per statement (one short transaction each). Default 250 "
+                    "(500 doubled the claims' p99 during a large pass in the retention benchmark).",
+    )
+    pause: float = Field(
+        0.01, ge=0, le=10, validation_alias="DURABLE_RETENTION_PAUSE_SECONDS",
+        description="Seconds between two batches of a pass (default 0.01): the queue's claims "
+                    "get the database to themselves between deletions. 0 = none.",
     )
 
     @field_validator(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,6 +24,7 @@ __all__ = [
     "POOL_LABEL",
     "SPEC_HASH_ANNOTATION",
     "build_deployment",
+    "drain_grace_seconds",
     "drifted",
     "pod_labels",
     "selector_string",
@@ -62,6 +64,29 @@ CONTAINER_DEFAULTS: dict[str, Any] = {
 }
 
 
+# A stopping worker drains for its grace period (DURABLE_DRAIN_GRACE_PERIOD, the worker's
+# default 30 s), then hands back what did not finish and stops. The pod's
+# terminationGracePeriodSeconds is that plus HANDBACK_MARGIN_SECONDS, so the hand-back is done
+# before the kubelet's SIGKILL (equal periods would race it).
+DRAIN_ENV = "DURABLE_DRAIN_GRACE_PERIOD"
+WORKER_DRAIN_DEFAULT_SECONDS = 30.0
+HANDBACK_MARGIN_SECONDS = 15
+
+
+def drain_grace_seconds(spec: PoolSpec) -> float:
+    """The drain grace period the pool's workers run with: a literal DURABLE_DRAIN_GRACE_PERIOD
+    in spec.env (it wins), else spec.drainGracePeriodSeconds, else the worker's default."""
+    for var in spec.env:
+        if var.name == DRAIN_ENV and var.value is not None:
+            try:
+                return max(float(var.value), 0.0)
+            except ValueError:
+                break  # the worker refuses it at start-up, naming the variable
+    if spec.drain_grace_period_seconds is not None:
+        return float(spec.drain_grace_period_seconds)
+    return WORKER_DRAIN_DEFAULT_SECONDS
+
+
 def pod_labels(pool: str) -> dict[str, str]:
     """The labels of the pool's pods (and of the Deployment)."""
     return {
@@ -88,6 +113,8 @@ def _env(spec: PoolSpec, pool: str, address: str) -> list[dict[str, Any]]:
         "DURABLE_ACTIVITY_TYPES": {"name": "DURABLE_ACTIVITY_TYPES",
                                    "value": ",".join(spec.activity_types)},
     }
+    if spec.drain_grace_period_seconds is not None:
+        ours[DRAIN_ENV] = {"name": DRAIN_ENV, "value": str(spec.drain_grace_period_seconds)}
     extra: list[dict[str, Any]] = []
     for var in spec.env:
         if var.name == "WORKER_ID":
@@ -134,6 +161,8 @@ def _merge(base: Mapping[str, Any], overlay: Mapping[str, Any]) -> dict[str, Any
 
 def _pod_spec(spec: PoolSpec, pool: str, address: str) -> dict[str, Any]:
     user = _merge(POD_DEFAULTS, copy.deepcopy(spec.pod_template.spec))  # the user's fields win
+    if "terminationGracePeriodSeconds" not in user:  # the drain, then the hand-back, then SIGKILL
+        user["terminationGracePeriodSeconds"] = math.ceil(drain_grace_seconds(spec)) + HANDBACK_MARGIN_SECONDS
     worker = _merge(CONTAINER_DEFAULTS, _container(spec, pool, address))
     containers: list[dict[str, Any]] = []
     for extra in user.pop("containers", None) or []:

@@ -84,6 +84,7 @@ class PoolSpec(_Model):
     workflow_types: list[TypeName] = Field(default_factory=list)
     activity_types: list[TypeName] = Field(default_factory=list)
     max_concurrent_tasks: int = Field(10, ge=1, le=10000)
+    drain_grace_period_seconds: int | None = Field(None, ge=0, le=86_400)
     replicas: int | None = Field(None, ge=0)
     image: str = Field(min_length=1)
     image_pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = None

@@ -13,7 +13,7 @@ import grpc
 
 from durable.common import DurableError
 from durable.common.security import ClientSecurity, open_channel
-from durable.common.status import DATABASE_UNAVAILABLE_DETAILS, error_for_rpc
+from durable.common.status import DATABASE_UNAVAILABLE_DETAILS, error_for_rpc, overloaded
 from durable.proto.v1 import durable_pb2_grpc as pb_grpc
 
 log = logging.getLogger(__name__)
@@ -104,6 +104,8 @@ class ControlPlaneLink:
             if code in TRANSIENT_CODES:
                 await self.mark_down(f"{method}: {code.name}: {details}")
                 raise ControlPlaneUnreachable(f"{method}: {code.name}: {details}") from None
+            if overloaded(exc):  # it answered, busy: the caller backs off; the link stays up
+                raise ControlPlaneUnreachable(f"{method}: {details}") from None
             raise error_for_rpc(exc, f"{method}: {details}") from None
 
     async def mark_down(self, reason: str) -> None:

@@ -12,7 +12,7 @@ import grpc
 
 from durable.common import tracing
 from durable.common.errors import InvalidArgument, TimedOut, WrongState
-from durable.controlplane.dispatch import TaskSignals
+from durable.controlplane.dispatch import TaskSignals, ended_key
 from durable.controlplane.grpc import budget, convert
 from durable.controlplane.grpc.errors import generic_handler, required, rpc
 from durable.controlplane.grpc.schedule_service import ScheduleCalls
@@ -28,6 +28,8 @@ from durable.proto.v1 import durable_pb2 as pb
 from durable.proto.v1 import durable_pb2_grpc as pb_grpc
 
 MAX_WAIT_SECONDS = 300.0
+# WaitWorkflow's fallback re-check, for an end whose NOTIFY was lost (listener reconnecting).
+WAIT_RECHECK_SECONDS = 10.0
 DEFAULT_BUCKET_SECONDS = 60
 MAX_BUCKET_SECONDS = 86_400
 
@@ -221,19 +223,26 @@ class ClientService(ScheduleCalls, pb_grpc.ClientServiceServicer):
 
     @rpc
     async def WaitWorkflow(self, request: pb.WaitWorkflowRequest, context: Any) -> pb.DescribeWorkflowResponse:
+        """Read the workflow, then sleep until it ends: the NOTIFY of its end (on the control
+        plane's one listening connection) wakes the call, which reads it once more. A re-check
+        every WAIT_RECHECK_SECONDS covers a notification lost while the listener reconnected
+        (it wakes every waiter when it is back)."""
         workflow_id = required(request.workflow_id, "workflow_id")
         if not 0 <= request.wait_seconds <= MAX_WAIT_SECONDS:
             raise InvalidArgument(f"wait_seconds must be between 0 and {MAX_WAIT_SECONDS:.0f}")
         loop = asyncio.get_running_loop()
         deadline = loop.time() + request.wait_seconds
-        delay = 0.02
-        while True:
-            wf = await self.store.get_workflow(workflow_id)
-            remaining = deadline - loop.time()
-            if wf.is_terminal or remaining <= 0:
-                return pb.DescribeWorkflowResponse(workflow=convert.workflow(wf))
-            await asyncio.sleep(min(delay, remaining))
-            delay = min(delay * 1.5, 0.5)
+        with self.signals.waiting([ended_key(workflow_id)]) as ended:
+            while True:
+                ended.clear()  # before the read: an end committed after it sets it again
+                wf = await self.store.get_workflow(workflow_id)
+                remaining = deadline - loop.time()
+                if wf.is_terminal or remaining <= 0:
+                    return pb.DescribeWorkflowResponse(workflow=convert.workflow(wf))
+                try:
+                    await asyncio.wait_for(ended.wait(), timeout=min(remaining, WAIT_RECHECK_SECONDS))
+                except TimeoutError:
+                    pass
 
     @rpc
     async def EnqueueActivity(self, request: pb.EnqueueActivityRequest, context: Any) -> pb.EnqueueActivityResponse:

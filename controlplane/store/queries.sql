@@ -77,29 +77,40 @@ LIMIT $3;
 UPDATE durable_workflow_instances SET pinned = $2 WHERE id = $1
 RETURNING pinned;
 
--- name: load_events_many
-SELECT workflow_id, sequence_num, event_type, event_data, created_at
-FROM durable_workflow_events
-WHERE workflow_id = ANY($1::text[])
-ORDER BY workflow_id, sequence_num;
-
--- name: load_events_after_many
--- The histories of workflows $1, each after its own sequence number in $2 (0: all of it).
-SELECT e.workflow_id, e.sequence_num, e.event_type, e.event_data, e.created_at
-FROM unnest($1::text[], $2::int[]) AS w(id, after_seq)
-JOIN durable_workflow_events e ON e.workflow_id = w.id AND e.sequence_num > w.after_seq
-ORDER BY e.workflow_id, e.sequence_num;
+-- name: workflows_with_histories
+-- Workflows $1 with their histories, in one statement and so one snapshot: a claimed decision
+-- never sees a workflow row newer than its history, or older. The history comes as an array
+-- of event rows in sequence order (the unique index's order, no sort): the whole of it, or,
+-- for a decision routed to the worker that keeps the instance ($2, per workflow: the task's
+-- sticky_to, when it is still the workflow's sticky worker), the events after what its last
+-- decision saw (after_seq; 0: the whole history).
+SELECT w.*, a.after_seq,
+       ARRAY(SELECT e FROM durable_workflow_events e
+             WHERE e.workflow_id = w.id AND e.sequence_num > a.after_seq ORDER BY e.sequence_num) AS history
+FROM unnest($1::text[], $2::text[]) AS r(id, sticky)
+JOIN durable_workflow_instances w ON w.id = r.id
+CROSS JOIN LATERAL (
+    SELECT CASE WHEN r.sticky IS NOT NULL AND w.sticky_worker_id = r.sticky
+                THEN COALESCE(w.decision_seen_seq, 0) ELSE 0 END AS after_seq
+) AS a;
 
 -- name: set_workflow_status
-UPDATE durable_workflow_instances
-SET status = $2,
-    result = COALESCE($3::jsonb, result),
-    error = COALESCE($4::jsonb, error),
-    updated_at = $5,
-    started_at = CASE WHEN $2 = 'running' THEN COALESCE(started_at, $5) ELSE started_at END,
-    completed_at = CASE WHEN $2 IN ('completed', 'failed', 'cancelled') THEN $5 ELSE completed_at END
-WHERE id = $1
-RETURNING *;
+-- Every status change of a workflow goes through here; one that ends it also sends NOTIFY
+-- durable_workflows with the workflow's id (delivered on commit): WaitWorkflow calls wake then.
+WITH updated AS (
+    UPDATE durable_workflow_instances
+    SET status = $2,
+        result = COALESCE($3::jsonb, result),
+        error = COALESCE($4::jsonb, error),
+        updated_at = $5,
+        started_at = CASE WHEN $2 = 'running' THEN COALESCE(started_at, $5) ELSE started_at END,
+        completed_at = CASE WHEN $2 IN ('completed', 'failed', 'cancelled') THEN $5 ELSE completed_at END
+    WHERE id = $1
+    RETURNING *
+)
+SELECT updated.*,
+       CASE WHEN status IN ('completed', 'failed', 'cancelled') THEN pg_notify('durable_workflows', id) END AS ended
+FROM updated;
 
 -- name: finish_decision
 -- An applied decision's bookkeeping in one statement: the workflow decided through sequence
@@ -581,9 +592,6 @@ LIMIT $2;
 
 -- name: lock_pending_task
 SELECT * FROM durable_task_queue WHERE id = $1 AND status = 'pending' FOR UPDATE SKIP LOCKED;
-
--- name: get_workflows
-SELECT * FROM durable_workflow_instances WHERE id = ANY($1::text[]);
 
 -- name: breakers_for
 SELECT * FROM durable_circuit_breaker_state WHERE key = ANY($1::text[]);

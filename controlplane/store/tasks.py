@@ -33,6 +33,24 @@ from durable.controlplane.store.records import (
 MAX_CLAIM_BATCH = 1000
 
 
+async def load_with_histories(
+    conn: asyncpg.Connection, ids: Sequence[str | None], sticky: Sequence[str | None] | None = None,
+) -> tuple[dict[str, WorkflowInstance], dict[str, list[Event]], dict[str, int]]:
+    """Workflows and their histories read in one statement, so in one snapshot. With `sticky`
+    (per id, the worker a decision was routed to), the history of a workflow that worker keeps
+    holds only the events after its point; the third dict says after which (0: all)."""
+    workflows: dict[str, WorkflowInstance] = {}
+    histories: dict[str, list[Event]] = {}
+    after: dict[str, int] = {}
+    routed = list(sticky) if sticky is not None else [None] * len(ids)
+    pairs = [(i, s) for i, s in zip(ids, routed, strict=True) if i]
+    for row in await conn.fetch(Q.workflows_with_histories, [p[0] for p in pairs], [p[1] for p in pairs]):
+        workflows[row["id"]] = WorkflowInstance.from_row(row)
+        histories[row["id"]] = [Event.from_row(e) for e in row["history"]]
+        after[row["id"]] = int(row["after_seq"])
+    return workflows, histories, after
+
+
 class TaskStore(BreakerStore):
     async def enqueue_activity(
         self,
@@ -167,24 +185,13 @@ class TaskStore(BreakerStore):
         ids = [t.workflow_id for t in decisions]
         # Best effort and lock-free for the claimer: a workflow being cancelled is skipped.
         await conn.execute(Q.start_workflows_running, ids, now)
-        workflows = {
-            r["id"]: WorkflowInstance.from_row(r)
-            for r in await conn.fetch(Q.get_workflows, ids)
-        }
-        # A decision routed to the worker that keeps the instance (sticky_to: it decided last)
-        # needs only the events after what that decision saw.
-        after = {
-            t.workflow_id: workflows[t.workflow_id].decision_seen_seq or 0
-            for t in decisions
-            if t.sticky_to is not None and t.workflow_id in workflows
-            and workflows[t.workflow_id].sticky_worker_id == t.sticky_to
-        }
-        histories: dict[str, list[Event]] = {i: [] for i in ids if i}
-        for row in await conn.fetch(Q.load_events_after_many, ids, [after.get(i, 0) for i in ids]):
-            histories[row["workflow_id"]].append(Event.from_row(row))
+        # the rows and their histories in one statement: one snapshot (see queries.sql); a
+        # decision routed to the worker that keeps the instance (sticky_to: it decided last)
+        # gets only the events after what that decision saw
+        workflows, histories, after = await load_with_histories(conn, ids, [t.sticky_to for t in decisions])
         return [
             ClaimedWorkflowTask(task=t, workflow=workflows[t.workflow_id], history=histories[t.workflow_id],  # type: ignore[index]
-                                history_after_seq=after.get(t.workflow_id, 0))  # type: ignore[arg-type]
+                                history_after_seq=after[t.workflow_id])  # type: ignore[index]
             for t in decisions
         ]
 

@@ -9,7 +9,6 @@ call returns the answer and deletes the row. Nothing is written to the history.
 from __future__ import annotations
 
 import json
-from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,6 +18,7 @@ from durable.common.errors import InvalidArgument, NotFound
 from durable.controlplane.store.base import StoreBase, check_name, check_names, dumps
 from durable.controlplane.store.queries import Q
 from durable.controlplane.store.records import Event, WorkflowInstance
+from durable.controlplane.store.tasks import load_with_histories
 
 QUERY_SWEEP_GRACE_SECONDS = 60.0
 
@@ -62,11 +62,8 @@ class WorkflowQueryStore(StoreBase):
             rows = await conn.fetch(Q.claim_queries, worker_id, workflow_types, limit, now)
             if not rows:
                 return []
-            ids = list({r["workflow_id"] for r in rows})
-            workflows = {w["id"]: WorkflowInstance.from_row(w) for w in await conn.fetch(Q.get_workflows, ids)}
-            histories: dict[str, list[Event]] = defaultdict(list)
-            for row in await conn.fetch(Q.load_events_many, ids):
-                histories[row["workflow_id"]].append(Event.from_row(row))
+            # the workflows and their histories in one statement: one snapshot
+            workflows, histories, _ = await load_with_histories(conn, list({r["workflow_id"] for r in rows}))
         return [
             ClaimedQuery(r["id"], workflows[r["workflow_id"]], r["name"], r["arg"] or "", histories[r["workflow_id"]])
             for r in rows if r["workflow_id"] in workflows

@@ -250,3 +250,25 @@ async def test_a_deployment_the_pool_does_not_own_is_left_alone(
     assert untouched is not None
     assert untouched["spec"]["replicas"] == 4
     assert "ownerReferences" not in untouched["metadata"]
+
+
+async def test_worker_pods_outlive_their_drain_so_the_hand_back_is_not_killed(
+    kube: Emulator, control_plane: str, start_operator: OperatorFactory
+) -> None:
+    """terminationGracePeriodSeconds = the workers' drain grace + 15 s: the default (30 s drain,
+    45 s pod), a pool's drainGracePeriodSeconds (also passed as DURABLE_DRAIN_GRACE_PERIOD), and
+    a podTemplate that sets the pod's period itself, which wins."""
+    await start_operator(control_plane)
+    await create_pool(kube, "plain", activityTypes=["a"])
+    await create_pool(kube, "slow", activityTypes=["a"], drainGracePeriodSeconds=120)
+    await create_pool(kube, "own", activityTypes=["a"], drainGracePeriodSeconds=120,
+                      podTemplate={"spec": {"terminationGracePeriodSeconds": 600}})
+    pods = {}
+    for name in ("plain", "slow", "own"):
+        deployment = await wait_until(lambda n=name: live(kube, DEPLOYMENTS, n), what=f"the Deployment {name}")
+        pods[name] = deployment["spec"]["template"]["spec"]
+    assert pods["plain"]["terminationGracePeriodSeconds"] == 45
+    assert "DURABLE_DRAIN_GRACE_PERIOD" not in _env({"spec": {"template": {"spec": pods["plain"]}}})
+    assert pods["slow"]["terminationGracePeriodSeconds"] == 135
+    assert _env({"spec": {"template": {"spec": pods["slow"]}}})["DURABLE_DRAIN_GRACE_PERIOD"] == "120"
+    assert pods["own"]["terminationGracePeriodSeconds"] == 600

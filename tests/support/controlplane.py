@@ -24,15 +24,25 @@ async def running_control_plane(database_url: str, **settings: Any) -> AsyncIter
     """Start a control plane on 127.0.0.1 and an ephemeral port; yield "127.0.0.1:<port>".
 
     Keyword settings: any ReaperSettings field (stale_after=2, interval=0.5, ...), and
-    poll_interval, health_interval, timer_interval, clock, max_payload_bytes, max_message_bytes,
-    max_response_bytes, address, breakers (a BreakerSettings),
-    security (a durable.common.security.ServerSecurity) and retention (RetentionSettings).
+    poll_interval, health_interval, timer_interval, keda_interval, clock, max_payload_bytes,
+    max_message_bytes, max_response_bytes, max_concurrent_rpcs, max_waiting_rpcs, address,
+    breakers (a BreakerSettings), security (a durable.common.security.ServerSecurity) and
+    retention (RetentionSettings).
     """
+    async with running_plane(database_url, **settings) as plane:
+        yield plane.address
+
+
+@asynccontextmanager
+async def running_plane(database_url: str, **settings: Any) -> AsyncIterator[ControlPlane]:
+    """running_control_plane, yielding the ControlPlane itself (its store, signals, address)."""
     reaper_fields = set(ReaperSettings.model_fields)
     reaper = ReaperSettings(**{k: v for k, v in settings.items() if k in reaper_fields})
-    extra = {k: v for k, v in settings.items() if k in ("poll_interval", "health_interval", "timer_interval", "clock", "breakers")}
+    extra = {k: v for k, v in settings.items()
+             if k in ("poll_interval", "health_interval", "timer_interval", "keda_interval", "clock", "breakers")}
     grpc_kwargs: dict[str, Any] = {"address": "127.0.0.1:0"}
-    for name in ("max_payload_bytes", "max_message_bytes", "max_response_bytes"):
+    for name in ("max_payload_bytes", "max_message_bytes", "max_response_bytes", "max_concurrent_rpcs",
+                 "max_waiting_rpcs"):
         if name in settings:
             grpc_kwargs[name] = settings[name]
     if "address" in settings:
@@ -48,7 +58,7 @@ async def running_control_plane(database_url: str, **settings: Any) -> AsyncIter
     )
     await plane.start()
     try:
-        yield plane.address
+        yield plane
     finally:
         await plane.stop(grace=1.0)
 

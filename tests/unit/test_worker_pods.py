@@ -79,3 +79,29 @@ def test_the_commented_example_pool_mounts_its_token_as_a_file() -> None:
     assert "DURABLE_AUTH_TOKEN" not in env
     assert {m["mountPath"] for m in worker["volumeMounts"]} == {"/etc/durable/auth", "/tmp"}
     assert worker["securityContext"]["readOnlyRootFilesystem"] is True
+
+
+@pytest.mark.parametrize(("spec", "expected"), [
+    ({}, 45),  # the worker's default drain (30 s) + 15
+    ({"drainGracePeriodSeconds": 0}, 15),
+    ({"drainGracePeriodSeconds": 300}, 315),
+    ({"env": [{"name": "DURABLE_DRAIN_GRACE_PERIOD", "value": "62.5"}]}, 78),  # the env wins, rounded up
+    ({"drainGracePeriodSeconds": 10, "env": [{"name": "DURABLE_DRAIN_GRACE_PERIOD", "value": "90"}]}, 105),
+    ({"drainGracePeriodSeconds": 10, "podTemplate": {"spec": {"terminationGracePeriodSeconds": 5}}}, 5),
+])
+def test_pods_get_a_termination_grace_period_above_the_drain(spec: dict[str, Any], expected: int) -> None:
+    built = deployment(**spec)
+    kubernetes_validate.validate(built, "1.34", strict=True)
+    pod = built["spec"]["template"]["spec"]
+    assert pod["terminationGracePeriodSeconds"] == expected
+    env = {e["name"]: e.get("value") for e in worker_of(pod)["env"]}
+    if "drainGracePeriodSeconds" in spec and not spec.get("env"):
+        assert env["DURABLE_DRAIN_GRACE_PERIOD"] == str(spec["drainGracePeriodSeconds"])
+
+
+def test_a_drain_grace_period_out_of_range_is_refused() -> None:
+    from durable.operator.spec import InvalidPoolSpec
+
+    with pytest.raises(InvalidPoolSpec) as refused:
+        deployment(drainGracePeriodSeconds=-1)
+    assert "drainGracePeriodSeconds" in str(refused.value)
