@@ -334,12 +334,19 @@ def activities() -> None:
               help="Higher is claimed first.")
 @click.option("--max-attempts", default=0, type=click.IntRange(min=0), help="Attempts before it is dead-lettered "
               "(0 = the default).")
+@click.option("--concurrency-key", default=None,
+              help="Tasks sharing this key run at most --concurrency-limit at once, cluster-wide.")
+@click.option("--concurrency-limit", default=None, type=click.IntRange(min=1),
+              help="How many tasks of --concurrency-key may run at once.")
 def enqueue(address: str, activity_type: str, input_text: str, idempotency_key: str | None, priority: int,
-            max_attempts: int) -> None:
+            max_attempts: int, concurrency_key: str | None, concurrency_limit: int | None) -> None:
     """Queue a task of ACTIVITY_TYPE; prints its id (and whether the key had made it already)."""
+    if (concurrency_key is None) != (concurrency_limit is None):
+        raise click.UsageError("--concurrency-key and --concurrency-limit go together: give both or neither")
     payload = read_json(input_text, "--input")
     done = run(address, lambda c: c.enqueue(
-        activity_type, payload, priority=priority, max_attempts=max_attempts, idempotency_key=idempotency_key))
+        activity_type, payload, priority=priority, max_attempts=max_attempts, idempotency_key=idempotency_key,
+        concurrency_key=concurrency_key, concurrency_limit=concurrency_limit))
     click.echo(f"already enqueued (same idempotency key): {done.task_id}" if done.duplicate
                else f"enqueued {done.task_id}")
 

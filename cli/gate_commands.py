@@ -1,45 +1,12 @@
-"""`durable activities enqueue` (with a concurrency key) and `durable rate-limits ...`."""
+"""`durable rate-limits ...` (`durable activities enqueue --concurrency-key` is in client_commands)."""
 
 from __future__ import annotations
 
 import click
 
 from durable.cli.client_commands import address_option, run
-from durable.cli.inputs import HELP, read_json
 from durable.cli.render import table
 from durable.proto.v1 import durable_pb2 as pb
-
-
-@click.group("activities")
-def activities() -> None:
-    """Standalone activities: enqueue one."""
-
-
-@activities.command("enqueue")
-@address_option
-@click.argument("activity_type")
-@click.option("--input", "input_text", default="{}", show_default=True, help=f"Input (a JSON object), {HELP}.")
-@click.option("--priority", default=0, show_default=True, type=click.IntRange(-1000, 1000), help="Higher runs first.")
-@click.option("--max-attempts", default=0, type=click.IntRange(min=0), help="Attempts in all (0: the default, 5).")
-@click.option("--concurrency-key", default=None,
-              help="Tasks sharing this key run at most --concurrency-limit at once, cluster-wide.")
-@click.option("--concurrency-limit", default=None, type=click.IntRange(min=1),
-              help="How many tasks of --concurrency-key may run at once.")
-def enqueue(
-    address: str, activity_type: str, input_text: str, priority: int, max_attempts: int,
-    concurrency_key: str | None, concurrency_limit: int | None,
-) -> None:
-    """Queue a standalone activity of ACTIVITY_TYPE; prints its task id."""
-    if (concurrency_key is None) != (concurrency_limit is None):
-        raise click.UsageError("--concurrency-key and --concurrency-limit go together: give both or neither")
-    payload = read_json(input_text, "--input")
-    if not isinstance(payload, dict):
-        raise click.UsageError(f"--input must be a JSON object for an activity, got {type(payload).__name__}")
-    task_id = run(address, lambda c: c.enqueue_activity(
-        activity_type, payload, priority=priority, max_attempts=max_attempts,
-        concurrency_key=concurrency_key, concurrency_limit=concurrency_limit,
-    ))
-    click.echo(task_id)
 
 
 @click.group("rate-limits")
