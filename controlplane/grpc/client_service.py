@@ -14,11 +14,13 @@ from durable.common import tracing
 from durable.common.errors import InvalidArgument, TimedOut, WrongState
 from durable.controlplane.dispatch import TaskSignals
 from durable.controlplane.grpc import budget, convert
+from durable.controlplane.grpc.batch_calls import BatchCalls, incoming_traceparent
 from durable.controlplane.grpc.errors import generic_handler, required, rpc
 from durable.controlplane.grpc.schedule_service import ScheduleCalls
 from durable.controlplane.store import Store
 from durable.controlplane.store.browse import encode_page_token
 from durable.controlplane.store.served_types import ServedTypeStore, unserved_of
+from durable.controlplane.store.batches import BatchStore
 from durable.controlplane.store.bulk import BulkActions, BulkOutcome, DeadLetterFilter, WorkflowFilter
 from durable.controlplane.store.idempotency import IdempotencyStore
 from durable.controlplane.store.workflow_queries import WorkflowQueryStore
@@ -30,18 +32,10 @@ DEFAULT_BUCKET_SECONDS = 60
 MAX_BUCKET_SECONDS = 86_400
 
 
-def _traceparent(context: Any) -> str | None:
-    for key, value in context.invocation_metadata() or ():
-        if key == tracing.TRACEPARENT:
-            return str(value)
-    return None
-
-
-
 DEFAULT_QUERY_TIMEOUT = 10.0
 
 
-class ClientService(ScheduleCalls, pb_grpc.ClientServiceServicer):
+class ClientService(ScheduleCalls, BatchCalls, pb_grpc.ClientServiceServicer):
     def __init__(
         self, store: Store, *, max_payload_bytes: int, max_response_bytes: int = 64 * 1024 * 1024,
         queries: WorkflowQueryStore | None = None, signals: TaskSignals | None = None,
@@ -52,6 +46,10 @@ class ClientService(ScheduleCalls, pb_grpc.ClientServiceServicer):
         self.types = types
         self.idempotency = idempotency or IdempotencyStore(store.pool, clock=store.clock, max_payload_bytes=max_payload_bytes)
         self.bulk = BulkActions(store)
+        self.batches = BatchStore(
+            store.pool, clock=store.clock, max_payload_bytes=max_payload_bytes,
+            workflow_task_max_attempts=store.workflow_task_max_attempts, rng=store.rng, observer=store.observer,
+        )
         self.limit = max_payload_bytes
         self.max_response_bytes = max_response_bytes
         self.queries = queries
@@ -61,7 +59,7 @@ class ClientService(ScheduleCalls, pb_grpc.ClientServiceServicer):
     async def StartWorkflow(self, request: pb.StartWorkflowRequest, context: Any) -> pb.StartWorkflowResponse:
         input_value = convert.load(request.input_json, "input_json", self.limit)
         workflow_type = required(request.workflow_type, "workflow_type")
-        with tracing.span("durable.workflow.start", _traceparent(context), **{
+        with tracing.span("durable.workflow.start", incoming_traceparent(context), **{
             "durable.workflow.type": workflow_type, "durable.workflow.id": request.workflow_id,
         }) as traceparent:
             wf, created = await self.store.start_workflow(
@@ -207,7 +205,7 @@ class ClientService(ScheduleCalls, pb_grpc.ClientServiceServicer):
     async def EnqueueActivity(self, request: pb.EnqueueActivityRequest, context: Any) -> pb.EnqueueActivityResponse:
         input_value = convert.load(request.input_json, "input_json", self.limit)
         activity_type = required(request.activity_type, "activity_type")
-        with tracing.span("durable.activity.enqueue", _traceparent(context), **{
+        with tracing.span("durable.activity.enqueue", incoming_traceparent(context), **{
             "durable.activity.type": activity_type,
         }) as traceparent:
             options = convert.activity_options(request.options)

@@ -1,4 +1,4 @@
-"""Loads the named queries of the store's .sql files (queries.sql, schedules.sql, idempotency.sql, bulk.sql) once."""
+"""Loads the named queries of the store's .sql files (queries.sql, schedules.sql, idempotency.sql, bulk.sql, batches.sql) once."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import re
 from functools import cache
 from importlib import resources
 
-SQL_FILES = ("queries.sql", "schedules.sql", "idempotency.sql", "bulk.sql")
+SQL_FILES = ("queries.sql", "schedules.sql", "idempotency.sql", "bulk.sql", "batches.sql")
 _NAME = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
 
 
