@@ -203,18 +203,20 @@ class ClientService(ScheduleCalls, BatchCalls, pb_grpc.ClientServiceServicer):
 
     @rpc
     async def EnqueueActivity(self, request: pb.EnqueueActivityRequest, context: Any) -> pb.EnqueueActivityResponse:
-        input_value = convert.load(request.input_json, "input_json", self.limit)
+        # checked once here and passed on as text (not decoded to be encoded again), with
+        # options parsed once per distinct encoding: the store only writes
+        input_checked = convert.checked(request.input_json, "input_json", self.limit)
         activity_type = required(request.activity_type, "activity_type")
         with tracing.span("durable.activity.enqueue", incoming_traceparent(context), **{
             "durable.activity.type": activity_type,
         }) as traceparent:
-            options = convert.activity_options(request.options)
+            options = convert.parsed_options(request.options)
             trace = tracing.parse_traceparent(traceparent)
             if request.idempotency_key:
                 done = await self.idempotency.enqueue_activity_once(
-                    activity_type, input_value, request.idempotency_key, options=options, trace=trace)
+                    activity_type, input_checked, request.idempotency_key, options=options, trace=trace)
                 return pb.EnqueueActivityResponse(task_id=str(done.task_id), duplicate=done.duplicate)
-            task_id = await self.store.enqueue_activity(activity_type, input_value, options=options, trace=trace)
+            task_id = await self.store.enqueue_activity(activity_type, input_checked, options=options, trace=trace)
         return pb.EnqueueActivityResponse(task_id=str(task_id))
 
     @rpc

@@ -15,12 +15,11 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from functools import lru_cache
 from uuid import UUID
 
 from durable.common.errors import DurableError, WrongState
 from durable.common.policies import ActivityOptions
-from durable.controlplane.store.base import StoreBase
+from durable.controlplane.store.base import StoreBase, policy_json
 from durable.controlplane.store.queries import Q
 
 
@@ -44,12 +43,6 @@ class NewWorkflow:
     trace: tuple[str, str] | None = None
 
 
-@lru_cache(maxsize=256)
-def _policy_json(options: ActivityOptions) -> str:
-    # options are frozen models: the few distinct ones a producer uses are encoded once
-    return options.retry_policy.model_dump_json()
-
-
 class BatchStore(StoreBase):
     async def enqueue_activities(self, items: Sequence[NewActivity]) -> list[UUID]:
         """Queue standalone activities in one INSERT; their task ids, in item order."""
@@ -68,7 +61,7 @@ class BatchStore(StoreBase):
             priorities.append(opts.priority)
             visible.append(now + timedelta(seconds=opts.start_delay) if opts.start_delay else now)
             attempts.append(opts.retry_policy.max_attempts)
-            policies.append(_policy_json(opts))
+            policies.append(policy_json(opts))
             to_start.append(opts.schedule_to_start_timeout)
             to_close.append(opts.start_to_close_timeout)
             heartbeat.append(opts.heartbeat_timeout)
