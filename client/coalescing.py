@@ -2,9 +2,9 @@
 
 Producers that enqueue one task at a time from many coroutines would pay one round trip and
 one transaction each. A call joins a queue instead; the queue goes out as one batch when
-nothing of it is in flight yet (at the next turn of the event loop: a lone call waits for no
-timer), or else after `linger` seconds (default 1 ms), or as soon as it holds `max_batch`
-items or `budget` bytes. Each caller gets its own outcome: its result, or its own exception
+nothing of it is in flight (at the next turn of the event loop: a lone call waits for no
+timer), or else after `linger` seconds (default 1 ms) or when the calls in flight have all
+answered, whichever comes first, or as soon as it holds `max_batch` items or `budget` bytes. Each caller gets its own outcome: its result, or its own exception
 (raised as the single call would raise it); a call that fails whole fails every item in it.
 """
 
@@ -71,6 +71,9 @@ class Coalescer(Generic[M, R]):
         self._queued_bytes = 0
         self._timer: asyncio.Handle | None = None
         self._sending: set[asyncio.Task[None]] = set()
+        # calls not yet answered (a task is still in _sending for a moment after its answer:
+        # the next call of a caller it woke must not count it as busy)
+        self._in_flight = 0
         self.batches = 0  # batched calls made
         self.items = 0    # single calls they carried
 
@@ -87,7 +90,7 @@ class Coalescer(Generic[M, R]):
             self._flush()
         elif self._timer is None:
             # idle: at the next turn (callers of the same turn still join); busy: linger
-            self._timer = (loop.call_later(self.linger, self._flush) if self._sending and self.linger
+            self._timer = (loop.call_later(self.linger, self._flush) if self._in_flight and self.linger
                            else loop.call_soon(self._flush))
         return await done
 
@@ -98,6 +101,7 @@ class Coalescer(Generic[M, R]):
         batch, self._queue, self._queued_bytes = self._queue, [], 0
         if not batch:
             return
+        self._in_flight += 1
         task = asyncio.create_task(self._send(batch), name=f"durable-client-{self.name}-batch")
         self._sending.add(task)
         task.add_done_callback(self._sending.discard)
@@ -106,7 +110,12 @@ class Coalescer(Generic[M, R]):
         self.batches += 1
         self.items += len(batch)
         try:
-            outcomes = await self.send([message for message, _ in batch])
+            try:
+                outcomes = await self.send([message for message, _ in batch])
+            finally:
+                self._in_flight -= 1
+                if not self._in_flight and self._queue:  # what waited for this answer goes now
+                    self._flush()
         except BaseException as exc:  # the call failed whole: every caller sees it
             for _, done in batch:
                 if not done.done():

@@ -155,11 +155,26 @@ async def test_concurrent_single_calls_coalesce_and_each_gets_its_own_outcome(
 
 
 async def test_a_lone_call_waits_for_no_linger(address: str) -> None:
-    # a linger far longer than any call: an idle queue goes out at once, so the call returns
-    # well before it would end; a busy one waits for company
+    # a linger far longer than any call: an idle queue goes out at once, so each call returns
+    # well before the linger would end, also the next call of a caller the last answer woke
     async with Client(address, linger=30.0) as client:
-        await asyncio.wait_for(client.enqueue_activity("a", {}), timeout=10)
-        await asyncio.wait_for(client.start_workflow("wf"), timeout=10)
+        for _ in range(3):
+            await asyncio.wait_for(client.enqueue_activity("a", {}), timeout=10)
+            await asyncio.wait_for(client.start_workflow("wf"), timeout=10)
+        assert [(c.batches, c.items) for c in client.coalescers] == [(3, 3), (3, 3)]
+
+
+async def test_calls_that_wait_for_an_answer_in_flight_go_when_it_comes(address: str) -> None:
+    # busy: the calls made while one is in flight go together as soon as it answers, not
+    # after the (here 30 s) linger
+    async with Client(address, linger=30.0) as client:
+        first = asyncio.create_task(client.enqueue_activity("a", {"i": 0}))
+        await asyncio.sleep(0)  # the first call is sent
+        rest = [client.enqueue_activity("a", {"i": i}) for i in range(1, 6)]
+        ids = await asyncio.wait_for(asyncio.gather(first, *rest), timeout=10)
+        assert len(set(ids)) == 6
+        [enqueues, _] = client.coalescers
+        assert (enqueues.batches, enqueues.items) == (2, 6)
 
 
 async def test_the_client_lists_split_into_calls_and_keep_their_indexes(
