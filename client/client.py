@@ -186,11 +186,9 @@ class Client:
             Coalescer(self._enqueue_batch, name="enqueue", **size) if coalesce else None)  # type: ignore[arg-type]
         self._starts: Coalescer[pb.StartWorkflowRequest, Started] | None = (
             Coalescer(self._start_batch, name="start", **size) if coalesce else None)  # type: ignore[arg-type]
-
-    @property
-    def coalescers(self) -> list[Coalescer[Any, Any]]:
-        """The queues of coalesced single calls (empty with coalesce=False), for their counts."""
-        return [c for c in (self._enqueues, self._starts) if c is not None]
+        # the queues of coalesced single calls (empty with coalesce=False), for their counts;
+        # kept for close() even when an older control plane turns coalescing off
+        self.coalescers: list[Coalescer[Any, Any]] = [c for c in (self._enqueues, self._starts) if c is not None]
 
     @property
     def channel(self) -> grpc.aio.Channel:

@@ -202,3 +202,30 @@ async def test_the_client_lists_split_into_calls_and_keep_their_indexes(
         assert started[0] == Started("s-1", True) and started[2] == Started("s-1", False)
         assert isinstance(started[1], InvalidArgument) and str(started[1]) == "starts[1]: workflow_type is required"
     assert await db.fetchval("SELECT count(*) FROM durable_task_queue WHERE kind = 'activity'") == 1004 + 10
+
+
+class _OlderControlPlane(pb_grpc.ClientServiceServicer):
+    """A ClientService from before the batched calls: EnqueueActivity only."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def EnqueueActivity(self, request: pb.EnqueueActivityRequest, context: object) -> pb.EnqueueActivityResponse:
+        self.calls += 1
+        return pb.EnqueueActivityResponse(task_id=f"t-{request.input_json}")
+
+
+async def test_against_an_older_control_plane_the_client_goes_back_to_single_calls() -> None:
+    older = _OlderControlPlane()
+    server = grpc.aio.server()
+    pb_grpc.add_ClientServiceServicer_to_server(older, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        async with Client(f"127.0.0.1:{port}") as client:
+            ids = await asyncio.gather(*(client.enqueue_activity("a", {"i": i}) for i in range(3)))
+            assert ids == [f't-{{"i":{i}}}' for i in range(3)] and older.calls == 3
+            assert await client.enqueue_activity("a", {"i": 9}) == 't-{"i":9}'
+            assert client.coalescers[0].batches == 1  # the one refused; single calls since
+    finally:
+        await server.stop(None)
