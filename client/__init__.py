@@ -13,11 +13,20 @@ from durable.client.client import (
     WorkflowPage,
     WorkflowView,
 )
-from durable.client.bulk import BulkResult, DeadLetterSelection, Enqueued, WorkflowSelection
+from durable.client.bulk import (
+    Activity,
+    BulkResult,
+    DeadLetterSelection,
+    Enqueued,
+    Started,
+    WorkflowSelection,
+    WorkflowStart,
+)
 from durable.client.schedules import ScheduleView
 
 __all__ = [
     "DEFAULT_ADDRESS",
+    "Activity",
     "BulkResult",
     "Client",
     "DeadLetterSelection",
@@ -25,10 +34,12 @@ __all__ = [
     "EventView",
     "PermissionDenied",
     "ScheduleView",
+    "Started",
     "TaskView",
     "Unauthenticated",
     "Unavailable",
     "WorkflowPage",
     "WorkflowSelection",
+    "WorkflowStart",
     "WorkflowView",
 ]

@@ -1,8 +1,12 @@
-"""What the client's bulk actions and keyed enqueues take and answer."""
+"""What the client's bulk actions, batches and keyed enqueues take and answer."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from durable.common.converter import to_json
+from durable.common.payloads import encode_payload
 
 from durable.proto.v1 import durable_pb2 as pb
 
@@ -14,6 +18,55 @@ class Enqueued:
 
     task_id: str
     duplicate: bool = False
+
+
+class Started(NamedTuple):
+    """A started workflow's id, and whether this start made it (False: the id existed)."""
+
+    workflow_id: str
+    created: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Activity:
+    """One standalone activity of `Client.enqueue_activities`, with enqueue_activity's arguments."""
+
+    activity_type: str
+    input: dict[str, Any] | None = None
+    priority: int = 0
+    max_attempts: int = 0
+    idempotency_key: str | None = None
+    concurrency_key: str | None = None
+    concurrency_limit: int | None = None
+
+    def message(self) -> pb.EnqueueActivityRequest:
+        return pb.EnqueueActivityRequest(
+            activity_type=self.activity_type,
+            input_json=encode_payload(self.input or {}),
+            options=pb.ActivityOptions(
+                priority=self.priority, retry_policy=pb.RetryPolicy(max_attempts=self.max_attempts),
+                concurrency_key=self.concurrency_key or "", concurrency_limit=self.concurrency_limit or 0,
+            ),
+            idempotency_key=self.idempotency_key or "",
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowStart:
+    """One start of `Client.start_workflows`, with start_workflow's arguments."""
+
+    workflow_type: str
+    input: Any = None
+    workflow_id: str | None = None
+    concurrency_key: str | None = None
+    concurrency_limit: int | None = None
+
+    def message(self) -> pb.StartWorkflowRequest:
+        return pb.StartWorkflowRequest(
+            workflow_type=self.workflow_type, workflow_id=self.workflow_id or "",
+            input_json=encode_payload(to_json(self.input) if self.input is not None else {}),
+            concurrency_key=self.concurrency_key or "", concurrency_limit=self.concurrency_limit or 0,
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,24 +3,44 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
+from google.protobuf.message import Message
 
-from durable.common.errors import DurableError
+from durable.common.errors import DurableError, MessageTooLarge
 from durable.common.payloads import encode_payload
 from durable.common.converter import to_json
 from durable.common.security import ClientSecurity, load_client_security, open_channel
 from durable.common.status import DATABASE_UNAVAILABLE_DETAILS, error_for, error_for_rpc, raised_by_durable
-from durable.client.bulk import BulkResult, DeadLetterSelection, Enqueued, WorkflowSelection
+from durable.client.bulk import (
+    Activity,
+    BulkResult,
+    DeadLetterSelection,
+    Enqueued,
+    Started,
+    WorkflowSelection,
+    WorkflowStart,
+)
+from durable.client.coalescing import Coalescer, chunks
 from durable.client.schedules import ScheduleView, schedule_view, unix
 from durable.proto.v1 import durable_pb2 as pb
 from durable.proto.v1 import durable_pb2_grpc as pb_grpc
 
 DEFAULT_ADDRESS = "127.0.0.1:9001"
+# What one EnqueueActivities or StartWorkflows call carries at most: the control plane takes
+# 1000 items and 8 MiB; the client keeps its batches at half that many bytes.
+MAX_BATCH_ITEMS = 1000
+DEFAULT_BATCH_BYTES = 4 * 1024 * 1024
+# The control plane's per-item messages start with the item's index in its call.
+_ITEM_PREFIX = re.compile(r"^\w+\[\d+\]: ")
+
+M = TypeVar("M", bound=Message)
+R = TypeVar("R")
 
 
 class Unavailable(DurableError):
@@ -170,13 +190,28 @@ class Client:
     """
 
     def __init__(
-        self, address: str = DEFAULT_ADDRESS, *, timeout: float = 30.0, security: ClientSecurity | None = None
+        self, address: str = DEFAULT_ADDRESS, *, timeout: float = 30.0, security: ClientSecurity | None = None,
+        coalesce: bool = True, linger: float = 0.001, max_batch: int = MAX_BATCH_ITEMS,
+        batch_bytes: int = DEFAULT_BATCH_BYTES,
     ) -> None:
+        """`coalesce` (default on): concurrent enqueue_activity and start_workflow calls go out
+        together as EnqueueActivities and StartWorkflows calls (see durable.client.coalescing):
+        at once when none is in flight, else after `linger` seconds, at most `max_batch` items
+        (up to 1000) and `batch_bytes` bytes a call. Each call still answers or raises its own."""
         self.address = address
         self.timeout = timeout
+        self.batch_bytes = batch_bytes
         # Token and TLS from DURABLE_AUTH_TOKEN(_FILE) and DURABLE_TLS_* unless given.
         self._channel = open_channel(address, security or load_client_security())
         self._stub = pb_grpc.ClientServiceStub(self._channel)
+        size = {"linger": linger, "max_batch": min(max_batch, MAX_BATCH_ITEMS), "budget": batch_bytes}
+        self._enqueues: Coalescer[pb.EnqueueActivityRequest, Enqueued] | None = (
+            Coalescer(self._enqueue_batch, name="enqueue", **size) if coalesce else None)  # type: ignore[arg-type]
+        self._starts: Coalescer[pb.StartWorkflowRequest, Started] | None = (
+            Coalescer(self._start_batch, name="start", **size) if coalesce else None)  # type: ignore[arg-type]
+        # the queues of coalesced single calls (empty with coalesce=False), for their counts;
+        # kept for close() even when an older control plane turns coalescing off
+        self.coalescers: list[Coalescer[Any, Any]] = [c for c in (self._enqueues, self._starts) if c is not None]
 
     @property
     def channel(self) -> grpc.aio.Channel:
@@ -190,6 +225,9 @@ class Client:
         await self.close()
 
     async def close(self) -> None:
+        """Send the coalesced calls still queued, wait for their answers, close the channel."""
+        for coalescer in self.coalescers:
+            await coalescer.drain()
         await self._channel.close()
 
     async def _call(self, method: str, request: Any, timeout: float | None = None) -> Any:
@@ -220,18 +258,31 @@ class Client:
     async def start_workflow(
         self, workflow_type: str, input: Any = None, *, workflow_id: str | None = None,
         concurrency_key: str | None = None, concurrency_limit: int | None = None,
-    ) -> tuple[str, bool]:
+    ) -> Started:
         """Returns (workflow id, created). An existing id returns that workflow, created=False.
         With `concurrency_key` and `concurrency_limit`, at most that many workflows of the key
         run at once (this one waits, pending, for its turn)."""
-        reply = await self._call(
-            "StartWorkflow",
-            pb.StartWorkflowRequest(
-                workflow_type=workflow_type, workflow_id=workflow_id or "", input_json=_payload(input),
-                concurrency_key=concurrency_key or "", concurrency_limit=concurrency_limit or 0,
-            ),
-        )
-        return reply.workflow_id, reply.created
+        request = WorkflowStart(workflow_type, input, workflow_id, concurrency_key, concurrency_limit).message()
+        if self._starts is not None:
+            return await self._starts.submit(request)
+        return await self._start_one(request)
+
+    async def _start_one(self, request: pb.StartWorkflowRequest) -> Started:
+        reply = await self._call("StartWorkflow", request)
+        return Started(reply.workflow_id, reply.created)
+
+    async def start_workflows(self, starts: Sequence[WorkflowStart]) -> list[Started | DurableError]:
+        """Start many workflows in as few StartWorkflows calls as fit (1000 and `batch_bytes` a
+        call). Never raises for an item: each answers, in order, Started or its own error
+        (its message names its index); a call that failed whole fails each of its items."""
+        return await self._batches(self._start_batch, [s.message() for s in starts])
+
+    async def _start_batch(
+        self, requests: list[pb.StartWorkflowRequest], first: int | None = None
+    ) -> list[Started | DurableError]:
+        return await self._batch(
+            "StartWorkflows", pb.StartWorkflowsRequest(starts=requests), requests, "starts", first,
+            lambda o: Started(o.workflow_id, o.created), self._start_one, self._start_batch)
 
     async def signal_workflow(self, workflow_id: str, signal_type: str, payload: Any = None) -> int:
         reply = await self._call(
@@ -397,19 +448,77 @@ class Client:
         idempotency_key: str | None = None, concurrency_key: str | None = None, concurrency_limit: int | None = None,
     ) -> Enqueued:
         """enqueue_activity, answering the task's id and whether the key made it earlier."""
-        reply = await self._call(
-            "EnqueueActivity",
-            pb.EnqueueActivityRequest(
-                activity_type=activity_type,
-                input_json=encode_payload(input or {}),
-                options=pb.ActivityOptions(
-                    priority=priority, retry_policy=pb.RetryPolicy(max_attempts=max_attempts),
-                    concurrency_key=concurrency_key or "", concurrency_limit=concurrency_limit or 0,
-                ),
-                idempotency_key=idempotency_key or "",
-            ),
-        )
+        request = Activity(activity_type, input, priority, max_attempts, idempotency_key,
+                           concurrency_key, concurrency_limit).message()
+        if self._enqueues is not None:
+            return await self._enqueues.submit(request)
+        return await self._enqueue_one(request)
+
+    async def _enqueue_one(self, request: pb.EnqueueActivityRequest) -> Enqueued:
+        reply = await self._call("EnqueueActivity", request)
         return Enqueued(str(reply.task_id), bool(reply.duplicate))
+
+    async def enqueue_activities(self, activities: Sequence[Activity]) -> list[Enqueued | DurableError]:
+        """Queue many standalone activities in as few EnqueueActivities calls as fit (1000 and
+        `batch_bytes` a call). Never raises for an item: each answers, in order, Enqueued or its
+        own error (its message names its index); a call that failed whole fails each of its items."""
+        return await self._batches(self._enqueue_batch, [a.message() for a in activities])
+
+    async def _enqueue_batch(
+        self, requests: list[pb.EnqueueActivityRequest], first: int | None = None
+    ) -> list[Enqueued | DurableError]:
+        return await self._batch(
+            "EnqueueActivities", pb.EnqueueActivitiesRequest(activities=requests), requests, "activities", first,
+            lambda o: Enqueued(o.task_id, o.duplicate), self._enqueue_one, self._enqueue_batch)
+
+    # -- batches: one call per chunk, one outcome per item ------------------------------------
+
+    async def _batches(
+        self, send: Callable[[list[M], int], Awaitable[list[R | DurableError]]], requests: list[M]
+    ) -> list[R | DurableError]:
+        out: list[R | DurableError] = []
+        for chunk in chunks(requests, MAX_BATCH_ITEMS, self.batch_bytes):
+            out += await send(chunk, len(out))
+        return out
+
+    async def _batch(
+        self, method: str, request: Message, items: list[M], field: str, first: int | None,
+        result: Callable[[Any], R], one: Callable[[M], Awaitable[R]],
+        again: Callable[[list[M], int | None], Awaitable[list[R | DurableError]]],
+    ) -> list[R | DurableError]:
+        """One batched call. Item errors keep the control plane's message without its index in
+        this call, and with `first`, the item's index in the caller's list instead. A batch
+        gRPC refuses as too large goes again in halves; an older control plane without the
+        batched call gets single calls (and coalescing stops)."""
+        try:
+            reply = await getattr(self._stub, method)(request, timeout=self.timeout)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.UNIMPLEMENTED:
+                self._enqueues = self._starts = None
+                return [await self._settled(one(item)) for item in items]
+            error = self._error(exc)
+            if isinstance(error, MessageTooLarge) and len(items) > 1:
+                half = len(items) // 2
+                return [*await again(items[:half], first),
+                        *await again(items[half:], None if first is None else first + half)]
+            return [error] * len(items)
+        out: list[R | DurableError] = []
+        for i, o in enumerate(reply.outcomes):
+            if not o.code:
+                out.append(result(o))
+                continue
+            message = _ITEM_PREFIX.sub("", o.message)
+            code = grpc.StatusCode[o.code] if o.code in grpc.StatusCode.__members__ else grpc.StatusCode.UNKNOWN
+            out.append(error_for(code, message if first is None else f"{field}[{first + i}]: {message}"))
+        missing = len(items) - len(out)
+        return out + [DurableError(f"{method} answered {len(out)} outcomes for {len(items)} items")] * missing
+
+    @staticmethod
+    async def _settled(call: Awaitable[R]) -> R | DurableError:
+        try:
+            return await call
+        except DurableError as exc:
+            return exc
 
     # -- bulk actions: one batch a call; call again with next_page_token until it is "" ---------
 

@@ -14,11 +14,13 @@ from durable.common import tracing
 from durable.common.errors import InvalidArgument, TimedOut, WrongState
 from durable.controlplane.dispatch import TaskSignals, ended_key
 from durable.controlplane.grpc import budget, convert
+from durable.controlplane.grpc.batch_calls import BatchCalls, incoming_traceparent
 from durable.controlplane.grpc.errors import generic_handler, required, rpc
 from durable.controlplane.grpc.schedule_service import ScheduleCalls
 from durable.controlplane.store import Store
 from durable.controlplane.store.browse import encode_page_token
 from durable.controlplane.store.served_types import ServedTypeStore, unserved_of
+from durable.controlplane.store.batches import BatchStore
 from durable.controlplane.store.bulk import BulkActions, BulkOutcome, DeadLetterFilter, WorkflowFilter
 from durable.controlplane.store.idempotency import IdempotencyStore
 from durable.controlplane.store import lineage
@@ -34,18 +36,10 @@ DEFAULT_BUCKET_SECONDS = 60
 MAX_BUCKET_SECONDS = 86_400
 
 
-def _traceparent(context: Any) -> str | None:
-    for key, value in context.invocation_metadata() or ():
-        if key == tracing.TRACEPARENT:
-            return str(value)
-    return None
-
-
-
 DEFAULT_QUERY_TIMEOUT = 10.0
 
 
-class ClientService(ScheduleCalls, pb_grpc.ClientServiceServicer):
+class ClientService(ScheduleCalls, BatchCalls, pb_grpc.ClientServiceServicer):
     def __init__(
         self, store: Store, *, max_payload_bytes: int, max_response_bytes: int = 64 * 1024 * 1024,
         queries: WorkflowQueryStore | None = None, signals: TaskSignals | None = None,
@@ -58,6 +52,10 @@ class ClientService(ScheduleCalls, pb_grpc.ClientServiceServicer):
         self.idempotency = idempotency or IdempotencyStore(store.pool, clock=store.clock, max_payload_bytes=max_payload_bytes)
         self.bulk = BulkActions(store)
         self.rate_limits = rate_limits or RateLimitStore(store.pool, clock=store.clock)
+        self.batches = BatchStore(
+            store.pool, clock=store.clock, max_payload_bytes=max_payload_bytes,
+            workflow_task_max_attempts=store.workflow_task_max_attempts, rng=store.rng, observer=store.observer,
+        )
         self.limit = max_payload_bytes
         self.max_response_bytes = max_response_bytes
         self.queries = queries
@@ -67,7 +65,7 @@ class ClientService(ScheduleCalls, pb_grpc.ClientServiceServicer):
     async def StartWorkflow(self, request: pb.StartWorkflowRequest, context: Any) -> pb.StartWorkflowResponse:
         input_value = convert.load(request.input_json, "input_json", self.limit)
         workflow_type = required(request.workflow_type, "workflow_type")
-        with tracing.span("durable.workflow.start", _traceparent(context), **{
+        with tracing.span("durable.workflow.start", incoming_traceparent(context), **{
             "durable.workflow.type": workflow_type, "durable.workflow.id": request.workflow_id,
         }) as traceparent:
             wf, created = await self.store.start_workflow(
@@ -246,18 +244,20 @@ class ClientService(ScheduleCalls, pb_grpc.ClientServiceServicer):
 
     @rpc
     async def EnqueueActivity(self, request: pb.EnqueueActivityRequest, context: Any) -> pb.EnqueueActivityResponse:
-        input_value = convert.load(request.input_json, "input_json", self.limit)
+        # checked once here and passed on as text (not decoded to be encoded again), with
+        # options parsed once per distinct encoding: the store only writes
+        input_checked = convert.checked(request.input_json, "input_json", self.limit)
         activity_type = required(request.activity_type, "activity_type")
-        with tracing.span("durable.activity.enqueue", _traceparent(context), **{
+        with tracing.span("durable.activity.enqueue", incoming_traceparent(context), **{
             "durable.activity.type": activity_type,
         }) as traceparent:
-            options = convert.activity_options(request.options)
+            options = convert.parsed_options(request.options)
             trace = tracing.parse_traceparent(traceparent)
             if request.idempotency_key:
                 done = await self.idempotency.enqueue_activity_once(
-                    activity_type, input_value, request.idempotency_key, options=options, trace=trace)
+                    activity_type, input_checked, request.idempotency_key, options=options, trace=trace)
                 return pb.EnqueueActivityResponse(task_id=str(done.task_id), duplicate=done.duplicate)
-            task_id = await self.store.enqueue_activity(activity_type, input_value, options=options, trace=trace)
+            task_id = await self.store.enqueue_activity(activity_type, input_checked, options=options, trace=trace)
         return pb.EnqueueActivityResponse(task_id=str(task_id))
 
     @rpc

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from durable.common.errors import InvalidArgument
 from durable.common.payloads import Checked, check_payload, decode_payload
+from durable.common.policies import ActivityOptions
 from durable.common.tracing import format_traceparent
 from durable.controlplane.store import (
     CircuitBreaker,
@@ -79,6 +81,18 @@ def activity_options(msg: pb.ActivityOptions) -> dict[str, Any]:
         out["concurrency_key"] = msg.concurrency_key
         out["concurrency_limit"] = msg.concurrency_limit
     return out
+
+
+def parsed_options(msg: pb.ActivityOptions) -> ActivityOptions:
+    """The request's activity options, validated: producers send the same few options again
+    and again (most often none), so each distinct encoding is parsed once."""
+    return _parsed_options(msg.SerializeToString(deterministic=True))
+
+
+@lru_cache(maxsize=512)
+def _parsed_options(data: bytes) -> ActivityOptions:
+    # a refused encoding raises and is not kept
+    return ActivityOptions.parse(activity_options(pb.ActivityOptions.FromString(data)), field="options")  # type: ignore[no-any-return]
 
 
 def action(msg: pb.WorkflowAction, index: int, limit: int) -> dict[str, Any]:

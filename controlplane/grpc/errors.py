@@ -47,6 +47,12 @@ def tolerant(message_class: Any) -> Callable[[bytes], Any]:
     return parse
 
 
+@functools.cache
+def _logged_fields(descriptor: Any) -> tuple[str, ...]:
+    """The ids a request of this message type carries for the log context (read once per type)."""
+    return tuple(f for f in _LOGGED_FIELDS if f in descriptor.fields_by_name)
+
+
 def rpc(handler: Handler[R]) -> Handler[R]:
     @functools.wraps(handler)
     async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> R:
@@ -56,7 +62,9 @@ def rpc(handler: Handler[R]) -> Handler[R]:
                 f"the request is not a valid {request.message_name} message ({request.error}); "
                 "use the durable.v1 protobuf definitions",
             )
-        bind(**{f: getattr(request, f) for f in _LOGGED_FIELDS if hasattr(request, f)})
+        logged = _logged_fields(request.DESCRIPTOR)
+        if logged:  # a call without such fields (EnqueueActivity) binds nothing, as before
+            bind(**{f: getattr(request, f) for f in logged})
         try:
             return await handler(self, request, context)
         except DurableError as exc:

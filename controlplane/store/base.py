@@ -14,6 +14,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 from uuid import UUID
 
@@ -56,6 +57,13 @@ def parse_uuid(value: Any, field: str) -> UUID:
         return UUID(str(value))
     except ValueError:
         raise InvalidArgument(f"{field} {value!r} is not a UUID") from None
+
+
+@lru_cache(maxsize=256)
+def policy_json(options: ActivityOptions) -> str:
+    """The retry policy's JSON column: options are frozen models, and the few distinct ones a
+    producer uses are encoded once."""
+    return options.retry_policy.model_dump_json()
 
 
 def check_name(value: Any, field: str) -> str:
@@ -291,7 +299,7 @@ class StoreBase:
             opts.priority,
             now + timedelta(seconds=opts.start_delay),
             policy.max_attempts,
-            policy.model_dump_json(),
+            policy_json(opts),
             opts.schedule_to_start_timeout,
             opts.start_to_close_timeout,
             opts.heartbeat_timeout,

@@ -16,7 +16,7 @@ from uuid import UUID
 
 from durable.common.errors import InvalidArgument
 from durable.common.policies import ActivityOptions
-from durable.controlplane.store.base import StoreBase, check_name
+from durable.controlplane.store.base import StoreBase, check_name, policy_json
 from durable.controlplane.store.queries import Q
 
 DEFAULT_WINDOW_SECONDS = 86_400.0
@@ -64,7 +64,7 @@ class IdempotencyStore(StoreBase):
                 if taken is not None:
                     await conn.execute(
                         Q.insert_keyed_task, fresh, activity_type, input_json, opts.priority,
-                        now + timedelta(seconds=opts.start_delay), policy.max_attempts, policy.model_dump_json(),
+                        now + timedelta(seconds=opts.start_delay), policy.max_attempts, policy_json(opts),
                         opts.schedule_to_start_timeout, opts.start_to_close_timeout, opts.heartbeat_timeout,
                         now, trace_id, span_id, opts.concurrency_key, opts.concurrency_limit,
                     )

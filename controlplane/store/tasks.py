@@ -55,12 +55,13 @@ class TaskStore(BreakerStore):
     async def enqueue_activity(
         self,
         activity_type: str,
-        input: dict[str, Any] | None = None,
+        input: Any = None,
         *,
         options: ActivityOptions | dict[str, Any] | None = None,
         trace: tuple[str, str] | None = None,
     ) -> UUID:
-        """Queue a standalone activity task (one that belongs to no workflow)."""
+        """Queue a standalone activity task (one that belongs to no workflow). `input` is a
+        payload value, or a payloads.Checked whose text is written as it is."""
         check_name(activity_type, "activity_type")
         opts = options if isinstance(options, ActivityOptions) else ActivityOptions.parse(options, field="options")
         input_json = self.payload(input, "input")

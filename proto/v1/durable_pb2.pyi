@@ -924,6 +924,54 @@ class EnqueueActivityResponse(_message.Message):
     duplicate: bool
     def __init__(self, task_id: _Optional[str] = ..., duplicate: _Optional[bool] = ...) -> None: ...
 
+class EnqueueActivitiesRequest(_message.Message):
+    __slots__ = ("activities",)
+    ACTIVITIES_FIELD_NUMBER: _ClassVar[int]
+    activities: _containers.RepeatedCompositeFieldContainer[EnqueueActivityRequest]
+    def __init__(self, activities: _Optional[_Iterable[_Union[EnqueueActivityRequest, _Mapping]]] = ...) -> None: ...
+
+class EnqueueOutcome(_message.Message):
+    __slots__ = ("task_id", "duplicate", "code", "message")
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATE_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    task_id: str
+    duplicate: bool
+    code: str
+    message: str
+    def __init__(self, task_id: _Optional[str] = ..., duplicate: _Optional[bool] = ..., code: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+
+class EnqueueActivitiesResponse(_message.Message):
+    __slots__ = ("outcomes",)
+    OUTCOMES_FIELD_NUMBER: _ClassVar[int]
+    outcomes: _containers.RepeatedCompositeFieldContainer[EnqueueOutcome]
+    def __init__(self, outcomes: _Optional[_Iterable[_Union[EnqueueOutcome, _Mapping]]] = ...) -> None: ...
+
+class StartWorkflowsRequest(_message.Message):
+    __slots__ = ("starts",)
+    STARTS_FIELD_NUMBER: _ClassVar[int]
+    starts: _containers.RepeatedCompositeFieldContainer[StartWorkflowRequest]
+    def __init__(self, starts: _Optional[_Iterable[_Union[StartWorkflowRequest, _Mapping]]] = ...) -> None: ...
+
+class StartOutcome(_message.Message):
+    __slots__ = ("workflow_id", "created", "code", "message")
+    WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    workflow_id: str
+    created: bool
+    code: str
+    message: str
+    def __init__(self, workflow_id: _Optional[str] = ..., created: _Optional[bool] = ..., code: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+
+class StartWorkflowsResponse(_message.Message):
+    __slots__ = ("outcomes",)
+    OUTCOMES_FIELD_NUMBER: _ClassVar[int]
+    outcomes: _containers.RepeatedCompositeFieldContainer[StartOutcome]
+    def __init__(self, outcomes: _Optional[_Iterable[_Union[StartOutcome, _Mapping]]] = ...) -> None: ...
+
 class DeadLetter(_message.Message):
     __slots__ = ("id", "original_task_id", "workflow_id", "activity_id", "activity_type", "input_json", "attempts", "last_error", "error_history_json", "reason", "dead_at", "requeued_at", "requeue_count")
     ID_FIELD_NUMBER: _ClassVar[int]

@@ -682,6 +682,16 @@ class ClientServiceStub:
                 request_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.EnqueueActivityRequest.SerializeToString,
                 response_deserializer=durable_dot_proto_dot_v1_dot_durable__pb2.EnqueueActivityResponse.FromString,
                 _registered_method=True)
+        self.EnqueueActivities = channel.unary_unary(
+                '/durable.v1.ClientService/EnqueueActivities',
+                request_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.EnqueueActivitiesRequest.SerializeToString,
+                response_deserializer=durable_dot_proto_dot_v1_dot_durable__pb2.EnqueueActivitiesResponse.FromString,
+                _registered_method=True)
+        self.StartWorkflows = channel.unary_unary(
+                '/durable.v1.ClientService/StartWorkflows',
+                request_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.StartWorkflowsRequest.SerializeToString,
+                response_deserializer=durable_dot_proto_dot_v1_dot_durable__pb2.StartWorkflowsResponse.FromString,
+                _registered_method=True)
         self.ListDeadLetters = channel.unary_unary(
                 '/durable.v1.ClientService/ListDeadLetters',
                 request_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.ListDeadLettersRequest.SerializeToString,
@@ -866,6 +876,22 @@ class ClientServiceServicer:
 
     def EnqueueActivity(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EnqueueActivities(self, request, context):
+        """Many activities in one call (at most 1000, their inputs at most 8 MiB in all): the plain
+        ones in one transaction, keyed ones (idempotency_key) one by one. Each item has its own
+        outcome, in request order; a bad item fails alone.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StartWorkflows(self, request, context):
+        """Many starts in one call (same limits as EnqueueActivities); each item its own outcome.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -1087,6 +1113,16 @@ def add_ClientServiceServicer_to_server(servicer, server):
                     servicer.EnqueueActivity,
                     request_deserializer=durable_dot_proto_dot_v1_dot_durable__pb2.EnqueueActivityRequest.FromString,
                     response_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.EnqueueActivityResponse.SerializeToString,
+            ),
+            'EnqueueActivities': grpc.unary_unary_rpc_method_handler(
+                    servicer.EnqueueActivities,
+                    request_deserializer=durable_dot_proto_dot_v1_dot_durable__pb2.EnqueueActivitiesRequest.FromString,
+                    response_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.EnqueueActivitiesResponse.SerializeToString,
+            ),
+            'StartWorkflows': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartWorkflows,
+                    request_deserializer=durable_dot_proto_dot_v1_dot_durable__pb2.StartWorkflowsRequest.FromString,
+                    response_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.StartWorkflowsResponse.SerializeToString,
             ),
             'ListDeadLetters': grpc.unary_unary_rpc_method_handler(
                     servicer.ListDeadLetters,
@@ -1439,6 +1475,60 @@ class ClientService:
             '/durable.v1.ClientService/EnqueueActivity',
             durable_dot_proto_dot_v1_dot_durable__pb2.EnqueueActivityRequest.SerializeToString,
             durable_dot_proto_dot_v1_dot_durable__pb2.EnqueueActivityResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EnqueueActivities(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/durable.v1.ClientService/EnqueueActivities',
+            durable_dot_proto_dot_v1_dot_durable__pb2.EnqueueActivitiesRequest.SerializeToString,
+            durable_dot_proto_dot_v1_dot_durable__pb2.EnqueueActivitiesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StartWorkflows(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/durable.v1.ClientService/StartWorkflows',
+            durable_dot_proto_dot_v1_dot_durable__pb2.StartWorkflowsRequest.SerializeToString,
+            durable_dot_proto_dot_v1_dot_durable__pb2.StartWorkflowsResponse.FromString,
             options,
             channel_credentials,
             insecure,

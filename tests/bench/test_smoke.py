@@ -33,10 +33,12 @@ async def server(pg_admin_url: str) -> Server:
 
 async def test_throughput_drains_every_task_once(server: Server, tmp_path: Path) -> None:
     [row] = await run_throughput(server, n=300, configs=[(1, 8)], reps=1, enqueue_rpc_n=20,
-                                 enqueue_rpc_concurrency=4, log_dir=tmp_path, limit_s=60)
+                                 enqueue_rpc_concurrency=4, enqueue_rounds=1, log_dir=tmp_path, limit_s=60)
     assert not row["timed_out"]
     assert (row["completed"], row["not_completed"], row["claimed_twice"]) == (300, 0, 0)
     assert row["grpc_enqueue"]["n"] == 20
+    assert {k: v["n"] for k, v in row["enqueue_paths"].items()} == {"single": 20, "coalesced": 20, "batched": 20}
+    assert "Enqueue paths (tasks/s" in markdown({"meta": {"when": "now", "host": "h", "pg": "pg"}, "throughput": [row]})
     assert row["cpu_s_per_1k"]["total"] > 0
 
 

@@ -11,8 +11,10 @@ One run (a fresh database each time, like peer-bench W1):
    waiting claims;
 4. stop the clock when a SQL count shows no pending or claimed task left;
 5. check: every task completed, none claimed twice (attempt = 1 for all);
-6. stop the workers, then time EnqueueActivity over gRPC (M tasks, K concurrent calls) as a
-   separate number: the enqueue path through the API.
+6. stop the workers, then time the API's enqueue paths against a fresh control plane, round
+   by round (interleaved): single EnqueueActivity calls with K in flight, the same calls
+   coalesced by the client into EnqueueActivities, and enqueue_activities in lists of 500
+   (4 in flight); M tasks each, the median of the rounds.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import Any
 import asyncpg
 from durable.client import Client
 from durable.common.policies import ActivityOptions
+from durable.client import Activity, Client, Enqueued
 
 from tests.bench.harness import (
     ProcessCpu,
@@ -47,28 +50,63 @@ from tests.bench.harness import (
 PAD = "x" * 60  # ~100-byte payloads, as peer-bench's
 
 
-async def grpc_enqueue_rate(address: str, count: int, concurrency: int) -> dict[str, float]:
-    """EnqueueActivity through the client, `concurrency` calls in flight."""
+async def grpc_enqueue_rate(
+    address: str, count: int, concurrency: int, *, coalesce: bool = False, batch: int = 0
+) -> dict[str, float]:
+    """Tasks/s through the client: `concurrency` callers in flight, each making single
+    enqueue_activity calls (coalesced or not), or with `batch`, enqueue_activities of that many."""
     if count <= 0:
         return {"n": 0, "tasks_per_s": float("nan"), "call_p50_ms": float("nan")}
     durations: list[float] = []
     next_i = 0
-    async with Client(address) as client:
+    async with Client(address, coalesce=coalesce) as client:
         await client.enqueue_activity("noop_enqueue_only", {"i": -1})  # warm the channel
 
         async def caller() -> None:
             nonlocal next_i
             while next_i < count:
                 i = next_i
-                next_i += 1
+                take = max(1, min(batch, count - i))
+                next_i += take
                 t = time.perf_counter()
-                await client.enqueue_activity("noop_enqueue_only", {"i": i, "pad": PAD})
+                if batch:
+                    out = await client.enqueue_activities(
+                        [Activity("noop_enqueue_only", {"i": j, "pad": PAD}) for j in range(i, i + take)])
+                    if any(not isinstance(o, Enqueued) for o in out):
+                        raise RuntimeError(f"enqueue_activities failed: {next(o for o in out if not isinstance(o, Enqueued))}")
+                else:
+                    await client.enqueue_activity("noop_enqueue_only", {"i": i, "pad": PAD})
                 durations.append(time.perf_counter() - t)
 
         t0 = time.perf_counter()
         await asyncio.gather(*(caller() for _ in range(concurrency)))
         wall = time.perf_counter() - t0
-    return {"n": count, "tasks_per_s": count / wall, "call_p50_ms": statistics.median(durations) * 1e3}
+    return {"n": count, "tasks_per_s": count / wall, "call_p50_ms": statistics.median(durations) * 1e3,
+            "concurrency": concurrency, "batch": batch}
+
+
+# The API's enqueue paths, measured interleaved (round by round) against one control plane.
+ENQUEUE_PATHS: dict[str, dict[str, Any]] = {
+    "single": {"coalesce": False},
+    "coalesced": {"coalesce": True},
+    "batched": {"batch": 500},
+}
+
+
+async def enqueue_paths(
+    address: str, count: int, concurrency: int, rounds: int, *, batch_concurrency: int = 4
+) -> dict[str, dict[str, Any]]:
+    """Each path `rounds` times, interleaved (noise hits them alike); the median run of each."""
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in ENQUEUE_PATHS}
+    for _ in range(rounds):
+        for name, how in ENQUEUE_PATHS.items():
+            runs[name].append(await grpc_enqueue_rate(
+                address, count, batch_concurrency if how.get("batch") else concurrency, **how))
+    out: dict[str, dict[str, Any]] = {}
+    for name, rs in runs.items():
+        ordered = sorted(rs, key=lambda r: r["tasks_per_s"])
+        out[name] = {**ordered[len(ordered) // 2], "runs_tasks_per_s": [r["tasks_per_s"] for r in rs]}
+    return out
 
 
 async def run_throughput_once(
@@ -77,8 +115,9 @@ async def run_throughput_once(
     n: int,
     workers: int,
     concurrency: int,
-    enqueue_rpc_n: int = 2000,
+    enqueue_rpc_n: int = 6000,
     enqueue_rpc_concurrency: int = 32,
+    enqueue_rounds: int = 3,
     limit_s: float = 300.0,
     log_dir: Path | None = None,
     worker_env: dict[str, str] | None = None,
@@ -120,7 +159,9 @@ async def run_throughput_once(
                 outcome = await task_outcome(conn, ["noop"])
             # workers stopped (drained); the enqueue path through the API, on its own
             async with control_plane(url, log_dir) as cp2:
-                grpc_enqueue = await grpc_enqueue_rate(cp2.address, enqueue_rpc_n, enqueue_rpc_concurrency)
+                with profiled({f"{tag}-enqueue-controlplane": cp2.pid}, profile_dir):
+                    paths = await enqueue_paths(cp2.address, enqueue_rpc_n, enqueue_rpc_concurrency, enqueue_rounds)
+            grpc_enqueue = paths["single"]
         finally:
             await conn.close()
     pg_cpu = (c1[2] - c0[2]) if c0[2] is not None and c1[2] is not None else None
@@ -130,7 +171,7 @@ async def run_throughput_once(
         "tasks_per_s": done / wall, "timed_out": timed_out, **outcome,
         "cp_cpu_s": c1[0] - c0[0], "worker_cpu_s": c1[1] - c0[1], "pg_cpu_s": pg_cpu,
         "cp_rss_mb": cp_rss / 2**20, "enqueue_store_s": enqueue_s,
-        "grpc_enqueue": grpc_enqueue,
+        "grpc_enqueue": grpc_enqueue, "enqueue_paths": paths,
     }
     per_k = 1000 / max(done, 1)
     per_1k: dict[str, float | None] = {
@@ -144,7 +185,8 @@ async def run_throughput_once(
         f"throughput W={workers} C={concurrency}{f' keys={keys} (limit {key_limit})' if keys else ''}: "
         f"{result['tasks_per_s']:.0f} tasks/s wall={wall:.2f}s "
         f"cpu cp={result['cp_cpu_s']:.1f}s w={result['worker_cpu_s']:.1f}s pg={pg_cpu if pg_cpu is None else round(pg_cpu, 1)}s "
-        f"completed={done}/{n} twice={outcome['claimed_twice']} grpc-enqueue={grpc_enqueue['tasks_per_s']:.0f}/s"
+        f"completed={done}/{n} twice={outcome['claimed_twice']} enqueue/s store={n / enqueue_s:.0f} "
+        + " ".join(f"{k}={v['tasks_per_s']:.0f}" for k, v in paths.items())
     )
     return result
 
