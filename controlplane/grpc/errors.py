@@ -62,7 +62,8 @@ def rpc(handler: Handler[R]) -> Handler[R]:
                 f"the request is not a valid {request.message_name} message ({request.error}); "
                 "use the durable.v1 protobuf definitions",
             )
-        logged = _logged_fields(request.DESCRIPTOR)
+        descriptor = getattr(request, "DESCRIPTOR", None)  # not every wrapped call takes a message
+        logged = _logged_fields(descriptor) if descriptor is not None else ()
         if logged:  # a call without such fields (EnqueueActivity) binds nothing, as before
             bind(**{f: getattr(request, f) for f in logged})
         try:
