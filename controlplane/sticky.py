@@ -4,32 +4,31 @@ DURABLE_STICKY_FALLBACK_SECONDS (it was killed, or it is busy). See controlplane
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from datetime import timedelta
 
-from durable.controlplane.database_state import DatabaseState, LoopBackoff
+from durable.controlplane.database_state import DatabaseState
+from durable.controlplane.passes import PassLoop
 from durable.controlplane.store import Store
-from durable.controlplane.store.base import DATABASE_UNAVAILABLE
 from durable.controlplane.store.sticky import unstick
 
 logger = logging.getLogger(__name__)
 
 
-class StickyFallback:
+class StickyFallback(PassLoop):
     """A loop with run_once() (frees what waited too long) and run() (a pass every quarter of
     the fallback, so a decision waits at most about 1.25 x the fallback for its worker)."""
+
+    what = "sticky fallback"
 
     def __init__(
         self, store: Store, *, fallback: float, batch_size: int = 1000, database: DatabaseState | None = None,
         on_freed: Callable[[int], None] | None = None,
     ) -> None:
+        super().__init__(interval=max(fallback / 4, 0.05), batch_size=batch_size, database=database)
         self.store = store
         self.fallback = fallback
-        self.interval = max(fallback / 4, 0.05)
-        self.batch_size = batch_size
-        self.database = database or DatabaseState()
         self.on_freed = on_freed
 
     async def run_once(self) -> int:
@@ -41,19 +40,3 @@ class StickyFallback:
             if self.on_freed is not None:
                 self.on_freed(freed)
         return freed
-
-    async def run(self, stop: asyncio.Event) -> None:
-        backoff = LoopBackoff(self.interval)
-        while not stop.is_set():
-            failed = True
-            try:
-                while await self.run_once() >= self.batch_size and not stop.is_set():
-                    pass
-                failed = False
-                self.database.reachable()
-            except DATABASE_UNAVAILABLE as exc:
-                self.database.lost("sticky fallback", exc)
-            except Exception:
-                if backoff.failures == 0:
-                    logger.exception("sticky fallback pass failed; retrying with backoff")
-            await self.database.pause(stop, backoff.next(failed))
