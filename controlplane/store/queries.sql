@@ -283,9 +283,12 @@ RETURNING t.id, t.kind, t.workflow_id, t.activity_id, t.activity_type, t.input, 
     t.heartbeat_details, t.trace_id, t.span_id, t.sticky_to;
 
 -- name: lock_owned_task
--- The fence: the row only when this worker still holds this attempt.
+-- The fence: the row only when this worker still holds this attempt. The fences read the row
+-- by its primary key: `status || ''` keeps the planner off the claimed index, which it takes
+-- when statistics were gathered while nothing was claimed (a fresh queue) and then reads
+-- every claimed task per call (measured: 2.3M index reads per 1,000 four-step workflows).
 SELECT * FROM durable_task_queue
-WHERE id = $1 AND status = 'claimed' AND claimed_by = $2 AND attempt = $3
+WHERE id = $1 AND status || '' = 'claimed' AND claimed_by = $2 AND attempt = $3
 FOR UPDATE;
 
 -- name: get_task
@@ -302,7 +305,7 @@ FOR UPDATE;
 -- name: owned_workflow_task
 -- The workflow of workflow task $1 while worker $2 holds attempt $3 (no row otherwise).
 SELECT workflow_id FROM durable_task_queue
-WHERE id = $1 AND status = 'claimed' AND claimed_by = $2 AND attempt = $3 AND kind = 'workflow';
+WHERE id = $1 AND status || '' = 'claimed' AND claimed_by = $2 AND attempt = $3 AND kind = 'workflow';
 
 -- name: task_workflow_id
 -- What a task's write path needs first: which workflow to lock (NULL for a standalone task).
@@ -345,7 +348,7 @@ SELECT pg_notify('durable_tasks', $1);
 -- failure the workflow saw): the result stays on the task, the history gets no second one.
 UPDATE durable_task_queue t
 SET status = 'completed', result = $4::jsonb, completed_at = $5
-WHERE id = $1 AND status = 'claimed' AND claimed_by = $2 AND attempt = $3 AND kind = 'activity'
+WHERE id = $1 AND status || '' = 'claimed' AND claimed_by = $2 AND attempt = $3 AND kind = 'activity'
 RETURNING activity_id, activity_type, attempt, t.workflow_id IS NOT NULL AND EXISTS (
     SELECT 1 FROM durable_workflow_events e
     WHERE e.workflow_id = t.workflow_id AND e.event_type IN ('ActivityCompleted', 'ActivityFailed')
