@@ -35,10 +35,6 @@ class InstanceCache:
     def __len__(self) -> int:
         return len(self._kept)
 
-    def holds(self, workflow_id: str, at_seq: int) -> bool:
-        kept = self._kept.get(workflow_id)
-        return kept is not None and kept.seen_through_seq == at_seq
-
     def take(self, workflow_id: str, at_seq: int) -> WorkflowInstance | None:
         """The instance standing at `at_seq`, taken out of the cache (None: not kept there; an
         instance kept at another point is dropped)."""
@@ -70,8 +66,3 @@ class InstanceCache:
         if kept is not None and kept.instance is instance:
             del self._kept[workflow_id]
             instance.close()
-
-    def clear(self) -> None:
-        while self._kept:
-            _, kept = self._kept.popitem()
-            kept.instance.close()

@@ -157,11 +157,6 @@ class WorkflowInstance:
         self._events = []
         return self.advance(history, decided_through_seq, keep_open=keep_open)
 
-    @property
-    def seen_through_seq(self) -> int:
-        """The last event this instance was fed."""
-        return self._events[-1].sequence_num if self._events else 0
-
     def advance(self, events: Iterable[HistoryEvent], decided_through_seq: int, *, keep_open: bool = True) -> Decision:
         """Go on from where the instance stands with the `events` after it (a kept instance,
         sticky decisions): the same walk as replay(), as if the history had been fed whole."""
