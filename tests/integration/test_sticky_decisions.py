@@ -121,11 +121,16 @@ async def test_a_killed_workers_decision_falls_back_to_another_and_replays(deplo
             workflow_id, _ = await client.start_workflow("step_wait_step", None)
 
             async def kept_by() -> str | None:
-                row = await conn.fetchrow(
-                    "SELECT sticky_worker_id, last_event_seq FROM durable_workflow_instances WHERE id = $1",
-                    workflow_id)
                 # waiting for the signal: started, scheduled, completed, and the second decision
-                return row["sticky_worker_id"] if row["last_event_seq"] >= 3 and row["sticky_worker_id"] else None
+                # applied (it saw event 3) with no decision task left open. Killing the holder
+                # while it still held that decision claimed would leave it to the reaper.
+                row = await conn.fetchrow(
+                    "SELECT sticky_worker_id, decision_seen_seq, NOT EXISTS ("
+                    "  SELECT 1 FROM durable_task_queue t WHERE t.workflow_id = i.id AND t.kind = 'workflow'"
+                    "  AND t.status IN ('pending', 'claimed')) AS settled "
+                    "FROM durable_workflow_instances i WHERE id = $1", workflow_id)
+                done = row["sticky_worker_id"] and (row["decision_seen_seq"] or 0) >= 3 and row["settled"]
+                return row["sticky_worker_id"] if done else None
 
             holder = await wait_for(kept_by, 30, "the workflow waiting for its signal, kept by a worker")
             proc, _ = deployment.workers[holder]
