@@ -33,6 +33,10 @@ class Overloaded(DurableError):
     (DURABLE_MAX_CONCURRENT_RPCS or DURABLE_MAX_WAITING_RPCS): retry with backoff."""
 
 
+class Unimplemented(DurableError):
+    """The control plane does not know the call (an older version): use an older one."""
+
+
 class ConcurrencyConflict(DurableError):
     """An optimistic write lost: the workflow history moved since the caller read it."""
 

@@ -38,6 +38,7 @@ _FROM_CODE: dict[grpc.StatusCode, type[errors.DurableError]] = {
     grpc.StatusCode.FAILED_PRECONDITION: errors.WrongState,
     grpc.StatusCode.ABORTED: errors.ConcurrencyConflict,
     grpc.StatusCode.DEADLINE_EXCEEDED: errors.TimedOut,
+    grpc.StatusCode.UNIMPLEMENTED: errors.Unimplemented,
 }
 
 

@@ -1,4 +1,5 @@
-"""Coalesces activity completions into CompleteTasks calls, within a byte budget.
+"""Coalesces activity completions into CompleteTasks calls, and decisions into
+CompleteWorkflowTasks calls, within a byte budget.
 
 Many small tasks finish at nearly the same moment; one round trip for all of them costs the
 control plane and PostgreSQL one statement instead of one transaction each. A completion waits
@@ -16,15 +17,19 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
+from typing import Any, ClassVar, Generic, TypeVar
 
 import grpc
 
-from durable.common.errors import MessageTooLarge, PayloadTooLarge
+from durable.common.errors import MessageTooLarge, PayloadTooLarge, Unimplemented
 from durable.common.status import error_for
 from durable.proto.v1 import durable_pb2 as pb
 from durable.worker.link import ControlPlaneLink, ControlPlaneUnreachable
 
 log = logging.getLogger(__name__)
+
+CompletionOutcome = pb.CompletionOutcome
+E = TypeVar("E")
 
 # What an older control plane (that does not say its limit) receives: 2 x 1 MiB + 1 MiB.
 DEFAULT_MAX_REQUEST_BYTES = 3 * 1024 * 1024
@@ -62,13 +67,19 @@ def chunks(items: list[pb.TaskRef], budget: int) -> list[list[pb.TaskRef]]:
 
 
 @dataclass
-class _Pending:
-    completion: pb.TaskCompletion
+class _Pending(Generic[E]):
+    entry: E
     size: int
-    done: asyncio.Future[None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+    done: asyncio.Future[CompletionOutcome] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
-class CompletionBatcher:
+class _Coalescer(Generic[E]):
+    """Reports of one kind, coalesced into calls of `method` within a byte budget; each
+    caller gets its own entry's outcome."""
+
+    method: ClassVar[str]
+
     def __init__(
         self,
         link: ControlPlaneLink,
@@ -84,7 +95,7 @@ class CompletionBatcher:
         self.max_batch = max_batch
         # The control plane's receive limit; the worker sets it from RegisterWorker's answer.
         self.max_request_bytes = max_request_bytes
-        self._queue: list[_Pending] = []
+        self._queue: list[_Pending[E]] = []
         self._queued_bytes = 0
         self._flusher: asyncio.Task[None] | None = None
         self.batches = 0
@@ -95,32 +106,26 @@ class CompletionBatcher:
     def budget(self) -> int:
         return request_budget(self.max_request_bytes)
 
-    async def complete(self, request: pb.CompleteTaskRequest) -> pb.CompleteTaskResponse:
-        """Complete one task as part of a batch; raises like WorkerService.CompleteTask."""
-        completion = pb.TaskCompletion(
-            task_id=request.task_id, attempt=request.attempt, result_json=request.result_json
-        )
-        size = entry_size(completion)
+    def _request(self, entries: list[E]) -> Any:
+        raise NotImplementedError
+
+    def _too_large(self, entry: E) -> Exception:
+        raise NotImplementedError
+
+    async def _submit(self, entry: E) -> CompletionOutcome:
+        size = entry.ByteSize() + _ENTRY_OVERHEAD  # type: ignore[attr-defined]
         if size + 1024 > self.max_request_bytes:
-            raise self._too_large(completion)
+            raise self._too_large(entry)
         if self._queue and self._queued_bytes + size > self.budget:
             self._flush_now()
-        pending = _Pending(completion, size)
+        pending = _Pending(entry, size)
         self._queue.append(pending)
         self._queued_bytes += size
         if len(self._queue) >= self.max_batch or self._queued_bytes >= self.budget:
             self._flush_now()
         elif self._flusher is None:
-            self._flusher = asyncio.create_task(self._flush_later(), name="durable-worker-completion-batch")
-        await pending.done
-        return pb.CompleteTaskResponse()
-
-    def _too_large(self, completion: pb.TaskCompletion) -> PayloadTooLarge:
-        return PayloadTooLarge(
-            f"result_json is {len(completion.result_json.encode())} bytes: with its task it is over "
-            f"the control plane's message limit of {self.max_request_bytes} bytes "
-            "(DURABLE_MAX_MESSAGE_BYTES); store large data elsewhere and pass a reference"
-        )
+            self._flusher = asyncio.create_task(self._flush_later(), name=f"durable-worker-{self.method}-batch")
+        return await pending.done
 
     async def _flush_later(self) -> None:
         await asyncio.sleep(self.linger)
@@ -130,19 +135,19 @@ class CompletionBatcher:
     def _flush_now(self) -> None:
         batch, self._queue, self._queued_bytes = self._queue, [], 0
         if batch:
-            asyncio.create_task(self._send(batch), name="durable-worker-completion-send")
+            asyncio.create_task(self._send(batch), name=f"durable-worker-{self.method}-send")
 
-    async def _send(self, batch: list[_Pending]) -> None:
-        request = pb.CompleteTasksRequest(worker_id=self.worker_id, completions=[p.completion for p in batch])
+    async def _send(self, batch: list[_Pending[E]]) -> None:
+        request = self._request([p.entry for p in batch])
         try:
-            response = await self.link.call("CompleteTasks", request)
+            response = await self.link.call(self.method, request)
         except MessageTooLarge as exc:
             # gRPC refused the message, not the control plane a payload: smaller batches.
             if len(batch) == 1:
-                self._settle(batch[0], self._too_large(batch[0].completion))
+                self._settle(batch[0], self._too_large(batch[0].entry))
                 return
             self.splits += 1
-            log.info("CompleteTasks of %d completions refused by gRPC (%s); splitting", len(batch), exc)
+            log.info("%s of %d entries refused by gRPC (%s); splitting", self.method, len(batch), exc)
             half = len(batch) // 2
             await asyncio.gather(self._send(batch[:half]), self._send(batch[half:]))
             return
@@ -156,19 +161,72 @@ class CompletionBatcher:
         self.completions += len(batch)
         for p, outcome in zip(batch, response.outcomes, strict=False):
             if outcome.accepted:
-                self._settle(p, None)
+                self._settle(p, outcome)
             else:
                 # per-item outcomes are the control plane's own rules (from_durable)
                 code = grpc.StatusCode[outcome.code] if outcome.code in grpc.StatusCode.__members__ else grpc.StatusCode.UNKNOWN
-                self._settle(p, error_for(code, f"CompleteTasks: {outcome.message}"))
+                self._settle(p, error_for(code, f"{self.method}: {outcome.message}"))
         for p in batch[len(response.outcomes):]:
-            self._settle(p, ControlPlaneUnreachable("CompleteTasks answered fewer outcomes than asked"))
+            self._settle(p, ControlPlaneUnreachable(f"{self.method} answered fewer outcomes than asked"))
 
     @staticmethod
-    def _settle(p: _Pending, error: BaseException | None) -> None:
+    def _settle(p: _Pending[E], result: BaseException | CompletionOutcome) -> None:
         if p.done.done():
             return
-        if error is None:
-            p.done.set_result(None)
+        if isinstance(result, BaseException):
+            p.done.set_exception(result)
         else:
-            p.done.set_exception(error)
+            p.done.set_result(result)
+
+
+class CompletionBatcher(_Coalescer[pb.TaskCompletion]):
+    """Activity completions, coalesced into CompleteTasks calls."""
+
+    method = "CompleteTasks"
+
+    async def complete(self, request: pb.CompleteTaskRequest) -> pb.CompleteTaskResponse:
+        """Complete one task as part of a batch; raises like WorkerService.CompleteTask."""
+        await self._submit(pb.TaskCompletion(
+            task_id=request.task_id, attempt=request.attempt, result_json=request.result_json))
+        return pb.CompleteTaskResponse()
+
+    def _request(self, entries: list[pb.TaskCompletion]) -> pb.CompleteTasksRequest:
+        return pb.CompleteTasksRequest(worker_id=self.worker_id, completions=entries)
+
+    def _too_large(self, entry: pb.TaskCompletion) -> Exception:
+        return PayloadTooLarge(
+            f"result_json is {len(entry.result_json.encode())} bytes: with its task it is over "
+            f"the control plane's message limit of {self.max_request_bytes} bytes "
+            "(DURABLE_MAX_MESSAGE_BYTES); store large data elsewhere and pass a reference"
+        )
+
+
+class DecisionBatcher(_Coalescer[pb.CompleteWorkflowTaskRequest]):
+    """Workflow decisions, coalesced into CompleteWorkflowTasks calls (one transaction on the
+    control plane for the batch)."""
+
+    method = "CompleteWorkflowTasks"
+    # False once a control plane (an older one) answered that it does not know the call:
+    # decisions then go one call each.
+    batched = True
+
+    async def decide(self, request: pb.CompleteWorkflowTaskRequest) -> pb.CompleteWorkflowTaskResponse:
+        """Report one decision as part of a batch; raises like WorkerService.CompleteWorkflowTask."""
+        if self.batched:
+            try:
+                outcome = await self._submit(request)
+                return pb.CompleteWorkflowTaskResponse(applied=outcome.applied)
+            except Unimplemented:
+                if self.batched:
+                    log.info("the control plane does not know CompleteWorkflowTasks (an older version); "
+                             "decisions go one call each")
+                self.batched = False
+        return await self.link.call("CompleteWorkflowTask", request)  # type: ignore[no-any-return]
+
+    def _request(self, entries: list[pb.CompleteWorkflowTaskRequest]) -> pb.CompleteWorkflowTasksRequest:
+        return pb.CompleteWorkflowTasksRequest(worker_id=self.worker_id, decisions=entries)
+
+    def _too_large(self, entry: pb.CompleteWorkflowTaskRequest) -> Exception:
+        return MessageTooLarge(
+            f"the decision is {entry.ByteSize()} bytes, over the control plane's message limit of "
+            f"{self.max_request_bytes} bytes")

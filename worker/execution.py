@@ -23,7 +23,7 @@ from durable.common.logs import bind
 from durable.common.payloads import decode_payload, encode_payload
 from durable.proto.v1 import durable_pb2 as pb
 from durable.worker.app import ActivityDefinition, App
-from durable.worker.batching import CompletionBatcher
+from durable.worker.batching import CompletionBatcher, DecisionBatcher
 from durable.worker.context import ActivityContext
 from durable.worker.link import Backoff, ControlPlaneLink, ControlPlaneUnreachable
 from durable.worker.metrics import WorkerMetrics
@@ -103,6 +103,7 @@ class TaskRunner:
         self.executor = executor
         self._backoff = backoff
         self.completions = CompletionBatcher(link, worker_id)
+        self.decisions = DecisionBatcher(link, worker_id)
         self.metrics = metrics
         self.on_slot_freed = on_slot_freed
         self.cache: InstanceCache | None = InstanceCache(
@@ -354,6 +355,8 @@ class TaskRunner:
             try:
                 if method == "CompleteTask":
                     response = await self.completions.complete(request)
+                elif method == "CompleteWorkflowTask":
+                    response = await self.decisions.decide(request)
                 else:
                     response = await self.link.call(method, request)
             except ControlPlaneUnreachable:

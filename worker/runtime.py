@@ -131,6 +131,7 @@ class Worker:
             self.max_request_bytes = max_request_bytes
         if hasattr(self, "_runner"):
             self._runner.completions.max_request_bytes = self.max_request_bytes
+            self._runner.decisions.max_request_bytes = self.max_request_bytes
 
     def new_backoff(self) -> Backoff:
         return Backoff(self.settings.reconnect_initial_backoff, self.settings.reconnect_max_backoff)

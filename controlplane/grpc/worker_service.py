@@ -19,6 +19,7 @@ from durable.controlplane.grpc.errors import generic_handler, required, rpc
 from durable.controlplane.settings import BreakerSettings
 from durable.controlplane.store import Store
 from durable.controlplane.store.base import parse_uuid
+from durable.controlplane.store.decisions import Decision
 from durable.controlplane.store.workflow_queries import WorkflowQueryStore
 from durable.proto.v1 import durable_pb2 as pb
 from durable.proto.v1 import durable_pb2_grpc as pb_grpc
@@ -310,6 +311,34 @@ class WorkerService(pb_grpc.WorkerServiceServicer):
             keeps_instance=request.keeps_instance,
         )
         return pb.CompleteWorkflowTaskResponse(applied=applied)
+
+    @rpc
+    async def CompleteWorkflowTasks(
+        self, request: pb.CompleteWorkflowTasksRequest, context: Any
+    ) -> pb.CompleteWorkflowTasksResponse:
+        if len(request.decisions) > MAX_BATCH:
+            raise InvalidArgument(f"at most {MAX_BATCH} decisions per call")
+        worker_id = required(request.worker_id, "worker_id")
+        early: dict[int, DurableError] = {}
+        decisions: list[Decision] = []
+        for index, d in enumerate(request.decisions):
+            try:
+                actions = [convert.action(a, i, self.limit) for i, a in enumerate(d.actions)]
+                decisions.append(Decision(required(d.task_id, "decisions[].task_id"), d.attempt,
+                                          d.seen_through_seq, actions, d.keeps_instance))
+            except DurableError as exc:
+                early[index] = exc
+        results = iter(await self.store.complete_workflow_tasks(worker_id, decisions))
+        response = pb.CompleteWorkflowTasksResponse()
+        for index, d in enumerate(request.decisions):
+            outcome = early.get(index) or next(results)
+            item = response.outcomes.add(task_id=d.task_id, accepted=isinstance(outcome, bool))
+            if isinstance(outcome, bool):
+                item.applied = outcome
+            else:
+                item.code = (code_for(outcome) or grpc.StatusCode.INTERNAL).name
+                item.message = str(outcome)
+        return response
 
     @rpc
     async def ReleaseTasks(self, request: pb.ReleaseTasksRequest, context: Any) -> pb.ReleaseTasksResponse:

@@ -12,13 +12,14 @@ did not see wait (the code sees them first).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 import asyncpg
 
-from durable.common.errors import InvalidArgument
+from durable.common.errors import DurableError, InvalidArgument, NotFound
 from durable.common.policies import ActivityOptions
 from durable.controlplane.store import lineage
 from durable.controlplane.store.base import StoreBase, check_name, dumps, parse_uuid
@@ -36,6 +37,23 @@ MAX_ACTIONS = 1000
 MAX_TIMER_SECONDS = 366 * 24 * 3600.0
 
 
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """A worker's decision for one workflow task: what it saw and what it commands.
+    `keeps_instance`: the worker holds the instance, and the workflow's next decision is
+    routed to it."""
+
+    task_id: Any
+    attempt: int
+    seen_through_seq: int
+    actions: Sequence[dict[str, Any]]
+    keeps_instance: bool = False
+
+
+class _Unapplied(Exception):
+    """A batch met an error after it began writing: rolled back, its decisions go one by one."""
+
+
 class DecisionStore(StoreBase):
     async def complete_workflow_task(
         self,
@@ -51,7 +69,55 @@ class DecisionStore(StoreBase):
         of date (a decision was recorded after `seen_through_seq`, or it would end the
         workflow before events it did not see) or the workflow already ended. `keeps_instance`:
         the worker holds the instance, and the workflow's next decision is routed to it."""
-        task_id = parse_uuid(task_id, "task_id")
+        [outcome] = await self.complete_workflow_tasks(
+            worker_id, [Decision(task_id, attempt, seen_through_seq, actions, keeps_instance)])
+        if isinstance(outcome, DurableError):
+            raise outcome
+        return outcome
+
+    async def complete_workflow_tasks(
+        self, worker_id: str, decisions: Sequence[Decision]
+    ) -> list[bool | DurableError]:
+        """Apply several decisions in one transaction: per decision, whether it was applied
+        (the rules of complete_workflow_task), or the error it met. The workflows are locked
+        in id order first (the lock order of every batch). A decision that meets an error after
+        the batch began writing rolls the batch back, and each decision is then applied alone."""
+        outcomes: list[bool | DurableError | None] = [None] * len(decisions)
+        planned: list[tuple[int, UUID, Decision, list[dict[str, Any]]]] = []
+        for index, decision in enumerate(decisions):
+            try:
+                planned.append((index, parse_uuid(decision.task_id, "task_id"), decision, self._plan(decision.actions)))
+            except DurableError as exc:
+                outcomes[index] = exc
+        if planned:
+            now = self.now()
+            try:
+                async with self.pool.acquire() as conn, conn.transaction():
+                    decided = await self._decide_locked(conn, worker_id, planned, now)
+            except (_Unapplied, asyncpg.PostgresError) as exc:
+                if len(planned) == 1:
+                    raise (exc.__cause__ or exc) if isinstance(exc, _Unapplied) else exc
+                decided = {}
+                for index, _, decision, _ in planned:
+                    try:
+                        outcomes[index] = await self.complete_workflow_task(
+                            worker_id, decision.task_id, decision.attempt, decision.seen_through_seq,
+                            decision.actions, keeps_instance=decision.keeps_instance)
+                    except DurableError as error:
+                        outcomes[index] = error
+            ended: list[str] = []
+            for index, (outcome, wf, end) in decided.items():
+                outcomes[index] = outcome
+                if isinstance(outcome, bool) and wf is not None:
+                    self.observer.decided(wf.workflow_type, outcome)
+                    if end:
+                        ended.append(wf.id)
+            for workflow_id in ended:  # after the commit: the children's locks come after the parent's (lineage)
+                await lineage.cancel_children(self, workflow_id, now)
+        return [o for o in outcomes if o is not None]
+
+    def _plan(self, actions: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """A decision's actions, checked (InvalidArgument naming the action and field)."""
         if len(actions) > MAX_ACTIONS:
             raise InvalidArgument(f"a decision may carry at most {MAX_ACTIONS} actions")
         planned = [self._check_action(i, a) for i, a in enumerate(actions)]
@@ -59,32 +125,67 @@ class DecisionStore(StoreBase):
         if terminal_at and terminal_at[0] != len(planned) - 1:
             raise InvalidArgument(
                 "complete_workflow/fail_workflow/cancel_workflow/continue_as_new must be the last action, and only one")
-        now = self.now()
-        async with self.pool.acquire() as conn, conn.transaction():
-            wf = await self._lock_workflow_of_task(conn, task_id)
-            if wf is None:
-                raise InvalidArgument(f"task {task_id} is not a workflow task")
-            task = await self._lock_owned(conn, task_id, worker_id, attempt)
-            if task.kind != "workflow":
-                raise InvalidArgument(f"task {task_id} is a {task.kind} task, not a workflow task")
-            unseen = wf.last_event_seq > seen_through_seq
-            if (wf.is_terminal or not wf.decided_through_seq <= seen_through_seq <= wf.last_event_seq
-                    or (unseen and terminal_at)):
-                await conn.execute(Q.complete_task, task_id, dumps({"applied": False}), now)
-                if not wf.is_terminal:
-                    await self._wake(conn, wf, now)
-                applied = False
-                ended = False
-            else:
-                ended = await self._apply(conn, wf, task_id, seen_through_seq, planned, now,
-                                          sticky=worker_id if keeps_instance else None)
-                if unseen and not ended:  # the events it did not see start the next decision
-                    await self._wake(conn, wf, now, sticky=worker_id if keeps_instance else None)
-                applied = True
-        self.observer.decided(wf.workflow_type, applied)
-        if ended:  # after the commit: the children's locks come after the parent's (lineage)
-            await lineage.cancel_children(self, wf.id, now)
-        return applied
+        return planned
+
+    async def _decide_locked(
+        self,
+        conn: asyncpg.Connection,
+        worker_id: str,
+        planned: list[tuple[int, UUID, Decision, list[dict[str, Any]]]],
+        now: datetime,
+    ) -> dict[int, tuple[bool | DurableError, WorkflowInstance | None, bool]]:
+        """The decisions in the caller's transaction: per index, (applied or error, the
+        workflow, whether its run ended). Errors met before a decision writes (the fence)
+        are its outcome; one met after raises _Unapplied (the caller rolls back)."""
+        rows = await conn.fetch(Q.lock_workflows_of_decisions, [p[1] for p in planned])
+        workflows = {r["decision_task_id"]: WorkflowInstance.from_row(r) for r in rows}
+        out: dict[int, tuple[bool | DurableError, WorkflowInstance | None, bool]] = {}
+        for index, task_id, decision, actions in sorted(
+                planned, key=lambda p: workflows[p[1]].id if p[1] in workflows else ""):
+            wf = workflows.get(task_id)
+            try:
+                if wf is None:
+                    workflow_id = await self._task_workflow_id(conn, task_id)
+                    if workflow_id is None:
+                        raise InvalidArgument(f"task {task_id} is not a workflow task")
+                    raise NotFound(f"workflow {workflow_id!r} does not exist")
+                task = await self._lock_owned(conn, task_id, worker_id, decision.attempt)
+                if task.kind != "workflow":
+                    raise InvalidArgument(f"task {task_id} is a {task.kind} task, not a workflow task")
+            except DurableError as exc:
+                out[index] = (exc, wf, False)
+                continue
+            try:
+                applied, ended = await self._decide(conn, wf, task_id, decision, actions, worker_id, now)
+            except DurableError as exc:
+                raise _Unapplied(str(exc)) from exc
+            out[index] = (applied, wf, ended)
+        return out
+
+    async def _decide(
+        self,
+        conn: asyncpg.Connection,
+        wf: WorkflowInstance,
+        task_id: UUID,
+        decision: Decision,
+        planned: list[dict[str, Any]],
+        worker_id: str,
+        now: datetime,
+    ) -> tuple[bool, bool]:
+        """One decision on its locked workflow and task: (applied, the run ended)."""
+        seen = decision.seen_through_seq
+        sticky = worker_id if decision.keeps_instance else None
+        unseen = wf.last_event_seq > seen
+        ends = any(a["type"] in TERMINAL_ACTIONS for a in planned)
+        if wf.is_terminal or not wf.decided_through_seq <= seen <= wf.last_event_seq or (unseen and ends):
+            await conn.execute(Q.complete_task, task_id, dumps({"applied": False}), now)
+            if not wf.is_terminal:
+                await self._wake(conn, wf, now)
+            return False, False
+        ended = await self._apply(conn, wf, task_id, seen, planned, now, sticky=sticky)
+        if unseen and not ended:  # the events it did not see start the next decision
+            await self._wake(conn, wf, now, sticky=sticky)
+        return True, ended
 
     async def _apply(
         self,

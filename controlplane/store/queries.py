@@ -1,5 +1,5 @@
 """Loads the named queries of the store's .sql files (queries.sql, schedules.sql, idempotency.sql, bulk.sql,
-lineage.sql, gates.sql, batches.sql) once."""
+lineage.sql, gates.sql, batches.sql, workflow_batches.sql) once."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import re
 from functools import cache
 from importlib import resources
 
-SQL_FILES = ("queries.sql", "schedules.sql", "idempotency.sql", "bulk.sql", "lineage.sql", "gates.sql", "batches.sql")
+SQL_FILES = ("queries.sql", "schedules.sql", "idempotency.sql", "bulk.sql", "lineage.sql", "gates.sql", "batches.sql",
+             "workflow_batches.sql")
 _NAME = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
 
 

@@ -18,6 +18,7 @@ import asyncpg
 from durable.common.errors import DurableError, InvalidArgument, NotFound, WrongState
 from durable.common.payloads import Checked, plain
 from durable.common.policies import ActivityOptions, RetryPolicy
+from durable.controlplane.store import workflow_batches
 from durable.controlplane.store.base import check_name, check_names, dumps, parse_uuid
 from durable.controlplane.store.breakers import BreakerStore
 from durable.controlplane.store.queries import Q
@@ -252,8 +253,9 @@ class TaskStore(BreakerStore):
     ) -> list[tuple[Any, DurableError | None]]:
         """Complete several activity attempts at once; per item, None or the error it met.
 
-        Standalone activities complete in one statement for the whole batch; the others go
-        through the workflow path one by one (they append events under the workflow's lock).
+        Standalone activities complete in one statement for the whole batch, and activities of
+        workflows in one transaction (workflow_batches); what those leave (a task not held, of
+        another kind) goes through the single path, which says why.
         """
         check_name(worker_id, "worker_id")
         outcomes: dict[int, DurableError | None] = {}
@@ -278,6 +280,10 @@ class TaskStore(BreakerStore):
                     done = {r["id"]: r["activity_type"] for r in rows}
                     for activity_type in sorted(set(done.values())):
                         await self._breaker_success(conn, activity_type, now)
+            rest = [v for v in valid if v[1] not in done]
+            if rest:  # activities of workflows: one transaction for the batch
+                done.update(await workflow_batches.complete_workflow_activities(
+                    self, conn, worker_id, [(v[1], v[2], v[3]) for v in rest], now))
             for activity_type, count in Counter(done.values()).items():
                 self.observer.completed(activity_type, count)
             for index, task_id, attempt, result_json, result in valid:

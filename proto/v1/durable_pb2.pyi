@@ -275,16 +275,18 @@ class CompleteTasksRequest(_message.Message):
     def __init__(self, worker_id: _Optional[str] = ..., completions: _Optional[_Iterable[_Union[TaskCompletion, _Mapping]]] = ...) -> None: ...
 
 class CompletionOutcome(_message.Message):
-    __slots__ = ("task_id", "accepted", "code", "message")
+    __slots__ = ("task_id", "accepted", "code", "message", "applied")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     ACCEPTED_FIELD_NUMBER: _ClassVar[int]
     CODE_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    APPLIED_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     accepted: bool
     code: str
     message: str
-    def __init__(self, task_id: _Optional[str] = ..., accepted: _Optional[bool] = ..., code: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+    applied: bool
+    def __init__(self, task_id: _Optional[str] = ..., accepted: _Optional[bool] = ..., code: _Optional[str] = ..., message: _Optional[str] = ..., applied: _Optional[bool] = ...) -> None: ...
 
 class CompleteTasksResponse(_message.Message):
     __slots__ = ("outcomes",)
@@ -437,6 +439,20 @@ class CompleteWorkflowTaskResponse(_message.Message):
     APPLIED_FIELD_NUMBER: _ClassVar[int]
     applied: bool
     def __init__(self, applied: _Optional[bool] = ...) -> None: ...
+
+class CompleteWorkflowTasksRequest(_message.Message):
+    __slots__ = ("worker_id", "decisions")
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    DECISIONS_FIELD_NUMBER: _ClassVar[int]
+    worker_id: str
+    decisions: _containers.RepeatedCompositeFieldContainer[CompleteWorkflowTaskRequest]
+    def __init__(self, worker_id: _Optional[str] = ..., decisions: _Optional[_Iterable[_Union[CompleteWorkflowTaskRequest, _Mapping]]] = ...) -> None: ...
+
+class CompleteWorkflowTasksResponse(_message.Message):
+    __slots__ = ("outcomes",)
+    OUTCOMES_FIELD_NUMBER: _ClassVar[int]
+    outcomes: _containers.RepeatedCompositeFieldContainer[CompletionOutcome]
+    def __init__(self, outcomes: _Optional[_Iterable[_Union[CompletionOutcome, _Mapping]]] = ...) -> None: ...
 
 class GetTaskHistoryRequest(_message.Message):
     __slots__ = ("worker_id", "task_id", "attempt", "after_seq", "page_size")

@@ -88,6 +88,11 @@ class WorkerServiceStub:
                 request_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.CompleteWorkflowTaskRequest.SerializeToString,
                 response_deserializer=durable_dot_proto_dot_v1_dot_durable__pb2.CompleteWorkflowTaskResponse.FromString,
                 _registered_method=True)
+        self.CompleteWorkflowTasks = channel.unary_unary(
+                '/durable.v1.WorkerService/CompleteWorkflowTasks',
+                request_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.CompleteWorkflowTasksRequest.SerializeToString,
+                response_deserializer=durable_dot_proto_dot_v1_dot_durable__pb2.CompleteWorkflowTasksResponse.FromString,
+                _registered_method=True)
         self.ReleaseTasks = channel.unary_unary(
                 '/durable.v1.WorkerService/ReleaseTasks',
                 request_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.ReleaseTasksRequest.SerializeToString,
@@ -174,6 +179,14 @@ class WorkerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CompleteWorkflowTasks(self, request, context):
+        """Several decisions in one call and one transaction (the worker coalesces its decisions
+        like its completions); each has its own outcome.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ReleaseTasks(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -246,6 +259,11 @@ def add_WorkerServiceServicer_to_server(servicer, server):
                     servicer.CompleteWorkflowTask,
                     request_deserializer=durable_dot_proto_dot_v1_dot_durable__pb2.CompleteWorkflowTaskRequest.FromString,
                     response_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.CompleteWorkflowTaskResponse.SerializeToString,
+            ),
+            'CompleteWorkflowTasks': grpc.unary_unary_rpc_method_handler(
+                    servicer.CompleteWorkflowTasks,
+                    request_deserializer=durable_dot_proto_dot_v1_dot_durable__pb2.CompleteWorkflowTasksRequest.FromString,
+                    response_serializer=durable_dot_proto_dot_v1_dot_durable__pb2.CompleteWorkflowTasksResponse.SerializeToString,
             ),
             'ReleaseTasks': grpc.unary_unary_rpc_method_handler(
                     servicer.ReleaseTasks,
@@ -537,6 +555,33 @@ class WorkerService:
             '/durable.v1.WorkerService/CompleteWorkflowTask',
             durable_dot_proto_dot_v1_dot_durable__pb2.CompleteWorkflowTaskRequest.SerializeToString,
             durable_dot_proto_dot_v1_dot_durable__pb2.CompleteWorkflowTaskResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CompleteWorkflowTasks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/durable.v1.WorkerService/CompleteWorkflowTasks',
+            durable_dot_proto_dot_v1_dot_durable__pb2.CompleteWorkflowTasksRequest.SerializeToString,
+            durable_dot_proto_dot_v1_dot_durable__pb2.CompleteWorkflowTasksResponse.FromString,
             options,
             channel_credentials,
             insecure,

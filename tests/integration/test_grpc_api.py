@@ -200,3 +200,42 @@ async def test_complete_tasks_in_one_call_with_per_task_outcomes(
     assert "not valid JSON" in reply.outcomes[4].message
     assert await db.fetchval("SELECT count(*) FROM durable_task_queue WHERE status = 'completed'") == 3
     assert await db.fetchval("SELECT count(*) FROM durable_task_queue WHERE status = 'claimed'") == 2
+
+
+async def test_complete_workflow_tasks_in_one_call_with_per_decision_outcomes(
+    workers: pb_grpc.WorkerServiceStub, client: pb_grpc.ClientServiceStub, db: asyncpg.Connection
+) -> None:
+    await _register(workers)
+    ids = [(await client.StartWorkflow(pb.StartWorkflowRequest(workflow_type="wf", input_json="{}"))).workflow_id
+           for _ in range(5)]
+    tasks = (await workers.ClaimTasks(pb.ClaimTasksRequest(worker_id="w1", workflow_types=["wf"], max_tasks=10))).tasks
+    assert sorted(t.workflow_id for t in tasks) == sorted(ids)
+    step = pb.WorkflowAction(schedule_activity=pb.ScheduleActivity(activity_id="s1", activity_type="echo", input_json="{}"))
+    done = pb.WorkflowAction(complete_workflow=pb.CompleteWorkflow(result_json='{"ok": true}'))
+    decisions = [
+        pb.CompleteWorkflowTaskRequest(task_id=tasks[0].id, attempt=tasks[0].attempt, seen_through_seq=1, actions=[step]),
+        pb.CompleteWorkflowTaskRequest(task_id=tasks[1].id, attempt=tasks[1].attempt, seen_through_seq=1, actions=[done]),
+        pb.CompleteWorkflowTaskRequest(task_id=tasks[2].id, attempt=9, seen_through_seq=1, actions=[step]),  # stale
+        pb.CompleteWorkflowTaskRequest(  # not JSON: refused before the batch
+            task_id=tasks[3].id, attempt=tasks[3].attempt, seen_through_seq=1,
+            actions=[pb.WorkflowAction(complete_workflow=pb.CompleteWorkflow(result_json="[1"))]),
+        pb.CompleteWorkflowTaskRequest(  # saw events the history does not hold: dropped
+            task_id=tasks[4].id, attempt=tasks[4].attempt, seen_through_seq=5, actions=[step]),
+    ]
+    reply = await workers.CompleteWorkflowTasks(pb.CompleteWorkflowTasksRequest(worker_id="w1", decisions=decisions))
+    assert [(o.task_id, o.accepted, o.applied) for o in reply.outcomes] == [
+        (tasks[0].id, True, True), (tasks[1].id, True, True), (tasks[2].id, False, False),
+        (tasks[3].id, False, False), (tasks[4].id, True, False)]
+    assert [o.code for o in reply.outcomes[2:4]] == ["FAILED_PRECONDITION", "INVALID_ARGUMENT"]
+    statuses = {r["id"]: r["status"] for r in await db.fetch("SELECT id, status FROM durable_workflow_instances")}
+    assert statuses[tasks[1].workflow_id] == "completed"
+    assert await db.fetchval(
+        "SELECT count(*) FROM durable_task_queue WHERE kind = 'activity' AND workflow_id = $1", tasks[0].workflow_id) == 1
+    # the stale and the refused decisions' tasks are still held; the dropped one's is done, and its
+    # workflow has a new decision waiting
+    held = {r["id"] for r in await db.fetch(
+        "SELECT id::text FROM durable_task_queue WHERE kind = 'workflow' AND status = 'claimed'")}
+    assert held == {tasks[2].id, tasks[3].id}
+    assert await db.fetchval(
+        "SELECT count(*) FROM durable_task_queue WHERE kind = 'workflow' AND status = 'pending' AND workflow_id = $1",
+        tasks[4].workflow_id) == 1

