@@ -57,11 +57,12 @@ async def test_latency_sees_every_probe(server: Server, tmp_path: Path) -> None:
     assert 0 < result["p50_ms"] <= result["p99_ms"] <= result["max_ms"]
 
 
-@pytest.mark.parametrize("app", ["four_steps", "agent_turn"])
-async def test_workflows_complete_with_each_step_once(server: Server, tmp_path: Path, app: str) -> None:
+@pytest.mark.parametrize(("app", "steps"), [("four_steps", 4), ("agent_turn", 4), ("one_step", 1)])
+async def test_workflows_complete_with_each_step_once(server: Server, tmp_path: Path, app: str, steps: int) -> None:
     result = await run_workflows_once(server, app=app, n=10, workers=1, concurrency=8, log_dir=tmp_path, limit_s=60)
     assert result["statuses"] == {"completed": 10}
-    assert result["activity_tasks"] == 40  # four activities per workflow
+    assert result["activity_tasks"] == 10 * steps
+    assert result["decision_tasks"] == 10 * (steps + 1)
     assert result["activities_claimed_twice"] == 0
 
 
