@@ -84,8 +84,9 @@ def run_peers(
     """Run peer-bench; returns {"mode", "results": [raw dicts], "markdown", "dir"}. `reps` applies
     to every workload; `n`/`conc` are W1's, `w3_*` W3's."""
     out = Path(tempfile.mkdtemp(prefix="durable-bench-peers-"))
-    args = ["--only", ",".join(systems), "--workloads", ",".join(workloads), "--n", str(n), "--reps", str(reps),
-            "--conc", conc, "--no-2proc", "--out", str(out)]
+    args = ["--only", ",".join(systems), "--workloads", ",".join(workloads), "--reps", str(reps), "--out", str(out)]
+    if "W1" in workloads:
+        args += ["--n", str(n), "--conc", conc, "--no-2proc"]
     w3 = "W3" in workloads
     if w3:
         args += ["--w3-n", str(w3_n), "--w3-steps", ",".join(map(str, w3_steps)), "--w3-conc", str(w3_conc)]
