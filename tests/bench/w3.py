@@ -186,7 +186,7 @@ def w3_markdown(w3: dict[str, Any]) -> list[str]:
                   + ("; **OUTBOUND ATTEMPT**" if r.get("outbound") else ""))
         lines.append(
             f"| {r['steps']} | {name} | {_ran(r, mode)} | **{r['workflows_per_s']:.1f}** | {runs} | {r['steps_per_s']:.0f} | "
-            f"{_n(c['server'], 2) if c['server'] is not None else '-'} / {c['workers']:.2f} / "
+            f"{'-' if c['server'] is None else format(c['server'], '.2f')} / {c['workers']:.2f} / "
             f"{_n(c['postgres'], 2)}{unused} / **{c['total']:.2f}** | {r['completed']}/{r['n']} | {checks} |")
     lines.append("")
     for steps in w3["steps"]:
