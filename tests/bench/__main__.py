@@ -6,6 +6,7 @@ peer baselines measured in the same run; a markdown table, then the same numbers
     python -m tests.bench --only throughput,latency --peers floor-B100,pgqueuer
     python -m tests.bench --all-peers           # every peer-bench system (adds ~20 min)
     python -m tests.bench --no-peers --json-out /tmp/bench.json
+    python -m tests.bench --only workflows      # + peer-bench W3 (DBOS, Temporal, Restate) beside it
 
 See tests/bench/README.md for what each number means.
 """
@@ -32,6 +33,7 @@ from tests.bench.reaper import run_reaper
 from tests.bench.retention import run_retention
 from tests.bench.report import markdown, ratios, targets
 from tests.bench.scale import run_scale_once
+from tests.bench.w3 import W3Plan, compare, plan_workflow_runs
 from tests.bench.schema_floor import run_schema_floor
 from tests.bench.throughput import run_throughput
 from tests.bench.workflows import run_workflows_once
@@ -65,6 +67,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--workflows-n", type=int, default=1000)
     ap.add_argument("--long-steps", type=int, default=300, help="steps of --only long_workflow's workflows")
     ap.add_argument("--workflow-apps", default="four_steps,agent_turn")
+    ap.add_argument("--w3-n", type=int, default=1000,
+                    help="workflows per run, both sides, of --only workflows' comparison with peer-bench W3")
+    ap.add_argument("--w3-steps", default="4,1", help="W3 steps per workflow (durable: 4 = four_steps, 1 = one_step)")
+    ap.add_argument("--w3-conc", type=int, default=64,
+                    help="W3 steps in flight: the peers' C; durable's task slots in all, split over --w3-workers")
+    ap.add_argument("--w3-workers", type=int, default=2, help="durable worker processes in the W3 comparison")
+    ap.add_argument("--w3-reps", type=int, default=1, help="W3 repetitions per steps count, both sides (median shown)")
+    ap.add_argument("--w3-peers", default=",".join(peer_bench.W3_SYSTEMS),
+                    help="peer-bench W3 systems (default: dbos-wf,temporal-wf,restate-wf; --all-peers: all five)")
     ap.add_argument("--scale-workers", default="10,100,1000")
     ap.add_argument("--scale-tasks", type=int, default=1000)
     ap.add_argument("--scale-rate", type=float, default=100.0)
@@ -94,7 +105,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.scale_workers, args.scale_tasks, args.reaper_stale, args.operator_pools = "10,100,300", 300, 10_000, 20
         args.retention_tasks, args.retention_workflows = 100_000, 10_000
         args.long_steps = 60
+        args.w3_n = 200
+    try:
+        w3_plan(args)
+    except ValueError as exc:
+        ap.error(str(exc))
     return args
+
+
+def w3_plan(args: argparse.Namespace) -> W3Plan:
+    return W3Plan(n=args.w3_n, steps=tuple(int(s) for s in args.w3_steps.split(",")), conc=args.w3_conc,
+                  workers=args.w3_workers, reps=args.w3_reps)
 
 
 def _git_head() -> str:
@@ -108,6 +129,23 @@ def _git_head() -> str:
         return head + (" + uncommitted changes" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
+
+
+async def _w3_peers(server: Server, args: argparse.Namespace, plan: W3Plan) -> dict[str, Any]:
+    """peer-bench W3 in the same run; a failure of the whole driver is recorded, not raised
+    (a single system's failure is an ERR record in its JSON)."""
+    systems = peer_bench.ALL_W3_SYSTEMS if args.all_peers else tuple(filter(None, args.w3_peers.split(",")))
+    if args.no_peers:
+        return {"systems": list(systems), "skipped": "--no-peers"}
+    try:
+        raw = await asyncio.to_thread(
+            peer_bench.run_peers, server, systems=systems, reps=plan.reps, mode=args.peer_mode, workloads=("W3",),
+            w3_n=plan.n, w3_steps=plan.steps, w3_conc=plan.conc)
+    except Exception as exc:  # noqa: BLE001 - durable's side is still worth having
+        log(f"peer-bench W3 failed: {exc}")
+        return {"systems": list(systems), "mode": args.peer_mode, "error": f"{type(exc).__name__}: {exc}"}
+    return {"mode": raw["mode"], "systems": list(systems), "dir": raw["dir"],
+            "summary": peer_bench.summarize_w3(raw["results"]), "raw": raw["results"]}
 
 
 async def run_all(server: Server, args: argparse.Namespace) -> dict[str, Any]:
@@ -131,12 +169,14 @@ async def run_all(server: Server, args: argparse.Namespace) -> dict[str, Any]:
             server, n=args.n, configs=_configs(args.configs), reps=args.reps, log_dir=log_dir,
             profile_dir=args.profile, keys=args.keys)
         data["schema_floor"] = await run_schema_floor(server, n=args.n)
-    if not args.no_peers:
+    # peer-bench W1 is shown beside throughput, W2 beside latency; W3 runs with the workflows
+    workloads = tuple(w for w, bench in (("W1", "throughput"), ("W2", "latency")) if bench in only)
+    if not args.no_peers and workloads:
         systems = peer_bench.ALL_SYSTEMS if args.all_peers else tuple(filter(None, args.peers.split(",")))
         try:
             raw = await asyncio.to_thread(
                 peer_bench.run_peers, server, systems=systems, n=args.n, reps=args.peer_reps or args.reps,
-                conc=args.peer_conc, mode=args.peer_mode, w2="latency" in only)
+                conc=args.peer_conc, mode=args.peer_mode, workloads=workloads)
             data["peers"] = {"mode": raw["mode"], "systems": list(systems), "dir": raw["dir"],
                              "summary": peer_bench.summarize(raw["results"]), "raw": raw["results"]}
         except Exception as exc:  # noqa: BLE001 - the rest of the run is still worth having
@@ -156,11 +196,17 @@ async def run_all(server: Server, args: argparse.Namespace) -> dict[str, Any]:
                                            concurrency=32, load_rate=load, log_dir=log_dir),
         }
     if "workflows" in only:
+        plan = w3_plan(args)
+        runs = plan_workflow_runs(list(filter(None, args.workflow_apps.split(","))), args.workflows_n, 2, 32, plan)
         data["workflows"] = [
-            await run_workflows_once(server, app=app, n=args.workflows_n, workers=2, concurrency=32, log_dir=log_dir,
+            await run_workflows_once(server, app=app, n=n, workers=workers, concurrency=concurrency, log_dir=log_dir,
                                      profile_dir=args.profile)
-            for app in filter(None, args.workflow_apps.split(","))
+            for app, n, workers, concurrency in runs
         ]
+        data["w3"] = {"n": plan.n, "steps": list(plan.steps), "conc": plan.conc, "workers": plan.workers,
+                      "concurrency": plan.concurrency, "reps": plan.reps,
+                      "peers": await _w3_peers(server, args, plan)}
+        data["w3"].update(compare(data["w3"], data["workflows"]))
     if "long_workflow" in only:
         data["long_workflow"] = [
             await run_long_workflow_once(server, cache=cache, steps=args.long_steps, log_dir=log_dir)

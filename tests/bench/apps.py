@@ -7,6 +7,7 @@
 - `four_steps`: a no-op workflow of four sequential `noop` activities (an agent turn's shape:
   process_input -> reason -> act -> reason), then complete: plain async code on the
   workflow runtime.
+- `one_step`: the same with one `noop` activity (peer-bench W3's 1-step workflows).
 """
 
 from __future__ import annotations
@@ -41,6 +42,12 @@ async def four_steps(ctx: WorkflowContext, input: dict[str, Any]) -> dict[str, A
     for step in range(1, STEPS + 1):
         await ctx.activity("noop", {"step": step}, activity_id=f"step-{step}")
     return {"steps": STEPS}
+
+
+@app.workflow(name="one_step")
+async def one_step(ctx: WorkflowContext, input: dict[str, Any]) -> dict[str, Any]:
+    await ctx.activity("noop", {"step": 1}, activity_id="step-1")
+    return {"steps": 1}
 
 
 @app.workflow(name="long_steps")

@@ -12,7 +12,11 @@ Two modes:
   only to create the venv if it is missing.
 - `own`: `run.sh` with its own PostgreSQL 15 (its README's settings).
 
-The driver writes raw-<stamp>.json (a list of result dicts, kind W1/W2/ERR) to --out.
+The driver writes raw-<stamp>.json (a list of result dicts, kind W1/W2/W3/ERR) to --out. W3
+(multi-step workflows: DBOS, Temporal's dev server, Restate) runs only when asked for
+(`workloads=("W3",)`); in `same` mode its engine stores and server logs go under --out too
+(PB_ROOT points there, PB_RESTATE_BIN at the restate-server run.sh installed), so they never
+meet another run's.
 """
 
 from __future__ import annotations
@@ -34,18 +38,30 @@ ALL_SYSTEMS = (
     "floor-B1", "floor-B100", "pgqueuer", "procrastinate", "dbos-wf0-poll0.01", "dbos-wf1-poll0.01",
     "dbos-wf0-default", "dbos-wf1-default", "dbos-wf0-wcC-poll1",
 )
+W3_SYSTEMS = ("dbos-wf", "temporal-wf", "restate-wf")
+ALL_W3_SYSTEMS = ("dbos-wf", "temporal-wf", "temporal-wf-wal", "restate-wf", "restate-wf-p24")
+W1_MODULES = ("asyncpg", "pgqueuer", "procrastinate", "dbos", "psutil", "psycopg")
+W3_MODULES = ("temporalio", "restate", "hypercorn", "httpx")
 
 
 def _venv_python() -> Path:
     return PEER_ROOT / "venv" / "bin" / "python"
 
 
-def ensure_venv() -> None:
-    """Let run.sh build peer-bench's venv (it does so idempotently before anything else)."""
+def restate_bin() -> Path:
+    """Where run.sh puts restate-server (npm, exact versions) for W3."""
+    return PEER_ROOT / "npm" / "node_modules" / "@restatedev" / "restate-server-linux-x64" / "bin" / "restate-server"
+
+
+def ensure_venv(*, w3: bool = False) -> None:
+    """Let run.sh build peer-bench's venv, and for W3 the Temporal CLI and restate-server (it does
+    so idempotently before anything else). Without npm run.sh still succeeds; restate-wf then
+    fails alone in the driver."""
     python = _venv_python()
-    ok = python.exists() and subprocess.run(
-        [str(python), "-c", "import asyncpg, pgqueuer, procrastinate, dbos, psutil, psycopg"],
-        capture_output=True, check=False).returncode == 0
+    imports = "import " + ", ".join(W1_MODULES + (W3_MODULES if w3 else ()))
+    ok = python.exists() and subprocess.run([str(python), "-c", imports], capture_output=True, check=False).returncode == 0
+    if w3:
+        ok = ok and (python.parent / "temporal").exists() and restate_bin().exists()
     if not ok:
         log("peer-bench: creating its venv with run.sh --help (one-time)")
         subprocess.run([str(PEER_DIR / "run.sh"), "--help"], check=True, stdout=subprocess.DEVNULL)
@@ -59,25 +75,33 @@ def run_peers(
     reps: int = 3,
     conc: str = "16,64",
     mode: str = "same",
-    w2: bool = True,
+    workloads: tuple[str, ...] = ("W1", "W2"),
+    w3_n: int = 1000,
+    w3_steps: tuple[int, ...] = (4, 1),
+    w3_conc: int = 64,
     timeout_s: float = 3600,
 ) -> dict[str, Any]:
-    """Run peer-bench; returns {"mode", "results": [raw dicts], "markdown", "server"}."""
+    """Run peer-bench; returns {"mode", "results": [raw dicts], "markdown", "dir"}. `reps` applies
+    to every workload; `n`/`conc` are W1's, `w3_*` W3's."""
     out = Path(tempfile.mkdtemp(prefix="durable-bench-peers-"))
-    args = ["--only", ",".join(systems), "--n", str(n), "--reps", str(reps), "--conc", conc,
-            "--no-2proc", "--out", str(out)]
-    if not w2:
-        args.append("--no-w2")
+    args = ["--only", ",".join(systems), "--workloads", ",".join(workloads), "--reps", str(reps), "--out", str(out)]
+    if "W1" in workloads:
+        args += ["--n", str(n), "--conc", conc, "--no-2proc"]
+    w3 = "W3" in workloads
+    if w3:
+        args += ["--w3-n", str(w3_n), "--w3-steps", ",".join(map(str, w3_steps)), "--w3-conc", str(w3_conc)]
     env = dict(os.environ)
     env.pop("DATABASE_URL", None)
     if mode == "same":
         if server is None or server.postmaster_pid is None or not server.data_directory:
             raise RuntimeError("peer mode 'same' needs a local PostgreSQL whose data directory is readable; "
                                "use --peer-mode own")
-        ensure_venv()
+        ensure_venv(w3=w3)
         parts = server.libpq_parts()
         env.update(PB_PGHOST=parts["host"], PB_PGPORT=parts["port"], PB_PGUSER=parts["user"],
-                   PB_PGDATA=server.data_directory, PB_LOGDIR=str(out / "logs"), PYTHONPATH=str(PEER_DIR))
+                   PB_PGDATA=server.data_directory, PB_LOGDIR=str(out / "logs"), PYTHONPATH=str(PEER_DIR),
+                   PB_ROOT=str(out))
+        env.setdefault("PB_RESTATE_BIN", str(restate_bin()))
         cmd = [str(_venv_python()), "-m", "pb.driver", *args]
     else:
         cmd = [str(PEER_DIR / "run.sh"), *args]
@@ -124,3 +148,42 @@ def best(w1_rows: list[dict[str, Any]], *, floor: bool) -> dict[str, Any] | None
     """The fastest peer row (floor=False: the libraries; floor=True: floor-B100)."""
     pick = [r for r in w1_rows if (r["system"] == "floor-B100") == floor and (floor or not r["system"].startswith("floor"))]
     return max(pick, key=lambda r: r["tasks_per_s"], default=None)
+
+
+def summarize_w3(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Peer-bench raw W3 results -> per (system, steps) the median workflows/s and steps/s over
+    the runs, CPU ms per completed workflow (medians, as peer-bench's own table computes them),
+    the checks; and the systems that failed (ERR records: the driver gave up on that system)."""
+    groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for r in results:
+        if r.get("kind") == "W3":
+            groups.setdefault((r["cfg"], int(r["steps"])), []).append(r)
+    rows = []
+    for (cfg, steps), runs in groups.items():
+        done = statistics.median(r["done_store"] for r in runs) or 1
+        worker = statistics.median(r["worker_cpu_s"] for r in runs)
+        server = (statistics.median(r["engine_cpu_s"] for r in runs)
+                  if all(r.get("engine_cpu_s") is not None for r in runs) else None)
+        pg = statistics.median(r["pg_cpu_s"] for r in runs)
+        uses_pg = bool(runs[0].get("uses_pg"))
+        per_wf = {"server": server / done * 1000 if server is not None else None, "workers": worker / done * 1000,
+                  "postgres": pg / done * 1000}
+        # an engine that does not use PostgreSQL is not charged for the server idling beside it
+        per_wf["total"] = per_wf["workers"] + (per_wf["server"] or 0.0) + (per_wf["postgres"] if uses_pg else 0.0)
+        rows.append({
+            "system": cfg, "steps": steps, "n": int(runs[0]["n"]), "conc": int(runs[0]["conc"]),
+            "procs": int(runs[0].get("procs", 1)), "store": runs[0].get("store", ""), "uses_pg": uses_pg,
+            "version": runs[0].get("version", ""),
+            "workflows_per_s": statistics.median(r["wf_per_s"] for r in runs),
+            "runs": [r["wf_per_s"] for r in runs],
+            "steps_per_s": statistics.median(r["steps_per_s"] for r in runs),
+            "wall_s": statistics.median(r["wall_s"] for r in runs),
+            "timed_out": any(r.get("timed_out") for r in runs),
+            "completed": min(int(r["done_store"]) for r in runs),
+            "cpu_ms_per_workflow": per_wf,
+            "steps_once": all(r.get("exactly_once_ok") for r in runs),
+            "store_ok": all((r.get("checks") or {}).get("store_ok") for r in runs),
+            "outbound": any((r.get("teardown") or {}).get("phone_home") for r in runs),
+        })
+    errors = {r["cfg"]: r["error"] for r in results if r.get("kind") == "ERR"}
+    return {"rows": rows, "errors": errors}

@@ -7,6 +7,7 @@ import math
 from typing import Any
 
 from tests.bench.peers import best
+from tests.bench.w3 import w3_markdown, w3_targets
 
 
 def _f(value: Any, digits: int = 1) -> str:
@@ -92,6 +93,8 @@ def targets(data: dict[str, Any]) -> list[dict[str, Any]]:
                     "measured": f"drain {first['tasks_per_s']:.0f}/s / coalesced {coalesced:.0f}/s = "
                                 f"{first['tasks_per_s'] / coalesced:.2f}x",
                     "met": first["tasks_per_s"] / coalesced <= 2})
+    if data.get("w3"):
+        out += w3_targets(data["w3"])
     op = data.get("operator")
     if op and not op.get("error"):
         out.append({"target": f"{op['pools']} pools reconciled within one poll interval "
@@ -191,7 +194,8 @@ def markdown(data: dict[str, Any]) -> str:
                          f"{p['p50_ms']:.1f} | {p['p95_ms']:.1f} | {p['p99_ms']:.1f} | {p['max_ms']:.1f} | |")
         lines.append("")
     if data.get("workflows"):
-        lines += ["## Workflow throughput: 4-activity workflows end to end", "",
+        lines += ["## Workflow throughput: workflows end to end (four_steps, agent_turn: 4 activities and 5 decisions "
+                  "each; one_step: 1 and 2)", "",
                   "| app | workers x C | workflows/s | tasks/s (activities + decisions) | wall s | completed | activities claimed twice | CPU s: control plane / workers / PG |",
                   "|---|---|---|---|---|---|---|---|"]
         for w in data["workflows"]:
@@ -199,6 +203,8 @@ def markdown(data: dict[str, Any]) -> str:
                          f"{w['tasks_per_s']:.0f} | {w['wall_s']:.1f} | {w['completed']}/{w['n']} | {w['activities_claimed_twice']} | "
                          f"{w['cp_cpu_s']:.1f} / {w['worker_cpu_s']:.1f} / {_f(w['pg_cpu_s'])} |")
         lines.append("")
+    if data.get("w3"):
+        lines += w3_markdown(data["w3"])
     if data.get("scale"):
         lines += ["## Scale: simulated workers long-polling one control plane", "",
                   "| workers | enqueue-to-claim p50 ms | p95 ms | p99 ms | max ms | CP CPU idle (cores) | CP CPU under load (cores) | PG CPU idle / load (cores) | CP RSS empty / idle / after load MB | DB commits/s idle | DB commits per task | tasks received | lost | handed out twice |",
@@ -259,6 +265,7 @@ def markdown(data: dict[str, Any]) -> str:
     t = data.get("targets") or []
     if t:
         lines += ["## Targets (reported, not asserted)", "", "| target | measured | met |", "|---|---|---|"]
-        lines += [f"| {x['target']} | {x['measured']} | {'yes' if x['met'] else '**no**'} |" for x in t]
+        lines += [f"| {x['target']} | {x['measured']} | {'n/a' if x['met'] is None else 'yes' if x['met'] else '**no**'} |"
+                  for x in t]
         lines.append("")
     return "\n".join(lines)

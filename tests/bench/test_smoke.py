@@ -21,9 +21,11 @@ from tests.bench.report import markdown, ratios, targets
 from tests.bench.scale import run_scale_once
 from tests.bench.schema_floor import run_schema_floor
 from tests.bench.throughput import run_throughput
+from tests.bench.w3 import W3Plan, compare, plan_workflow_runs
 from tests.bench.workflows import run_workflows_once
 
 FIXTURE = Path(__file__).parent / "fixtures" / "peer-raw.json"
+W3_FIXTURE = Path(__file__).parent / "fixtures" / "peer-w3-raw.json"
 
 
 @pytest.fixture
@@ -57,11 +59,12 @@ async def test_latency_sees_every_probe(server: Server, tmp_path: Path) -> None:
     assert 0 < result["p50_ms"] <= result["p99_ms"] <= result["max_ms"]
 
 
-@pytest.mark.parametrize("app", ["four_steps", "agent_turn"])
-async def test_workflows_complete_with_each_step_once(server: Server, tmp_path: Path, app: str) -> None:
+@pytest.mark.parametrize(("app", "steps"), [("four_steps", 4), ("agent_turn", 4), ("one_step", 1)])
+async def test_workflows_complete_with_each_step_once(server: Server, tmp_path: Path, app: str, steps: int) -> None:
     result = await run_workflows_once(server, app=app, n=10, workers=1, concurrency=8, log_dir=tmp_path, limit_s=60)
     assert result["statuses"] == {"completed": 10}
-    assert result["activity_tasks"] == 40  # four activities per workflow
+    assert result["activity_tasks"] == 10 * steps
+    assert result["decision_tasks"] == 10 * (steps + 1)
     assert result["activities_claimed_twice"] == 0
 
 
@@ -118,6 +121,103 @@ def test_peer_bench_json_is_read_and_ratios_rendered() -> None:
     assert data["targets"][0]["met"] is True
     text = markdown(data)
     assert "| pgqueuer (peer-bench) | 1 x 16 |" in text and "**2.00x**" in text
+
+
+def _durable_w3_run(app: str, steps: int, wps: float) -> dict[str, Any]:
+    n = 1000
+    return {"app": app, "n": n, "workers": 2, "concurrency": 32, "wall_s": n / wps, "workflows_per_s": wps,
+            "timed_out": False, "completed": n, "not_completed": 0, "statuses": {"completed": n},
+            "activity_tasks": n * steps, "decision_tasks": n * (steps + 1), "activities_claimed_twice": 0,
+            "tasks_per_s": n * (2 * steps + 1) / (n / wps), "cp_cpu_s": 2.0, "worker_cpu_s": 1.0, "pg_cpu_s": 3.0,
+            "start_s": 1.0}
+
+
+def _w3(peers_part: dict[str, Any]) -> dict[str, Any]:
+    runs = [_durable_w3_run("four_steps", 4, 400.0), _durable_w3_run("one_step", 1, 1000.0)]
+    w3: dict[str, Any] = {"n": 1000, "steps": [4, 1], "conc": 64, "workers": 2, "concurrency": 32, "reps": 1,
+                          "peers": {"systems": list(peers.W3_SYSTEMS), **peers_part}}
+    w3.update(compare(w3, runs))
+    return w3
+
+
+def test_peer_bench_w3_json_is_read_and_compared() -> None:
+    raw = json.loads(W3_FIXTURE.read_text())
+    summary = peers.summarize_w3(raw)
+    rows = {(r["system"], r["steps"]): r for r in summary["rows"]}
+    assert set(rows) == {(s, k) for s in peers.W3_SYSTEMS for k in (4, 1)}
+    assert summary["errors"] == {}
+    dbos4 = rows["dbos-wf", 4]
+    dbos_runs = [r for r in raw if (r["cfg"], r["steps"]) == ("dbos-wf", 4)]
+    assert dbos4["runs"] == [r["wf_per_s"] for r in dbos_runs]
+    assert dbos4["workflows_per_s"] == pytest.approx(statistics.median(dbos4["runs"]))  # as peer-bench reports
+    cpu = dbos4["cpu_ms_per_workflow"]
+    assert cpu["server"] is None  # DBOS has no server process
+    assert cpu["workers"] == pytest.approx(statistics.median(r["worker_cpu_s"] for r in dbos_runs))  # 1000 done
+    assert cpu["total"] == pytest.approx(cpu["workers"] + cpu["postgres"])
+    restate = rows["restate-wf", 4]
+    [restate_raw] = [r for r in raw if (r["cfg"], r["steps"]) == ("restate-wf", 4)]
+    assert restate["cpu_ms_per_workflow"]["server"] == pytest.approx(restate_raw["engine_cpu_s"])
+    # PostgreSQL idles beside Restate: shown, not charged to it
+    assert restate["cpu_ms_per_workflow"]["total"] == pytest.approx(
+        restate["cpu_ms_per_workflow"]["workers"] + restate["cpu_ms_per_workflow"]["server"])
+    assert all(r["steps_once"] and r["store_ok"] and not r["outbound"] for r in summary["rows"])
+
+    w3 = _w3({"mode": "same", "summary": summary})
+    ratios = {(r["steps"], r["peer"]): r for r in w3["ratios"]}
+    assert ratios[4, "restate-wf"]["ratio"] == pytest.approx(400.0 / restate["workflows_per_s"])
+    assert ratios[4, "dbos-wf"]["ratio"] == pytest.approx(400.0 / dbos4["workflows_per_s"])
+    assert (ratios[4, "restate-wf"]["goal"], ratios[4, "dbos-wf"]["goal"], ratios[1, "dbos-wf"]["goal"]) == (1.0, 8.0, None)
+    assert ratios[4, "dbos-wf"]["met"] is False and ratios[1, "dbos-wf"]["met"] is None
+    durable4 = next(r for r in w3["rows"] if (r["system"], r["steps"]) == ("durable", 4))
+    assert durable4["cpu_ms_per_workflow"] == {"server": 2.0, "workers": 1.0, "postgres": 3.0, "total": 6.0}
+    data: dict[str, Any] = {"meta": {"when": "now", "host": "h", "pg": "pg"}, "w3": w3}
+    data["targets"] = targets(data)
+    assert [t["met"] for t in data["targets"]] == [False, False]
+    text = markdown(data)
+    assert "| 4 | **durable** | `four_steps`, 1000 wf, 2 worker procs x 32 task slots" in text
+    assert "| 1 | restate-wf | 1000 wf, 1 worker proc + engine server, C=64;" in text
+    assert "durable / Restate = **0.95x** (goal >= 1: **not met**)" in text
+
+
+def test_w3_peer_failures_are_rows_and_ratios_say_na() -> None:
+    raw = [r for r in json.loads(W3_FIXTURE.read_text()) if r["cfg"] != "restate-wf"]
+    reason = ("RuntimeError: restate-wf runs only inside a private network namespace (unshare -n, needs root); "
+              "restate-server tries to reach the internet at start-up and there is no switch for it")
+    raw.append({"kind": "ERR", "cfg": "restate-wf", "error": reason})
+    w3 = _w3({"mode": "same", "summary": peers.summarize_w3(raw)})
+    ratios = {(r["steps"], r["peer"]): r for r in w3["ratios"]}
+    assert ratios[4, "restate-wf"]["ratio"] is None and ratios[4, "restate-wf"]["met"] is None
+    assert ratios[4, "restate-wf"]["why"] == f"failed: {reason}"
+    assert ratios[4, "dbos-wf"]["ratio"] is not None
+    data: dict[str, Any] = {"meta": {"when": "now", "host": "h", "pg": "pg"}, "w3": w3}
+    data["targets"] = targets(data)
+    text = markdown(data)
+    assert "| 4 | restate-wf | | **failed: RuntimeError: restate-wf runs only inside a private network" in text
+    assert "durable / Restate = n/a (failed: RuntimeError" in text
+    assert "| n/a |" in text  # the Restate target: neither met nor missed
+
+    # the whole driver failing (a multi-line message), and --no-peers: every peer row says why
+    crashed = _w3({"mode": "same", "error": "RuntimeError: peer-bench failed (1); see x:\nTraceback\n| boom"})
+    assert [r.get("error") for r in crashed["rows"] if r["system"] != "durable"] == [
+        "failed: RuntimeError: peer-bench failed (1); see x:\nTraceback\n| boom"] * 6
+    assert "**failed: RuntimeError: peer-bench failed (1); see x: Traceback / boom**" in markdown(
+        {"meta": {"when": "now", "host": "h", "pg": "pg"}, "w3": crashed})
+    skipped = _w3({"skipped": "--no-peers"})
+    assert {r.get("error") for r in skipped["rows"] if r["system"] != "durable"} == {"not run (--no-peers)"}
+    assert all(r["ratio"] is None for r in skipped["ratios"])
+
+
+def test_w3_durable_runs_are_planned_once_each() -> None:
+    plan = W3Plan(n=1000, steps=(4, 1), conc=64, workers=2, reps=1)
+    assert plan_workflow_runs(["four_steps", "agent_turn"], 1000, 2, 32, plan) == [
+        ("four_steps", 1000, 2, 32), ("agent_turn", 1000, 2, 32), ("one_step", 1000, 2, 32)]
+    three = W3Plan(n=200, steps=(4,), conc=64, workers=1, reps=3)
+    assert plan_workflow_runs(["four_steps"], 1000, 2, 32, three) == [
+        ("four_steps", 1000, 2, 32), *[("four_steps", 200, 1, 64)] * 3]
+    with pytest.raises(ValueError, match="of 1, 4 steps only"):
+        W3Plan(n=10, steps=(2,), conc=64, workers=2, reps=1)
+    with pytest.raises(ValueError, match="split evenly"):
+        W3Plan(n=10, steps=(4,), conc=64, workers=3, reps=1)
 
 
 def test_percentiles_interpolate_like_peer_bench() -> None:
