@@ -215,7 +215,7 @@ class DecisionBatcher(_Coalescer[pb.CompleteWorkflowTaskRequest]):
         if self.batched:
             try:
                 outcome = await self._submit(request)
-                return pb.CompleteWorkflowTaskResponse(applied=outcome.applied)
+                return pb.CompleteWorkflowTaskResponse(applied=outcome.applied, tasks=outcome.tasks)
             except Unimplemented:
                 if self.batched:
                     log.info("the control plane does not know CompleteWorkflowTasks (an older version); "

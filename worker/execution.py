@@ -11,10 +11,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from durable.common import DurableError, InvalidArgument, NotFound, WrongState
 from durable.common.errors import MessageTooLarge
@@ -56,6 +56,7 @@ class RunningTask:
     cancel_reason: str | None = None
     kept: WorkflowInstance | None = None  # a decision's instance, kept after it (sticky)
     applied: bool = False  # a decision's report was answered: applied
+    reserved: int = 0  # slots a decision holds for the activities it asked for eagerly
 
     @property
     def ref(self) -> pb.TaskRef:
@@ -81,6 +82,18 @@ class RunningTask:
         loop.call_later(hard_after, lambda: None if handle.done() else handle.cancel())
 
 
+class EagerSlots(Protocol):
+    """The worker's slots as eager dispatch sees them: a decision reserves slots for the
+    activities it schedules (the claim loop does not hand them out meanwhile), the activities
+    handed back in the decision's answer start in them, and the reservation then ends."""
+
+    def reserve(self, wanted: int) -> int: ...
+
+    def release(self, count: int) -> None: ...
+
+    def start_task(self, task: pb.Task) -> Any: ...
+
+
 class TaskRunner:
     """Executes claimed tasks of one App and reports their outcome."""
 
@@ -95,8 +108,14 @@ class TaskRunner:
         metrics: WorkerMetrics | None = None,
         on_slot_freed: Callable[[], None] | None = None,
         cache_size: int = 0,
+        slots: EagerSlots | None = None,
+        served_activity_types: Collection[str] = (),
     ) -> None:
         self.app = app
+        # Eager dispatch: the activities a decision schedules that this worker serves are
+        # asked for at once, up to its free slots (None: off).
+        self.slots = slots
+        self.served_activity_types = frozenset(served_activity_types)
         self.activities = app.activities  # a live view: looked up once per task
         self.link = link
         self.worker_id = worker_id
@@ -158,6 +177,8 @@ class TaskRunner:
             if task.kind == "workflow":
                 method, request = self._decide(task, running, kept)
                 kept = None
+                if method == "CompleteWorkflowTask":
+                    running.reserved = self._ask_eager(request)
             elif task.kind == "query":
                 method, request = self._answer_query(task)
             else:
@@ -185,6 +206,9 @@ class TaskRunner:
         finally:
             if not running.applied:
                 self._forget(running)
+            if running.reserved and self.slots is not None:
+                self.slots.release(running.reserved)
+                running.reserved = 0
         return {"CompleteTask": "completed", "FailTask": "failed", "AnswerQuery": "answered"}.get(method, "decided")
 
     # -- activities ---------------------------------------------------------------------------
@@ -292,6 +316,20 @@ class TaskRunner:
             actions=actions,
             keeps_instance=keeps,
         )
+
+    def _ask_eager(self, request: pb.CompleteWorkflowTaskRequest) -> int:
+        """Mark the decision's new activities this worker serves `eager`, as many as it has
+        free slots for (reserved until the answer); returns how many slots it reserved."""
+        if self.slots is None:
+            return 0
+        wanted = [a.schedule_activity for a in request.actions
+                  if a.WhichOneof("action") == "schedule_activity"
+                  and a.schedule_activity.activity_type in self.served_activity_types
+                  and not a.schedule_activity.options.start_delay]
+        granted = self.slots.reserve(len(wanted)) if wanted else 0
+        for action in wanted[:granted]:
+            action.eager = True
+        return granted
 
     def _forget(self, running: RunningTask) -> None:
         """A kept instance whose decision was not applied (dropped, refused, never reported)
@@ -402,6 +440,9 @@ class TaskRunner:
                 continue
             if method == "CompleteWorkflowTask":
                 running.applied = response.applied
+                if response.tasks and self.slots is not None:
+                    for handed in response.tasks:  # eager: in the slots this decision reserved
+                        self.slots.start_task(handed)
                 if not response.applied:
                     log.info("workflow %s: decision out of date, dropped; a new task follows",
                              task.workflow_id)

@@ -89,6 +89,7 @@ class Worker:
         self._shut_down = False
         self._fatal: BaseException | None = None
         self.released_tasks = 0
+        self.reserved = 0  # slots held for eager activities (see reserve)
         # The control plane's receive limit (RegisterWorker says it): batches stay below it.
         self.max_request_bytes = DEFAULT_MAX_REQUEST_BYTES
 
@@ -102,9 +103,23 @@ class Worker:
 
     @property
     def load(self) -> int:
-        """Tasks running user code. A task whose outcome is being reported no longer counts: its
-        slot is free for the next claim while the report's round trip completes."""
-        return sum(1 for r in self.running.values() if r.phase == "running")
+        """Tasks running user code, and the slots decisions hold for activities they asked for
+        eagerly. A task whose outcome is being reported no longer counts: its slot is free for
+        the next claim while the report's round trip completes."""
+        return sum(1 for r in self.running.values() if r.phase == "running") + self.reserved
+
+    def reserve(self, wanted: int) -> int:
+        """Hold up to `wanted` free slots for a decision's eager activities (none while
+        draining); returns how many. A held slot idles for the decision's round trip."""
+        if self.draining or not self.settings.eager_activities:
+            return 0
+        granted = max(0, min(wanted, self.settings.max_concurrent_tasks - self.load))
+        self.reserved += granted
+        return granted
+
+    def release(self, count: int) -> None:
+        self.reserved -= count
+        self._capacity_changed.set()
 
     def circuit_breakers(self) -> list[pb.ActivityCircuitBreaker]:
         """The breakers the served activities ask for (sent with each registration)."""
@@ -194,6 +209,8 @@ class Worker:
                 metrics=self.metrics,
                 on_slot_freed=self._capacity_changed.set,
                 cache_size=self.settings.workflow_cache_size,
+                slots=self,
+                served_activity_types=self.activity_types,
             )
             if self.settings.metrics_port:  # both ports checked before either server starts
                 ensure_free(self.settings.health_host, self.settings.metrics_port, "WORKER_METRICS_PORT")

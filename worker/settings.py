@@ -65,6 +65,15 @@ class WorkerSettings(BaseSettings):
         "used go first); their next decisions come to this worker with only the new events. "
         "0 = off: every decision replays the whole history. Default 1000.",
     )
+    eager_activities: bool = Field(
+        False,
+        alias="DURABLE_EAGER_ACTIVITIES",
+        description="Eager dispatch: a decision asks for the activities it schedules that this "
+        "worker serves, as many as it has free slots for (held for the decision's round trip), "
+        "and runs them from the decision's answer instead of claiming them later. Saves the "
+        "claims; costs slot time when activities are very short and slots are the limit. "
+        "Default false.",
+    )
     worker_group: str = Field(
         "default",
         alias="WORKER_GROUP",

@@ -106,6 +106,7 @@ def action(msg: pb.WorkflowAction, index: int, limit: int) -> dict[str, Any]:
             "activity_type": a.activity_type,
             "input": load(a.input_json, f"{field}.input_json", limit),
             "options": activity_options(a.options),
+            "eager": a.eager,
         }
     if which == "start_timer":
         return {"type": "start_timer", "timer_id": msg.start_timer.timer_id, "fire_after": msg.start_timer.fire_after}

@@ -19,7 +19,7 @@ from durable.controlplane.grpc.errors import generic_handler, required, rpc
 from durable.controlplane.settings import BreakerSettings
 from durable.controlplane.store import Store
 from durable.controlplane.store.base import parse_uuid
-from durable.controlplane.store.decisions import Decision
+from durable.controlplane.store.decisions import Applied, Decision
 from durable.controlplane.store.workflow_queries import WorkflowQueryStore
 from durable.proto.v1 import durable_pb2 as pb
 from durable.proto.v1 import durable_pb2_grpc as pb_grpc
@@ -302,15 +302,12 @@ class WorkerService(pb_grpc.WorkerServiceServicer):
         self, request: pb.CompleteWorkflowTaskRequest, context: Any
     ) -> pb.CompleteWorkflowTaskResponse:
         actions = [convert.action(a, i, self.limit) for i, a in enumerate(request.actions)]
-        applied = await self.store.complete_workflow_task(
-            required(request.worker_id, "worker_id"),
-            required(request.task_id, "task_id"),
-            request.attempt,
-            request.seen_through_seq,
-            actions,
-            keeps_instance=request.keeps_instance,
-        )
-        return pb.CompleteWorkflowTaskResponse(applied=applied)
+        [outcome] = await self.store.complete_workflow_tasks(required(request.worker_id, "worker_id"), [Decision(
+            required(request.task_id, "task_id"), request.attempt, request.seen_through_seq, actions,
+            request.keeps_instance)])
+        if isinstance(outcome, DurableError):
+            raise outcome
+        return pb.CompleteWorkflowTaskResponse(applied=outcome.applied, tasks=[convert.task(t) for t in outcome.tasks])
 
     @rpc
     async def CompleteWorkflowTasks(
@@ -332,9 +329,10 @@ class WorkerService(pb_grpc.WorkerServiceServicer):
         response = pb.CompleteWorkflowTasksResponse()
         for index, d in enumerate(request.decisions):
             outcome = early.get(index) or next(results)
-            item = response.outcomes.add(task_id=d.task_id, accepted=isinstance(outcome, bool))
-            if isinstance(outcome, bool):
-                item.applied = outcome
+            item = response.outcomes.add(task_id=d.task_id, accepted=isinstance(outcome, Applied))
+            if isinstance(outcome, Applied):
+                item.applied = outcome.applied
+                item.tasks.extend(convert.task(t) for t in outcome.tasks)
             else:
                 item.code = (code_for(outcome) or grpc.StatusCode.INTERNAL).name
                 item.message = str(outcome)

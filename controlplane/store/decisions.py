@@ -21,10 +21,10 @@ import asyncpg
 
 from durable.common.errors import DurableError, InvalidArgument, NotFound
 from durable.common.policies import ActivityOptions
-from durable.controlplane.store import lineage
+from durable.controlplane.store import lineage, workflow_batches
 from durable.controlplane.store.base import StoreBase, check_name, dumps, parse_uuid
 from durable.controlplane.store.queries import Q
-from durable.controlplane.store.records import Task, WorkflowInstance
+from durable.controlplane.store.records import ClaimedTask, Task, WorkflowInstance
 
 ACTION_TYPES = (
     "schedule_activity", "start_timer", "complete_workflow", "fail_workflow",
@@ -50,6 +50,15 @@ class Decision:
     keeps_instance: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """A decision's outcome: whether it was applied, and the activities it scheduled that
+    were handed to its worker at once (eager dispatch)."""
+
+    applied: bool
+    tasks: tuple[ClaimedTask, ...] = ()
+
+
 class _Unapplied(Exception):
     """A batch met an error after it began writing: rolled back, its decisions go one by one."""
 
@@ -73,16 +82,17 @@ class DecisionStore(StoreBase):
             worker_id, [Decision(task_id, attempt, seen_through_seq, actions, keeps_instance)])
         if isinstance(outcome, DurableError):
             raise outcome
-        return outcome
+        return outcome.applied
 
     async def complete_workflow_tasks(
         self, worker_id: str, decisions: Sequence[Decision]
-    ) -> list[bool | DurableError]:
+    ) -> list[Applied | DurableError]:
         """Apply several decisions in one transaction: per decision, whether it was applied
-        (the rules of complete_workflow_task), or the error it met. The workflows are locked
+        (the rules of complete_workflow_task) with the activities handed to the worker at once
+        (schedule_activity actions with `eager`), or the error it met. The workflows are locked
         in id order first (the lock order of every batch). A decision that meets an error after
         the batch began writing rolls the batch back, and each decision is then applied alone."""
-        outcomes: list[bool | DurableError | None] = [None] * len(decisions)
+        outcomes: list[Applied | DurableError | None] = [None] * len(decisions)
         planned: list[tuple[int, UUID, Decision, list[dict[str, Any]]]] = []
         for index, decision in enumerate(decisions):
             try:
@@ -100,16 +110,14 @@ class DecisionStore(StoreBase):
                 decided = {}
                 for index, _, decision, _ in planned:
                     try:
-                        outcomes[index] = await self.complete_workflow_task(
-                            worker_id, decision.task_id, decision.attempt, decision.seen_through_seq,
-                            decision.actions, keeps_instance=decision.keeps_instance)
+                        [outcomes[index]] = await self.complete_workflow_tasks(worker_id, [decision])
                     except DurableError as error:
                         outcomes[index] = error
             ended: list[str] = []
             for index, (outcome, wf, end) in decided.items():
                 outcomes[index] = outcome
-                if isinstance(outcome, bool) and wf is not None:
-                    self.observer.decided(wf.workflow_type, outcome)
+                if isinstance(outcome, Applied) and wf is not None:
+                    self.observer.decided(wf.workflow_type, outcome.applied)
                     if end:
                         ended.append(wf.id)
             for workflow_id in ended:  # after the commit: the children's locks come after the parent's (lineage)
@@ -133,13 +141,17 @@ class DecisionStore(StoreBase):
         worker_id: str,
         planned: list[tuple[int, UUID, Decision, list[dict[str, Any]]]],
         now: datetime,
-    ) -> dict[int, tuple[bool | DurableError, WorkflowInstance | None, bool]]:
+    ) -> dict[int, tuple[Applied | DurableError, WorkflowInstance | None, bool]]:
         """The decisions in the caller's transaction: per index, (applied or error, the
         workflow, whether its run ended). Errors met before a decision writes (the fence)
         are its outcome; one met after raises _Unapplied (the caller rolls back)."""
         rows = await conn.fetch(Q.lock_workflows_of_decisions, [p[1] for p in planned])
         workflows = {r["decision_task_id"]: WorkflowInstance.from_row(r) for r in rows}
-        out: dict[int, tuple[bool | DurableError, WorkflowInstance | None, bool]] = {}
+        fenced = await conn.fetch(Q.lock_owned_decisions, worker_id, [p[1] for p in planned],
+                                  [p[2].attempt for p in planned])
+        owned = {r["id"]: Task.from_row(r) for r in fenced}
+        out: dict[int, tuple[Applied | DurableError, WorkflowInstance | None, bool]] = {}
+        together: list[tuple[int, workflow_batches.Decided]] = []
         for index, task_id, decision, actions in sorted(
                 planned, key=lambda p: workflows[p[1]].id if p[1] in workflows else ""):
             wf = workflows.get(task_id)
@@ -149,18 +161,44 @@ class DecisionStore(StoreBase):
                     if workflow_id is None:
                         raise InvalidArgument(f"task {task_id} is not a workflow task")
                     raise NotFound(f"workflow {workflow_id!r} does not exist")
-                task = await self._lock_owned(conn, task_id, worker_id, decision.attempt)
+                task = owned.get(task_id) or await self._lock_owned(conn, task_id, worker_id, decision.attempt)
                 if task.kind != "workflow":
                     raise InvalidArgument(f"task {task_id} is a {task.kind} task, not a workflow task")
             except DurableError as exc:
                 out[index] = (exc, wf, False)
                 continue
+            if self._applies(wf, decision, actions) and workflow_batches.set_based(self, wf, actions) \
+                    and wf.last_event_seq == decision.seen_through_seq:
+                together.append((index, workflow_batches.Decided(
+                    wf, task_id, decision.seen_through_seq, actions,
+                    worker_id if decision.keeps_instance else None)))
+                continue
             try:
                 applied, ended = await self._decide(conn, wf, task_id, decision, actions, worker_id, now)
             except DurableError as exc:
                 raise _Unapplied(str(exc)) from exc
-            out[index] = (applied, wf, ended)
+            out[index] = (Applied(applied), wf, ended)
+        if together:
+            if len({d.wf.id for _, d in together}) < len(together):
+                raise _Unapplied("a batch holds two decisions of one workflow")
+            try:
+                ended_runs, handed = await workflow_batches.apply_decisions(
+                    self, conn, worker_id, [d for _, d in together], now)
+            except DurableError as exc:
+                raise _Unapplied(str(exc)) from exc
+            for index, d in together:
+                out[index] = (Applied(True, tuple(handed.get(d.wf.id, ()))), d.wf, d.wf.id in ended_runs)
         return out
+
+    @staticmethod
+    def _applies(wf: WorkflowInstance, decision: Decision, planned: list[dict[str, Any]]) -> bool:
+        """The rules: a decision is applied unless the workflow ended, another decision was
+        recorded after what it saw (or it saw what is not there), or it would end the
+        workflow before events it did not see."""
+        seen = decision.seen_through_seq
+        ends = any(a["type"] in TERMINAL_ACTIONS for a in planned)
+        return not (wf.is_terminal or not wf.decided_through_seq <= seen <= wf.last_event_seq
+                    or (wf.last_event_seq > seen and ends))
 
     async def _decide(
         self,
@@ -176,8 +214,7 @@ class DecisionStore(StoreBase):
         seen = decision.seen_through_seq
         sticky = worker_id if decision.keeps_instance else None
         unseen = wf.last_event_seq > seen
-        ends = any(a["type"] in TERMINAL_ACTIONS for a in planned)
-        if wf.is_terminal or not wf.decided_through_seq <= seen <= wf.last_event_seq or (unseen and ends):
+        if not self._applies(wf, decision, planned):
             await conn.execute(Q.complete_task, task_id, dumps({"applied": False}), now)
             if not wf.is_terminal:
                 await self._wake(conn, wf, now)
@@ -338,6 +375,7 @@ class DecisionStore(StoreBase):
                 "input": input_value,
                 "input_json": self.payload(input_value, f"{field}.input"),
                 "options": opts,
+                "eager": bool(action.get("eager")),
             }
         if kind == "start_timer":
             timer_id = check_name(action.get("timer_id"), f"{field}.timer_id")

@@ -67,3 +67,105 @@ FROM durable_task_queue t JOIN durable_workflow_instances w ON w.id = t.workflow
 WHERE t.id = ANY($1::uuid[])
 ORDER BY w.id
 FOR UPDATE OF w;
+
+-- name: lock_owned_decisions
+-- The fence for a batch of decisions: the tasks ($2 ids, $3 attempts) worker $1 still holds,
+-- locked in id order. The caller asks the single fence why any other is missing.
+SELECT t.* FROM durable_task_queue t
+JOIN unnest($2::uuid[], $3::int[]) AS c(id, attempt) ON t.id = c.id
+WHERE t.status || '' = 'claimed' AND t.claimed_by = $1 AND t.attempt = c.attempt
+ORDER BY t.id
+FOR UPDATE OF t;
+
+-- name: insert_decided_steps
+-- The activities and timers of a batch of decisions, one row per element (ids chosen by the
+-- caller); a (workflow, step id) that already has a live or completed task is skipped and does
+-- not come back (a replayed command schedules nothing twice). An activity with `eager` set goes
+-- in claimed by worker $2, its first attempt, while that worker is active (eager dispatch: the
+-- deciding worker runs it at once, no claim); the rows come back as a claim's do, with
+-- `eager` saying which were handed out.
+INSERT INTO durable_task_queue (
+    id, kind, workflow_id, activity_id, activity_type, input, priority, visible_at, max_attempts,
+    retry_policy, schedule_to_start_timeout, start_to_close_timeout, heartbeat_timeout, created_at,
+    trace_id, span_id, concurrency_key, concurrency_limit, status, claimed_by, claimed_at, heartbeat_at, attempt)
+SELECT s.id, s.kind, s.workflow_id, s.activity_id, s.activity_type, s.input::jsonb, s.priority, s.visible_at,
+       s.max_attempts, s.retry_policy::jsonb, s.schedule_to_start_timeout, s.start_to_close_timeout,
+       s.heartbeat_timeout, $1, s.trace_id, s.span_id, s.concurrency_key, s.concurrency_limit,
+       CASE WHEN s.eager AND k.active THEN 'claimed' ELSE 'pending' END,
+       CASE WHEN s.eager AND k.active THEN $2::text END,
+       CASE WHEN s.eager AND k.active THEN $1::timestamptz END,
+       CASE WHEN s.eager AND k.active THEN $1::timestamptz END,
+       CASE WHEN s.eager AND k.active THEN 1 ELSE 0 END
+FROM unnest($3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::int[], $10::timestamptz[],
+            $11::int[], $12::text[], $13::float8[], $14::float8[], $15::float8[], $16::text[], $17::text[],
+            $18::text[], $19::int[], $20::boolean[])
+    AS s(id, kind, workflow_id, activity_id, activity_type, input, priority, visible_at, max_attempts,
+         retry_policy, schedule_to_start_timeout, start_to_close_timeout, heartbeat_timeout, trace_id, span_id,
+         concurrency_key, concurrency_limit, eager)
+CROSS JOIN (SELECT EXISTS (SELECT 1 FROM durable_workers WHERE id = $2::text AND status = 'active') AS active) AS k
+ON CONFLICT (workflow_id, kind, activity_id)
+    WHERE workflow_id IS NOT NULL AND kind IN ('activity', 'timer') AND status IN ('pending', 'claimed', 'completed')
+    DO NOTHING
+RETURNING id, kind, workflow_id, activity_id, activity_type, input, attempt, max_attempts,
+    priority, visible_at, claimed_by, heartbeat_timeout, start_to_close_timeout,
+    heartbeat_details, trace_id, span_id, sticky_to, status = 'claimed' AS eager;
+
+-- name: apply_decisions
+-- A batch of applied decisions (workflows and decision tasks locked by the caller), in one
+-- statement: each workflow's events ($13-$16) appended after $3 through $4, the workflow decided
+-- through $4 (and running, or ended with status $9 and its result or error), its signals up to
+-- what the worker saw ($5) delivered, the worker that keeps the instance ($6) recorded, and the
+-- decision task ($7) completed with result $8. A workflow whose history is not at $3 is not
+-- touched and does not come back (the caller then rolls back). An ended workflow's NOTIFY
+-- durable_workflows goes out on commit. Decisions that must be followed by another (events
+-- they did not see) are queued by the caller after this statement.
+WITH d AS (
+    SELECT * FROM unnest($2::text[], $3::int[], $4::int[], $5::int[], $6::text[], $7::uuid[], $8::text[],
+                         $9::text[], $10::text[], $11::text[])
+        AS d(id, after_seq, last_seq, seen, sticky, task_id, task_result, status, result, error)
+), e AS (
+    SELECT * FROM unnest($12::text[], $13::int[], $14::text[], $15::text[]) AS e(workflow_id, seq, event_type, event_data)
+), sizes AS (
+    SELECT workflow_id, sum(octet_length(event_data)) AS bytes FROM e GROUP BY workflow_id
+), decided AS (
+    UPDATE durable_workflow_instances w
+    SET last_event_seq = d.last_seq, decided_through_seq = d.last_seq, updated_at = $1, blocked = NULL,
+        history_bytes = w.history_bytes + COALESCE(s.bytes, 0),
+        status = COALESCE(d.status, CASE WHEN w.status = 'pending' THEN 'running' ELSE w.status END),
+        started_at = COALESCE(w.started_at, $1),
+        result = COALESCE(d.result::jsonb, w.result),
+        error = COALESCE(d.error::jsonb, w.error),
+        completed_at = CASE WHEN d.status IS NOT NULL THEN $1 ELSE w.completed_at END,
+        decision_seen_seq = d.seen, sticky_worker_id = d.sticky
+    FROM d LEFT JOIN sizes s ON s.workflow_id = d.id
+    WHERE w.id = d.id AND w.last_event_seq = d.after_seq
+    RETURNING w.id, w.status
+), appended AS (
+    INSERT INTO durable_workflow_events (workflow_id, sequence_num, event_type, event_data, created_at)
+    SELECT e.workflow_id, e.seq, e.event_type, e.event_data::jsonb, $1
+    FROM e JOIN decided x ON x.id = e.workflow_id
+), delivered AS (
+    UPDATE durable_signals g SET delivered_at = $1
+    FROM d JOIN decided x ON x.id = d.id
+    WHERE g.workflow_id = d.id AND g.sequence_num <= d.seen AND g.delivered_at IS NULL
+), finished AS (
+    UPDATE durable_task_queue t SET status = 'completed', result = d.task_result::jsonb, completed_at = $1
+    FROM d JOIN decided x ON x.id = d.id
+    WHERE t.id = d.task_id
+)
+SELECT x.id, x.status IN ('completed', 'failed', 'cancelled') AS ended,
+       CASE WHEN x.status IN ('completed', 'failed', 'cancelled') THEN pg_notify('durable_workflows', x.id) END AS notified
+FROM decided x;
+
+-- name: cancel_open_steps_of
+-- cancel_open_steps for several workflows at once ($1), locked in id order.
+UPDATE durable_task_queue t
+SET status = 'cancelled', cancel_requested = true, completed_at = $2
+FROM (
+    SELECT id, status FROM durable_task_queue
+    WHERE workflow_id = ANY($1::text[]) AND status IN ('pending', 'claimed')
+    ORDER BY id
+    FOR UPDATE
+) AS was
+WHERE t.id = was.id
+RETURNING t.id, t.kind, t.activity_type, was.status AS was_status;

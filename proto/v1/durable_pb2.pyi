@@ -275,18 +275,20 @@ class CompleteTasksRequest(_message.Message):
     def __init__(self, worker_id: _Optional[str] = ..., completions: _Optional[_Iterable[_Union[TaskCompletion, _Mapping]]] = ...) -> None: ...
 
 class CompletionOutcome(_message.Message):
-    __slots__ = ("task_id", "accepted", "code", "message", "applied")
+    __slots__ = ("task_id", "accepted", "code", "message", "applied", "tasks")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     ACCEPTED_FIELD_NUMBER: _ClassVar[int]
     CODE_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     APPLIED_FIELD_NUMBER: _ClassVar[int]
+    TASKS_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     accepted: bool
     code: str
     message: str
     applied: bool
-    def __init__(self, task_id: _Optional[str] = ..., accepted: _Optional[bool] = ..., code: _Optional[str] = ..., message: _Optional[str] = ..., applied: _Optional[bool] = ...) -> None: ...
+    tasks: _containers.RepeatedCompositeFieldContainer[Task]
+    def __init__(self, task_id: _Optional[str] = ..., accepted: _Optional[bool] = ..., code: _Optional[str] = ..., message: _Optional[str] = ..., applied: _Optional[bool] = ..., tasks: _Optional[_Iterable[_Union[Task, _Mapping]]] = ...) -> None: ...
 
 class CompleteTasksResponse(_message.Message):
     __slots__ = ("outcomes",)
@@ -315,16 +317,18 @@ class FailTaskResponse(_message.Message):
     def __init__(self, outcome: _Optional[str] = ..., retry_at: _Optional[float] = ...) -> None: ...
 
 class ScheduleActivity(_message.Message):
-    __slots__ = ("activity_id", "activity_type", "input_json", "options")
+    __slots__ = ("activity_id", "activity_type", "input_json", "options", "eager")
     ACTIVITY_ID_FIELD_NUMBER: _ClassVar[int]
     ACTIVITY_TYPE_FIELD_NUMBER: _ClassVar[int]
     INPUT_JSON_FIELD_NUMBER: _ClassVar[int]
     OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    EAGER_FIELD_NUMBER: _ClassVar[int]
     activity_id: str
     activity_type: str
     input_json: str
     options: ActivityOptions
-    def __init__(self, activity_id: _Optional[str] = ..., activity_type: _Optional[str] = ..., input_json: _Optional[str] = ..., options: _Optional[_Union[ActivityOptions, _Mapping]] = ...) -> None: ...
+    eager: bool
+    def __init__(self, activity_id: _Optional[str] = ..., activity_type: _Optional[str] = ..., input_json: _Optional[str] = ..., options: _Optional[_Union[ActivityOptions, _Mapping]] = ..., eager: _Optional[bool] = ...) -> None: ...
 
 class StartTimer(_message.Message):
     __slots__ = ("timer_id", "fire_after")
@@ -435,10 +439,12 @@ class CompleteWorkflowTaskRequest(_message.Message):
     def __init__(self, worker_id: _Optional[str] = ..., task_id: _Optional[str] = ..., attempt: _Optional[int] = ..., seen_through_seq: _Optional[int] = ..., actions: _Optional[_Iterable[_Union[WorkflowAction, _Mapping]]] = ..., keeps_instance: _Optional[bool] = ...) -> None: ...
 
 class CompleteWorkflowTaskResponse(_message.Message):
-    __slots__ = ("applied",)
+    __slots__ = ("applied", "tasks")
     APPLIED_FIELD_NUMBER: _ClassVar[int]
+    TASKS_FIELD_NUMBER: _ClassVar[int]
     applied: bool
-    def __init__(self, applied: _Optional[bool] = ...) -> None: ...
+    tasks: _containers.RepeatedCompositeFieldContainer[Task]
+    def __init__(self, applied: _Optional[bool] = ..., tasks: _Optional[_Iterable[_Union[Task, _Mapping]]] = ...) -> None: ...
 
 class CompleteWorkflowTasksRequest(_message.Message):
     __slots__ = ("worker_id", "decisions")

@@ -191,3 +191,23 @@ async def test_a_workflow_under_200_signals_a_second_keeps_stepping_and_gets_eac
         assert by.get("true", 0) > 10 * by.get("false", 0), by  # today's main dropped 613 of 619
     finally:
         await conn.close()
+
+
+async def test_eager_activities_run_on_the_deciding_worker_without_a_claim(deployment: Deployment) -> None:
+    deployment.start_worker("eager-a", DURABLE_EAGER_ACTIVITIES="true")
+    conn = await asyncpg.connect(deployment.url)
+    try:
+        await wait_registered(conn, 1)
+        async with Client(deployment.address) as client:
+            ids = [(await client.start_workflow("steps", {"n": 5}))[0] for _ in range(3)]
+            for workflow_id in ids:
+                view = await client.wait_workflow(workflow_id, timeout=60)
+                assert (view.status, view.result) == ("completed", 5), view.error
+        rows = await conn.fetch(
+            "SELECT claimed_by, attempt, claimed_at = created_at AS handed FROM durable_task_queue "
+            "WHERE kind = 'activity' AND workflow_id = ANY($1::text[])", ids)
+        assert len(rows) == 15
+        # inserted claimed by the decision that scheduled it (no claim came between), once each
+        assert all(r["handed"] and r["attempt"] == 1 and r["claimed_by"] == "eager-a" for r in rows), rows
+    finally:
+        await conn.close()
