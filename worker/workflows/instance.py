@@ -5,7 +5,9 @@ durable.worker.workflows.history for the rules): WorkflowStarted starts the work
 code; every other non-command event is delivered and the code runs until it waits again;
 every command event must match the command the code issued at that position. What the code
 issued beyond the history is the Decision. The process side (durable.worker.execution)
-feeds histories in and sends decisions out; it never reaches into the instance.
+feeds histories in and sends decisions out; it never reaches into the instance. A decision
+may list local activities the code waits on: the process runs them and hands their outcomes
+to `resolve_local()`, which gives the decision that follows (durable.worker.workflows.local).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from durable.worker.workflows.errors import (
     ChildWorkflowError,
     ContinuedAsNew,
     DeterminismViolation,
+    NonDeterminismError,
     WorkflowCodeError,
     WorkflowFailed,
 )
@@ -56,10 +59,12 @@ from durable.worker.workflows.history import (
     WORKFLOW_STARTED,
     CommandMatcher,
     HistoryEvent,
+    is_local_marker,
     is_patch_marker,
     matches,
     sorted_history,
 )
+from durable.worker.workflows.local import LOCAL_ACTIVITY, LocalActivity, LocalOutcome, PendingLocal, settle
 from durable.worker.workflows.loop import DeterministicLoop, DurableTimerHandle
 from durable.worker.workflows.rules import engine_code, take_violation, workflow_code
 
@@ -77,11 +82,15 @@ class Decision:
     `actions`: the new commands, in order (ids assigned, options completed).
     `seen_through_seq`: the last sequence_num of the history replayed.
     `ended`: the workflow has reached (or already had) its end.
+    `local_activities`: what the code waits on that the worker runs before it sends the
+    decision (in call order); their outcomes go to the instance's resolve_local(), which
+    needs it kept open (replay(..., keep_open=True)).
     """
 
     actions: list[Command]
     seen_through_seq: int
     ended: bool
+    local_activities: tuple[LocalActivity, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -127,6 +136,7 @@ class WorkflowInstance:
         self.children: dict[str, tuple[asyncio.Future[Any], Any]] = {}
         self.timer_handles: dict[str, DurableTimerHandle] = {}
         self.timer_futures: dict[str, asyncio.Future[None]] = {}
+        self.local_pending: dict[str, PendingLocal] = {}  # marker id -> waiting, in call order
         self.counters: dict[str, int] = defaultdict(int)
         self.main: asyncio.Task[Any] | None = None
         self.ended = False
@@ -176,7 +186,7 @@ class WorkflowInstance:
                     break
                 self._index = index
                 if event.is_command:
-                    self.matcher.record(event)
+                    self._record(event)
                     if event.event_type in ENDING_EVENTS:
                         self.ended = True
                     continue
@@ -184,21 +194,104 @@ class WorkflowInstance:
                     self.ended = True
                     break
                 self._deliver(event)
+                if self.local_pending:
+                    self._replay_local(event.sequence_num)
             for event in after_end:  # the recorded end of what the code ended (the rest: ignored)
                 if event.is_command:
                     self.matcher.record(event)
+            self._check_local(decided_through_seq)
             self.matcher.end_of_decided(decided_through_seq)
-            return Decision(
-                actions=self.matcher.new_commands(),
-                seen_through_seq=self._events[-1].sequence_num if self._events else 0,
-                ended=self.ended,
-            )
+            return self._decision()
         except BaseException:
             self._close()
             raise
         finally:
             if not keep_open:
                 self._close()
+
+    def resolve_local(self, outcomes: Iterable[LocalOutcome]) -> Decision:
+        """Hand the outcomes of the decision's local activities to the code, in order: each
+        recorded as its marker, the code running on after each; the decision that follows
+        (which may list more local activities). Raises WorkflowCodeError as replay() does."""
+        try:
+            seen = self.current.sequence_num if self.current is not None else 0
+            for outcome in outcomes:
+                pending = self.local_pending.pop(outcome.marker_id, None)
+                if pending is None or pending.future.done() or self.ended:
+                    continue  # cancelled meanwhile, or the workflow ended: no marker
+                self._resolve_local(pending, outcome.marker_value(seen))
+            return self._decision()
+        except BaseException:
+            self._close()
+            raise
+
+    def _decision(self) -> Decision:
+        waiting = () if self.ended else tuple(
+            p.request for p in self.local_pending.values() if not p.future.done())
+        return Decision(
+            actions=self.matcher.new_commands(),
+            seen_through_seq=self._events[-1].sequence_num if self._events else 0,
+            ended=self.ended,
+            local_activities=waiting,
+        )
+
+    def _record(self, event: HistoryEvent) -> None:
+        try:
+            self.matcher.record(event)
+        except NonDeterminismError as exc:
+            if not self.local_pending:
+                raise
+            waiting = ", ".join(f"{p.request.activity_type} ({p.request.marker_id})"
+                                for p in self.local_pending.values())
+            raise NonDeterminismError(f"{exc}; the code waits on local activity {waiting}, which the "
+                                      "history does not resolve there") from None
+
+    def _resolve_local(self, pending: PendingLocal, value: dict[str, Any]) -> None:
+        self.issue(RecordMarker(kind=LOCAL_ACTIVITY, marker_id=pending.request.marker_id, value=value))
+        settle(pending, value)
+        self._run()
+
+    def _replay_local(self, seq: int) -> None:
+        """Local activities the decision that saw through event `seq` ran: resolved from their
+        markers now, in the order recorded, as that decision did (durable.worker.workflows.local,
+        rule 3). A marker that does not fit is left to the matcher, which names it."""
+        for event in self._events[self._index + 1:]:
+            if not self.local_pending:
+                return
+            if not is_local_marker(event):
+                continue
+            value = event.data.get("value")
+            seen = value.get("seen_seq") if isinstance(value, dict) else None
+            if isinstance(seen, int) and seen < seq:
+                continue  # an earlier decision's, resolved then
+            if seen != seq:
+                return  # a later decision's
+            assert isinstance(value, dict)
+            pending = self.local_pending.get(str(event.data.get("marker_id", "")))
+            if pending is None:
+                return
+            recorded_type = value.get("activity_type")
+            if recorded_type != pending.request.activity_type:
+                raise NonDeterminismError(
+                    f"workflow {self.matcher.workflow}: event {event.sequence_num} in the history is local "
+                    f"activity {pending.request.marker_id!r} of type {recorded_type!r}; the code called "
+                    f"{pending.request.activity_type!r} there")
+            del self.local_pending[pending.request.marker_id]
+            self._resolve_local(pending, value)
+
+    def _check_local(self, decided_through_seq: int) -> None:
+        """Rule 4 of durable.worker.workflows.local: a decided event's local activities were
+        all resolved by the decision recorded there."""
+        if self.ended:
+            return
+        for pending in self.local_pending.values():
+            if not pending.future.done() and pending.called_at <= decided_through_seq:
+                request = pending.request
+                raise NonDeterminismError(
+                    f"workflow {self.matcher.workflow}: handling event {pending.called_at}, the code "
+                    f"called local activity {request.activity_type!r} ({request.marker_id}), which the "
+                    f"history does not hold: the decision recorded there (through event "
+                    f"{decided_through_seq}) ran no such local activity")
 
     def query(self, name: str, arg: Any = None) -> Any:
         """Answer query `name` from the state the replay left (JSON-ready). A query reads; a
@@ -208,6 +301,7 @@ class WorkflowInstance:
             known = ", ".join(sorted(self.query_handlers)) or "none"
             raise QueryNotFound(f"workflow {self.info.workflow_type} has no query {name!r} (queries: {known})")
         before = len(self.matcher.issued)
+        waiting = len(self.local_pending)
         ended, self.ended = self.ended, False  # so that a command would be seen, not dropped
         try:
             result = self._in_code(lambda: handler() if arg is None and _takes_no_arg(handler) else handler(arg))
@@ -216,7 +310,7 @@ class WorkflowInstance:
                 result.close()
                 raise WorkflowCodeError(f"query {name!r} must be a plain function: a query reads, it does not wait")
         finally:
-            issued = len(self.matcher.issued) - before
+            issued = len(self.matcher.issued) - before + len(self.local_pending) - waiting
             self.ended = ended
         if issued or take_violation() is not None:
             raise WorkflowCodeError(f"query {name!r} of workflow {self.info.workflow_type} tried to change "
@@ -447,6 +541,34 @@ class WorkflowInstance:
 
         future.add_done_callback(cancelled)
         return future, activity_id
+
+    def local_activity(self, request: LocalActivity, result_type: Any) -> asyncio.Future[Any]:
+        """Wait on a local activity (id and registered defaults filled in); its future. No
+        command: the worker runs it once the code waits (resolve_local), or replay resolves it
+        from its marker."""
+        n = self.next_id("local_activity")
+        if not request.marker_id:
+            request = replace(request, marker_id=f"{request.activity_type}-{n}")
+        if self.activity_defaults is not None and (request.retry_policy is None
+                                                   or request.start_to_close_timeout is None):
+            defaults = self.activity_defaults(request.activity_type)
+            request = replace(request, retry_policy=request.retry_policy or defaults.retry_policy,
+                              start_to_close_timeout=request.start_to_close_timeout or defaults.start_to_close_timeout)
+        marker_id = request.marker_id
+        if marker_id in self.local_pending:
+            raise WorkflowCodeError(f"workflow {self.info.workflow_type} waits on local activity "
+                                    f"{marker_id!r} twice at once; give each call its own activity_id")
+        future: asyncio.Future[Any] = self.loop.create_future()
+        called_at = self.current.sequence_num if self.current is not None else 0
+        self.local_pending[marker_id] = PendingLocal(request, future, result_type, called_at)
+
+        def cancelled(f: asyncio.Future[Any]) -> None:
+            entry = self.local_pending.get(marker_id)
+            if f.cancelled() and entry is not None and entry.future is f:
+                del self.local_pending[marker_id]
+
+        future.add_done_callback(cancelled)
+        return future
 
     def start_child(self, command: StartChildWorkflow, result_type: Any) -> asyncio.Future[Any]:
         """Issue StartChildWorkflow (id filled in); the future of the child's result. Cancelling
