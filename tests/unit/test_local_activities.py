@@ -338,3 +338,36 @@ async def test_a_budget_over_the_cap_is_a_bug_in_the_code() -> None:
 
     with pytest.raises(WorkflowCodeError, match="at most 60 s"):
         await WorkflowEnvironment(app).run("greedy")
+
+
+async def test_a_local_activity_the_code_stops_waiting_for_records_nothing() -> None:
+    app = App()
+
+    async def step(ctx: Any, name: str) -> str:
+        return name
+
+    @app.workflow(name="first_wins")
+    async def first_wins(ctx: WorkflowContext, input: None) -> list[str]:
+        first = ctx.start_local_activity(step, "a")
+        second = ctx.start_local_activity(step, "b")
+        done, waiting = await asyncio.wait([first, second], return_when=asyncio.FIRST_COMPLETED)
+        for future in waiting:
+            future.cancel()
+        return [future.result() for future in done]
+
+    handle = await WorkflowEnvironment(app).start("first_wins")
+    assert await handle.result() == ["a"]
+    assert [e.data["marker_id"] for e in handle.events("MarkerRecorded")] == ["step-1"]
+    assert replay(app.workflows["first_wins"], handle.history, decided_through_seq=3).actions == []
+
+
+def test_a_query_may_not_start_a_local_activity() -> None:
+    app = App()
+
+    @app.workflow(name="asking")
+    async def asking(ctx: WorkflowContext, input: None) -> None:
+        ctx.set_query_handler("peek", lambda: ctx.start_local_activity("parse") and None)
+        await ctx.wait_signal("never")
+
+    with pytest.raises(WorkflowCodeError, match="tried to change the workflow"):
+        app.workflows["asking"].query(history(STARTED), "peek")

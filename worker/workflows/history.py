@@ -49,7 +49,6 @@ from durable.worker.workflows.commands import (
     StartTimer,
 )
 from durable.worker.workflows.errors import NonDeterminismError
-from durable.worker.workflows.local import LOCAL_ACTIVITY
 
 WORKFLOW_STARTED = "WorkflowStarted"
 ACTIVITY_SCHEDULED = "ActivityScheduled"
@@ -71,6 +70,7 @@ CHILD_WORKFLOW_COMPLETED = "ChildWorkflowCompleted"
 CHILD_WORKFLOW_FAILED = "ChildWorkflowFailed"
 CHILD_WORKFLOW_CANCELLED = "ChildWorkflowCancelled"
 HISTORY_SIZE_WARNING = "HistorySizeWarning"
+LOCAL_ACTIVITY = "local_activity"  # the kind of a local activity's marker
 
 COMMAND_EVENTS = frozenset({
     ACTIVITY_SCHEDULED, TIMER_STARTED, ACTIVITY_CANCEL_REQUESTED, TIMER_CANCELLED,

@@ -59,12 +59,19 @@ from durable.worker.workflows.history import (
     WORKFLOW_STARTED,
     CommandMatcher,
     HistoryEvent,
-    is_local_marker,
     is_patch_marker,
     matches,
     sorted_history,
 )
-from durable.worker.workflows.local import LOCAL_ACTIVITY, LocalActivity, LocalOutcome, PendingLocal, settle
+from durable.worker.workflows.local import (
+    LOCAL_ACTIVITY,
+    LocalActivity,
+    LocalOutcome,
+    PendingLocal,
+    recorded,
+    settle,
+    unresolved,
+)
 from durable.worker.workflows.loop import DeterministicLoop, DurableTimerHandle
 from durable.worker.workflows.rules import engine_code, take_violation, workflow_code
 
@@ -194,12 +201,15 @@ class WorkflowInstance:
                     self.ended = True
                     break
                 self._deliver(event)
-                if self.local_pending:
-                    self._replay_local(event.sequence_num)
+                if self.local_pending:  # what the decision that saw through here ran
+                    for pending, value in recorded(self.local_pending, self._events[index + 1:],
+                                                   event.sequence_num, self.matcher.workflow):
+                        self._resolve_local(pending, value)
             for event in after_end:  # the recorded end of what the code ended (the rest: ignored)
                 if event.is_command:
                     self.matcher.record(event)
-            self._check_local(decided_through_seq)
+            if not self.ended:
+                unresolved(self.local_pending, decided_through_seq, self.matcher.workflow)
             self.matcher.end_of_decided(decided_through_seq)
             return self._decision()
         except BaseException:
@@ -250,48 +260,6 @@ class WorkflowInstance:
         self.issue(RecordMarker(kind=LOCAL_ACTIVITY, marker_id=pending.request.marker_id, value=value))
         settle(pending, value)
         self._run()
-
-    def _replay_local(self, seq: int) -> None:
-        """Local activities the decision that saw through event `seq` ran: resolved from their
-        markers now, in the order recorded, as that decision did (durable.worker.workflows.local,
-        rule 3). A marker that does not fit is left to the matcher, which names it."""
-        for event in self._events[self._index + 1:]:
-            if not self.local_pending:
-                return
-            if not is_local_marker(event):
-                continue
-            value = event.data.get("value")
-            seen = value.get("seen_seq") if isinstance(value, dict) else None
-            if isinstance(seen, int) and seen < seq:
-                continue  # an earlier decision's, resolved then
-            if seen != seq:
-                return  # a later decision's
-            assert isinstance(value, dict)
-            pending = self.local_pending.get(str(event.data.get("marker_id", "")))
-            if pending is None:
-                return
-            recorded_type = value.get("activity_type")
-            if recorded_type != pending.request.activity_type:
-                raise NonDeterminismError(
-                    f"workflow {self.matcher.workflow}: event {event.sequence_num} in the history is local "
-                    f"activity {pending.request.marker_id!r} of type {recorded_type!r}; the code called "
-                    f"{pending.request.activity_type!r} there")
-            del self.local_pending[pending.request.marker_id]
-            self._resolve_local(pending, value)
-
-    def _check_local(self, decided_through_seq: int) -> None:
-        """Rule 4 of durable.worker.workflows.local: a decided event's local activities were
-        all resolved by the decision recorded there."""
-        if self.ended:
-            return
-        for pending in self.local_pending.values():
-            if not pending.future.done() and pending.called_at <= decided_through_seq:
-                request = pending.request
-                raise NonDeterminismError(
-                    f"workflow {self.matcher.workflow}: handling event {pending.called_at}, the code "
-                    f"called local activity {request.activity_type!r} ({request.marker_id}), which the "
-                    f"history does not hold: the decision recorded there (through event "
-                    f"{decided_through_seq}) ran no such local activity")
 
     def query(self, name: str, arg: Any = None) -> Any:
         """Answer query `name` from the state the replay left (JSON-ready). A query reads; a

@@ -37,15 +37,16 @@ workflow moved on meanwhile) runs it again the next time.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from durable.common import RetryPolicy
 from durable.common.converter import NO_CONVERSION, from_json
-from durable.worker.workflows.errors import ActivityError
+from durable.worker.workflows.errors import ActivityError, NonDeterminismError
+from durable.worker.workflows.history import LOCAL_ACTIVITY, HistoryEvent, is_local_marker
 
-LOCAL_ACTIVITY = "local_activity"  # the marker's kind
+__all__ = ["LOCAL_ACTIVITY", "LocalActivity", "LocalOutcome", "PendingLocal", "recorded", "settle", "unresolved"]
 DEFAULT_SCHEDULE_TO_CLOSE = 5.0
 MAX_SCHEDULE_TO_CLOSE = 60.0
 
@@ -125,3 +126,46 @@ def settle(pending: PendingLocal, value: dict[str, Any]) -> None:
                                             field=f"result of {request.marker_id}"))
     except Exception as exc:  # noqa: BLE001 - a conversion failure is the await's
         pending.future.set_exception(exc)
+
+
+def recorded(
+    pending: dict[str, PendingLocal], ahead: Sequence[HistoryEvent], seq: int, workflow: str
+) -> Iterator[tuple[PendingLocal, dict[str, Any]]]:
+    """Rule 3: the local activities that the decision which saw through event `seq` ran, with
+    their markers' values, in the order recorded, taken out of `pending` one by one (read
+    lazily: resolving one may make the code call the next). `ahead`: the history after `seq`.
+    A marker that does not fit ends it; the matcher names the mismatch when it gets there."""
+    for event in ahead:
+        if not pending:
+            return
+        if not is_local_marker(event):
+            continue
+        value = event.data.get("value")
+        seen = value.get("seen_seq") if isinstance(value, dict) else None
+        if isinstance(seen, int) and seen < seq:
+            continue  # an earlier decision's, resolved then
+        if seen != seq or not isinstance(value, dict):
+            return  # a later decision's
+        entry = pending.get(str(event.data.get("marker_id", "")))
+        if entry is None:
+            return
+        request = entry.request
+        if value.get("activity_type") != request.activity_type:
+            raise NonDeterminismError(
+                f"workflow {workflow}: event {event.sequence_num} in the history is local activity "
+                f"{request.marker_id!r} of type {value.get('activity_type')!r}; the code called "
+                f"{request.activity_type!r} there")
+        del pending[request.marker_id]
+        yield entry, value
+
+
+def unresolved(pending: dict[str, PendingLocal], decided_through_seq: int, workflow: str) -> None:
+    """Rule 4: the local activities called while handling a decided event were all resolved
+    by the decision recorded there."""
+    for entry in pending.values():
+        if not entry.future.done() and entry.called_at <= decided_through_seq:
+            request = entry.request
+            raise NonDeterminismError(
+                f"workflow {workflow}: handling event {entry.called_at}, the code called local activity "
+                f"{request.activity_type!r} ({request.marker_id}), which the history does not hold: the "
+                f"decision recorded there (through event {decided_through_seq}) ran no such local activity")
