@@ -17,6 +17,10 @@ complete first, then the clock jumps to the next timer (an activity still waitin
 it). A failing decision (a bug, a non-determinism) raises from `result()` instead of
 blocking.
 
+Local activities (`ctx.local_activity`) run within the decision, as on a worker, with fakes
+replacing them by name too; the waits between their retries move the clock instead of
+waiting.
+
 Child workflows run in the same environment (`env.handles[child_id]`), with the engine's
 rules: a taken id fails the start, a parent's end cancels its children of policy "cancel".
 Continue-as-new starts the next run on the same handle; its earlier runs' histories are in
@@ -34,6 +38,7 @@ from typing import Any
 
 from durable.common import NonRetryableError, RetryPolicy
 from durable.worker import App, ActivityContext
+from durable.worker.local_activities import LocalActivityRunner
 from durable.common.converter import from_json, to_json
 from durable.worker.workflows import HistoryEvent, WorkflowDefinition, define
 from durable.worker.workflows.commands import (
@@ -87,10 +92,16 @@ class WorkflowEnvironment:
         self._now = self.start_time
         self._counter = 0
         self.handles: dict[str, WorkflowHandle] = {}  # every workflow started here, children too
+        self.local_activities = LocalActivityRunner(self.app.activities, fakes=self.fakes,
+                                                    clock=lambda: self._now.timestamp(), sleep=self._skip)
 
     def now(self) -> datetime:
         """The environment's (skipping) clock."""
         return self._now
+
+    async def _skip(self, seconds: float) -> None:
+        self._now += timedelta(seconds=seconds)
+        await asyncio.sleep(0)
 
     def _definition(self, workflow: Any) -> WorkflowDefinition:
         if isinstance(workflow, str):
@@ -208,7 +219,7 @@ class WorkflowHandle:
     async def _drive(self) -> None:
         while self.status == "running":
             if self.history[-1].sequence_num > self.decided_through:
-                self._decide()
+                await self._decide()
                 continue
             live = [t for t in self._timers if t[2] not in self._cancelled_timers]
             if live:
@@ -234,15 +245,24 @@ class WorkflowHandle:
                 continue
             await self._wake.wait()  # nothing can happen until the test signals or cancels
 
-    def _decide(self) -> None:
-        decision = self.definition.decide(list(self.history), self.decided_through,
-                                          workflow_id=self.workflow_id,
-                                          activity_defaults=self.env.app.activity_options)
+    async def _decide(self) -> None:
+        instance = self.definition.instance(self.workflow_id, activity_defaults=self.env.app.activity_options)
+        seen = self.history[-1].sequence_num
+        try:
+            decision = instance.replay(list(self.history), self.decided_through, keep_open=True)
+            if decision.local_activities:
+                decision = await self.env.local_activities.settle(instance, decision, self.workflow_id)
+        finally:
+            instance.close()
+        unseen = self.history[-1].sequence_num > seen  # arrived while its local activities ran
+        if unseen and decision.ended:
+            return  # dropped, as the engine drops it: the code sees those events first
         self._after, self._continued = [], None
         for command in decision.actions:
             self._apply(command)
-        # what the decision saw and the events of its own commands (no await in between)
-        self.decided_through = self.history[-1].sequence_num
+        # what the decision saw and the events of its own commands (no await in between),
+        # or only what it saw when events arrived meanwhile (they start the next decision)
+        self.decided_through = seen if unseen else self.history[-1].sequence_num
         for event_type, data in self._after:  # what the engine appends after a decision
             self._append(event_type, data)
         if self._continued is not None:

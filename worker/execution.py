@@ -26,6 +26,7 @@ from durable.worker.app import ActivityDefinition, App
 from durable.worker.batching import CompletionBatcher, DecisionBatcher
 from durable.worker.context import ActivityContext
 from durable.worker.link import Backoff, ControlPlaneLink, ControlPlaneUnreachable
+from durable.worker.local_activities import LocalActivityRunner
 from durable.worker.metrics import WorkerMetrics
 from durable.worker.protocol import (
     actions_to_proto,
@@ -123,6 +124,7 @@ class TaskRunner:
         self._backoff = backoff
         self.completions = CompletionBatcher(link, worker_id)
         self.decisions = DecisionBatcher(link, worker_id)
+        self.local_activities = LocalActivityRunner(self.activities, executor=executor)
         self.metrics = metrics
         self.on_slot_freed = on_slot_freed
         self.cache: InstanceCache | None = InstanceCache(
@@ -175,8 +177,8 @@ class TaskRunner:
                                 task.workflow_id, task.id, exc)
                     return "cancelled"
             if task.kind == "workflow":
-                method, request = self._decide(task, running, kept)
-                kept = None
+                taken, kept = kept, None
+                method, request = await self._decide(task, running, taken)
                 if method == "CompleteWorkflowTask":
                     running.reserved = self._ask_eager(request)
             elif task.kind == "query":
@@ -273,12 +275,13 @@ class TaskRunner:
 
     # -- workflow decisions -------------------------------------------------------------------
 
-    def _decide(
+    async def _decide(
         self, task: pb.Task, running: RunningTask | None = None, kept: WorkflowInstance | None = None
     ) -> tuple[str, Any]:
         """Replay the history on a fresh instance, or feed the new events to the `kept` one;
-        with the cache on, the instance is kept after the decision (until its report says
-        whether it was applied)."""
+        then run the local activities the code waits on, in this decision. With the cache on,
+        the instance is kept after the decision (until its report says whether it was
+        applied)."""
         definition = self.app.workflows.get(task.activity_type)
         if definition is None:
             failure = failure_to_proto(
@@ -296,17 +299,23 @@ class TaskRunner:
                 if self.cache is not None:
                     self.cache.missed()
                 instance = definition.instance(task.workflow_id, activity_defaults=self.app.activity_options)
-                decision = instance.replay(history, task.decided_through_seq, keep_open=self.cache is not None)
+                decision = instance.replay(history, task.decided_through_seq, keep_open=True)
+            if decision.local_activities:
+                decision = await self.local_activities.settle(instance, decision, task.workflow_id)
             actions = actions_to_proto(decision.actions)
         except Exception as exc:  # noqa: BLE001 - workflow code may raise anything
             if instance is not None:
                 instance.close()
             return "FailTask", self._fail_request(task, self._decision_failure(task, exc))
+        except BaseException:  # cancelled while its local activities ran
+            if instance is not None:
+                instance.close()
+            raise
         keeps = self.cache is not None and running is not None and not decision.ended
         if keeps:
             self.cache.put(task.workflow_id, instance, decision.seen_through_seq)  # type: ignore[union-attr]
             running.kept = instance  # type: ignore[union-attr]
-        elif self.cache is not None:
+        else:
             instance.close()
         return "CompleteWorkflowTask", pb.CompleteWorkflowTaskRequest(
             worker_id=self.worker_id,

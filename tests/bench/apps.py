@@ -8,6 +8,8 @@
   process_input -> reason -> act -> reason), then complete: plain async code on the
   workflow runtime.
 - `one_step`: the same with one `noop` activity (peer-bench W3's 1-step workflows).
+- `four_local_steps`: the same four `noop` steps as local activities: one decision task, four
+  markers, no activity tasks.
 """
 
 from __future__ import annotations
@@ -56,3 +58,11 @@ async def long_steps(ctx: WorkflowContext, input: dict[str, Any]) -> dict[str, A
     for step in range(1, input["n"] + 1):
         await ctx.activity("noop", {"step": step})
     return {"steps": input["n"]}
+
+
+@app.workflow(name="four_local_steps")
+async def four_local_steps(ctx: WorkflowContext, input: dict[str, Any]) -> dict[str, Any]:
+    """`four_steps` with local activities: run by the worker within the first decision."""
+    for step in range(1, STEPS + 1):
+        await ctx.local_activity(noop, {"step": step}, activity_id=f"step-{step}")
+    return {"steps": STEPS}

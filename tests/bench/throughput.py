@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-from durable.client import Client
 from durable.common.policies import ActivityOptions
 from durable.client import Activity, Client, Enqueued
 

@@ -1,10 +1,12 @@
 """Workflow throughput: agent-turn-shaped workflows per second, end to end.
 
-Three apps:
+Four apps:
 - `four_steps` (tests.bench.apps): four sequential no-op activities, so 4 activity tasks and
   5 workflow (decision) tasks per workflow;
 - `one_step` (tests.bench.apps): one no-op activity, so 1 activity and 2 decisions (the
   1-step side of peer-bench W3);
+- `four_local_steps` (tests.bench.apps): the same four steps as local activities, so 1
+  decision task (with 4 markers) and no activity tasks per workflow;
 - `agent_turn` (durable.examples.agent_turn with its LocalModel, no network): process_input,
   reason, one calculator `act`, reason: 4 activities and 5 decisions as well.
 
@@ -41,6 +43,7 @@ from tests.bench.harness import (
 APPS = {
     "four_steps": ("tests.bench.apps:app", "four_steps", lambda i: {"i": i}),
     "one_step": ("tests.bench.apps:app", "one_step", lambda i: {"i": i}),
+    "four_local_steps": ("tests.bench.apps:app", "four_local_steps", lambda i: {"i": i}),
     "agent_turn": ("durable.examples.agent_turn:app", "agent_turn", lambda i: {"message": f"what is {i}+3*4?"}),
 }
 

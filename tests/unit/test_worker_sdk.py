@@ -289,7 +289,7 @@ async def test_workflow_task_becomes_a_decision() -> None:
                         event_data_json=json.dumps({"input": {"message": "hi"}}))]
     wf_task = pb.Task(id="t", kind="workflow", activity_type="agent_turn", workflow_id="w",
                       attempt=1, history=history, decided_through_seq=0)
-    method, request = runner._decide(wf_task)
+    method, request = await runner._decide(wf_task)
     assert method == "CompleteWorkflowTask"
     assert request.seen_through_seq == 1
     (action,) = request.actions
@@ -301,7 +301,7 @@ async def test_workflow_task_becomes_a_decision() -> None:
     bad = pb.Task(id="t", kind="workflow", activity_type="agent_turn", attempt=1, history=[
         *history, pb.Event(sequence_num=2, event_type="ActivityScheduled",
                            event_data_json='{"activity_id": "reason-1", "activity_type": "reason"}')])
-    method, request = runner._decide(bad)
+    method, request = await runner._decide(bad)
     assert method == "FailTask" and request.failure.type == "NonDeterminismError"
     assert "event 2" in request.failure.message and "'reason-1'" in request.failure.message
     assert "process_input" in request.failure.message

@@ -4,7 +4,8 @@ Rooms: `loop` (the deterministic asyncio loop), `rules` (the determinism rules a
 guards), `context` (what `ctx` offers), `commands` (what code asks for), `history` (events,
 and matching commands against them), `instance` (one workflow's code fed its history),
 `definitions` (function, class and callback workflows), `callbacks` (the callback layer),
-`replay` (replaying histories against code). The worker process (durable.worker.execution)
+`local` (local activities: their rules and markers), `replay` (replaying histories against
+code). The worker process (durable.worker.execution)
 feeds histories in and takes decisions out.
 """
 

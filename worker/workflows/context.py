@@ -4,6 +4,7 @@ history. Everything here is deterministic (see durable.worker.workflows.rules)."
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import uuid
 from collections.abc import Callable
@@ -11,17 +12,19 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from durable.common import RetryPolicy
-from durable.common.converter import NO_CONVERSION, from_json, to_json
+from durable.common.converter import NO_CONVERSION, from_json, input_type, return_type, to_json
 from durable.worker.workflows.commands import (
     PARENT_CLOSE_POLICIES,
     ActivityOptions,
     ScheduleActivity,
     Seconds,
     StartChildWorkflow,
+    retry_policy_of,
     to_seconds,
 )
 from durable.worker.workflows.errors import ContinuedAsNew
 from durable.worker.workflows.history import is_patch_marker
+from durable.worker.workflows.local import DEFAULT_SCHEDULE_TO_CLOSE, MAX_SCHEDULE_TO_CLOSE, LocalActivity
 from durable.worker.workflows.rules import engine_code
 
 if TYPE_CHECKING:
@@ -53,7 +56,8 @@ class WorkflowContext:
     """Passed as the first argument of every workflow function (and `run` method).
 
     Activities: ``await ctx.activity("name", input, **options)`` (or call a registered
-    activity function). Time: ``await asyncio.sleep(s)`` or ``await ctx.sleep(s)`` (durable
+    activity function); short steps run in the decision: ``await ctx.local_activity(fn,
+    input)``. Time: ``await asyncio.sleep(s)`` or ``await ctx.sleep(s)`` (durable
     timers), ``ctx.now()``. Signals: ``await ctx.wait_signal(name, timeout=None)``.
     Conditions: ``await ctx.wait_condition(lambda: ..., timeout=None)``. Deterministic
     values: ``ctx.random()``, ``ctx.uuid4()``, ``ctx.side_effect(fn)``. Versioning:
@@ -141,6 +145,59 @@ class WorkflowContext:
         heartbeat_timeout, priority, start_delay, concurrency_key with concurrency_limit (they
         override the activity's registered defaults)."""
         return await self.start_activity(activity, input, **options)
+
+    # -- local activities ---------------------------------------------------------------
+
+    def start_local_activity(
+        self,
+        activity: str | Callable[..., Any],
+        input: Any = None,
+        *,
+        activity_id: str | None = None,
+        result_type: Any = NO_CONVERSION,
+        retry_policy: RetryPolicy | dict[str, Any] | None = None,
+        start_to_close_timeout: Seconds | None = None,
+        schedule_to_close_timeout: Seconds | None = None,
+    ) -> asyncio.Future[Any]:
+        """Call a local activity now and return the future of its result. Most code awaits
+        ``ctx.local_activity(...)`` instead."""
+        name, fn, takes_ctx, in_type, default_result_type = _local_function(activity)
+        if activity_id is not None and (not isinstance(activity_id, str) or not 1 <= len(activity_id) <= 255):
+            raise ValueError(f"a local activity id must be 1..255 characters, got {activity_id!r}")
+        budget = to_seconds(schedule_to_close_timeout, field="schedule_to_close_timeout")
+        if budget is None:
+            budget = DEFAULT_SCHEDULE_TO_CLOSE
+        if not 0 < budget <= MAX_SCHEDULE_TO_CLOSE:
+            raise ValueError(f"a local activity's schedule_to_close_timeout is more than 0 and at most "
+                             f"{MAX_SCHEDULE_TO_CLOSE:g} s (it keeps its decision busy), got {budget:g}; "
+                             "a longer step is an activity")
+        request = LocalActivity(
+            marker_id=activity_id or "", activity_type=name, input=to_json(input), fn=fn,
+            takes_ctx=takes_ctx, input_type=in_type,
+            retry_policy=retry_policy_of(retry_policy, field="retry_policy"),
+            start_to_close_timeout=to_seconds(start_to_close_timeout, field="start_to_close_timeout") or None,
+            schedule_to_close_timeout=budget,
+        )
+        if result_type is NO_CONVERSION:
+            result_type = default_result_type
+        return self._instance.local_activity(request, result_type)
+
+    async def local_activity(
+        self,
+        activity: str | Callable[..., Any],
+        input: Any = None,
+        **options: Any,
+    ) -> Any:
+        """Run a short step in the worker, as part of this decision, and return its result:
+        no task, no extra decision; its outcome is recorded in the history as a marker
+        (kind "local_activity"), and replay returns the recorded outcome without running it
+        again. `activity`: an activity's name or registered function (called ``fn(ctx,
+        input)``), or any function ``fn(ctx, input)`` or ``fn(input)``, async or not. Raises
+        ActivityError when it failed for good. Options: activity_id, result_type,
+        retry_policy, start_to_close_timeout (one attempt), schedule_to_close_timeout (all
+        attempts and the waits between them; default 5 s, at most 60 s: a retry that would
+        end past it is not made). The rules: durable.worker.workflows.local."""
+        return await self.start_local_activity(activity, input, **options)
 
     # -- child workflows ----------------------------------------------------------------
 
@@ -324,6 +381,38 @@ def _activity_name(activity: str | Callable[..., Any]) -> tuple[str, Any]:
         raise TypeError(f"{activity!r} is not a registered activity; pass its name or a "
                         "function decorated with @app.activity")
     return definition.name, definition.result_type
+
+
+def _local_function(activity: str | Callable[..., Any]) -> tuple[str, Callable[..., Any] | None, bool, Any, Any]:
+    """(activity type, function, takes ctx, input type, result type) of what a workflow passed
+    to ctx.local_activity: a name (the worker's App runs it), a registered activity function,
+    or a plain function."""
+    if isinstance(activity, str):
+        if not activity:
+            raise ValueError("activity name must not be empty")
+        return activity, None, True, NO_CONVERSION, NO_CONVERSION
+    if not callable(activity):
+        raise TypeError(f"a local activity is a function or an activity's name, not {activity!r}")
+    definition = getattr(activity, "__durable_activity__", None)
+    if definition is not None:
+        return definition.name, activity, True, definition.input_type, definition.result_type
+    name = str(getattr(activity, "__name__", "") or type(activity).__name__)[:255]
+    takes_ctx = _takes_ctx(activity)
+    return name, activity, takes_ctx, input_type(activity, position=1 if takes_ctx else 0), return_type(activity)
+
+
+def _takes_ctx(fn: Callable[..., Any]) -> bool:
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return True
+    for arguments, takes in (((None, None), True), ((None,), False)):
+        try:
+            signature.bind(*arguments)
+        except TypeError:
+            continue
+        return takes
+    raise TypeError(f"local activity {fn!r} must take (ctx, input) or (input); its signature is {signature}")
 
 
 def _workflow_name(workflow: str | Callable[..., Any] | type) -> str:

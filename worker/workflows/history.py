@@ -22,6 +22,9 @@ The matching rules, all of them, are in `CommandMatcher`:
    later events, beyond the recorded ones, are the new decision.
 4. A recorded patch marker the code does not ask about is skipped (a retired `patched`
    call); any other difference raises NonDeterminismError naming the event.
+
+A local activity's marker is a command event too, issued when its outcome is handed to the
+code; when replay issues it again is the rule of durable.worker.workflows.local.
 """
 
 from __future__ import annotations
@@ -67,6 +70,7 @@ CHILD_WORKFLOW_COMPLETED = "ChildWorkflowCompleted"
 CHILD_WORKFLOW_FAILED = "ChildWorkflowFailed"
 CHILD_WORKFLOW_CANCELLED = "ChildWorkflowCancelled"
 HISTORY_SIZE_WARNING = "HistorySizeWarning"
+LOCAL_ACTIVITY = "local_activity"  # the kind of a local activity's marker
 
 COMMAND_EVENTS = frozenset({
     ACTIVITY_SCHEDULED, TIMER_STARTED, ACTIVITY_CANCEL_REQUESTED, TIMER_CANCELLED,
@@ -168,6 +172,10 @@ def matches(command: Command, event: HistoryEvent) -> bool:
 def is_patch_marker(event: HistoryEvent, patch_id: str | None = None) -> bool:
     return (event.event_type == MARKER_RECORDED and event.data.get("kind") == "patch"
             and (patch_id is None or event.data.get("marker_id") == patch_id))
+
+
+def is_local_marker(event: HistoryEvent) -> bool:
+    return event.event_type == MARKER_RECORDED and event.data.get("kind") == LOCAL_ACTIVITY
 
 
 class CommandMatcher:

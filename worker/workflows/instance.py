@@ -5,7 +5,9 @@ durable.worker.workflows.history for the rules): WorkflowStarted starts the work
 code; every other non-command event is delivered and the code runs until it waits again;
 every command event must match the command the code issued at that position. What the code
 issued beyond the history is the Decision. The process side (durable.worker.execution)
-feeds histories in and sends decisions out; it never reaches into the instance.
+feeds histories in and sends decisions out; it never reaches into the instance. A decision
+may list local activities the code waits on: the process runs them and hands their outcomes
+to `resolve_local()`, which gives the decision that follows (durable.worker.workflows.local).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from durable.worker.workflows.errors import (
     ChildWorkflowError,
     ContinuedAsNew,
     DeterminismViolation,
+    NonDeterminismError,
     WorkflowCodeError,
     WorkflowFailed,
 )
@@ -60,6 +63,15 @@ from durable.worker.workflows.history import (
     matches,
     sorted_history,
 )
+from durable.worker.workflows.local import (
+    LOCAL_ACTIVITY,
+    LocalActivity,
+    LocalOutcome,
+    PendingLocal,
+    recorded,
+    settle,
+    unresolved,
+)
 from durable.worker.workflows.loop import DeterministicLoop, DurableTimerHandle
 from durable.worker.workflows.rules import engine_code, take_violation, workflow_code
 
@@ -77,11 +89,15 @@ class Decision:
     `actions`: the new commands, in order (ids assigned, options completed).
     `seen_through_seq`: the last sequence_num of the history replayed.
     `ended`: the workflow has reached (or already had) its end.
+    `local_activities`: what the code waits on that the worker runs before it sends the
+    decision (in call order); their outcomes go to the instance's resolve_local(), which
+    needs it kept open (replay(..., keep_open=True)).
     """
 
     actions: list[Command]
     seen_through_seq: int
     ended: bool
+    local_activities: tuple[LocalActivity, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -127,6 +143,7 @@ class WorkflowInstance:
         self.children: dict[str, tuple[asyncio.Future[Any], Any]] = {}
         self.timer_handles: dict[str, DurableTimerHandle] = {}
         self.timer_futures: dict[str, asyncio.Future[None]] = {}
+        self.local_pending: dict[str, PendingLocal] = {}  # marker id -> waiting, in call order
         self.counters: dict[str, int] = defaultdict(int)
         self.main: asyncio.Task[Any] | None = None
         self.ended = False
@@ -176,7 +193,7 @@ class WorkflowInstance:
                     break
                 self._index = index
                 if event.is_command:
-                    self.matcher.record(event)
+                    self._record(event)
                     if event.event_type in ENDING_EVENTS:
                         self.ended = True
                     continue
@@ -184,21 +201,65 @@ class WorkflowInstance:
                     self.ended = True
                     break
                 self._deliver(event)
+                if self.local_pending:  # what the decision that saw through here ran
+                    for pending, value in recorded(self.local_pending, self._events[index + 1:],
+                                                   event.sequence_num, self.matcher.workflow):
+                        self._resolve_local(pending, value)
             for event in after_end:  # the recorded end of what the code ended (the rest: ignored)
                 if event.is_command:
                     self.matcher.record(event)
+            if not self.ended:
+                unresolved(self.local_pending, decided_through_seq, self.matcher.workflow)
             self.matcher.end_of_decided(decided_through_seq)
-            return Decision(
-                actions=self.matcher.new_commands(),
-                seen_through_seq=self._events[-1].sequence_num if self._events else 0,
-                ended=self.ended,
-            )
+            return self._decision()
         except BaseException:
             self._close()
             raise
         finally:
             if not keep_open:
                 self._close()
+
+    def resolve_local(self, outcomes: Iterable[LocalOutcome]) -> Decision:
+        """Hand the outcomes of the decision's local activities to the code, in order: each
+        recorded as its marker, the code running on after each; the decision that follows
+        (which may list more local activities). Raises WorkflowCodeError as replay() does."""
+        try:
+            seen = self.current.sequence_num if self.current is not None else 0
+            for outcome in outcomes:
+                pending = self.local_pending.pop(outcome.marker_id, None)
+                if pending is None or pending.future.done() or self.ended:
+                    continue  # cancelled meanwhile, or the workflow ended: no marker
+                self._resolve_local(pending, outcome.marker_value(seen))
+            return self._decision()
+        except BaseException:
+            self._close()
+            raise
+
+    def _decision(self) -> Decision:
+        waiting = () if self.ended else tuple(
+            p.request for p in self.local_pending.values() if not p.future.done())
+        return Decision(
+            actions=self.matcher.new_commands(),
+            seen_through_seq=self._events[-1].sequence_num if self._events else 0,
+            ended=self.ended,
+            local_activities=waiting,
+        )
+
+    def _record(self, event: HistoryEvent) -> None:
+        try:
+            self.matcher.record(event)
+        except NonDeterminismError as exc:
+            if not self.local_pending:
+                raise
+            waiting = ", ".join(f"{p.request.activity_type} ({p.request.marker_id})"
+                                for p in self.local_pending.values())
+            raise NonDeterminismError(f"{exc}; the code waits on local activity {waiting}, which the "
+                                      "history does not resolve there") from None
+
+    def _resolve_local(self, pending: PendingLocal, value: dict[str, Any]) -> None:
+        self.issue(RecordMarker(kind=LOCAL_ACTIVITY, marker_id=pending.request.marker_id, value=value))
+        settle(pending, value)
+        self._run()
 
     def query(self, name: str, arg: Any = None) -> Any:
         """Answer query `name` from the state the replay left (JSON-ready). A query reads; a
@@ -208,6 +269,7 @@ class WorkflowInstance:
             known = ", ".join(sorted(self.query_handlers)) or "none"
             raise QueryNotFound(f"workflow {self.info.workflow_type} has no query {name!r} (queries: {known})")
         before = len(self.matcher.issued)
+        waiting = len(self.local_pending)
         ended, self.ended = self.ended, False  # so that a command would be seen, not dropped
         try:
             result = self._in_code(lambda: handler() if arg is None and _takes_no_arg(handler) else handler(arg))
@@ -216,7 +278,7 @@ class WorkflowInstance:
                 result.close()
                 raise WorkflowCodeError(f"query {name!r} must be a plain function: a query reads, it does not wait")
         finally:
-            issued = len(self.matcher.issued) - before
+            issued = len(self.matcher.issued) - before + len(self.local_pending) - waiting
             self.ended = ended
         if issued or take_violation() is not None:
             raise WorkflowCodeError(f"query {name!r} of workflow {self.info.workflow_type} tried to change "
@@ -447,6 +509,34 @@ class WorkflowInstance:
 
         future.add_done_callback(cancelled)
         return future, activity_id
+
+    def local_activity(self, request: LocalActivity, result_type: Any) -> asyncio.Future[Any]:
+        """Wait on a local activity (id and registered defaults filled in); its future. No
+        command: the worker runs it once the code waits (resolve_local), or replay resolves it
+        from its marker."""
+        n = self.next_id("local_activity")
+        if not request.marker_id:
+            request = replace(request, marker_id=f"{request.activity_type}-{n}")
+        if self.activity_defaults is not None and (request.retry_policy is None
+                                                   or request.start_to_close_timeout is None):
+            defaults = self.activity_defaults(request.activity_type)
+            request = replace(request, retry_policy=request.retry_policy or defaults.retry_policy,
+                              start_to_close_timeout=request.start_to_close_timeout or defaults.start_to_close_timeout)
+        marker_id = request.marker_id
+        if marker_id in self.local_pending:
+            raise WorkflowCodeError(f"workflow {self.info.workflow_type} waits on local activity "
+                                    f"{marker_id!r} twice at once; give each call its own activity_id")
+        future: asyncio.Future[Any] = self.loop.create_future()
+        called_at = self.current.sequence_num if self.current is not None else 0
+        self.local_pending[marker_id] = PendingLocal(request, future, result_type, called_at)
+
+        def cancelled(f: asyncio.Future[Any]) -> None:
+            entry = self.local_pending.get(marker_id)
+            if f.cancelled() and entry is not None and entry.future is f:
+                del self.local_pending[marker_id]
+
+        future.add_done_callback(cancelled)
+        return future
 
     def start_child(self, command: StartChildWorkflow, result_type: Any) -> asyncio.Future[Any]:
         """Issue StartChildWorkflow (id filled in); the future of the child's result. Cancelling

@@ -5,7 +5,8 @@ memory takes its next decision (replay), and it must then do exactly what it did
 time. So workflow code:
 
 1. **Waits only on the workflow's own awaitables**: activities (`ctx.activity`, or a
-   registered activity function called in the workflow), durable timers (`asyncio.sleep`,
+   registered activity function called in the workflow), local activities
+   (`ctx.local_activity`, run by the worker and recorded once), durable timers (`asyncio.sleep`,
    the deadlines of `asyncio.wait_for` and `asyncio.timeout`), signals (`ctx.wait_signal`,
    signal methods), `ctx.wait_condition`, and asyncio's tasks, futures, events, locks,
    `gather`, `wait` and `TaskGroup` built on them. The workflow runs on its own event loop
@@ -13,7 +14,8 @@ time. So workflow code:
 2. **Reads time, randomness and ids from the context**: `ctx.now()` (the time of the event
    being handled), `ctx.random()`, `ctx.uuid4()`; anything else non-deterministic goes
    through `ctx.side_effect(fn)`, whose result is recorded once and replayed after.
-3. **Does no I/O and starts no threads or processes**: activities do those.
+3. **Does no I/O and starts no threads or processes**: activities (or, for short steps,
+   local activities) do those.
 4. **Changes safely**: a change that alters the commands a running workflow issues is
    guarded with `if ctx.patched("change-id"):` (see WorkflowContext.patched).
 
