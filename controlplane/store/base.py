@@ -201,9 +201,11 @@ class StoreBase:
         self._breaker_keys_read_at = None
         self._breaker_keys_generation += 1
 
-    async def _breaker_success(self, conn: asyncpg.Connection, activity_type: str, now: datetime) -> None:
+    async def _breaker_success(
+        self, conn: asyncpg.Connection, activity_type: str, now: datetime, count: int = 1
+    ) -> None:
         if activity_type in await self.breaker_keys(conn):
-            await conn.execute(Q.breaker_success, activity_type, now)
+            await conn.execute(Q.breaker_success, activity_type, now, count)
 
     async def _breaker_failure(self, conn: asyncpg.Connection, activity_type: str, now: datetime) -> None:
         """Count a failure of `activity_type` (no-op without a breaker). Not through the cache:

@@ -656,17 +656,18 @@ WHERE b.key = c.key
 RETURNING b.state;
 
 -- name: breaker_success
+-- $3 successes of type $1 (a batch counts each: every trial of a half-open breaker gives its slot back).
 UPDATE durable_circuit_breaker_state b
-SET success_count = CASE WHEN b.state = 'half_open' THEN b.success_count + 1 ELSE 0 END,
+SET success_count = CASE WHEN b.state = 'half_open' THEN b.success_count + $3 ELSE 0 END,
     half_open_in_flight = CASE WHEN b.state = 'half_open'
-        THEN GREATEST(b.half_open_in_flight - 1, 0) ELSE b.half_open_in_flight END,
-    state = CASE WHEN b.state = 'half_open' AND b.success_count + 1 >= b.success_threshold
+        THEN GREATEST(b.half_open_in_flight - $3, 0) ELSE b.half_open_in_flight END,
+    state = CASE WHEN b.state = 'half_open' AND b.success_count + $3 >= b.success_threshold
         THEN 'closed' ELSE b.state END,
-    failure_count = CASE WHEN b.state = 'half_open' AND b.success_count + 1 >= b.success_threshold
+    failure_count = CASE WHEN b.state = 'half_open' AND b.success_count + $3 >= b.success_threshold
         THEN 0 ELSE b.failure_count END,
-    window_started_at = CASE WHEN b.state = 'half_open' AND b.success_count + 1 >= b.success_threshold
+    window_started_at = CASE WHEN b.state = 'half_open' AND b.success_count + $3 >= b.success_threshold
         THEN NULL ELSE b.window_started_at END,
-    opened_at = CASE WHEN b.state = 'half_open' AND b.success_count + 1 >= b.success_threshold
+    opened_at = CASE WHEN b.state = 'half_open' AND b.success_count + $3 >= b.success_threshold
         THEN NULL ELSE b.opened_at END,
     updated_at = $2
 WHERE b.key = $1

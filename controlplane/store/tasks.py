@@ -278,8 +278,8 @@ class TaskStore(BreakerStore):
                         [v[1] for v in valid], [v[2] for v in valid], [v[3] for v in valid],
                     )
                     done = {r["id"]: r["activity_type"] for r in rows}
-                    for activity_type in sorted(set(done.values())):
-                        await self._breaker_success(conn, activity_type, now)
+                    for activity_type, count in sorted(Counter(done.values()).items()):
+                        await self._breaker_success(conn, activity_type, now, count)
             rest = [v for v in valid if v[1] not in done]
             if rest:  # activities of workflows: one transaction for the batch
                 done.update(await workflow_batches.complete_workflow_activities(

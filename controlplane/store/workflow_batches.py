@@ -49,8 +49,8 @@ async def complete_workflow_activities(
                 store.workflow_task_max_attempts,
             )
             done = {r["id"]: r["activity_type"] for r in rows}
-            for activity_type in sorted(set(done.values())):
-                await store._breaker_success(conn, activity_type, now)
+            for activity_type, count in sorted(Counter(done.values()).items()):
+                await store._breaker_success(conn, activity_type, now, count)
     except asyncpg.DeadlockDetectedError:
         return {}
     return done

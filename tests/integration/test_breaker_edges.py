@@ -65,13 +65,33 @@ async def test_completion_batches_lock_breakers_in_key_order(store: Store, worke
     locked: list[str] = []
     real = store._breaker_success
 
-    async def spy(conn: Any, activity_type: str, now: Any) -> None:
+    async def spy(conn: Any, activity_type: str, now: Any, count: int = 1) -> None:
         locked.append(activity_type)
-        await real(conn, activity_type, now)
+        await real(conn, activity_type, now, count)
 
     store._breaker_success = spy  # type: ignore[method-assign]
     await store.complete_tasks("wk", [(t.id, t.attempt, {}) for t in tasks])
     assert locked == sorted(names)
+
+
+async def test_half_open_trials_completed_in_one_batch_each_give_their_slot_back(
+    store: Store, worker: str, clock: FakeClock
+) -> None:
+    """Repro: a batch of completions counted one success for its type, so of two trials that
+    completed together one slot stayed taken."""
+    await store.configure_circuit_breaker("a", {
+        "failure_threshold": 1, "reset_timeout": 10, "half_open_max_trials": 2, "success_threshold": 5})
+    for _ in range(3):
+        await store.enqueue_activity("a", {}, options=RETRY)
+    [first], _ = await store.claim(worker, ["a"])
+    await store.fail_task(worker, first.id, first.attempt, "down")
+    assert (await store.get_circuit_breaker("a")).state == "open"
+    clock.advance(11)
+    trials, _ = await store.claim(worker, ["a"], limit=10)
+    assert len(trials) == 2
+    assert [e for _, e in await store.complete_tasks(worker, [(t.id, t.attempt, {}) for t in trials])] == [None, None]
+    breaker = await store.get_circuit_breaker("a")
+    assert (breaker.state, breaker.success_count, breaker.half_open_in_flight) == ("half_open", 2, 0)
 
 
 async def test_one_silent_worker_holding_several_tasks_is_one_failure(
