@@ -120,8 +120,8 @@ class DecisionStore(StoreBase):
                     self.observer.decided(wf.workflow_type, outcome.applied)
                     if end:
                         ended.append(wf.id)
-            for workflow_id in ended:  # after the commit: the children's locks come after the parent's (lineage)
-                await lineage.cancel_children(self, workflow_id, now)
+            if ended:  # after the commit: the children's locks come after the parent's (lineage)
+                await lineage.cancel_children(self, ended, now)
         return [o for o in outcomes if o is not None]
 
     def _plan(self, actions: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -149,7 +149,7 @@ class DecisionStore(StoreBase):
         workflows = {r["decision_task_id"]: WorkflowInstance.from_row(r) for r in rows}
         fenced = await conn.fetch(Q.lock_owned_decisions, worker_id, [p[1] for p in planned],
                                   [p[2].attempt for p in planned])
-        owned = {r["id"]: Task.from_row(r) for r in fenced}
+        owned = {r["id"]: r["kind"] for r in fenced}
         out: dict[int, tuple[Applied | DurableError, WorkflowInstance | None, bool]] = {}
         together: list[tuple[int, workflow_batches.Decided]] = []
         for index, task_id, decision, actions in sorted(
@@ -161,9 +161,9 @@ class DecisionStore(StoreBase):
                     if workflow_id is None:
                         raise InvalidArgument(f"task {task_id} is not a workflow task")
                     raise NotFound(f"workflow {workflow_id!r} does not exist")
-                task = owned.get(task_id) or await self._lock_owned(conn, task_id, worker_id, decision.attempt)
-                if task.kind != "workflow":
-                    raise InvalidArgument(f"task {task_id} is a {task.kind} task, not a workflow task")
+                kind = owned.get(task_id) or (await self._lock_owned(conn, task_id, worker_id, decision.attempt)).kind
+                if kind != "workflow":
+                    raise InvalidArgument(f"task {task_id} is a {kind} task, not a workflow task")
             except DurableError as exc:
                 out[index] = (exc, wf, False)
                 continue

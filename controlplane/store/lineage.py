@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -149,19 +150,24 @@ async def request_cancel(store: StoreBase, conn: asyncpg.Connection, workflow_id
     return True
 
 
-async def cancel_children(store: StoreBase, workflow_id: str, now: datetime) -> int:
-    """After `workflow_id` ended (or continued as new): ask its children whose policy is
-    "cancel" to cancel, each in its own transaction. Failures are logged (the reaper's sweep
-    asks again); returns how many were asked."""
+async def cancel_children(store: StoreBase, workflow_id: str | Sequence[str], now: datetime) -> int:
+    """After `workflow_id` (or each of several) ended or continued as new: ask its children
+    whose policy is "cancel" to cancel, each in its own transaction (one query finds them for
+    all). Failures are logged (the reaper's sweep asks again); returns how many were asked."""
+    parents = [workflow_id] if isinstance(workflow_id, str) else list(workflow_id)
     asked = 0
+    if not parents:
+        return 0
     try:
-        rows = await store.pool.fetch(Q.children_to_cancel, workflow_id, now)
+        rows = await store.pool.fetch(Q.children_to_cancel, parents, now)
         for row in rows:
             async with store.pool.acquire() as conn, conn.transaction():
-                if await request_cancel(store, conn, row["id"], f"its parent {workflow_id} ended", now):
+                reason = f"its parent {row['parent_workflow_id']} ended"
+                if await request_cancel(store, conn, row["id"], reason, now):
                     asked += 1
     except Exception as exc:  # noqa: BLE001 - the parent's change is committed; the sweep retries
-        logger.warning("cancelling the children of workflow %s failed (the reaper asks again): %s", workflow_id, exc)
+        logger.warning("cancelling the children of workflows %s failed (the reaper asks again): %s",
+                       ", ".join(parents[:5]), exc)
     return asked
 
 

@@ -4,10 +4,10 @@
 UPDATE durable_workflow_instances SET parent_workflow_id = $2, parent_close_policy = $3 WHERE id = $1;
 
 -- name: children_to_cancel
--- Children of $1 whose policy is to be cancelled with it, not ended or asked yet, started by
--- then ($2).
-SELECT id FROM durable_workflow_instances
-WHERE parent_workflow_id = $1 AND parent_close_policy = 'cancel' AND status IN ('pending', 'running')
+-- Children of the workflows $1 whose policy is to be cancelled with their parent, not ended or
+-- asked yet, started by then ($2).
+SELECT id, parent_workflow_id FROM durable_workflow_instances
+WHERE parent_workflow_id = ANY($1::text[]) AND parent_close_policy = 'cancel' AND status IN ('pending', 'running')
   AND cancel_requested_at IS NULL AND created_at <= $2
 ORDER BY created_at, id
 LIMIT 1000;

@@ -62,7 +62,12 @@ SELECT id, activity_type FROM done;
 -- name: lock_workflows_of_decisions
 -- The workflows of decision tasks $1, locked in id order (every batch's lock order), each
 -- with the task it was found by. A task of no workflow, or of one that is gone, has no row.
-SELECT t.id AS decision_task_id, w.*
+-- The workflow's input, result and error stay unread (NULL here): no decision needs them.
+SELECT t.id AS decision_task_id, w.id, w.workflow_type, w.status, NULL AS input, NULL AS result, NULL AS error,
+       w.last_event_seq, w.decided_through_seq, w.created_at, w.updated_at, w.started_at, w.completed_at,
+       w.trace_id, w.span_id, w.blocked, w.cancel_requested_at, w.pinned, w.sticky_worker_id,
+       w.decision_seen_seq, w.parent_workflow_id, w.parent_close_policy, w.run_number, w.history_bytes,
+       w.history_warned
 FROM durable_task_queue t JOIN durable_workflow_instances w ON w.id = t.workflow_id
 WHERE t.id = ANY($1::uuid[])
 ORDER BY w.id
@@ -71,7 +76,7 @@ FOR UPDATE OF w;
 -- name: lock_owned_decisions
 -- The fence for a batch of decisions: the tasks ($2 ids, $3 attempts) worker $1 still holds,
 -- locked in id order. The caller asks the single fence why any other is missing.
-SELECT t.* FROM durable_task_queue t
+SELECT t.id, t.kind FROM durable_task_queue t
 JOIN unnest($2::uuid[], $3::int[]) AS c(id, attempt) ON t.id = c.id
 WHERE t.status || '' = 'claimed' AND t.claimed_by = $1 AND t.attempt = c.attempt
 ORDER BY t.id
