@@ -5,9 +5,12 @@ cannot take answered by the single path with its reason."""
 
 from __future__ import annotations
 
-import asyncpg
+from typing import Any
 
-from durable.common.errors import StaleAttempt
+import asyncpg
+import pytest
+
+from durable.common.errors import ConcurrencyConflict, StaleAttempt
 from durable.controlplane.store import Store
 
 
@@ -90,3 +93,61 @@ async def test_a_step_of_an_ended_workflow_completes_its_task_without_an_event(
     assert (await store.get_task(act.id)).result == {"late": True}
     assert [e.event_type for e in await store.load_events(workflow_id)] == before
     assert await db.fetchval("SELECT count(*) FROM durable_task_queue WHERE kind = 'workflow' AND status = 'pending'") == 0
+
+
+async def test_a_decision_batch_that_fails_after_it_wrote_is_rolled_back_and_applied_one_by_one(
+    store: Store, worker: str, db: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from durable.controlplane.store import workflow_batches
+    from durable.controlplane.store.decisions import Applied, Decision
+
+    for i in range(3):
+        await store.start_workflow("wf", {"i": i}, workflow_id=f"wf-{i}")
+    _, decisions = await store.claim(worker, [], ["wf"], limit=3)
+    real = workflow_batches.apply_decisions
+    calls: list[int] = []
+
+    async def once_broken(*args: Any, **kwargs: Any) -> Any:
+        calls.append(len(args[3]))
+        result = await real(*args, **kwargs)  # it writes, then the batch meets an error
+        if len(calls) == 1:
+            raise ConcurrencyConflict("injected")
+        return result
+
+    monkeypatch.setattr(workflow_batches, "apply_decisions", once_broken)
+    outcomes = await store.complete_workflow_tasks(worker, [
+        Decision(d.task.id, d.task.attempt, 1, [schedule("s1")]) for d in decisions])
+    assert [o.applied for o in outcomes if isinstance(o, Applied)] == [True, True, True]
+    assert calls == [3, 1, 1, 1]  # the batch, then each decision alone
+    # nothing of the rolled-back batch stayed: one activity and one event each
+    assert await db.fetchval("SELECT count(*) FROM durable_task_queue WHERE kind = 'activity'") == 3
+    assert await db.fetchval("SELECT count(*) FROM durable_workflow_events WHERE event_type = 'ActivityScheduled'") == 3
+
+
+async def test_one_batch_mixes_the_set_based_and_the_single_path(store: Store, worker: str, db: asyncpg.Connection) -> None:
+    from durable.controlplane.store.decisions import Decision
+
+    ids = [(await store.start_workflow("wf", {}, workflow_id=f"mix-{i}"))[0].id for i in range(3)]
+    _, claimed = await store.claim(worker, [], ["wf"], limit=3)
+    by_workflow = {d.workflow.id: d for d in claimed}
+    timer = {"type": "start_timer", "timer_id": "t1", "fire_after": 60}
+    plans = {
+        ids[0]: [schedule("s1"), timer],                                           # set-based
+        ids[1]: [{"type": "cancel_workflow", "reason": "no"}],                      # single path
+        ids[2]: [{"type": "record_marker", "kind": "side_effect", "marker_id": "m", "value": 7},
+                 {"type": "complete_workflow", "result": {"done": True}}],          # set-based, ends
+    }
+    outcomes = await store.complete_workflow_tasks(worker, [
+        Decision(by_workflow[w].task.id, by_workflow[w].task.attempt, 1, plans[w]) for w in ids])
+    assert [o.applied for o in outcomes] == [True, True, True]  # type: ignore[union-attr]
+    kinds = {w: [e.event_type for e in await store.load_events(w)] for w in ids}
+    assert kinds[ids[0]] == ["WorkflowStarted", "ActivityScheduled", "TimerStarted"]
+    assert kinds[ids[1]] == ["WorkflowStarted", "WorkflowCancelled"]
+    assert kinds[ids[2]] == ["WorkflowStarted", "MarkerRecorded", "WorkflowCompleted"]
+    views = {w: await store.get_workflow(w) for w in ids}
+    assert [views[w].status for w in ids] == ["running", "cancelled", "completed"]
+    assert views[ids[2]].result == {"done": True} and views[ids[2]].completed_at is not None
+    assert [views[w].decided_through_seq for w in ids] == [3, 2, 3]
+    assert await db.fetchval("SELECT count(*) FROM durable_task_queue WHERE kind = 'workflow' AND status = 'completed'") == 3
+    timers = await db.fetch("SELECT visible_at, created_at FROM durable_task_queue WHERE kind = 'timer'")
+    assert len(timers) == 1 and (timers[0]["visible_at"] - timers[0]["created_at"]).total_seconds() == 60
