@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
-from durable.common.errors import InvalidArgument
+from durable.common.errors import DurableError, InvalidArgument
 from durable.common.payloads import Checked, check_payload, decode_payload
 from durable.common.policies import ActivityOptions
 from durable.common.tracing import format_traceparent
@@ -95,6 +95,15 @@ def _parsed_options(data: bytes) -> ActivityOptions:
     return ActivityOptions.parse(activity_options(pb.ActivityOptions.FromString(data)), field="options")  # type: ignore[no-any-return]
 
 
+def _decision_options(msg: pb.ActivityOptions) -> ActivityOptions | dict[str, Any]:
+    """A scheduled activity's options, parsed once per distinct encoding (decisions repeat
+    theirs); refused ones go on as given, for the store to name the action in its error."""
+    try:
+        return parsed_options(msg)
+    except DurableError:
+        return activity_options(msg)
+
+
 def action(msg: pb.WorkflowAction, index: int, limit: int) -> dict[str, Any]:
     which = msg.WhichOneof("action")
     field = f"actions[{index}]"
@@ -105,7 +114,7 @@ def action(msg: pb.WorkflowAction, index: int, limit: int) -> dict[str, Any]:
             "activity_id": a.activity_id,
             "activity_type": a.activity_type,
             "input": load(a.input_json, f"{field}.input_json", limit),
-            "options": activity_options(a.options),
+            "options": _decision_options(a.options),
             "eager": a.eager,
         }
     if which == "start_timer":
