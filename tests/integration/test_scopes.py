@@ -161,6 +161,9 @@ async def test_a_worker_credential_cannot_act_for_another_worker_id(
                     failure=pb.Failure(message="x", non_retryable=True))),
                 "CompleteWorkflowTask": stub.CompleteWorkflowTask(pb.CompleteWorkflowTaskRequest(
                     worker_id="pool-b-1", task_id=task.id, attempt=task.attempt)),
+                "CompleteWorkflowTasks": stub.CompleteWorkflowTasks(pb.CompleteWorkflowTasksRequest(
+                    worker_id="pool-b-1", decisions=[pb.CompleteWorkflowTaskRequest(
+                        worker_id="pool-b-1", task_id=task.id, attempt=task.attempt)])),
                 "ReleaseTasks": stub.ReleaseTasks(pb.ReleaseTasksRequest(worker_id="pool-b-1")),
                 "GetTaskHistory": stub.GetTaskHistory(pb.GetTaskHistoryRequest(
                     worker_id="pool-b-1", task_id=task.id, attempt=task.attempt)),
