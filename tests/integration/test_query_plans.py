@@ -5,6 +5,7 @@ filled table, in custom and in generic (prepared-statement) plans."""
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -105,3 +106,28 @@ async def test_the_rewritten_statistics_count_what_the_seed_counted(filled: asyn
     assert [dict(r) for r in await filled.fetch(Q.queue_stats_all, now)] == [dict(r) for r in seed]
     typed = await filled.fetch(Q.queue_stats, ["t1", "t3"], [], now)
     assert [dict(r) for r in typed] == [dict(r) for r in seed if r["type"] in ("t1", "t3")]
+
+
+async def test_the_batched_workflow_writes_read_their_rows_through_indexes(filled: asyncpg.Connection) -> None:
+    """The statements of workflow_batches.py touch only the rows of their batch: by primary key
+    or the workflow's index, in custom and in generic plans, on a filled table."""
+    now = datetime.now(UTC)
+    ids = [uuid.uuid4() for _ in range(3)]
+    wfs = ["live-1", "live-2", "live-3"]
+    texts, ints, floats = ["x"] * 3, [1] * 3, [1.0] * 3
+    nulls: list[Any] = [None] * 3
+    checks = {
+        "lock_workflows_of_tasks": (Q.lock_workflows_of_tasks, ids),
+        "complete_workflow_activities": (Q.complete_workflow_activities, "w1", now, ids, ints, ["{}"] * 3, 5),
+        "lock_workflows_of_decisions": (Q.lock_workflows_of_decisions, ids),
+        "lock_owned_decisions": (Q.lock_owned_decisions, "w1", ids, ints),
+        "insert_decided_steps": (Q.insert_decided_steps, now, "w1", ids, ["activity"] * 3, wfs, texts, texts,
+                                 ["{}"] * 3, ints, [now] * 3, ints, ["{}"] * 3, floats, floats, floats,
+                                 nulls, nulls, nulls, nulls, [False] * 3),
+        "apply_decisions": (Q.apply_decisions, now, wfs, ints, ints, ints, nulls, ids, ["{}"] * 3, nulls, nulls,
+                            nulls, wfs, ints, texts, ["{}"] * 3),
+        "cancel_open_steps_of": (Q.cancel_open_steps_of, wfs, now),
+        "children_to_cancel": (Q.children_to_cancel, wfs, now),
+    }
+    scans = {name: await _seq_scans(filled, *args) for name, args in checks.items()}
+    assert {name: s for name, s in scans.items() if s} == {}
