@@ -30,6 +30,7 @@ import psutil
 from durable.common.policies import ActivityOptions
 from durable.controlplane.migrator import migrate_url
 from durable.controlplane.store import Store
+from durable.controlplane.store.batches import BatchStore, NewActivity
 
 from tests.support.controlplane import free_port, wait_serving
 from tests.support.postgres import create_database, drop_database, postgres_server, with_database
@@ -379,6 +380,30 @@ async def insert_activities(
     query = recorder.calls[0][0]
     async with conn.transaction():
         await conn.executemany(query, [args for _, args in recorder.calls])
+
+
+class _OneConnection:
+    """Stands in for a pool: every acquire() yields the same connection."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+
+    @contextlib.asynccontextmanager
+    async def acquire(self) -> AsyncIterator[asyncpg.Connection]:
+        yield self.conn
+
+
+async def insert_activities_batched(
+    conn: asyncpg.Connection, activity_type: str, inputs: Sequence[dict[str, Any]]
+) -> None:
+    """Enqueue standalone activities in ONE statement, the one EnqueueActivities runs
+    (`BatchStore.enqueue_activities` over this connection): what the client's coalesced
+    single calls cost the store, one NOTIFY for the lot."""
+    if not inputs:
+        return
+    store = BatchStore(_OneConnection(conn))  # type: ignore[arg-type]  # only acquire() is used
+    plain = ActivityOptions()
+    await store.enqueue_activities([NewActivity(activity_type, json.dumps(item), plain) for item in inputs])
 
 
 async def any_left(conn: asyncpg.Connection, activity_types: Sequence[str]) -> bool:

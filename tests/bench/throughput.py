@@ -157,9 +157,12 @@ async def run_throughput_once(
                 cp_rss = ProcessCpu([cp.pid]).rss()
                 outcome = await task_outcome(conn, ["noop"])
             # workers stopped (drained); the enqueue path through the API, on its own
-            async with control_plane(url, log_dir) as cp2:
-                with profiled({f"{tag}-enqueue-controlplane": cp2.pid}, profile_dir):
-                    paths = await enqueue_paths(cp2.address, enqueue_rpc_n, enqueue_rpc_concurrency, enqueue_rounds)
+            if enqueue_rpc_n > 0:
+                async with control_plane(url, log_dir) as cp2:
+                    with profiled({f"{tag}-enqueue-controlplane": cp2.pid}, profile_dir):
+                        paths = await enqueue_paths(cp2.address, enqueue_rpc_n, enqueue_rpc_concurrency, enqueue_rounds)
+            else:  # the drain alone (the latency sweep's drain rate)
+                paths = {name: {"n": 0, "tasks_per_s": float("nan"), "call_p50_ms": float("nan")} for name in ENQUEUE_PATHS}
             grpc_enqueue = paths["single"]
         finally:
             await conn.close()
