@@ -27,7 +27,7 @@ import psutil
 
 from tests.bench import peers as peer_bench
 from tests.bench.harness import Server, bench_server, describe_server, log
-from tests.bench.latency import run_latency_once
+from tests.bench.latency import FRACTIONS, run_latency_once, run_latency_sweep
 from tests.bench.long_workflow import run_long_workflow_once
 from tests.bench.reaper import run_reaper
 from tests.bench.retention import run_retention
@@ -35,7 +35,7 @@ from tests.bench.report import markdown, ratios, targets
 from tests.bench.scale import run_scale_once
 from tests.bench.w3 import W3Plan, compare, plan_workflow_runs
 from tests.bench.schema_floor import run_schema_floor
-from tests.bench.throughput import run_throughput
+from tests.bench.throughput import run_throughput, run_throughput_once
 from tests.bench.workflows import run_workflows_once
 
 BENCHMARKS = ("throughput", "latency", "workflows", "long_workflow", "scale", "reaper", "operator", "retention")
@@ -62,8 +62,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="throughput configs, worker processes x MAX_CONCURRENT_TASKS")
     ap.add_argument("--latency-n", type=int, default=500)
     ap.add_argument("--latency-rate", type=float, default=50.0)
-    ap.add_argument("--load-rate", type=float, default=0.0,
-                    help="background no-ops/s for latency under load (0: half the 2 x 32 throughput measured, else 500)")
+    ap.add_argument("--load-fractions", default=",".join(f"{f:g}" for f in FRACTIONS),
+                    help="latency under load: background no-ops at these fractions of the 2 x 32 drain rate")
+    ap.add_argument("--drain-rate", type=float, default=0.0,
+                    help="the 2 x 32 drain rate (tasks/s) the fractions apply to (0: the throughput run's 2 x 32 "
+                         "median, else one drain of --n measured before the sweep)")
+    ap.add_argument("--load-per-row", action="store_true",
+                    help="the background loader inserts one statement per task (the single insert), not one per batch")
     ap.add_argument("--workflows-n", type=int, default=1000)
     ap.add_argument("--long-steps", type=int, default=300, help="steps of --only long_workflow's workflows")
     ap.add_argument("--workflow-apps", default="four_steps,agent_turn")
@@ -148,6 +153,19 @@ async def _w3_peers(server: Server, args: argparse.Namespace, plan: W3Plan) -> d
             "summary": peer_bench.summarize_w3(raw["results"]), "raw": raw["results"]}
 
 
+async def _drain_rate(server: Server, args: argparse.Namespace, throughput: list[dict[str, Any]],
+                      log_dir: Path) -> tuple[float, str]:
+    """What 2 workers x 32 drain from a standing backlog (tasks/s), and where the figure comes
+    from: --drain-rate, the throughput run of this invocation, or one drain measured now."""
+    if args.drain_rate:
+        return args.drain_rate, "--drain-rate"
+    for row in throughput:
+        if (row["workers"], row["concurrency"]) == (2, 32):
+            return row["tasks_per_s"], f"the throughput run above (2 x 32, median of {len(row['runs_tasks_per_s'])})"
+    run = await run_throughput_once(server, n=args.n, workers=2, concurrency=32, enqueue_rpc_n=0, log_dir=log_dir)
+    return run["tasks_per_s"], f"one drain of {args.n} measured before the sweep (2 x 32)"
+
+
 async def run_all(server: Server, args: argparse.Namespace) -> dict[str, Any]:
     only = set(filter(None, args.only.split(",")))
     unknown = only - set(BENCHMARKS)
@@ -183,18 +201,13 @@ async def run_all(server: Server, args: argparse.Namespace) -> dict[str, Any]:
             log(f"peer-bench failed: {exc}")
             data["peers"] = {"error": f"{type(exc).__name__}: {exc}"}
     if "latency" in only:
-        # under load: half of what the same configuration (2 x 32) drained in the throughput
-        # run, so the probes meet a busy system, not an overloaded one
-        runs = data.get("throughput") or []
-        same = [r["tasks_per_s"] for r in runs if (r.get("workers"), r.get("concurrency")) == (2, 32)]
-        best = max(same or [r["tasks_per_s"] for r in runs], default=0.0)
-        load = args.load_rate or (round(best / 2, -1) if best else 500.0)
-        data["latency"] = {
-            "idle": await run_latency_once(server, n=args.latency_n, rate=args.latency_rate, workers=1,
-                                           concurrency=16, log_dir=log_dir),
-            "load": await run_latency_once(server, n=args.latency_n, rate=args.latency_rate, workers=2,
-                                           concurrency=32, load_rate=load, log_dir=log_dir),
-        }
+        data["latency"] = {"idle": await run_latency_once(server, n=args.latency_n, rate=args.latency_rate, workers=1,
+                                                          concurrency=16, log_dir=log_dir)}
+        drain, source = await _drain_rate(server, args, data.get("throughput") or [], log_dir)
+        data["latency"]["sweep"] = await run_latency_sweep(
+            server, n=args.latency_n, rate=args.latency_rate, drain_rate=drain, drain_source=source,
+            fractions=[float(f) for f in args.load_fractions.split(",")], workers=2, concurrency=32,
+            per_row=args.load_per_row, log_dir=log_dir)
     if "workflows" in only:
         plan = w3_plan(args)
         runs = plan_workflow_runs(list(filter(None, args.workflow_apps.split(","))), args.workflows_n, 2, 32, plan)

@@ -15,7 +15,7 @@ import pytest
 
 from tests.bench import peers
 from tests.bench.harness import Server, describe_server, pct
-from tests.bench.latency import run_latency_once
+from tests.bench.latency import run_latency_once, run_latency_sweep
 from tests.bench.reaper import run_reaper
 from tests.bench.report import markdown, ratios, targets
 from tests.bench.scale import run_scale_once
@@ -52,11 +52,34 @@ async def test_schema_floor_drains_every_task_once(server: Server) -> None:
 
 async def test_latency_sees_every_probe(server: Server, tmp_path: Path) -> None:
     result = await run_latency_once(server, n=20, rate=50, load_rate=200, workers=1, concurrency=8,
-                                    idle_s=0.2, log_dir=tmp_path)
+                                    idle_s=0.2, log_dir=tmp_path, per_row=True)
     assert result["got"] == 20
-    assert result["load_sent"] > 0
+    assert result["load_sent"] > 0 and result["load"]["per_row"]
     assert (result["not_completed"], result["claimed_twice"]) == (0, 0)
     assert 0 < result["p50_ms"] <= result["p99_ms"] <= result["max_ms"]
+
+
+async def test_latency_sweep_offers_each_load(server: Server, tmp_path: Path) -> None:
+    sweep = await run_latency_sweep(server, n=25, rate=50, drain_rate=400, drain_source="--drain-rate",
+                                    fractions=(0.0, 0.5), workers=1, concurrency=8, idle_s=0.2, log_dir=tmp_path)
+    idle, half = sweep["rows"]
+    assert (idle["fraction"], idle["load_rate"], idle["load_sent"]) == (0.0, 0, 0)
+    assert (half["fraction"], half["load_rate"]) == (0.5, 200)
+    # what the loader sent in the probe window is what it was asked to (within a batch or two)
+    assert half["load_sent_per_s"] == pytest.approx(200, rel=0.2)
+    assert half["load"]["batches"] > 0 and not half["load"]["per_row"]
+    for row in sweep["rows"]:
+        assert row["got"] == 25
+        assert (row["not_completed"], row["claimed_twice"]) == (0, 0)
+        assert row["kept_up"] and row["drain_after_s"] < 30
+        assert 0 < row["p50_ms"] <= row["p99_ms"] <= row["max_ms"]
+        assert row["claims"]["n"] > 0 and row["segments"]["row_to_claim"]["p50_ms"] >= 0
+    data: dict[str, Any] = {"meta": {"when": "now", "host": "h", "pg": "pg"}, "latency": {"sweep": sweep}}
+    data["targets"] = targets(data)
+    [target] = data["targets"]
+    assert target["target"].startswith("pickup latency p99 at 50% of the drain rate")
+    text = markdown(data)
+    assert "| 50% | 200 / " in text and "Drain rate 400 tasks/s (--drain-rate)" in text
 
 
 @pytest.mark.parametrize(("app", "steps"), [("four_steps", 4), ("agent_turn", 4), ("one_step", 1)])
