@@ -131,3 +131,35 @@ async def test_the_batched_workflow_writes_read_their_rows_through_indexes(fille
     }
     scans = {name: await _seq_scans(filled, *args) for name, args in checks.items()}
     assert {name: s for name, s in scans.items() if s} == {}
+
+
+def _task_rows_read(plan: dict[str, Any]) -> int:
+    """Rows the executed plan read from the task queue, every loop counted."""
+    return sum(int(n.get("Actual Rows", 0) * n.get("Actual Loops", 1)) for n in _nodes(plan)
+               if n.get("Relation Name") == "durable_task_queue")
+
+
+async def test_a_claim_of_several_types_reads_its_candidates_only_whatever_the_statistics(db: asyncpg.Connection) -> None:
+    """Statistics taken while nothing was pending (a fresh or quiet queue), then a backlog: the
+    claim, in its generic plan too, reads the few candidates it locks, not the backlog (it once
+    walked every pending task and re-ran the candidates' scans for each: 1.4 s per claim at
+    30,000 pending)."""
+    now = datetime.now(UTC)
+    await db.execute(Q.register_worker, "w1", "default", ["t1", "t2"], ["type1"], 32, now, None, None)
+    await db.execute("ANALYZE durable_task_queue")
+    await db.execute("INSERT INTO durable_task_queue (activity_type, visible_at) "
+                     "SELECT 't' || (1 + i % 2), now() - interval '1 second' FROM generate_series(1, 20000) AS i")
+    read = {}
+    for mode in ("auto", "force_generic_plan"):
+        await db.execute(f"SET plan_cache_mode = {mode}")
+        statement = await db.prepare("EXPLAIN (ANALYZE, FORMAT JSON) " + Q.claim_tasks_of_types)
+        tr = db.transaction()
+        await tr.start()
+        try:
+            [plan] = json.loads(await statement.fetchval("w1", ["t1", "t2"], ["type1"], 32, now, []))
+        finally:
+            await tr.rollback()
+        read[mode] = _task_rows_read(plan["Plan"])
+    await db.execute("RESET plan_cache_mode")
+    # 2 x 32 candidates per type, the 64 of them read again to lock 32, the 32 updated
+    assert max(read.values()) < 1000, read
