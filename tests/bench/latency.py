@@ -131,12 +131,14 @@ async def _backlog_sampler(conn: asyncpg.Connection, stop: asyncio.Event, every:
     return most
 
 
-def _segments(rows: Sequence[asyncpg.Record], batches: dict[tuple[str, datetime], int]) -> dict[str, Any]:
+def _segments(rows: Sequence[asyncpg.Record], batches: dict[tuple[str, datetime], int],
+              calls: Sequence[float]) -> dict[str, Any]:
     """Where the probes' time went (ms): p50 / p99 of each segment, over the same probes."""
-    seg: dict[str, list[float]] = {"enqueue_to_row": [], "row_to_claim": [], "claim_to_start": []}
+    seg: dict[str, list[float]] = {"enqueue_to_row": [], "row_to_claim": [], "claim_to_start": [], "enqueue_call": []}
     claim_sizes = []
     for r in rows:
         start = r["ts"] + r["lat"]
+        seg["enqueue_call"].append(calls[r["i"]])
         seg["enqueue_to_row"].append(r["created"] - r["ts"])
         seg["row_to_claim"].append(r["claimed"] - r["created"])
         seg["claim_to_start"].append(start - r["claimed"])
@@ -225,7 +227,7 @@ async def run_latency_once(
                 rows = await conn.fetch(
                     "SELECT (input->>'ts')::float8 AS ts, (result->>'lat')::float8 AS lat, "
                     "extract(epoch FROM created_at)::float8 AS created, extract(epoch FROM claimed_at)::float8 AS claimed, "
-                    "claimed_by, claimed_at FROM durable_task_queue "
+                    "claimed_by, claimed_at, (input->>'i')::int AS i, id::text AS id FROM durable_task_queue "
                     "WHERE activity_type = 'probe' AND status = 'completed' AND input ? 'i'"
                 )
                 # every claim in the window, by its tasks' shared (claimed_by, claimed_at)
@@ -252,7 +254,7 @@ async def run_latency_once(
         "kept_up": backlog_end <= KEPT_UP_S * load_rate + 64,
         "claims": {"n": len(sizes), "per_s": len(sizes) / cpu_window, "size_p50": pct(sizes, 50),
                    "size_mean": statistics.mean(sizes) if sizes else float("nan")},
-        "segments": _segments(rows, claims),
+        "segments": _segments(rows, claims, calls),
         **outcome,
     }
     log(
