@@ -75,11 +75,10 @@ class BackgroundLoad:
         self.batches = 0
         self.insert_s: list[float] = []
         self.late_s = 0.0  # the furthest behind its schedule a batch started
-        self.started = 0.0
 
     async def run(self, stop: asyncio.Event) -> None:
         insert = insert_activities if self.per_row else insert_activities_batched
-        self.started = t0 = time.monotonic()
+        t0 = time.monotonic()
         k = 0
         while not stop.is_set():
             now = time.monotonic()
@@ -169,6 +168,8 @@ async def run_latency_once(
         conn = await asyncpg.connect(url)
         load_conn = await asyncpg.connect(url)
         sample_conn = await asyncpg.connect(url)
+        # the loader and the sampler stop with the run, however it ends
+        stop_load, stop_sampling = asyncio.Event(), asyncio.Event()
         try:
             async with control_plane(url, log_dir) as cp, worker_processes(
                 cp.address, workers, app="tests.bench.apps:app", concurrency=concurrency,
@@ -182,7 +183,6 @@ async def run_latency_once(
                     return not await any_left(conn, ["probe"])
 
                 await wait_until(drained, 30, "the warm-up task")
-                stop_load, stop_sampling = asyncio.Event(), asyncio.Event()
                 load = BackgroundLoad(load_conn, load_rate, per_row=per_row)
                 loader = asyncio.create_task(load.run(stop_load), name="bench-load") if load_rate > 0 else None
                 if loader is not None:
@@ -236,6 +236,8 @@ async def run_latency_once(
                     "WHERE claimed_at BETWEEN $1 AND $2 GROUP BY 1, 2", w0, w1)}
                 outcome = await task_outcome(conn, ["probe", "noop"])
         finally:
+            stop_load.set()
+            stop_sampling.set()
             await conn.close()
             await load_conn.close()
             await sample_conn.close()
