@@ -255,6 +255,9 @@ async def test_non_determinism_blocks_the_workflow_until_patched_code_runs(
                 versioned, _ = await client.start_workflow("versioned")
                 buggy, _ = await client.start_workflow("buggy")
                 await wait_for(lambda: _has(client, versioned, "ActivityCompleted"), 20, "v1's first step")
+                # and v1's decision after it (the wait for the signal) applied: had v1 been
+                # killed before that, v2 would make it, and its new step would be no mismatch
+                await wait_for(lambda: _settled(db, versioned), 20, "v1's decision after its first step")
                 await wait_for(lambda: _blocked(client, buggy), 20, "the buggy workflow blocked")
             # v2 inserted a step without a patch: the running workflow cannot replay on it
             with worker_process(address, "v2", "tests.support.async_apps:app_v2", log_dir=tmp_path, **FAST):
@@ -286,6 +289,14 @@ async def test_non_determinism_blocks_the_workflow_until_patched_code_runs(
                            "ORDER BY created_at", versioned)
     assert [json.loads(n["input"]) for n in notes] == ["first", "last"]  # no inserted step for the old run
     assert await db.fetchval("SELECT count(*) FROM durable_dead_letter_queue") == 0
+
+
+async def _settled(db: asyncpg.Connection, workflow_id: str) -> bool:
+    """The workflow's history is decided through its last event and no decision task is open."""
+    return bool(await db.fetchval(
+        "SELECT w.decided_through_seq = w.last_event_seq AND NOT EXISTS ("
+        "  SELECT 1 FROM durable_task_queue t WHERE t.workflow_id = w.id AND t.kind = 'workflow'"
+        "  AND t.status IN ('pending', 'claimed')) FROM durable_workflow_instances w WHERE w.id = $1", workflow_id))
 
 
 async def _blocked(client: Client, workflow_id: str) -> Any:
