@@ -161,7 +161,12 @@ class ClaimLoop:
             log.warning("this worker serves no activity or workflow type; it claims nothing")
             await asyncio.Event().wait()
         while True:
-            await self.run_once()
+            if await self.run_once():
+                # One turn of the event loop for the tasks just started before the next claim
+                # counts the free slots: a short task has finished by then and its slot goes
+                # into that claim (counted as running, it made the claims alternate big and
+                # small, one round trip each).
+                await asyncio.sleep(0)
 
 
 class TaskHeartbeatLoop:

@@ -326,6 +326,23 @@ async def test_claims_respect_capacity_and_watermarks(fake: tuple[FakeWorkerServ
         assert seen["peak"] == 10
 
 
+async def test_the_claim_after_short_tasks_asks_for_the_slots_they_freed(fake: tuple[FakeWorkerService, str]) -> None:
+    """Tasks that finish at once free their slots for the very next claim: with them counted as
+    running, claims alternated big and small (6 claimed, then 4 asked for), a round trip each."""
+    service, address = fake
+    app, _ = blocking_app()
+    async with RunningWorker(Worker(app, settings_for(address))):
+
+        def claims() -> list[int]:
+            return [r.max_tasks for n, r in service.calls if n == "ClaimTasks"]
+
+        await wait_until(lambda: len(claims()) == 1, what="the first claim waiting")
+        ids = [service.enqueue("echo", {"n": i}) for i in range(6)]
+        await wait_until(lambda: len(claims()) >= 2, what="the next claim")
+        assert claims()[:2] == [10, 10]
+        await wait_until(lambda: all(i in service.completed for i in ids), what="all completed")
+
+
 async def test_reconnects_after_an_outage_and_retries_completion(
     fake: tuple[FakeWorkerService, str],
 ) -> None:
