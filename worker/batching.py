@@ -184,11 +184,14 @@ class CompletionBatcher(_Coalescer[pb.TaskCompletion]):
 
     method = "CompleteTasks"
 
-    async def complete(self, request: pb.CompleteTaskRequest) -> pb.CompleteTaskResponse:
-        """Complete one task as part of a batch; raises like WorkerService.CompleteTask."""
-        await self._submit(pb.TaskCompletion(
-            task_id=request.task_id, attempt=request.attempt, result_json=request.result_json))
-        return pb.CompleteTaskResponse()
+    async def complete(
+        self, request: pb.CompleteTaskRequest, decision: pb.FollowingDecision | None = None
+    ) -> CompletionOutcome:
+        """Complete one task as part of a batch, with the decision that follows it if any;
+        raises like WorkerService.CompleteTask. The outcome says whether the decision was
+        applied (and what it handed back)."""
+        return await self._submit(pb.TaskCompletion(
+            task_id=request.task_id, attempt=request.attempt, result_json=request.result_json, decision=decision))
 
     def _request(self, entries: list[pb.TaskCompletion]) -> pb.CompleteTasksRequest:
         return pb.CompleteTasksRequest(worker_id=self.worker_id, completions=entries)
@@ -215,7 +218,7 @@ class DecisionBatcher(_Coalescer[pb.CompleteWorkflowTaskRequest]):
         if self.batched:
             try:
                 outcome = await self._submit(request)
-                return pb.CompleteWorkflowTaskResponse(applied=outcome.applied, tasks=outcome.tasks)
+                return pb.CompleteWorkflowTaskResponse(applied=outcome.applied, tasks=outcome.tasks, events=outcome.events)
             except Unimplemented:
                 if self.batched:
                     log.info("the control plane does not know CompleteWorkflowTasks (an older version); "

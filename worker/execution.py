@@ -25,6 +25,7 @@ from durable.proto.v1 import durable_pb2 as pb
 from durable.worker.app import ActivityDefinition, App
 from durable.worker.batching import CompletionBatcher, DecisionBatcher
 from durable.worker.context import ActivityContext
+from durable.worker.following import Following, decide_on_completion
 from durable.worker.link import Backoff, ControlPlaneLink, ControlPlaneUnreachable
 from durable.worker.local_activities import LocalActivityRunner
 from durable.worker.metrics import WorkerMetrics
@@ -58,6 +59,7 @@ class RunningTask:
     kept: WorkflowInstance | None = None  # a decision's instance, kept after it (sticky)
     applied: bool = False  # a decision's report was answered: applied
     reserved: int = 0  # slots a decision holds for the activities it asked for eagerly
+    following: Following | None = None  # an activity's: the decision that rides on its completion
 
     @property
     def ref(self) -> pb.TaskRef:
@@ -109,6 +111,7 @@ class TaskRunner:
         metrics: WorkerMetrics | None = None,
         on_slot_freed: Callable[[], None] | None = None,
         cache_size: int = 0,
+        following_decisions: bool = False,
         slots: EagerSlots | None = None,
         served_activity_types: Collection[str] = (),
     ) -> None:
@@ -130,6 +133,9 @@ class TaskRunner:
         self.cache: InstanceCache | None = InstanceCache(
             cache_size, on_event=(lambda result: metrics.cache.labels(result).inc()) if metrics else None,
         ) if cache_size > 0 else None
+        # An activity of a workflow whose instance is kept here: its completion carries the
+        # decision that follows (durable.worker.following).
+        self.following_decisions = following_decisions and self.cache is not None
 
     async def execute(self, running: RunningTask) -> None:
         """Run the task to its end and report it (unless it was cancelled locally).
@@ -185,6 +191,10 @@ class TaskRunner:
                 method, request = self._answer_query(task)
             else:
                 method, request = await self._run_activity(running)
+                if method == "CompleteTask" and task.workflow_id and self.following_decisions:
+                    running.following = await self._follow(task, request.result_json)
+                    if running.following is not None:
+                        running.reserved = self._ask_eager(running.following.request)
         except asyncio.CancelledError:
             if running.cancel_reason is None:
                 raise
@@ -195,6 +205,9 @@ class TaskRunner:
         if running.cancel_reason is not None:
             log.info("task %s: result dropped (%s)", task.id, running.cancel_reason)
             self._forget(running)
+            if running.following is not None:
+                running.following.settle(self.cache, None)  # type: ignore[arg-type]
+                running.following = None
             return "cancelled"
         running.phase = "reporting"
         if self.on_slot_freed is not None:
@@ -208,6 +221,9 @@ class TaskRunner:
         finally:
             if not running.applied:
                 self._forget(running)
+            if running.following is not None:  # no answer came that settled it
+                running.following.settle(self.cache, None)  # type: ignore[arg-type]
+                running.following = None
             if running.reserved and self.slots is not None:
                 self.slots.release(running.reserved)
                 running.reserved = 0
@@ -326,7 +342,32 @@ class TaskRunner:
             keeps_instance=keeps,
         )
 
-    def _ask_eager(self, request: pb.CompleteWorkflowTaskRequest) -> int:
+    async def _follow(self, task: pb.Task, result_json: str) -> Following | None:
+        """The decision that follows an activity's completion, made on the workflow's kept
+        instance (None: none to make here, or its code failed: a decision task then shows
+        it, replaying; or it is too large to ride along: its decision task carries it)."""
+        try:
+            following = decide_on_completion(self.cache, task, result_json)  # type: ignore[arg-type]
+        except Exception:  # noqa: BLE001 - the workflow's code (the instance is closed)
+            return None
+        if following is None:
+            return None
+        try:
+            if following.decision.local_activities:
+                following.decision = await self.local_activities.settle(
+                    following.instance, following.decision, task.workflow_id)
+            size = following.request.ByteSize() + len(result_json)
+        except BaseException as exc:
+            following.instance.close()
+            if not isinstance(exc, Exception):
+                raise
+            return None
+        if size > self.completions.budget // 4:
+            following.instance.close()
+            return None
+        return following
+
+    def _ask_eager(self, request: pb.CompleteWorkflowTaskRequest | pb.FollowingDecision) -> int:
         """Mark the decision's new activities this worker serves `eager`, as many as it has
         free slots for (reserved until the answer); returns how many slots it reserved."""
         if self.slots is None:
@@ -401,7 +442,8 @@ class TaskRunner:
         while running.cancel_reason is None:
             try:
                 if method == "CompleteTask":
-                    response = await self.completions.complete(request)
+                    response = await self.completions.complete(
+                        request, running.following.request if running.following is not None else None)
                 elif method == "CompleteWorkflowTask":
                     response = await self.decisions.decide(request)
                 else:
@@ -414,6 +456,10 @@ class TaskRunner:
                 log.info("task %s: %s refused (%s); dropped", task.id, method, exc)
                 return
             except InvalidArgument as exc:
+                if running.following is not None:  # the completion goes on alone
+                    running.following.settle(self.cache, None)  # type: ignore[arg-type]
+                    running.following = None
+                    continue
                 if method == "FailTask":
                     log.error("task %s: FailTask rejected: %s; dropped", task.id, exc)
                     return
@@ -447,8 +493,18 @@ class TaskRunner:
                 backoff = backoff or self._backoff()
                 await asyncio.sleep(backoff.next_delay())
                 continue
+            if method == "CompleteTask" and running.following is not None:
+                running.following.settle(self.cache, response)  # type: ignore[arg-type]
+                running.following = None
+                if response.tasks and self.slots is not None:
+                    for handed in response.tasks:  # eager: in the slots the decision reserved
+                        self.slots.start_task(handed)
             if method == "CompleteWorkflowTask":
                 running.applied = response.applied
+                if response.applied and response.events and running.kept is not None and self.cache is not None:
+                    # its command events, told: the instance then stands where the history ends
+                    self.cache.confirm(task.workflow_id, running.kept, history_from_proto(response.events),
+                                       request.seen_through_seq)
                 if response.tasks and self.slots is not None:
                     for handed in response.tasks:  # eager: in the slots this decision reserved
                         self.slots.start_task(handed)

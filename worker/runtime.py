@@ -209,6 +209,7 @@ class Worker:
                 metrics=self.metrics,
                 on_slot_freed=self._capacity_changed.set,
                 cache_size=self.settings.workflow_cache_size,
+                following_decisions=self.settings.following_decisions,
                 slots=self,
                 served_activity_types=self.activity_types,
             )

@@ -74,6 +74,15 @@ class WorkerSettings(BaseSettings):
         "claims; costs slot time when activities are very short and slots are the limit. "
         "Default false.",
     )
+    following_decisions: bool = Field(
+        True,
+        alias="DURABLE_FOLLOWING_DECISIONS",
+        description="When an activity of a workflow whose instance this worker keeps completes, "
+        "the worker makes the workflow's next decision at once and sends it with the completion; "
+        "the control plane applies it in the same transaction instead of queueing a decision "
+        "task (or, if the history moved meanwhile, queues one as without it). Needs the "
+        "workflow cache. Default true.",
+    )
     worker_group: str = Field(
         "default",
         alias="WORKER_GROUP",

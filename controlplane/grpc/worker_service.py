@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import random
 from typing import Any
 
@@ -20,12 +21,15 @@ from durable.controlplane.settings import BreakerSettings
 from durable.controlplane.store import Store
 from durable.controlplane.store.base import parse_uuid
 from durable.controlplane.store.decisions import Applied, Decision
+from durable.controlplane.store.workflow_batches import FollowingDecision
 from durable.controlplane.store.workflow_queries import WorkflowQueryStore
 from durable.proto.v1 import durable_pb2 as pb
 from durable.proto.v1 import durable_pb2_grpc as pb_grpc
 
 MAX_WAIT_SECONDS = 60.0
 MAX_BATCH = 1000
+
+log = logging.getLogger(__name__)
 
 
 
@@ -260,6 +264,7 @@ class WorkerService(pb_grpc.WorkerServiceServicer):
             raise InvalidArgument(f"at most {MAX_BATCH} completions per call")
         items: list[tuple[str, int, Checked | None]] = []
         early: dict[int, DurableError] = {}
+        following: dict[int, FollowingDecision] = {}
         for index, c in enumerate(request.completions):
             try:
                 items.append((required(c.task_id, "completions[].task_id"), c.attempt,
@@ -267,17 +272,36 @@ class WorkerService(pb_grpc.WorkerServiceServicer):
             except DurableError as exc:
                 early[index] = exc
                 items.append((c.task_id, c.attempt, None))
+                continue
+            if c.HasField("decision"):
+                try:
+                    following[len(items) - 1 - len(early)] = FollowingDecision(
+                        c.decision.after_seq, c.decision.event_time_us,
+                        [convert.action(a, i, self.limit) for i, a in enumerate(c.decision.actions)],
+                        c.decision.keeps_instance)
+                except DurableError as exc:  # the completion goes on; a decision task follows it
+                    log.warning("the decision that follows the completion of task %s is dropped (a decision "
+                                "task follows instead): %s", c.task_id, exc)
         checked = [item for i, item in enumerate(items) if i not in early]
-        results = iter(await self.store.complete_tasks(required(request.worker_id, "worker_id"), checked))
+        results, followed = await self.store.complete_tasks_following(
+            required(request.worker_id, "worker_id"), checked, following)
         response = pb.CompleteTasksResponse()
+        position = 0
         for index, (task_id, _, _) in enumerate(items):
             error = early.get(index)
+            followed_here = None
             if error is None:
-                _, error = next(results)
+                _, error = results[position]
+                followed_here = followed.get(position)
+                position += 1
             outcome = response.outcomes.add(task_id=str(task_id), accepted=error is None)
             if error is not None:
                 outcome.code = (code_for(error) or grpc.StatusCode.INTERNAL).name
                 outcome.message = str(error)
+            elif followed_here is not None:
+                outcome.applied = followed_here.applied
+                outcome.tasks.extend(convert.task(t) for t in followed_here.tasks)
+                outcome.events.extend(convert.event(e) for e in followed_here.events)
         return response
 
     @rpc
@@ -307,7 +331,8 @@ class WorkerService(pb_grpc.WorkerServiceServicer):
             request.keeps_instance)])
         if isinstance(outcome, DurableError):
             raise outcome
-        return pb.CompleteWorkflowTaskResponse(applied=outcome.applied, tasks=[convert.task(t) for t in outcome.tasks])
+        return pb.CompleteWorkflowTaskResponse(applied=outcome.applied, tasks=[convert.task(t) for t in outcome.tasks],
+                                               events=[convert.event(e) for e in outcome.events])
 
     @rpc
     async def CompleteWorkflowTasks(
@@ -333,6 +358,7 @@ class WorkerService(pb_grpc.WorkerServiceServicer):
             if isinstance(outcome, Applied):
                 item.applied = outcome.applied
                 item.tasks.extend(convert.task(t) for t in outcome.tasks)
+                item.events.extend(convert.event(e) for e in outcome.events)
             else:
                 item.code = (code_for(outcome) or grpc.StatusCode.INTERNAL).name
                 item.message = str(outcome)

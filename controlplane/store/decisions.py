@@ -24,7 +24,7 @@ from durable.common.policies import ActivityOptions
 from durable.controlplane.store import lineage, workflow_batches
 from durable.controlplane.store.base import StoreBase, check_name, dumps, parse_uuid
 from durable.controlplane.store.queries import Q
-from durable.controlplane.store.records import ClaimedTask, Task, WorkflowInstance
+from durable.controlplane.store.records import ClaimedTask, Event, Task, WorkflowInstance
 
 ACTION_TYPES = (
     "schedule_activity", "start_timer", "complete_workflow", "fail_workflow",
@@ -52,11 +52,13 @@ class Decision:
 
 @dataclass(frozen=True, slots=True)
 class Applied:
-    """A decision's outcome: whether it was applied, and the activities it scheduled that
-    were handed to its worker at once (eager dispatch)."""
+    """A decision's outcome: whether it was applied, the activities it scheduled that were
+    handed to its worker at once (eager dispatch), and (applied together with others, by a
+    worker that keeps the instance) the command events it appended."""
 
     applied: bool
     tasks: tuple[ClaimedTask, ...] = ()
+    events: tuple[Event, ...] = ()  # the command events appended, for the worker that keeps the instance
 
 
 class _Unapplied(Exception):
@@ -182,12 +184,12 @@ class DecisionStore(StoreBase):
             if len({d.wf.id for _, d in together}) < len(together):
                 raise _Unapplied("a batch holds two decisions of one workflow")
             try:
-                ended_runs, handed = await workflow_batches.apply_decisions(
-                    self, conn, worker_id, [d for _, d in together], now)
+                batch = await workflow_batches.apply_decisions(self, conn, worker_id, [d for _, d in together], now)
             except DurableError as exc:
                 raise _Unapplied(str(exc)) from exc
             for index, d in together:
-                out[index] = (Applied(True, tuple(handed.get(d.wf.id, ()))), d.wf, d.wf.id in ended_runs)
+                out[index] = (Applied(True, tuple(batch.handed.get(d.wf.id, ())), tuple(batch.events.get(d.wf.id, ()))),
+                              d.wf, d.wf.id in batch.ended)
         return out
 
     @staticmethod

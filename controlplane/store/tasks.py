@@ -6,10 +6,11 @@ back cannot touch the new attempt; its late call raises StaleAttempt and changes
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import Counter
-from collections.abc import Sequence
-from datetime import datetime, timedelta
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -18,7 +19,7 @@ import asyncpg
 from durable.common.errors import DurableError, InvalidArgument, NotFound, WrongState
 from durable.common.payloads import Checked, plain
 from durable.common.policies import ActivityOptions, RetryPolicy
-from durable.controlplane.store import workflow_batches
+from durable.controlplane.store import lineage, workflow_batches
 from durable.controlplane.store.base import check_name, check_names, dumps, parse_uuid
 from durable.controlplane.store.breakers import BreakerStore
 from durable.controlplane.store.queries import Q
@@ -32,6 +33,12 @@ from durable.controlplane.store.records import (
 )
 
 MAX_CLAIM_BATCH = 1000
+# A decision that follows a completion stamps the completion's event with its worker's clock
+# (the time the decision saw); one further than this from the control plane's is not taken.
+MAX_STAMP_SKEW_SECONDS = 5.0
+
+log = logging.getLogger(__name__)
+FollowingDecision = workflow_batches.FollowingDecision
 
 
 async def load_with_histories(
@@ -257,6 +264,21 @@ class TaskStore(BreakerStore):
         workflows in one transaction (workflow_batches); what those leave (a task not held, of
         another kind) goes through the single path, which says why.
         """
+        outcomes, _ = await self.complete_tasks_following(worker_id, items)
+        return outcomes
+
+    async def complete_tasks_following(
+        self,
+        worker_id: str,
+        items: Sequence[tuple[Any, int, dict[str, Any] | Checked | None]],
+        following: Mapping[int, FollowingDecision] | None = None,
+    ) -> tuple[list[tuple[Any, DurableError | None]], dict[int, workflow_batches.Followed]]:
+        """complete_tasks, where the completions of workflows' activities may carry the
+        decision that follows them (`following`, by item index): applied in the same
+        transaction when the history is where their worker saw it, instead of a decision task.
+        Returns also, per item that carried one, what came of it. A decision that cannot be
+        taken (malformed, stamped by a clock far from ours) is dropped, and its completion
+        goes on without it: a decision task follows, as it would have."""
         check_name(worker_id, "worker_id")
         outcomes: dict[int, DurableError | None] = {}
         valid: list[tuple[int, UUID, int, str, dict[str, Any] | Checked | None]] = []
@@ -266,9 +288,12 @@ class TaskStore(BreakerStore):
             except DurableError as exc:
                 outcomes[index] = exc
         now = self.now()
+        riding = self._following(following or {}, {v[0]: v[1] for v in valid}, now)
         # One lock order everywhere: task rows by id, then breaker rows by key (two batches
         # that share rows in another order would otherwise deadlock).
         valid.sort(key=lambda v: v[1])
+        followed: dict[int, workflow_batches.Followed] = {}
+        ended: list[str] = []
         async with self.pool.acquire() as conn:
             done = {}
             if valid:
@@ -282,8 +307,15 @@ class TaskStore(BreakerStore):
                         await self._breaker_success(conn, activity_type, now, count)
             rest = [v for v in valid if v[1] not in done]
             if rest:  # activities of workflows: one transaction for the batch
-                done.update(await workflow_batches.complete_workflow_activities(
-                    self, conn, worker_id, [(v[1], v[2], v[3]) for v in rest], now))
+                batch = await workflow_batches.complete_workflow_activities(
+                    self, conn, worker_id, [(v[1], v[2], v[3]) for v in rest], now,
+                    {task_id: riding[i] for i, task_id, *_ in rest if i in riding})
+                done.update(batch.done)
+                by_task = {v[1]: v[0] for v in rest}
+                followed = {by_task[task_id]: f for task_id, f in batch.followed.items()}
+                ended = batch.ended
+                for workflow_type in batch.decided_types:
+                    self.observer.decided(workflow_type, True)
             for activity_type, count in Counter(done.values()).items():
                 self.observer.completed(activity_type, count)
             for index, task_id, attempt, result_json, result in valid:
@@ -296,7 +328,31 @@ class TaskStore(BreakerStore):
                     self.observer.completed(activity_type)
                 except DurableError as exc:
                     outcomes[index] = exc
-        return [(items[i][0], outcomes[i]) for i in range(len(items))]
+        if ended:  # after the commit: the children's locks come after the parent's (lineage)
+            await lineage.cancel_children(self, ended, now)
+        return [(items[i][0], outcomes[i]) for i in range(len(items))], followed
+
+    def _following(
+        self, following: Mapping[int, FollowingDecision], valid: Mapping[int, UUID], now: datetime
+    ) -> dict[int, workflow_batches.Following]:
+        """The following decisions that can be taken, checked; the others are dropped, said
+        once each in the log."""
+        out: dict[int, workflow_batches.Following] = {}
+        for index, f in following.items():
+            if index not in valid:
+                continue
+            try:
+                stamped = datetime.fromtimestamp(0, UTC) + timedelta(microseconds=f.event_time_us)
+                if abs((stamped - now).total_seconds()) > MAX_STAMP_SKEW_SECONDS:
+                    raise InvalidArgument(f"its event is stamped {stamped.isoformat()}, over "
+                                          f"{MAX_STAMP_SKEW_SECONDS:g} s from the control plane's clock")
+                actions = self._plan(f.actions)  # type: ignore[attr-defined]
+            except (DurableError, OverflowError) as exc:
+                log.warning("the decision that follows the completion of task %s is dropped (a decision task "
+                            "follows instead): %s", valid[index], exc)
+                continue
+            out[index] = workflow_batches.Following(f.after_seq, stamped, actions, f.keeps_instance)
+        return out
 
     async def _complete_one(
         self,

@@ -11,21 +11,71 @@ telling its parent) is rolled back and left to the single path too.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections import Counter
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 import asyncpg
 
-from durable.common.errors import ConcurrencyConflict
+from durable.common.errors import ConcurrencyConflict, DurableError
 from durable.common.policies import ActivityOptions
 from durable.controlplane.store.base import StoreBase, dumps, policy_json
 from durable.controlplane.store.queries import Q
-from durable.controlplane.store.records import ClaimedTask, WorkflowInstance
+from durable.controlplane.store.records import ClaimedTask, Event, WorkflowInstance
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class FollowingDecision:
+    """A decision that rides on an activity's completion, as its worker sent it: the point
+    its instance stood at, the time it stamped the completion's event with (Unix
+    microseconds), its actions (unchecked) and whether it keeps the instance."""
+
+    after_seq: int
+    event_time_us: int
+    actions: Sequence[dict[str, Any]]
+    keeps_instance: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Following:
+    """A decision that rides on an activity's completion (FollowingDecision): made by the
+    worker that keeps the workflow's instance, which stood at `after_seq` and was fed the
+    completion as event after_seq + 1, stamped `stamped_at`. `actions` are checked."""
+
+    after_seq: int
+    stamped_at: datetime
+    actions: list[dict[str, Any]]
+    keeps_instance: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Followed:
+    """What came of a completion's following decision: applied, or not (then a decision task
+    was queued, as without it); the activities handed to its worker at once (eager); the
+    command events it appended (for the instance its worker keeps)."""
+
+    applied: bool
+    tasks: tuple[ClaimedTask, ...] = ()
+    events: tuple[Event, ...] = ()
+
+
+@dataclass(slots=True)
+class Completed:
+    """A batch of workflow activities' completions: per completed task its activity type;
+    per completion that carried a decision, what came of it; the workflows whose run those
+    decisions ended (their children's policy applies after the commit), by type."""
+
+    done: dict[UUID, str] = field(default_factory=dict)
+    followed: dict[UUID, Followed] = field(default_factory=dict)
+    ended: list[str] = field(default_factory=list)
+    decided_types: list[str] = field(default_factory=list)
 
 
 async def complete_workflow_activities(
@@ -34,26 +84,87 @@ async def complete_workflow_activities(
     worker_id: str,
     items: Sequence[tuple[UUID, int, str]],
     now: datetime,
-) -> dict[UUID, str]:
+    following: Mapping[UUID, Following] | None = None,
+) -> Completed:
     """Complete activities of workflows (task id, attempt, result JSON text) in one
-    transaction: per completed task, its activity type. Tasks missing from the answer were
-    not completed (not held by this worker and attempt, not a workflow's activity)."""
+    transaction, and apply the decisions that ride on them (`following`, by task id) where
+    the history is where their worker saw it. Tasks missing from `done` were not completed
+    (not held by this worker and attempt, not a workflow's activity). A batch whose following
+    decisions meet an error is rolled back and done again without them (each of those
+    workflows then gets a decision task, as without them)."""
     if not items:
-        return {}
-    ids = [i[0] for i in items]
+        return Completed()
     try:
-        async with conn.transaction():
-            await conn.execute(Q.lock_workflows_of_tasks, ids)
-            rows = await conn.fetch(
-                Q.complete_workflow_activities, worker_id, now, ids, [i[1] for i in items], [i[2] for i in items],
-                store.workflow_task_max_attempts,
-            )
-            done = {r["id"]: r["activity_type"] for r in rows}
-            for activity_type, count in sorted(Counter(done.values()).items()):
-                await store._breaker_success(conn, activity_type, now, count)
+        return await _complete_workflow_activities(store, conn, worker_id, items, now, following or {})
     except asyncpg.DeadlockDetectedError:
-        return {}
-    return done
+        return Completed()
+    except (DurableError, asyncpg.PostgresError) as exc:
+        if not following:
+            raise
+        log.warning("completions with the decisions that follow them met an error (%s); completing "
+                    "them without those decisions", exc)
+        return await complete_workflow_activities(store, conn, worker_id, items, now)
+
+
+async def _complete_workflow_activities(
+    store: StoreBase,
+    conn: asyncpg.Connection,
+    worker_id: str,
+    items: Sequence[tuple[UUID, int, str]],
+    now: datetime,
+    following: Mapping[UUID, Following],
+) -> Completed:
+    ids = [i[0] for i in items]
+    follows = [following.get(i[0]) for i in items]
+    async with conn.transaction():
+        workflows = {r["id"]: WorkflowInstance.from_row(r) for r in await conn.fetch(Q.lock_workflows_of_tasks, ids)}
+        rows = await conn.fetch(
+            Q.complete_workflow_activities, worker_id, now, ids, [i[1] for i in items], [i[2] for i in items],
+            store.workflow_task_max_attempts,
+            [f.after_seq if f is not None else -1 for f in follows],
+            [f.stamped_at if f is not None else None for f in follows],
+        )
+        out = Completed(done={r["id"]: r["activity_type"] for r in rows})
+        for activity_type, count in sorted(Counter(out.done.values()).items()):
+            await store._breaker_success(conn, activity_type, now, count)
+        followed = [(r["id"], workflows[r["workflow_id"]], following[r["id"]]) for r in rows if r["followed"]]
+        if followed:
+            await _apply_following(store, conn, worker_id, followed, now, out)
+    return out
+
+
+async def _apply_following(
+    store: StoreBase,
+    conn: asyncpg.Connection,
+    worker_id: str,
+    followed: Sequence[tuple[UUID, WorkflowInstance, Following]],
+    now: datetime,
+    out: Completed,
+) -> None:
+    """The decisions that ride on completions the statement found `followed` (each its
+    workflow's only outcome, the history where its worker saw it), in the caller's
+    transaction: the common ones together, the others (children, cancellations,
+    continue-as-new, a history near its limit) one by one, as a decision task's would be."""
+    together: list[tuple[UUID, Decided]] = []
+    for task_id, wf, f in followed:
+        # the workflow as it stands after the completion's event (the size is near enough:
+        # the single path checks it exactly)
+        wf = replace(wf, last_event_seq=f.after_seq + 1, updated_at=now)
+        sticky = worker_id if f.keeps_instance else None
+        if set_based(store, wf, f.actions):
+            together.append((task_id, Decided(wf, None, f.after_seq + 1, f.actions, sticky)))
+            continue
+        ended = await store._apply(conn, wf, None, f.after_seq + 1, f.actions, now, sticky=sticky)  # type: ignore[attr-defined]
+        out.followed[task_id] = Followed(True)
+        out.decided_types.append(wf.workflow_type)
+        if ended:
+            out.ended.append(wf.id)
+    if together:
+        batch = await apply_decisions(store, conn, worker_id, [d for _, d in together], now)
+        for task_id, d in together:
+            out.followed[task_id] = Followed(True, tuple(batch.handed.get(d.wf.id, ())), tuple(batch.events.get(d.wf.id, ())))
+            out.decided_types.append(d.wf.workflow_type)
+        out.ended.extend(sorted(batch.ended))
 
 
 # -- decisions ---------------------------------------------------------------------------
@@ -67,10 +178,11 @@ ENDING = {"complete_workflow": "completed", "fail_workflow": "failed"}
 
 @dataclass(slots=True)
 class Decided:
-    """A decision to apply with the batch: its workflow (locked), task and checked actions."""
+    """A decision to apply with the batch: its workflow (locked), task (None: it rode on a
+    completion) and checked actions."""
 
     wf: WorkflowInstance
-    task_id: UUID
+    task_id: UUID | None
     seen_through_seq: int
     actions: list[dict[str, Any]]
     sticky: str | None
@@ -88,14 +200,29 @@ def set_based(store: StoreBase, wf: WorkflowInstance, actions: Sequence[dict[str
     return not (wf.history_warned or limits.warns(wf.last_event_seq + len(actions), wf.history_bytes))
 
 
+# The fields of a command event that say which command it records (what the worker's
+# matching reads): what a kept instance is told of the events its decision appended.
+IDENTIFYING = ("activity_id", "activity_type", "timer_id", "kind", "marker_id")
+
+
+@dataclass(slots=True)
+class AppliedDecisions:
+    """What apply_decisions did: the workflows whose run ended; per workflow, the activities
+    handed to the deciding worker at once (eager dispatch) and, for a worker that keeps the
+    instance, the command events appended (their identifying fields)."""
+
+    ended: set[str]
+    handed: dict[str, list[ClaimedTask]]
+    events: dict[str, list[Event]]
+
+
 async def apply_decisions(
     store: StoreBase, conn: asyncpg.Connection, worker_id: str, decisions: Sequence[Decided], now: datetime
-) -> tuple[set[str], dict[str, list[ClaimedTask]]]:
+) -> AppliedDecisions:
     """Apply decisions (each passed `set_based`, its workflow and task locked) in the
     caller's transaction: their steps in one INSERT, their events and bookkeeping in one
-    statement. Returns the workflows whose run ended, and per workflow the activities handed
-    to `worker_id` at once (eager dispatch: asked for by the worker, for activities with no
-    concurrency key, circuit breaker or rate limit). Raises ConcurrencyConflict when a
+    statement. Eager dispatch hands activities to `worker_id` when it asked, for activities
+    with no concurrency key, circuit breaker or rate limit. Raises ConcurrencyConflict when a
     history moved under its lock (it cannot; the caller rolls back)."""
     guarded = (await store.breaker_keys(conn)) | (await store.rate_limited_types(conn))
     steps: list[tuple[Any, ...]] = []
@@ -142,6 +269,7 @@ async def apply_decisions(
             store.observer.claimed("activity", activity_type, count)
     per_decision: tuple[list[Any], ...] = tuple([] for _ in range(10))
     events: tuple[list[Any], ...] = tuple([] for _ in range(4))
+    told: dict[str, list[Event]] = {}
     for d, ids in zip(decisions, planned_ids, strict=True):
         seq = d.wf.last_event_seq
         status = result = error = None
@@ -168,6 +296,9 @@ async def apply_decisions(
             seq += 1
             for column, value in zip(events, (d.wf.id, seq, event[0], dumps(event[1])), strict=True):
                 column.append(value)
+            if d.sticky is not None and status is None:
+                told.setdefault(d.wf.id, []).append(Event(seq, event[0], dumps(
+                    {k: event[1][k] for k in IDENTIFYING if k in event[1]}), now))
         decided: tuple[Any, ...] = (d.wf.id, d.wf.last_event_seq, seq, d.seen_through_seq, d.sticky, d.task_id,
                                     dumps({"applied": True, "actions": len(d.actions)}), status, result, error)
         for column, value in zip(per_decision, decided, strict=True):
@@ -180,4 +311,4 @@ async def apply_decisions(
     if ended:
         cancelled = await conn.fetch(Q.cancel_open_steps_of, sorted(ended), now)
         await store._free_trials(conn, cancelled, now)
-    return ended, handed
+    return AppliedDecisions(ended, handed, told)

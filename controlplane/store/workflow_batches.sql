@@ -4,8 +4,14 @@
 -- name: lock_workflows_of_tasks
 -- The lock order of every write path, for a batch: the workflows of tasks $1, locked in id
 -- order (two batches that share workflows cannot deadlock). Runs as its own statement so the
--- next one's snapshot sees what the transactions it waited for wrote.
-SELECT w.id, w.status FROM durable_workflow_instances w
+-- next one's snapshot sees what the transactions it waited for wrote. The rows are what a
+-- decision that follows a completion needs; the input, result and error stay unread (NULL).
+SELECT w.id, w.workflow_type, w.status, NULL AS input, NULL AS result, NULL AS error,
+       w.last_event_seq, w.decided_through_seq, w.created_at, w.updated_at, w.started_at, w.completed_at,
+       w.trace_id, w.span_id, w.blocked, w.cancel_requested_at, w.pinned, w.sticky_worker_id,
+       w.decision_seen_seq, w.parent_workflow_id, w.parent_close_policy, w.run_number, w.history_bytes,
+       w.history_warned
+FROM durable_workflow_instances w
 WHERE w.id IN (SELECT workflow_id FROM durable_task_queue WHERE id = ANY($1::uuid[]) AND workflow_id IS NOT NULL)
 ORDER BY w.id
 FOR UPDATE OF w;
@@ -16,15 +22,21 @@ FOR UPDATE OF w;
 -- ActivityCompleted event per completed step of a running workflow whose history has no
 -- outcome of that step yet (numbered after the history, in the batch's order), and one decision
 -- queued per workflow unless one waits or is being made (routed to the worker that keeps the
--- instance while it is active). Rows that come back completed; the caller finds out why the
--- others did not.
+-- instance while it is active). A completion that carries a decision ($7: the history's last
+-- event as its worker knew it, -1 for none; $8: the time its worker stamped the event with)
+-- is `followed` when that decision can be applied instead of queueing one: it is the
+-- workflow's only outcome here, the history was at $7 and decided through it, the worker is
+-- the one that keeps the instance, the workflow runs unblocked, and no decision waits. Its
+-- event then bears the worker's time (the time its decision saw). Rows that come back
+-- completed; the caller finds out why the others did not.
 WITH done AS (
     UPDATE durable_task_queue t
     SET status = 'completed', result = c.result::jsonb, completed_at = $2
-    FROM unnest($3::uuid[], $4::int[], $5::text[]) WITH ORDINALITY AS c(id, attempt, result, ord)
+    FROM unnest($3::uuid[], $4::int[], $5::text[], $7::int[], $8::timestamptz[])
+        WITH ORDINALITY AS c(id, attempt, result, follows_seq, stamped_at, ord)
     WHERE t.id = c.id AND t.status || '' = 'claimed' AND t.claimed_by = $1 AND t.attempt = c.attempt
       AND t.kind = 'activity' AND t.workflow_id IS NOT NULL
-    RETURNING t.id, t.workflow_id, t.activity_id, t.activity_type, t.attempt, c.ord,
+    RETURNING t.id, t.workflow_id, t.activity_id, t.activity_type, t.attempt, c.ord, c.follows_seq, c.stamped_at,
         jsonb_build_object(
             'activity_id', t.activity_id, 'activity_type', t.activity_type,
             'result', CASE WHEN jsonb_typeof(c.result::jsonb) = 'null' THEN '{}'::jsonb ELSE c.result::jsonb END,
@@ -45,19 +57,30 @@ WITH done AS (
     UPDATE durable_workflow_instances w
     SET last_event_seq = w.last_event_seq + c.n, updated_at = $2, history_bytes = w.history_bytes + c.bytes
     FROM counted c WHERE w.id = c.workflow_id
-    RETURNING w.id, w.workflow_type, w.last_event_seq - c.n AS after_seq, w.trace_id, w.span_id, w.sticky_worker_id
+    RETURNING w.id, w.workflow_type, w.last_event_seq - c.n AS after_seq, c.n, w.trace_id, w.span_id,
+        w.sticky_worker_id,
+        (w.status = 'running' AND w.blocked IS NULL AND w.decided_through_seq = w.last_event_seq - c.n) AS settled
+), followed AS (
+    SELECT o.id, o.workflow_id FROM outcomes o JOIN advanced a ON a.id = o.workflow_id
+    WHERE o.follows_seq >= 0 AND a.n = 1 AND a.after_seq = o.follows_seq AND a.settled
+      AND a.sticky_worker_id = $1
+      AND NOT EXISTS (
+          SELECT 1 FROM durable_task_queue q
+          WHERE q.workflow_id = a.id AND q.kind = 'workflow' AND q.status IN ('pending', 'claimed'))
 ), appended AS (
     INSERT INTO durable_workflow_events (workflow_id, sequence_num, event_type, event_data, created_at)
-    SELECT o.workflow_id, a.after_seq + o.n, 'ActivityCompleted', o.event_data, $2
+    SELECT o.workflow_id, a.after_seq + o.n, 'ActivityCompleted', o.event_data,
+           CASE WHEN o.id IN (SELECT id FROM followed) THEN o.stamped_at ELSE $2 END
     FROM outcomes o JOIN advanced a ON a.id = o.workflow_id
 ), woken AS (
     INSERT INTO durable_task_queue (kind, workflow_id, activity_type, visible_at, created_at, max_attempts, trace_id, span_id, sticky_to)
     SELECT 'workflow', a.id, a.workflow_type, $2, $2, $6, a.trace_id, a.span_id,
            (SELECT k.id FROM durable_workers k WHERE k.id = a.sticky_worker_id AND k.status = 'active')
     FROM advanced a
+    WHERE a.id NOT IN (SELECT workflow_id FROM followed)
     ON CONFLICT (workflow_id) WHERE kind = 'workflow' AND status IN ('pending', 'claimed') DO NOTHING
 )
-SELECT id, activity_type FROM done;
+SELECT d.id, d.workflow_id, d.activity_type, d.id IN (SELECT id FROM followed) AS followed FROM done d;
 
 -- name: lock_workflows_of_decisions
 -- The workflows of decision tasks $1, locked in id order (every batch's lock order), each

@@ -257,14 +257,28 @@ class CompleteTaskResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class TaskCompletion(_message.Message):
-    __slots__ = ("task_id", "attempt", "result_json")
+    __slots__ = ("task_id", "attempt", "result_json", "decision")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     RESULT_JSON_FIELD_NUMBER: _ClassVar[int]
+    DECISION_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     attempt: int
     result_json: str
-    def __init__(self, task_id: _Optional[str] = ..., attempt: _Optional[int] = ..., result_json: _Optional[str] = ...) -> None: ...
+    decision: FollowingDecision
+    def __init__(self, task_id: _Optional[str] = ..., attempt: _Optional[int] = ..., result_json: _Optional[str] = ..., decision: _Optional[_Union[FollowingDecision, _Mapping]] = ...) -> None: ...
+
+class FollowingDecision(_message.Message):
+    __slots__ = ("after_seq", "event_time_us", "actions", "keeps_instance")
+    AFTER_SEQ_FIELD_NUMBER: _ClassVar[int]
+    EVENT_TIME_US_FIELD_NUMBER: _ClassVar[int]
+    ACTIONS_FIELD_NUMBER: _ClassVar[int]
+    KEEPS_INSTANCE_FIELD_NUMBER: _ClassVar[int]
+    after_seq: int
+    event_time_us: int
+    actions: _containers.RepeatedCompositeFieldContainer[WorkflowAction]
+    keeps_instance: bool
+    def __init__(self, after_seq: _Optional[int] = ..., event_time_us: _Optional[int] = ..., actions: _Optional[_Iterable[_Union[WorkflowAction, _Mapping]]] = ..., keeps_instance: _Optional[bool] = ...) -> None: ...
 
 class CompleteTasksRequest(_message.Message):
     __slots__ = ("worker_id", "completions")
@@ -275,20 +289,22 @@ class CompleteTasksRequest(_message.Message):
     def __init__(self, worker_id: _Optional[str] = ..., completions: _Optional[_Iterable[_Union[TaskCompletion, _Mapping]]] = ...) -> None: ...
 
 class CompletionOutcome(_message.Message):
-    __slots__ = ("task_id", "accepted", "code", "message", "applied", "tasks")
+    __slots__ = ("task_id", "accepted", "code", "message", "applied", "tasks", "events")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     ACCEPTED_FIELD_NUMBER: _ClassVar[int]
     CODE_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     APPLIED_FIELD_NUMBER: _ClassVar[int]
     TASKS_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     accepted: bool
     code: str
     message: str
     applied: bool
     tasks: _containers.RepeatedCompositeFieldContainer[Task]
-    def __init__(self, task_id: _Optional[str] = ..., accepted: _Optional[bool] = ..., code: _Optional[str] = ..., message: _Optional[str] = ..., applied: _Optional[bool] = ..., tasks: _Optional[_Iterable[_Union[Task, _Mapping]]] = ...) -> None: ...
+    events: _containers.RepeatedCompositeFieldContainer[Event]
+    def __init__(self, task_id: _Optional[str] = ..., accepted: _Optional[bool] = ..., code: _Optional[str] = ..., message: _Optional[str] = ..., applied: _Optional[bool] = ..., tasks: _Optional[_Iterable[_Union[Task, _Mapping]]] = ..., events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ...) -> None: ...
 
 class CompleteTasksResponse(_message.Message):
     __slots__ = ("outcomes",)
@@ -439,12 +455,14 @@ class CompleteWorkflowTaskRequest(_message.Message):
     def __init__(self, worker_id: _Optional[str] = ..., task_id: _Optional[str] = ..., attempt: _Optional[int] = ..., seen_through_seq: _Optional[int] = ..., actions: _Optional[_Iterable[_Union[WorkflowAction, _Mapping]]] = ..., keeps_instance: _Optional[bool] = ...) -> None: ...
 
 class CompleteWorkflowTaskResponse(_message.Message):
-    __slots__ = ("applied", "tasks")
+    __slots__ = ("applied", "tasks", "events")
     APPLIED_FIELD_NUMBER: _ClassVar[int]
     TASKS_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
     applied: bool
     tasks: _containers.RepeatedCompositeFieldContainer[Task]
-    def __init__(self, applied: _Optional[bool] = ..., tasks: _Optional[_Iterable[_Union[Task, _Mapping]]] = ...) -> None: ...
+    events: _containers.RepeatedCompositeFieldContainer[Event]
+    def __init__(self, applied: _Optional[bool] = ..., tasks: _Optional[_Iterable[_Union[Task, _Mapping]]] = ..., events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ...) -> None: ...
 
 class CompleteWorkflowTasksRequest(_message.Message):
     __slots__ = ("worker_id", "decisions")

@@ -84,8 +84,9 @@ async def _count(conn: asyncpg.Connection, sql: str, n: int) -> bool:
 
 
 async def test_decisions_stick_to_the_worker_that_keeps_the_instance(deployment: Deployment) -> None:
-    deployment.start_worker("sticky-a")
-    deployment.start_worker("sticky-b")
+    # decision tasks only: none rides on an activity's completion (test_following_decisions.py)
+    deployment.start_worker("sticky-a", DURABLE_FOLLOWING_DECISIONS="false")
+    deployment.start_worker("sticky-b", DURABLE_FOLLOWING_DECISIONS="false")
     conn = await asyncpg.connect(deployment.url)
     try:
         await wait_registered(conn, 2)

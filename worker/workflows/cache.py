@@ -9,6 +9,11 @@ is used by one decision at a time (taken out while it decides, put back after).
 A kept instance is only ever resumed from exactly its point: a task whose history starts
 elsewhere (the instance was evicted, its decision was dropped, another worker decided since)
 is a miss, and the whole history is replayed on a fresh instance.
+
+Once its decision is applied, the control plane may tell the worker the command events the
+decision appended; fed those (`confirm`), the instance stands where the history ends
+(`position`), and the completion of its next activity can carry the next decision
+(durable.worker.following), taken out with `take_confirmed`.
 """
 
 from __future__ import annotations
@@ -17,13 +22,15 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from durable.worker.workflows.history import HistoryEvent
 from durable.worker.workflows.instance import WorkflowInstance
 
 
 @dataclass
 class Kept:
     instance: WorkflowInstance
-    seen_through_seq: int  # the last event the instance was fed
+    seen_through_seq: int  # the last event the decision saw (where the next task's history starts)
+    position: int | None = None  # confirmed: the history's last event, which the instance was fed
 
 
 class InstanceCache:
@@ -45,6 +52,36 @@ class InstanceCache:
         if kept is not None:
             kept.instance.close()
         return None
+
+    def take_confirmed(self, workflow_id: str) -> tuple[WorkflowInstance, int] | None:
+        """The instance and its position, taken out of the cache, if it was confirmed to stand
+        where the history ends (None: not kept, or not confirmed; it then stays)."""
+        kept = self._kept.get(workflow_id)
+        if kept is None or kept.position is None:
+            return None
+        del self._kept[workflow_id]
+        return kept.instance, kept.position
+
+    def confirm(self, workflow_id: str, instance: WorkflowInstance, events: list[HistoryEvent],
+                decided_through_seq: int) -> None:
+        """Feed `instance`, still kept after its applied decision, the command events that
+        decision appended (none: it appended none, and the history ends where it saw): it then
+        stands where the history ends. An instance those events do not fit (or do not
+        confirm) is dropped."""
+        kept = self._kept.get(workflow_id)
+        if kept is None or kept.instance is not instance:
+            return
+        if not events:
+            kept.position = kept.seen_through_seq
+            return
+        try:
+            decision = instance.advance(events, decided_through_seq)
+        except Exception:  # noqa: BLE001 - it does not stand where the history does
+            decision = None
+        if decision is None or decision.actions or decision.local_activities:
+            self.drop(workflow_id, instance)
+            return
+        kept.position = events[-1].sequence_num
 
     def missed(self) -> None:
         """A decision replayed from the whole history (the cache is on)."""

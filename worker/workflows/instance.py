@@ -176,8 +176,13 @@ class WorkflowInstance:
 
     def advance(self, events: Iterable[HistoryEvent], decided_through_seq: int, *, keep_open: bool = True) -> Decision:
         """Go on from where the instance stands with the `events` after it (a kept instance,
-        sticky decisions): the same walk as replay(), as if the history had been fed whole."""
+        sticky decisions): the same walk as replay(), as if the history had been fed whole.
+        Events it was fed already (the command events of its own decision, told in the
+        decision's answer) are passed over."""
         new = sorted_history(events)
+        if new and self._events:
+            last = self._events[-1].sequence_num
+            new = [e for e in new if e.sequence_num > last]
         if new and self._events and new[0].sequence_num != self._events[-1].sequence_num + 1:
             raise ValueError(f"events after {self._events[-1].sequence_num} must follow it; got "
                              f"{new[0].sequence_num}")
