@@ -49,3 +49,21 @@ class Busy:
         while len(self.received) < input["expected"]:
             done = await ctx.activity("step", done)
         return {"received": self.received, "steps": done}
+
+
+@app.activity(name="keys")
+async def keys(ctx: Any, input: None) -> dict[str, int]:
+    return {"bbb": 1, "a": 2, "cc": 3}
+
+
+@app.workflow(name="clock_and_keys")
+async def clock_and_keys(ctx: WorkflowContext, input: dict[str, Any]) -> dict[str, Any]:
+    """What the code saw after each step: the workflow's clock, and the keys of a result in
+    their order (the decisions ride on the completions: the code must see what a replay of
+    the stored history sees)."""
+    times = []
+    for _ in range(input["n"]):
+        await ctx.activity("step", 0)
+        times.append(ctx.now().isoformat())
+    order = list((await ctx.activity("keys", None)).keys())
+    return {"times": times, "keys": order}

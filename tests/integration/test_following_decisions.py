@@ -1,0 +1,81 @@
+"""Following decisions (durable.worker.following): the worker that keeps a workflow's instance
+makes the next decision when the workflow's activity completes there, and sends it with the
+completion; the control plane applies it in the completion's transaction, or queues a
+decision task as without it when the history moved. Real processes here; the store's rules
+are in test_workflow_batches.py."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from durable.client import Client
+from durable.worker.workflows.history import parse_time
+from durable.worker.workflows.replay import check_history
+from tests.support.controlplane import control_plane_process, wait_serving
+from tests.support.postgres import create_database, drop_database, with_database
+from tests.support.processes import worker_process
+from tests.support.sticky_app import app
+
+APP = "tests.support.sticky_app:app"
+
+
+@pytest.fixture
+async def database(pg_admin_url: str, template_database: str) -> AsyncIterator[str]:
+    name = await create_database(pg_admin_url, template=template_database)
+    try:
+        yield with_database(pg_admin_url, name)
+    finally:
+        await drop_database(pg_admin_url, name)
+
+
+async def test_one_worker_decides_each_step_on_its_completion_and_the_history_replays(
+    database: str, tmp_path: Path
+) -> None:
+    with control_plane_process(database) as (_, address), \
+            worker_process(address, "follow-1", APP, log_dir=tmp_path, MAX_CONCURRENT_TASKS="8"):
+        await wait_serving(address)
+        async with Client(address) as client:
+            ids = [(await client.start_workflow("steps", {"n": 12}))[0] for _ in range(3)]
+            clock_id, _ = await client.start_workflow("clock_and_keys", {"n": 5})
+            for workflow_id in ids:
+                view = await client.wait_workflow(workflow_id, timeout=60)
+                assert (view.status, view.result) == ("completed", 12), view.error
+            clock = await client.wait_workflow(clock_id, timeout=60)
+            assert clock.status == "completed", clock.error
+    conn = await asyncpg.connect(database)
+    try:
+        for workflow_id in [*ids, clock_id]:
+            # one worker: every activity ran where the instance is kept, so only the first
+            # decision was a task; every other rode on a completion
+            tasks = await conn.fetchval(
+                "SELECT count(*) FROM durable_task_queue WHERE workflow_id = $1 AND kind = 'workflow'", workflow_id)
+            assert tasks == 1, workflow_id
+            rows = await conn.fetch(
+                "SELECT sequence_num, event_type, event_data::text AS data, created_at FROM durable_workflow_events "
+                "WHERE workflow_id = $1 ORDER BY sequence_num", workflow_id)
+            history = [_event(r) for r in rows]
+            workflow_type = "steps" if workflow_id in ids else "clock_and_keys"
+            outcome = check_history(app.workflows[workflow_type], workflow_id, history)
+            assert outcome.error is None, outcome.error
+        # what the code saw live is what the stored history says: the completions' times (the
+        # worker's stamp, stored with the event) and the result's keys in jsonb's order
+        completed = [e for e in (_event(r) for r in await conn.fetch(
+            "SELECT sequence_num, event_type, event_data::text AS data, created_at FROM durable_workflow_events "
+            "WHERE workflow_id = $1 AND event_type = 'ActivityCompleted' ORDER BY sequence_num", clock_id))]
+        assert clock.result["times"] == [e.created_at.isoformat() for e in completed[:5]]
+        assert clock.result["keys"] == ["a", "cc", "bbb"]
+    finally:
+        await conn.close()
+
+
+def _event(row: asyncpg.Record):  # type: ignore[no-untyped-def]
+    import json
+
+    from durable.worker.workflows.history import HistoryEvent
+
+    return HistoryEvent(sequence_num=row["sequence_num"], event_type=row["event_type"],
+                        data=json.loads(row["data"]), created_at=parse_time(row["created_at"].timestamp()))
