@@ -346,6 +346,22 @@ class TaskRunner:
         """The decision that follows an activity's completion, made on the workflow's kept
         instance (None: none to make here, or its code failed: a decision task then shows
         it, replaying; or it is too large to ride along: its decision task carries it)."""
+        workflow_type = self.cache.workflow_type(task.workflow_id) if self.cache is not None else None
+        if workflow_type is None:
+            return None
+        started = time.perf_counter()
+        if not tracing.recording():
+            following = await self._make_following(task, result_json)
+        else:
+            with tracing.span(f"durable.decision {workflow_type}", task.traceparent, **{
+                    "durable.workflow.id": task.workflow_id, "durable.worker.id": self.worker_id,
+                    "durable.decision.follows_task": task.id}):
+                following = await self._make_following(task, result_json)
+        if following is not None and self.metrics is not None:  # a decision made, not a task's
+            self.metrics.observe("workflow", workflow_type, "followed", time.perf_counter() - started)
+        return following
+
+    async def _make_following(self, task: pb.Task, result_json: str) -> Following | None:
         try:
             following = decide_on_completion(self.cache, task, result_json)  # type: ignore[arg-type]
         except Exception:  # noqa: BLE001 - the workflow's code (the instance is closed)

@@ -18,7 +18,8 @@ class WorkerMetrics(MetricsEndpoint):
         self.running = Gauge("durable_worker_running_tasks", "Tasks running on this worker.", registry=self.registry)
         self.running.set_function(running)
         self.tasks = Counter(
-            "durable_worker_tasks", "Tasks run, by outcome (completed, failed, decided, cancelled).",
+            "durable_worker_tasks", "Tasks run, by outcome (completed, failed, decided, cancelled; followed: a "
+            "decision made on an activity's completion, with no task of its own).",
             ["kind", "type", "outcome"], registry=self.registry,
         )
         self.durations = Histogram(

@@ -66,13 +66,13 @@ class WorkerSettings(BaseSettings):
         "0 = off: every decision replays the whole history. Default 1000.",
     )
     eager_activities: bool = Field(
-        False,
+        True,
         alias="DURABLE_EAGER_ACTIVITIES",
         description="Eager dispatch: a decision asks for the activities it schedules that this "
         "worker serves, as many as it has free slots for (held for the decision's round trip), "
-        "and runs them from the decision's answer instead of claiming them later. Saves the "
-        "claims; costs slot time when activities are very short and slots are the limit. "
-        "Default false.",
+        "and runs them from the decision's answer instead of claiming them later. With "
+        "following decisions a run of sequential steps then stays on one worker at one round "
+        "trip per step. Default true.",
     )
     following_decisions: bool = Field(
         True,

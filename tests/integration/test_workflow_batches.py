@@ -151,3 +151,89 @@ async def test_one_batch_mixes_the_set_based_and_the_single_path(store: Store, w
     assert await db.fetchval("SELECT count(*) FROM durable_task_queue WHERE kind = 'workflow' AND status = 'completed'") == 3
     timers = await db.fetch("SELECT visible_at, created_at FROM durable_task_queue WHERE kind = 'timer'")
     assert len(timers) == 1 and (timers[0]["visible_at"] - timers[0]["created_at"]).total_seconds() == 60
+
+
+# -- following decisions: a decision that rides on an activity's completion -------------------
+
+async def _kept_with_step(store: Store, worker: str, workflow_id: str) -> tuple[Any, int]:
+    """A workflow whose first decision (kept by `worker`) scheduled step s1, now claimed:
+    (the claimed activity, the history's last event)."""
+    from durable.controlplane.store.decisions import Applied, Decision
+
+    await store.start_workflow("wf", {}, workflow_id=workflow_id)
+    _, [d] = await store.claim(worker, [], ["wf"], limit=1)
+    [outcome] = await store.complete_workflow_tasks(worker, [Decision(d.task.id, d.task.attempt, 1, [schedule("s1")], True)])
+    assert isinstance(outcome, Applied) and outcome.applied
+    # the worker that keeps the instance is told the command events its decision appended
+    assert [(e.sequence_num, e.event_type, e.event_data) for e in outcome.events] == [
+        (2, "ActivityScheduled", {"activity_id": "s1", "activity_type": "a"})]
+    [act], _ = await store.claim(worker, ["a"], [], limit=1)
+    return act, 2
+
+
+def _stamp(seconds_from_now: float = 0.0) -> tuple[int, Any]:
+    from datetime import UTC, datetime, timedelta
+
+    at = datetime.now(UTC) + timedelta(seconds=seconds_from_now)
+    us = int(at.timestamp() * 1_000_000)
+    return us, datetime.fromtimestamp(0, UTC) + timedelta(microseconds=us)
+
+
+async def test_a_decision_that_follows_a_completion_is_applied_with_it_and_no_decision_task(
+    store: Store, worker: str, db: asyncpg.Connection
+) -> None:
+    from durable.controlplane.store.workflow_batches import FollowingDecision
+
+    act, at = await _kept_with_step(store, worker, "follow-1")
+    us, stamped = _stamp()
+    outcomes, followed = await store.complete_tasks_following(
+        worker, [(act.id, act.attempt, {"v": 1})], {0: FollowingDecision(at, us, [schedule("s2")], True)})
+    assert outcomes == [(act.id, None)]
+    assert followed[0].applied
+    assert [(e.sequence_num, e.event_type) for e in followed[0].events] == [(4, "ActivityScheduled")]
+    events = await store.load_events("follow-1")
+    assert [e.event_type for e in events] == ["WorkflowStarted", "ActivityScheduled", "ActivityCompleted", "ActivityScheduled"]
+    # the completion's event bears the worker's stamp: the time its decision saw
+    assert events[2].created_at == stamped
+    assert events[2].event_data == {"activity_id": "s1", "activity_type": "a", "result": {"v": 1}, "attempt": 1}
+    wf = await store.get_workflow("follow-1")
+    assert (wf.last_event_seq, wf.decided_through_seq, wf.decision_seen_seq, wf.sticky_worker_id) == (4, 4, 3, worker)
+    assert await db.fetchval("SELECT count(*) FROM durable_task_queue WHERE kind = 'workflow' AND status <> 'completed'") == 0
+    assert await db.fetchval("SELECT count(*) FROM durable_task_queue WHERE kind = 'activity' AND activity_id = 's2'") == 1
+    # and the next one ends the workflow
+    [act2], _ = await store.claim(worker, ["a"], [], limit=1)
+    us, _ = _stamp()
+    _, followed = await store.complete_tasks_following(worker, [(act2.id, act2.attempt, None)], {
+        0: FollowingDecision(4, us, [{"type": "complete_workflow", "result": {"done": True}}], False)})
+    assert followed[0].applied
+    wf = await store.get_workflow("follow-1")
+    assert (wf.status, wf.result, wf.last_event_seq) == ("completed", {"done": True}, 6)
+
+
+@pytest.mark.parametrize("moved", ["signal", "stale point", "another worker", "far stamp", "bad action"])
+async def test_a_following_decision_the_history_moved_under_is_dropped_and_a_decision_task_queued(
+    store: Store, worker: str, db: asyncpg.Connection, moved: str
+) -> None:
+    from durable.controlplane.store.workflow_batches import FollowingDecision
+
+    act, at = await _kept_with_step(store, worker, "follow-2")
+    us, stamped = _stamp(60 if moved == "far stamp" else 0)
+    actions = [schedule("s2")] if moved != "bad action" else [{"type": "launch_rocket"}]
+    if moved == "signal":
+        await store.signal_workflow("follow-2", "poke", {"n": 1})
+    if moved == "another worker":
+        await store.register_worker("w2", activity_types=["a"], workflow_types=["wf"])
+        await db.execute("UPDATE durable_workflow_instances SET sticky_worker_id = 'w2'")
+    point = at - 1 if moved == "stale point" else at
+    outcomes, followed = await store.complete_tasks_following(
+        worker, [(act.id, act.attempt, {"v": 1})], {0: FollowingDecision(point, us, actions, True)})
+    # the completion is never lost to its decision
+    assert outcomes == [(act.id, None)]
+    assert 0 not in followed or not followed[0].applied
+    events = await store.load_events("follow-2")
+    assert "ActivityCompleted" in [e.event_type for e in events]
+    [completed] = [e for e in events if e.event_type == "ActivityCompleted"]
+    assert completed.created_at != stamped  # the control plane's time, as without a decision
+    assert [e.event_type for e in events].count("ActivityScheduled") == 1  # s2 was not scheduled
+    # a decision task decides on it instead
+    assert await db.fetchval("SELECT count(*) FROM durable_task_queue WHERE kind = 'workflow' AND status = 'pending'") == 1

@@ -53,6 +53,11 @@ class InstanceCache:
             kept.instance.close()
         return None
 
+    def workflow_type(self, workflow_id: str) -> str | None:
+        """The type of the workflow whose instance is kept (None: none is)."""
+        kept = self._kept.get(workflow_id)
+        return kept.instance.info.workflow_type if kept is not None else None
+
     def take_confirmed(self, workflow_id: str) -> tuple[WorkflowInstance, int] | None:
         """The instance and its position, taken out of the cache, if it was confirmed to stand
         where the history ends (None: not kept, or not confirmed; it then stays)."""
