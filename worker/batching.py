@@ -185,13 +185,15 @@ class CompletionBatcher(_Coalescer[pb.TaskCompletion]):
     method = "CompleteTasks"
 
     async def complete(
-        self, request: pb.CompleteTaskRequest, decision: pb.FollowingDecision | None = None
+        self, request: pb.CompleteTaskRequest, decision: pb.FollowingDecision | None = None, *,
+        of_workflow: bool = False,
     ) -> CompletionOutcome:
         """Complete one task as part of a batch, with the decision that follows it if any;
         raises like WorkerService.CompleteTask. The outcome says whether the decision was
         applied (and what it handed back)."""
         return await self._submit(pb.TaskCompletion(
-            task_id=request.task_id, attempt=request.attempt, result_json=request.result_json, decision=decision))
+            task_id=request.task_id, attempt=request.attempt, result_json=request.result_json, decision=decision,
+            of_workflow=of_workflow))
 
     def _request(self, entries: list[pb.TaskCompletion]) -> pb.CompleteTasksRequest:
         return pb.CompleteTasksRequest(worker_id=self.worker_id, completions=entries)

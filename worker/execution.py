@@ -459,7 +459,8 @@ class TaskRunner:
             try:
                 if method == "CompleteTask":
                     response = await self.completions.complete(
-                        request, running.following.request if running.following is not None else None)
+                        request, running.following.request if running.following is not None else None,
+                        of_workflow=bool(task.workflow_id))
                 elif method == "CompleteWorkflowTask":
                     response = await self.decisions.decide(request)
                 else:

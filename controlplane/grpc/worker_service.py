@@ -265,6 +265,7 @@ class WorkerService(pb_grpc.WorkerServiceServicer):
         items: list[tuple[str, int, Checked | None]] = []
         early: dict[int, DurableError] = {}
         following: dict[int, FollowingDecision] = {}
+        of_workflows: list[int] = []
         for index, c in enumerate(request.completions):
             try:
                 items.append((required(c.task_id, "completions[].task_id"), c.attempt,
@@ -273,6 +274,8 @@ class WorkerService(pb_grpc.WorkerServiceServicer):
                 early[index] = exc
                 items.append((c.task_id, c.attempt, None))
                 continue
+            if c.of_workflow:
+                of_workflows.append(len(items) - 1 - len(early))
             if c.HasField("decision"):
                 try:
                     following[len(items) - 1 - len(early)] = FollowingDecision(
@@ -284,7 +287,7 @@ class WorkerService(pb_grpc.WorkerServiceServicer):
                                 "task follows instead): %s", c.task_id, exc)
         checked = [item for i, item in enumerate(items) if i not in early]
         results, followed = await self.store.complete_tasks_following(
-            required(request.worker_id, "worker_id"), checked, following)
+            required(request.worker_id, "worker_id"), checked, following, of_workflows)
         response = pb.CompleteTasksResponse()
         position = 0
         for index, (task_id, _, _) in enumerate(items):

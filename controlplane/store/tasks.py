@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -272,13 +272,16 @@ class TaskStore(BreakerStore):
         worker_id: str,
         items: Sequence[tuple[Any, int, dict[str, Any] | Checked | None]],
         following: Mapping[int, FollowingDecision] | None = None,
+        of_workflows: Collection[int] = (),
     ) -> tuple[list[tuple[Any, DurableError | None]], dict[int, workflow_batches.Followed]]:
         """complete_tasks, where the completions of workflows' activities may carry the
         decision that follows them (`following`, by item index): applied in the same
         transaction when the history is where their worker saw it, instead of a decision task.
         Returns also, per item that carried one, what came of it. A decision that cannot be
         taken (malformed, stamped by a clock far from ours) is dropped, and its completion
-        goes on without it: a decision task follows, as it would have."""
+        goes on without it: a decision task follows, as it would have. `of_workflows`: the
+        items that are workflows' activities by their worker's word (they skip the statement
+        for standalone tasks; a wrong word costs the single path, never the completion)."""
         check_name(worker_id, "worker_id")
         outcomes: dict[int, DurableError | None] = {}
         valid: list[tuple[int, UUID, int, str, dict[str, Any] | Checked | None]] = []
@@ -294,13 +297,17 @@ class TaskStore(BreakerStore):
         valid.sort(key=lambda v: v[1])
         followed: dict[int, workflow_batches.Followed] = {}
         ended: list[str] = []
+        # a workflow's activity by its worker's word (if not, the workflows' statement leaves
+        # it to the single path, which says what it is)
+        of_workflow = set(of_workflows) | set(following or {})
+        standalone = [v for v in valid if v[0] not in of_workflow]
         async with self.pool.acquire() as conn:
             done = {}
-            if valid:
+            if standalone:
                 async with conn.transaction():
                     rows = await conn.fetch(
                         Q.complete_standalone_tasks, worker_id, now,
-                        [v[1] for v in valid], [v[2] for v in valid], [v[3] for v in valid],
+                        [v[1] for v in standalone], [v[2] for v in standalone], [v[3] for v in standalone],
                     )
                     done = {r["id"]: r["activity_type"] for r in rows}
                     for activity_type, count in sorted(Counter(done.values()).items()):

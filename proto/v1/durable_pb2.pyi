@@ -257,16 +257,18 @@ class CompleteTaskResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class TaskCompletion(_message.Message):
-    __slots__ = ("task_id", "attempt", "result_json", "decision")
+    __slots__ = ("task_id", "attempt", "result_json", "decision", "of_workflow")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     RESULT_JSON_FIELD_NUMBER: _ClassVar[int]
     DECISION_FIELD_NUMBER: _ClassVar[int]
+    OF_WORKFLOW_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     attempt: int
     result_json: str
     decision: FollowingDecision
-    def __init__(self, task_id: _Optional[str] = ..., attempt: _Optional[int] = ..., result_json: _Optional[str] = ..., decision: _Optional[_Union[FollowingDecision, _Mapping]] = ...) -> None: ...
+    of_workflow: bool
+    def __init__(self, task_id: _Optional[str] = ..., attempt: _Optional[int] = ..., result_json: _Optional[str] = ..., decision: _Optional[_Union[FollowingDecision, _Mapping]] = ..., of_workflow: _Optional[bool] = ...) -> None: ...
 
 class FollowingDecision(_message.Message):
     __slots__ = ("after_seq", "event_time_us", "actions", "keeps_instance")

@@ -87,13 +87,12 @@ async def test_workflows_complete_with_each_step_once(server: Server, tmp_path: 
     result = await run_workflows_once(server, app=app, n=10, workers=1, concurrency=8, log_dir=tmp_path, limit_s=60)
     assert result["statuses"] == {"completed": 10}
     assert result["activity_tasks"] == 10 * steps
-    # one worker keeps every instance: each decision after the first rides on the completion
-    # of the step before it (following decisions); agent_turn's parallel steps may complete in
-    # one batch, and then a decision task decides on both
-    if app == "agent_turn":
-        assert 10 <= result["decision_tasks"] <= 10 * (steps + 1)
-    else:
-        assert result["decision_tasks"] == 10
+    # one worker keeps every instance: a decision after the first rides on the completion of
+    # the step before it (following decisions) unless that step was claimed before the
+    # decision's answer came back (no free slot to hand it over in the answer), or parallel
+    # steps completed together; then a decision task decides (test_following_decisions.py
+    # counts them where that cannot happen)
+    assert 10 <= result["decision_tasks"] <= 10 * (steps + 1)
     assert result["activities_claimed_twice"] == 0
 
 
