@@ -185,16 +185,12 @@ class TaskRunner:
             if task.kind == "workflow":
                 taken, kept = kept, None
                 method, request = await self._decide(task, running, taken)
-                if method == "CompleteWorkflowTask":
-                    running.reserved = self._ask_eager(request)
             elif task.kind == "query":
                 method, request = self._answer_query(task)
             else:
                 method, request = await self._run_activity(running)
                 if method == "CompleteTask" and task.workflow_id and self.following_decisions:
                     running.following = await self._follow(task, request.result_json)
-                    if running.following is not None:
-                        running.reserved = self._ask_eager(running.following.request)
         except asyncio.CancelledError:
             if running.cancel_reason is None:
                 raise
@@ -210,6 +206,12 @@ class TaskRunner:
                 running.following = None
             return "cancelled"
         running.phase = "reporting"
+        # The task's own slot is free now: the activities its decision schedules may take it
+        # (asked for before the claim loop hears of the free slot).
+        if method == "CompleteWorkflowTask":
+            running.reserved = self._ask_eager(request)
+        elif running.following is not None:
+            running.reserved = self._ask_eager(running.following.request)
         if self.on_slot_freed is not None:
             self.on_slot_freed()
         try:
