@@ -15,7 +15,7 @@ import logging
 import uuid
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -117,7 +117,7 @@ async def _complete_workflow_activities(
     ids = [i[0] for i in items]
     follows = [following.get(i[0]) for i in items]
     async with conn.transaction():
-        workflows = {r["id"]: WorkflowInstance.from_row(r) for r in await conn.fetch(Q.lock_workflows_of_tasks, ids)}
+        locked = {r["id"]: r for r in await conn.fetch(Q.lock_workflows_of_tasks, ids)}
         rows = await conn.fetch(
             Q.complete_workflow_activities, worker_id, now, ids, [i[1] for i in items], [i[2] for i in items],
             store.workflow_task_max_attempts,
@@ -127,7 +127,11 @@ async def _complete_workflow_activities(
         out = Completed(done={r["id"]: r["activity_type"] for r in rows})
         for activity_type, count in sorted(Counter(out.done.values()).items()):
             await store._breaker_success(conn, activity_type, now, count)
-        followed = [(r["id"], workflows[r["workflow_id"]], following[r["id"]]) for r in rows if r["followed"]]
+        # the workflows as they stand after the completions' events (the size is near enough:
+        # the single path checks it exactly)
+        followed = [(r["id"], WorkflowInstance.from_row({
+            **locked[r["workflow_id"]], "last_event_seq": following[r["id"]].after_seq + 1, "updated_at": now,
+        }), following[r["id"]]) for r in rows if r["followed"]]
         if followed:
             await _apply_following(store, conn, worker_id, followed, now, out)
     return out
@@ -147,9 +151,6 @@ async def _apply_following(
     continue-as-new, a history near its limit) one by one, as a decision task's would be."""
     together: list[tuple[UUID, Decided]] = []
     for task_id, wf, f in followed:
-        # the workflow as it stands after the completion's event (the size is near enough:
-        # the single path checks it exactly)
-        wf = replace(wf, last_event_seq=f.after_seq + 1, updated_at=now)
         sticky = worker_id if f.keeps_instance else None
         if set_based(store, wf, f.actions):
             together.append((task_id, Decided(wf, None, f.after_seq + 1, f.actions, sticky)))

@@ -81,3 +81,29 @@ def _event(row: asyncpg.Record):  # type: ignore[no-untyped-def]
 
     return HistoryEvent(sequence_num=row["sequence_num"], event_type=row["event_type"],
                         data=json.loads(row["data"]), created_at=parse_time(row["created_at"].timestamp()))
+
+
+async def test_a_result_reads_back_from_jsonb_as_the_following_decision_saw_it(db: asyncpg.Connection) -> None:
+    """The worker feeds its instance the result as jsonb will give it back (key order,
+    numbers); a value jsonb would give back otherwise gets no following decision."""
+    import json
+
+    from durable.worker.following import _Unstorable, stored_result
+
+    values = [
+        {"bbb": 1, "a": 2, "cc": 3},
+        {"é": 1, "z": 2, "ab": 3, "日本": 4, "": 5, "Z": 6},  # keys by byte length, then bytes
+        {"outer": {"yy": [1, {"b": 2, "a": 1}], "x": None}, "n": [0.5, 1.0, 12345678901234567890, -3, 1e-07]},
+        [3, "x", True, None],
+        "text",
+        0.1,
+        None,
+    ]
+    for value in values:
+        text = json.dumps(value)
+        back = json.loads(await db.fetchval("SELECT $1::jsonb::text", text))
+        expected = stored_result(text)
+        assert json.dumps(expected) == json.dumps({} if back is None else back), value
+    for odd in (1e16, -0.0, {"deep": [1.5e300]}):
+        with pytest.raises(_Unstorable):
+            stored_result(json.dumps(odd))
