@@ -21,7 +21,7 @@ from durable.controlplane.settings import BreakerSettings
 from durable.controlplane.store import Store
 from durable.controlplane.store.base import parse_uuid
 from durable.controlplane.store.decisions import Applied, Decision
-from durable.controlplane.store.workflow_batches import FollowingDecision
+from durable.controlplane.store.workflow_batches import Following
 from durable.controlplane.store.workflow_queries import WorkflowQueryStore
 from durable.proto.v1 import durable_pb2 as pb
 from durable.proto.v1 import durable_pb2_grpc as pb_grpc
@@ -264,7 +264,7 @@ class WorkerService(pb_grpc.WorkerServiceServicer):
             raise InvalidArgument(f"at most {MAX_BATCH} completions per call")
         items: list[tuple[str, int, Checked | None]] = []
         early: dict[int, DurableError] = {}
-        following: dict[int, FollowingDecision] = {}
+        following: dict[int, Following] = {}
         of_workflows: list[int] = []
         for index, c in enumerate(request.completions):
             try:
@@ -278,11 +278,11 @@ class WorkerService(pb_grpc.WorkerServiceServicer):
                 of_workflows.append(len(items) - 1 - len(early))
             if c.HasField("decision"):
                 try:
-                    following[len(items) - 1 - len(early)] = FollowingDecision(
+                    following[len(items) - 1 - len(early)] = Following.stamped_us(
                         c.decision.after_seq, c.decision.event_time_us,
                         [convert.action(a, i, self.limit) for i, a in enumerate(c.decision.actions)],
                         c.decision.keeps_instance)
-                except DurableError as exc:  # the completion goes on; a decision task follows it
+                except (DurableError, OverflowError) as exc:  # the completion goes on; a decision task follows it
                     log.warning("the decision that follows the completion of task %s is dropped (a decision "
                                 "task follows instead): %s", c.task_id, exc)
         checked = [item for i, item in enumerate(items) if i not in early]

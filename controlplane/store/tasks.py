@@ -10,7 +10,8 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -38,7 +39,6 @@ MAX_CLAIM_BATCH = 1000
 MAX_STAMP_SKEW_SECONDS = 5.0
 
 log = logging.getLogger(__name__)
-FollowingDecision = workflow_batches.FollowingDecision
 
 
 async def load_with_histories(
@@ -271,7 +271,7 @@ class TaskStore(BreakerStore):
         self,
         worker_id: str,
         items: Sequence[tuple[Any, int, dict[str, Any] | Checked | None]],
-        following: Mapping[int, FollowingDecision] | None = None,
+        following: Mapping[int, workflow_batches.Following] | None = None,
         of_workflows: Collection[int] = (),
     ) -> tuple[list[tuple[Any, DurableError | None]], dict[int, workflow_batches.Followed]]:
         """complete_tasks, where the completions of workflows' activities may carry the
@@ -340,25 +340,22 @@ class TaskStore(BreakerStore):
         return [(items[i][0], outcomes[i]) for i in range(len(items))], followed
 
     def _following(
-        self, following: Mapping[int, FollowingDecision], valid: Mapping[int, UUID], now: datetime
+        self, following: Mapping[int, workflow_batches.Following], valid: Mapping[int, UUID], now: datetime
     ) -> dict[int, workflow_batches.Following]:
-        """The following decisions that can be taken, checked; the others are dropped, said
-        once each in the log."""
+        """The following decisions that can be taken, their actions checked; the others are
+        dropped, said once each in the log."""
         out: dict[int, workflow_batches.Following] = {}
         for index, f in following.items():
             if index not in valid:
                 continue
             try:
-                stamped = datetime.fromtimestamp(0, UTC) + timedelta(microseconds=f.event_time_us)
-                if abs((stamped - now).total_seconds()) > MAX_STAMP_SKEW_SECONDS:
-                    raise InvalidArgument(f"its event is stamped {stamped.isoformat()}, over "
+                if abs((f.stamped_at - now).total_seconds()) > MAX_STAMP_SKEW_SECONDS:
+                    raise InvalidArgument(f"its event is stamped {f.stamped_at.isoformat()}, over "
                                           f"{MAX_STAMP_SKEW_SECONDS:g} s from the control plane's clock")
-                actions = self._plan(f.actions)  # type: ignore[attr-defined]
-            except (DurableError, OverflowError) as exc:
+                out[index] = replace(f, actions=self._plan(f.actions))  # type: ignore[attr-defined]
+            except DurableError as exc:
                 log.warning("the decision that follows the completion of task %s is dropped (a decision task "
                             "follows instead): %s", valid[index], exc)
-                continue
-            out[index] = workflow_batches.Following(f.after_seq, stamped, actions, f.keeps_instance)
         return out
 
     async def _complete_one(

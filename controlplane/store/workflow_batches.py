@@ -16,7 +16,7 @@ import uuid
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -29,30 +29,26 @@ from durable.controlplane.store.queries import Q
 from durable.controlplane.store.records import ClaimedTask, Event, WorkflowInstance
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class FollowingDecision:
-    """A decision that rides on an activity's completion, as its worker sent it: the point
-    its instance stood at, the time it stamped the completion's event with (Unix
-    microseconds), its actions (unchecked) and whether it keeps the instance."""
-
-    after_seq: int
-    event_time_us: int
-    actions: Sequence[dict[str, Any]]
-    keeps_instance: bool
+EPOCH = datetime.fromtimestamp(0, UTC)
 
 
 @dataclass(frozen=True, slots=True)
 class Following:
     """A decision that rides on an activity's completion (FollowingDecision): made by the
     worker that keeps the workflow's instance, which stood at `after_seq` and was fed the
-    completion as event after_seq + 1, stamped `stamped_at`. `actions` are checked."""
+    completion as event after_seq + 1, stamped `stamped_at`. Its actions as the worker sent
+    them, checked (DecisionStore._plan) before the store applies them."""
 
     after_seq: int
     stamped_at: datetime
-    actions: list[dict[str, Any]]
+    actions: Sequence[dict[str, Any]]
     keeps_instance: bool
+
+    @classmethod
+    def stamped_us(cls, after_seq: int, event_time_us: int, actions: Sequence[dict[str, Any]],
+                   keeps_instance: bool) -> Following:
+        """As the wire has it: the stamp in Unix microseconds."""
+        return cls(after_seq, EPOCH + timedelta(microseconds=event_time_us), actions, keeps_instance)
 
 
 @dataclass(frozen=True, slots=True)

@@ -202,6 +202,43 @@ async def test_complete_tasks_in_one_call_with_per_task_outcomes(
     assert await db.fetchval("SELECT count(*) FROM durable_task_queue WHERE status = 'claimed'") == 2
 
 
+async def test_a_completion_carries_the_decision_that_follows_and_a_bad_one_never_costs_the_completion(
+    workers: pb_grpc.WorkerServiceStub, client: pb_grpc.ClientServiceStub, db: asyncpg.Connection
+) -> None:
+    import time
+
+    await _register(workers)
+    for _ in range(3):
+        await client.StartWorkflow(pb.StartWorkflowRequest(workflow_type="wf", input_json="{}"))
+    decisions = (await workers.ClaimTasks(pb.ClaimTasksRequest(worker_id="w1", workflow_types=["wf"], max_tasks=10))).tasks
+    step = pb.WorkflowAction(schedule_activity=pb.ScheduleActivity(activity_id="s1", activity_type="echo", input_json="{}"))
+    reply = await workers.CompleteWorkflowTasks(pb.CompleteWorkflowTasksRequest(worker_id="w1", decisions=[
+        pb.CompleteWorkflowTaskRequest(task_id=d.id, attempt=d.attempt, seen_through_seq=1, actions=[step], keeps_instance=True)
+        for d in decisions]))
+    # the worker that keeps the instance is told the command events its decision appended
+    assert [[(e.sequence_num, e.event_type) for e in o.events] for o in reply.outcomes] == [[(2, "ActivityScheduled")]] * 3
+    acts = (await workers.ClaimTasks(pb.ClaimTasksRequest(worker_id="w1", activity_types=["echo"], max_tasks=10))).tasks
+    done = pb.WorkflowAction(complete_workflow=pb.CompleteWorkflow(result_json='{"ok": true}'))
+    now_us = time.time_ns() // 1000
+    reply = await workers.CompleteTasks(pb.CompleteTasksRequest(worker_id="w1", completions=[
+        pb.TaskCompletion(task_id=acts[0].id, attempt=acts[0].attempt, result_json="{}", of_workflow=True,
+                          decision=pb.FollowingDecision(after_seq=2, event_time_us=now_us, actions=[done])),
+        pb.TaskCompletion(task_id=acts[1].id, attempt=acts[1].attempt, result_json="{}", of_workflow=True,
+                          decision=pb.FollowingDecision(after_seq=2, event_time_us=now_us, actions=[pb.WorkflowAction()])),
+        pb.TaskCompletion(task_id=acts[2].id, attempt=acts[2].attempt, result_json="{}", of_workflow=True,
+                          decision=pb.FollowingDecision(after_seq=2, event_time_us=2**62, actions=[done])),
+    ]))
+    assert [(o.accepted, o.applied) for o in reply.outcomes] == [(True, True), (True, False), (True, False)]
+    statuses = {r["id"]: r["status"] for r in await db.fetch("SELECT id, status FROM durable_workflow_instances")}
+    assert statuses[acts[0].workflow_id] == "completed"
+    # an empty action and a stamp from no clock: dropped, and a decision task decides instead
+    for act in acts[1:]:
+        assert statuses[act.workflow_id] == "running"
+        assert await db.fetchval("SELECT count(*) FROM durable_task_queue WHERE kind = 'workflow' AND status = 'pending' "
+                                 "AND workflow_id = $1", act.workflow_id) == 1
+    assert await db.fetchval("SELECT count(*) FROM durable_task_queue WHERE kind = 'activity' AND status = 'completed'") == 3
+
+
 async def test_complete_workflow_tasks_in_one_call_with_per_decision_outcomes(
     workers: pb_grpc.WorkerServiceStub, client: pb_grpc.ClientServiceStub, db: asyncpg.Connection
 ) -> None:

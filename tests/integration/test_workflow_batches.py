@@ -182,12 +182,12 @@ def _stamp(seconds_from_now: float = 0.0) -> tuple[int, Any]:
 async def test_a_decision_that_follows_a_completion_is_applied_with_it_and_no_decision_task(
     store: Store, worker: str, db: asyncpg.Connection
 ) -> None:
-    from durable.controlplane.store.workflow_batches import FollowingDecision
+    from durable.controlplane.store.workflow_batches import Following
 
     act, at = await _kept_with_step(store, worker, "follow-1")
     us, stamped = _stamp()
     outcomes, followed = await store.complete_tasks_following(
-        worker, [(act.id, act.attempt, {"v": 1})], {0: FollowingDecision(at, us, [schedule("s2")], True)})
+        worker, [(act.id, act.attempt, {"v": 1})], {0: Following.stamped_us(at, us, [schedule("s2")], True)})
     assert outcomes == [(act.id, None)]
     assert followed[0].applied
     assert [(e.sequence_num, e.event_type) for e in followed[0].events] == [(4, "ActivityScheduled")]
@@ -204,7 +204,7 @@ async def test_a_decision_that_follows_a_completion_is_applied_with_it_and_no_de
     [act2], _ = await store.claim(worker, ["a"], [], limit=1)
     us, _ = _stamp()
     _, followed = await store.complete_tasks_following(worker, [(act2.id, act2.attempt, None)], {
-        0: FollowingDecision(4, us, [{"type": "complete_workflow", "result": {"done": True}}], False)})
+        0: Following.stamped_us(4, us, [{"type": "complete_workflow", "result": {"done": True}}], False)})
     assert followed[0].applied
     wf = await store.get_workflow("follow-1")
     assert (wf.status, wf.result, wf.last_event_seq) == ("completed", {"done": True}, 6)
@@ -214,7 +214,7 @@ async def test_a_decision_that_follows_a_completion_is_applied_with_it_and_no_de
 async def test_a_following_decision_the_history_moved_under_is_dropped_and_a_decision_task_queued(
     store: Store, worker: str, db: asyncpg.Connection, moved: str
 ) -> None:
-    from durable.controlplane.store.workflow_batches import FollowingDecision
+    from durable.controlplane.store.workflow_batches import Following
 
     act, at = await _kept_with_step(store, worker, "follow-2")
     us, stamped = _stamp(60 if moved == "far stamp" else 0)
@@ -226,7 +226,7 @@ async def test_a_following_decision_the_history_moved_under_is_dropped_and_a_dec
         await db.execute("UPDATE durable_workflow_instances SET sticky_worker_id = 'w2'")
     point = at - 1 if moved == "stale point" else at
     outcomes, followed = await store.complete_tasks_following(
-        worker, [(act.id, act.attempt, {"v": 1})], {0: FollowingDecision(point, us, actions, True)})
+        worker, [(act.id, act.attempt, {"v": 1})], {0: Following.stamped_us(point, us, actions, True)})
     # the completion is never lost to its decision
     assert outcomes == [(act.id, None)]
     assert 0 not in followed or not followed[0].applied
