@@ -149,9 +149,9 @@ async def _apply_following(
     for task_id, wf, f in followed:
         sticky = worker_id if f.keeps_instance else None
         if set_based(store, wf, f.actions):
-            together.append((task_id, Decided(wf, None, f.after_seq + 1, f.actions, sticky)))
+            together.append((task_id, Decided(wf, None, f.after_seq + 1, list(f.actions), sticky)))
             continue
-        ended = await store._apply(conn, wf, None, f.after_seq + 1, f.actions, now, sticky=sticky)  # type: ignore[attr-defined]
+        ended = await store._apply(conn, wf, None, f.after_seq + 1, list(f.actions), now, sticky=sticky)  # type: ignore[attr-defined]
         out.followed[task_id] = Followed(True)
         out.decided_types.append(wf.workflow_type)
         if ended:

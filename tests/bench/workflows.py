@@ -2,7 +2,8 @@
 
 Four apps:
 - `four_steps` (tests.bench.apps): four sequential no-op activities, so 4 activity tasks and
-  5 workflow (decision) tasks per workflow;
+  5 decisions per workflow (the decisions after the first ride on the activities' completions
+  where the keeper's worker ran them, and are no task of their own);
 - `one_step` (tests.bench.apps): one no-op activity, so 1 activity and 2 decisions (the
   1-step side of peer-bench W3);
 - `four_local_steps` (tests.bench.apps): the same four steps as local activities, so 1
