@@ -57,6 +57,9 @@ async def run_long_workflow_once(
             async with control_plane(url, log_dir, METRICS_PORT=str(metrics_port)) as cp, worker_processes(
                 cp.address, 1, app="tests.bench.apps:app", concurrency=32, log_dir=log_dir, prefix="long",
                 DURABLE_WORKFLOW_CACHE_SIZE="1000" if cache else "0",
+                # every decision a task (none rides on a completion), so that each is counted
+                # and its bytes measured as the history grows
+                DURABLE_FOLLOWING_DECISIONS="false",
             ) as procs:
                 await wait_registered(conn, 1, procs)
                 pool = await asyncpg.create_pool(url, min_size=1, max_size=4)
