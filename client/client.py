@@ -26,7 +26,7 @@ from durable.client.bulk import (
     WorkflowSelection,
     WorkflowStart,
 )
-from durable.client.coalescing import Coalescer, chunks
+from durable.common.coalescing import Coalescer, chunks
 from durable.client.schedules import ScheduleView, schedule_view, unix
 from durable.proto.v1 import durable_pb2 as pb
 from durable.proto.v1 import durable_pb2_grpc as pb_grpc
@@ -195,7 +195,7 @@ class Client:
         batch_bytes: int = DEFAULT_BATCH_BYTES,
     ) -> None:
         """`coalesce` (default on): concurrent enqueue_activity and start_workflow calls go out
-        together as EnqueueActivities and StartWorkflows calls (see durable.client.coalescing):
+        together as EnqueueActivities and StartWorkflows calls (see durable.common.coalescing):
         at once when none is in flight, else after `linger` seconds, at most `max_batch` items
         (up to 1000) and `batch_bytes` bytes a call. Each call still answers or raises its own."""
         self.address = address
@@ -477,7 +477,7 @@ class Client:
         self, send: Callable[[list[M], int], Awaitable[list[R | DurableError]]], requests: list[M]
     ) -> list[R | DurableError]:
         out: list[R | DurableError] = []
-        for chunk in chunks(requests, MAX_BATCH_ITEMS, self.batch_bytes):
+        for chunk in chunks(requests, self.batch_bytes, MAX_BATCH_ITEMS):
             out += await send(chunk, len(out))
         return out
 

@@ -16,17 +16,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar
 
 import grpc
 
+from durable.common.coalescing import Coalescer, chunks, entry_size
 from durable.common.errors import MessageTooLarge, PayloadTooLarge, Unimplemented
 from durable.common.status import error_for
 from durable.proto.v1 import durable_pb2 as pb
 from durable.worker.link import ControlPlaneLink, ControlPlaneUnreachable
 
 log = logging.getLogger(__name__)
+
+__all__ = ["DEFAULT_MAX_REQUEST_BYTES", "ENVELOPE_BYTES", "CompletionBatcher", "DecisionBatcher", "chunks",
+           "entry_size", "request_budget"]
 
 CompletionOutcome = pb.CompletionOutcome
 E = TypeVar("E")
@@ -35,8 +38,6 @@ E = TypeVar("E")
 DEFAULT_MAX_REQUEST_BYTES = 3 * 1024 * 1024
 # Room kept in every request for its other fields and gRPC's framing.
 ENVELOPE_BYTES = 64 * 1024
-# The tag and length prefix of one entry of a repeated field, at most.
-_ENTRY_OVERHEAD = 6
 
 
 def request_budget(max_request_bytes: int) -> int:
@@ -44,39 +45,9 @@ def request_budget(max_request_bytes: int) -> int:
     return max(max_request_bytes - ENVELOPE_BYTES, max_request_bytes // 2)
 
 
-def entry_size(message: pb.TaskCompletion | pb.TaskRef) -> int:
-    return message.ByteSize() + _ENTRY_OVERHEAD
-
-
-def chunks(items: list[pb.TaskRef], budget: int) -> list[list[pb.TaskRef]]:
-    """Consecutive runs of `items` of at most `budget` bytes each (an item larger than the
-    budget travels alone)."""
-    out: list[list[pb.TaskRef]] = []
-    current: list[pb.TaskRef] = []
-    used = 0
-    for item in items:
-        size = entry_size(item)
-        if current and used + size > budget:
-            out.append(current)
-            current, used = [], 0
-        current.append(item)
-        used += size
-    if current:
-        out.append(current)
-    return out
-
-
-@dataclass
-class _Pending(Generic[E]):
-    entry: E
-    size: int
-    done: asyncio.Future[CompletionOutcome] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future())
-
-
-class _Coalescer(Generic[E]):
-    """Reports of one kind, coalesced into calls of `method` within a byte budget; each
-    caller gets its own entry's outcome."""
+class _Batcher(Generic[E]):
+    """Reports of one kind, coalesced (durable.common.coalescing) into calls of `method`
+    within the control plane's receive limit; each caller gets its own entry's outcome."""
 
     method: ClassVar[str]
 
@@ -91,20 +62,35 @@ class _Coalescer(Generic[E]):
     ) -> None:
         self.link = link
         self.worker_id = worker_id
-        self.linger = linger
-        self.max_batch = max_batch
-        # The control plane's receive limit; the worker sets it from RegisterWorker's answer.
-        self.max_request_bytes = max_request_bytes
-        self._queue: list[_Pending[E]] = []
-        self._queued_bytes = 0
-        self._flusher: asyncio.Task[None] | None = None
-        self.batches = 0
-        self.completions = 0
+        self._queue: Coalescer[Any, CompletionOutcome] = Coalescer(
+            self._send, name=self.method, linger=linger, max_batch=max_batch,
+            budget=request_budget(max_request_bytes), idle_flush=False,
+            # a report whose call was cancelled is retried by its caller, as when unreachable
+            aborted=lambda exc: ControlPlaneUnreachable(f"{self.method}: {exc!r}"))
+        self._max_request_bytes = max_request_bytes
         self.splits = 0
 
     @property
+    def max_request_bytes(self) -> int:
+        """The control plane's receive limit; the worker sets it from RegisterWorker's answer."""
+        return self._max_request_bytes
+
+    @max_request_bytes.setter
+    def max_request_bytes(self, value: int) -> None:
+        self._max_request_bytes = value
+        self._queue.budget = request_budget(value)
+
+    @property
     def budget(self) -> int:
-        return request_budget(self.max_request_bytes)
+        return self._queue.budget
+
+    @property
+    def batches(self) -> int:
+        return self._queue.batches
+
+    @property
+    def completions(self) -> int:
+        return self._queue.items
 
     def _request(self, entries: list[E]) -> Any:
         raise NotImplementedError
@@ -113,73 +99,40 @@ class _Coalescer(Generic[E]):
         raise NotImplementedError
 
     async def _submit(self, entry: E) -> CompletionOutcome:
-        size = entry.ByteSize() + _ENTRY_OVERHEAD  # type: ignore[attr-defined]
-        if size + 1024 > self.max_request_bytes:
+        if entry_size(entry) + 1024 > self.max_request_bytes:  # type: ignore[arg-type]
             raise self._too_large(entry)
-        if self._queue and self._queued_bytes + size > self.budget:
-            self._flush_now()
-        pending = _Pending(entry, size)
-        self._queue.append(pending)
-        self._queued_bytes += size
-        if len(self._queue) >= self.max_batch or self._queued_bytes >= self.budget:
-            self._flush_now()
-        elif self._flusher is None:
-            self._flusher = asyncio.create_task(self._flush_later(), name=f"durable-worker-{self.method}-batch")
-        return await pending.done
+        return await self._queue.submit(entry)
 
-    async def _flush_later(self) -> None:
-        await asyncio.sleep(self.linger)
-        self._flusher = None
-        self._flush_now()
-
-    def _flush_now(self) -> None:
-        batch, self._queue, self._queued_bytes = self._queue, [], 0
-        if batch:
-            asyncio.create_task(self._send(batch), name=f"durable-worker-{self.method}-send")
-
-    async def _send(self, batch: list[_Pending[E]]) -> None:
-        request = self._request([p.entry for p in batch])
+    async def _send(self, entries: list[E]) -> list[CompletionOutcome | BaseException]:
+        """One call for `entries`: per entry, its outcome or the error its own call would
+        raise. A message gRPC refuses is split in halves and sent again."""
         try:
-            response = await self.link.call(self.method, request)
+            response = await self.link.call(self.method, self._request(entries))
         except MessageTooLarge as exc:
             # gRPC refused the message, not the control plane a payload: smaller batches.
-            if len(batch) == 1:
-                self._settle(batch[0], self._too_large(batch[0].entry))
-                return
+            if len(entries) == 1:
+                return [self._too_large(entries[0])]
             self.splits += 1
-            log.info("%s of %d entries refused by gRPC (%s); splitting", self.method, len(batch), exc)
-            half = len(batch) // 2
-            await asyncio.gather(self._send(batch[:half]), self._send(batch[half:]))
-            return
-        except BaseException as exc:  # every waiter sees the call's failure and retries itself
-            for p in batch:
-                self._settle(p, exc if isinstance(exc, Exception) else ControlPlaneUnreachable(str(exc)))
-            if not isinstance(exc, Exception):
-                raise
-            return
-        self.batches += 1
-        self.completions += len(batch)
-        for p, outcome in zip(batch, response.outcomes, strict=False):
+            log.info("%s of %d entries refused by gRPC (%s); splitting", self.method, len(entries), exc)
+            half = len(entries) // 2
+            out: list[CompletionOutcome | BaseException] = []
+            for part, got in zip((entries[:half], entries[half:]), await asyncio.gather(
+                    self._send(entries[:half]), self._send(entries[half:]), return_exceptions=True), strict=True):
+                out += [got] * len(part) if isinstance(got, BaseException) else got
+            return out
+        out = []
+        for outcome in response.outcomes[:len(entries)]:
             if outcome.accepted:
-                self._settle(p, outcome)
+                out.append(outcome)
             else:
                 # per-item outcomes are the control plane's own rules (from_durable)
                 code = grpc.StatusCode[outcome.code] if outcome.code in grpc.StatusCode.__members__ else grpc.StatusCode.UNKNOWN
-                self._settle(p, error_for(code, f"{self.method}: {outcome.message}"))
-        for p in batch[len(response.outcomes):]:
-            self._settle(p, ControlPlaneUnreachable(f"{self.method} answered fewer outcomes than asked"))
-
-    @staticmethod
-    def _settle(p: _Pending[E], result: BaseException | CompletionOutcome) -> None:
-        if p.done.done():
-            return
-        if isinstance(result, BaseException):
-            p.done.set_exception(result)
-        else:
-            p.done.set_result(result)
+                out.append(error_for(code, f"{self.method}: {outcome.message}"))
+        out += [ControlPlaneUnreachable(f"{self.method} answered fewer outcomes than asked")] * (len(entries) - len(out))
+        return out
 
 
-class CompletionBatcher(_Coalescer[pb.TaskCompletion]):
+class CompletionBatcher(_Batcher[pb.TaskCompletion]):
     """Activity completions, coalesced into CompleteTasks calls."""
 
     method = "CompleteTasks"
@@ -206,7 +159,7 @@ class CompletionBatcher(_Coalescer[pb.TaskCompletion]):
         )
 
 
-class DecisionBatcher(_Coalescer[pb.CompleteWorkflowTaskRequest]):
+class DecisionBatcher(_Batcher[pb.CompleteWorkflowTaskRequest]):
     """Workflow decisions, coalesced into CompleteWorkflowTasks calls (one transaction on the
     control plane for the batch)."""
 

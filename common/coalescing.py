@@ -1,16 +1,22 @@
-"""Coalesces concurrent single calls (enqueue_activity, start_workflow) into batched RPCs.
+"""Coalesces concurrent single calls into batched RPCs, within an item count and a byte budget.
 
-Producers that enqueue one task at a time from many coroutines would pay one round trip and
-one transaction each. A call joins a queue instead; the queue goes out as one batch when
-nothing of it is in flight (at the next turn of the event loop: a lone call waits for no
-timer), or else after `linger` seconds (default 1 ms) or when the calls in flight have all
-answered, whichever comes first, or as soon as it holds `max_batch` items or `budget` bytes. Each caller gets its own outcome: its result, or its own exception
-(raised as the single call would raise it); a call that fails whole fails every item in it.
+Used by the client (enqueue_activity and start_workflow into EnqueueActivities and
+StartWorkflows) and by the worker (its completions into CompleteTasks, its decisions into
+CompleteWorkflowTasks). Many coroutines that each make one call would pay one round trip and
+one transaction each. A call joins a queue instead, and the queue goes out as one batch:
+- as soon as it holds `max_batch` items or `budget` bytes;
+- otherwise, with `idle_flush` (the client's), at the next turn of the event loop when nothing
+  of it is in flight (a lone call waits for no timer), or else after `linger` seconds or when
+  the calls in flight have all answered, whichever comes first;
+- without it (the worker's, whose reports come in waves), `linger` seconds after its first item.
+Each caller gets its own outcome: its result, or its own exception (raised as the single call
+would raise it). A call that fails whole fails every item in it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
@@ -28,8 +34,8 @@ def entry_size(message: Message) -> int:
     return message.ByteSize() + ENTRY_OVERHEAD
 
 
-def chunks(messages: list[M], max_items: int, budget: int) -> list[list[M]]:
-    """Consecutive runs of at most `max_items` messages and `budget` bytes each (a message
+def chunks(messages: list[M], budget: int, max_items: int = sys.maxsize) -> list[list[M]]:
+    """Consecutive runs of at most `budget` bytes and `max_items` messages each (a message
     larger than the budget travels alone)."""
     out: list[list[M]] = []
     current: list[M] = []
@@ -59,7 +65,11 @@ class Coalescer(Generic[M, R]):
         linger: float = 0.001,
         max_batch: int = 1000,
         budget: int = 4 * 1024 * 1024,
+        idle_flush: bool = True,
+        aborted: Callable[[BaseException], Exception] | None = None,
     ) -> None:
+        """`aborted`: what each caller is told when the batched call ends with something
+        that is not an Exception (it was cancelled); by default a RuntimeError naming it."""
         if linger < 0 or max_batch < 1 or budget < 1:
             raise ValueError("linger must be >= 0 seconds, max_batch and budget >= 1")
         self.send = send
@@ -67,6 +77,8 @@ class Coalescer(Generic[M, R]):
         self.linger = linger
         self.max_batch = max_batch
         self.budget = budget
+        self.idle_flush = idle_flush
+        self.aborted = aborted or (lambda exc: RuntimeError(f"{name}: {exc!r}"))
         self._queue: list[tuple[M, asyncio.Future[R]]] = []
         self._queued_bytes = 0
         self._timer: asyncio.Handle | None = None
@@ -90,8 +102,8 @@ class Coalescer(Generic[M, R]):
             self._flush()
         elif self._timer is None:
             # idle: at the next turn (callers of the same turn still join); busy: linger
-            self._timer = (loop.call_later(self.linger, self._flush) if self._in_flight and self.linger
-                           else loop.call_soon(self._flush))
+            self._timer = (loop.call_soon(self._flush) if self.idle_flush and not (self._in_flight and self.linger)
+                           else loop.call_later(self.linger, self._flush))
         return await done
 
     def _flush(self) -> None:
@@ -114,12 +126,12 @@ class Coalescer(Generic[M, R]):
                 outcomes = await self.send([message for message, _ in batch])
             finally:
                 self._in_flight -= 1
-                if not self._in_flight and self._queue:  # what waited for this answer goes now
+                if self.idle_flush and not self._in_flight and self._queue:  # what waited for this answer goes now
                     self._flush()
         except BaseException as exc:  # the call failed whole: every caller sees it
             for _, done in batch:
                 if not done.done():
-                    done.set_exception(exc if isinstance(exc, Exception) else RuntimeError(f"{self.name}: {exc!r}"))
+                    done.set_exception(exc if isinstance(exc, Exception) else self.aborted(exc))
             if not isinstance(exc, Exception):
                 raise
             return
