@@ -237,3 +237,31 @@ async def test_a_following_decision_the_history_moved_under_is_dropped_and_a_dec
     assert [e.event_type for e in events].count("ActivityScheduled") == 1  # s2 was not scheduled
     # a decision task decides on it instead
     assert await db.fetchval("SELECT count(*) FROM durable_task_queue WHERE kind = 'workflow' AND status = 'pending'") == 1
+
+
+async def test_two_outcomes_of_one_workflow_in_a_batch_take_no_following_decision(
+    store: Store, worker: str, db: asyncpg.Connection
+) -> None:
+    """Parallel steps that complete together: the decision made on one of them did not see the
+    other, so it is dropped; one decision task decides on both."""
+    from durable.controlplane.store.decisions import Decision
+    from durable.controlplane.store.workflow_batches import Following
+
+    await store.start_workflow("wf", {}, workflow_id="follow-3")
+    _, [d] = await store.claim(worker, [], ["wf"], limit=1)
+    [outcome] = await store.complete_workflow_tasks(
+        worker, [Decision(d.task.id, d.task.attempt, 1, [schedule("p1"), schedule("p2")], True)])
+    assert [e.sequence_num for e in outcome.events] == [2, 3]  # type: ignore[union-attr]
+    acts, _ = await store.claim(worker, ["a"], [], limit=2)
+    us, stamped = _stamp()
+    done = {"type": "complete_workflow", "result": {}}
+    outcomes, followed = await store.complete_tasks_following(
+        worker, [(acts[0].id, acts[0].attempt, {}), (acts[1].id, acts[1].attempt, {})],
+        {0: Following.stamped_us(3, us, [done], True)})
+    assert [error for _, error in outcomes] == [None, None]
+    assert 0 not in followed or not followed[0].applied
+    events = await store.load_events("follow-3")
+    assert [e.event_type for e in events][-2:] == ["ActivityCompleted", "ActivityCompleted"]
+    assert stamped not in [e.created_at for e in events]
+    assert (await store.get_workflow("follow-3")).status == "running"
+    assert await db.fetchval("SELECT count(*) FROM durable_task_queue WHERE kind = 'workflow' AND status = 'pending'") == 1
