@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import random
 from typing import Any
 
@@ -21,7 +20,7 @@ from durable.controlplane.settings import BreakerSettings
 from durable.controlplane.store import Store
 from durable.controlplane.store.base import parse_uuid
 from durable.controlplane.store.decisions import Applied, Decision
-from durable.controlplane.store.workflow_batches import Following
+from durable.controlplane.store.workflow_batches import Following, log_dropped
 from durable.controlplane.store.workflow_queries import WorkflowQueryStore
 from durable.proto.v1 import durable_pb2 as pb
 from durable.proto.v1 import durable_pb2_grpc as pb_grpc
@@ -29,7 +28,6 @@ from durable.proto.v1 import durable_pb2_grpc as pb_grpc
 MAX_WAIT_SECONDS = 60.0
 MAX_BATCH = 1000
 
-log = logging.getLogger(__name__)
 
 
 
@@ -283,8 +281,7 @@ class WorkerService(pb_grpc.WorkerServiceServicer):
                         [convert.action(a, i, self.limit) for i, a in enumerate(c.decision.actions)],
                         c.decision.keeps_instance)
                 except (DurableError, OverflowError) as exc:  # the completion goes on; a decision task follows it
-                    log.warning("the decision that follows the completion of task %s is dropped (a decision "
-                                "task follows instead): %s", c.task_id, exc)
+                    log_dropped(request.worker_id, c.task_id, exc)
         checked = [item for i, item in enumerate(items) if i not in early]
         results, followed = await self.store.complete_tasks_following(
             required(request.worker_id, "worker_id"), checked, following, of_workflows)

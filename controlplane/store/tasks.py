@@ -6,7 +6,6 @@ back cannot touch the new attempt; its late call raises StaleAttempt and changes
 
 from __future__ import annotations
 
-import logging
 import time
 from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
@@ -38,7 +37,6 @@ MAX_CLAIM_BATCH = 1000
 # (the time the decision saw); one further than this from the control plane's is not taken.
 MAX_STAMP_SKEW_SECONDS = 5.0
 
-log = logging.getLogger(__name__)
 
 
 async def load_with_histories(
@@ -291,7 +289,7 @@ class TaskStore(BreakerStore):
             except DurableError as exc:
                 outcomes[index] = exc
         now = self.now()
-        riding = self._following(following or {}, {v[0]: v[1] for v in valid}, now)
+        riding = self._following(worker_id, following or {}, {v[0]: v[1] for v in valid}, now)
         # One lock order everywhere: task rows by id, then breaker rows by key (two batches
         # that share rows in another order would otherwise deadlock).
         valid.sort(key=lambda v: v[1])
@@ -340,10 +338,11 @@ class TaskStore(BreakerStore):
         return [(items[i][0], outcomes[i]) for i in range(len(items))], followed
 
     def _following(
-        self, following: Mapping[int, workflow_batches.Following], valid: Mapping[int, UUID], now: datetime
+        self, worker_id: str, following: Mapping[int, workflow_batches.Following], valid: Mapping[int, UUID],
+        now: datetime,
     ) -> dict[int, workflow_batches.Following]:
         """The following decisions that can be taken, their actions checked; the others are
-        dropped, said once each in the log."""
+        dropped (said in the log, at most once a minute per worker)."""
         out: dict[int, workflow_batches.Following] = {}
         for index, f in following.items():
             if index not in valid:
@@ -354,8 +353,7 @@ class TaskStore(BreakerStore):
                                           f"{MAX_STAMP_SKEW_SECONDS:g} s from the control plane's clock")
                 out[index] = replace(f, actions=self._plan(f.actions))  # type: ignore[attr-defined]
             except DurableError as exc:
-                log.warning("the decision that follows the completion of task %s is dropped (a decision task "
-                            "follows instead): %s", valid[index], exc)
+                workflow_batches.log_dropped(worker_id, valid[index], exc)
         return out
 
     async def _complete_one(

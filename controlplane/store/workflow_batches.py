@@ -12,6 +12,7 @@ telling its parent) is rolled back and left to the single path too.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -30,6 +31,26 @@ from durable.controlplane.store.records import ClaimedTask, Event, WorkflowInsta
 
 log = logging.getLogger(__name__)
 EPOCH = datetime.fromtimestamp(0, UTC)
+
+
+# A worker whose following decisions cannot be taken (its clock far off, a bug) would say so
+# with every completion: the log says it once a minute per worker, with how many since.
+DROPPED_LOG_INTERVAL_SECONDS = 60.0
+_dropped: dict[str, tuple[float, int]] = {}
+
+
+def log_dropped(worker_id: str, task_id: Any, reason: object) -> None:
+    """Say that the decision following the completion of `task_id` was dropped (a decision
+    task follows instead), at most once a minute per worker."""
+    at = time.monotonic()
+    last, quiet = _dropped.get(worker_id, (float("-inf"), 0))
+    if at - last < DROPPED_LOG_INTERVAL_SECONDS:
+        _dropped[worker_id] = (last, quiet + 1)
+        return
+    _dropped[worker_id] = (at, 0)
+    more = f" ({quiet} more from this worker since the last such line)" if quiet else ""
+    log.warning("worker %s: the decision that follows the completion of task %s is dropped (a decision "
+                "task follows instead): %s%s", worker_id, task_id, reason, more)
 
 
 @dataclass(frozen=True, slots=True)

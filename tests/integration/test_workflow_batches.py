@@ -265,3 +265,22 @@ async def test_two_outcomes_of_one_workflow_in_a_batch_take_no_following_decisio
     assert stamped not in [e.created_at for e in events]
     assert (await store.get_workflow("follow-3")).status == "running"
     assert await db.fetchval("SELECT count(*) FROM durable_task_queue WHERE kind = 'workflow' AND status = 'pending'") == 1
+
+
+def test_dropped_following_decisions_are_said_once_a_minute_per_worker(caplog: pytest.LogCaptureFixture) -> None:
+    """A worker whose clock is far off would have each of its completions say so."""
+    import logging
+
+    from durable.controlplane.store import workflow_batches
+
+    workflow_batches._dropped.clear()
+    with caplog.at_level(logging.WARNING, logger=workflow_batches.__name__):
+        for i in range(50):
+            workflow_batches.log_dropped("skewed", f"t-{i}", "its event is stamped far off")
+        workflow_batches.log_dropped("other", "t-x", "a bad action")
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 2 and "worker skewed" in lines[0] and "t-0" in lines[0] and "worker other" in lines[1]
+    workflow_batches._dropped["skewed"] = (workflow_batches._dropped["skewed"][0] - 61, 49)
+    with caplog.at_level(logging.WARNING, logger=workflow_batches.__name__):
+        workflow_batches.log_dropped("skewed", "t-50", "its event is stamped far off")
+    assert "49 more from this worker" in caplog.records[-1].getMessage()
