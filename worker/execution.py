@@ -201,9 +201,7 @@ class TaskRunner:
         if running.cancel_reason is not None:
             log.info("task %s: result dropped (%s)", task.id, running.cancel_reason)
             self._forget(running)
-            if running.following is not None:
-                running.following.settle(self.cache, None)  # type: ignore[arg-type]
-                running.following = None
+            self._settle_following(running, None)
             return "cancelled"
         running.phase = "reporting"
         # The task's own slot is free now: the activities its decision schedules may take it
@@ -223,9 +221,7 @@ class TaskRunner:
         finally:
             if not running.applied:
                 self._forget(running)
-            if running.following is not None:  # no answer came that settled it
-                running.following.settle(self.cache, None)  # type: ignore[arg-type]
-                running.following = None
+            self._settle_following(running, None)  # no answer came that settled it
             if running.reserved and self.slots is not None:
                 self.slots.release(running.reserved)
                 running.reserved = 0
@@ -385,6 +381,13 @@ class TaskRunner:
             return None
         return following
 
+    def _settle_following(self, running: RunningTask, outcome: pb.CompletionOutcome | None) -> None:
+        """The decision riding on the task's completion is done with: applied (`outcome` says
+        so) or not (None); see Following.settle."""
+        if running.following is not None:
+            running.following.settle(self.cache, outcome)  # type: ignore[arg-type]
+            running.following = None
+
     def _ask_eager(self, request: pb.CompleteWorkflowTaskRequest | pb.FollowingDecision) -> int:
         """Mark the decision's new activities this worker serves `eager`, as many as it has
         free slots for (reserved until the answer); returns how many slots it reserved."""
@@ -476,8 +479,7 @@ class TaskRunner:
                 return
             except InvalidArgument as exc:
                 if running.following is not None:  # the completion goes on alone
-                    running.following.settle(self.cache, None)  # type: ignore[arg-type]
-                    running.following = None
+                    self._settle_following(running, None)
                     continue
                 if method == "FailTask":
                     log.error("task %s: FailTask rejected: %s; dropped", task.id, exc)
@@ -513,8 +515,7 @@ class TaskRunner:
                 await asyncio.sleep(backoff.next_delay())
                 continue
             if method == "CompleteTask" and running.following is not None:
-                running.following.settle(self.cache, response)  # type: ignore[arg-type]
-                running.following = None
+                self._settle_following(running, response)
                 if response.tasks and self.slots is not None:
                     for handed in response.tasks:  # eager: in the slots the decision reserved
                         self.slots.start_task(handed)
