@@ -248,19 +248,21 @@ class TaskRunner:
             failure = failure_to_proto(str(exc), type(exc).__name__, non_retryable=True)
             return "FailTask", self._fail_request(task, failure)
         timeout = task.start_to_close_timeout or definition.options.start_to_close_timeout or None
+        # the deadline on this task itself (wait_for would run the activity in a task of its own)
+        limit = asyncio.timeout(timeout)
         try:
-            call = self._call(definition, ctx, data)
-            result = await (call if timeout is None else asyncio.wait_for(call, timeout))
+            async with limit:
+                result = await self._call(definition, ctx, data)
         except asyncio.CancelledError:
             raise
-        except TimeoutError:
-            failure = failure_to_proto(
-                f"activity {task.activity_type} exceeded its start_to_close_timeout of "
-                f"{timeout} s",
-                "StartToCloseTimeout",
-            )
-            return "FailTask", self._fail_request(task, failure)
         except Exception as exc:  # noqa: BLE001 - user code may raise anything
+            if isinstance(exc, TimeoutError) and limit.expired():
+                failure = failure_to_proto(
+                    f"activity {task.activity_type} exceeded its start_to_close_timeout of "
+                    f"{timeout} s",
+                    "StartToCloseTimeout",
+                )
+                return "FailTask", self._fail_request(task, failure)
             if running.cancel_reason is None:
                 log.info(
                     "activity %s (task %s, attempt %d) failed: %s: %s",

@@ -132,57 +132,133 @@ async def _complete_workflow_activities(
     following: Mapping[UUID, Following],
 ) -> Completed:
     ids = [i[0] for i in items]
-    follows = [following.get(i[0]) for i in items]
     async with conn.transaction():
-        locked = {r["id"]: r for r in await conn.fetch(Q.lock_workflows_of_tasks, ids)}
+        locked = {r["task_id"]: r for r in await conn.fetch(Q.lock_workflows_of_tasks, ids)}
+        plan = _Plan.of(store, worker_id, items, following, locked, now)
         rows = await conn.fetch(
             Q.complete_workflow_activities, worker_id, now, ids, [i[1] for i in items], [i[2] for i in items],
-            store.workflow_task_max_attempts,
-            [f.after_seq if f is not None else -1 for f in follows],
-            [f.stamped_at if f is not None else None for f in follows],
+            store.workflow_task_max_attempts, *plan.columns(items), *plan.events,
+            [plan.command_bytes(i[0]) for i in items],
         )
         out = Completed(done={r["id"]: r["activity_type"] for r in rows})
         for activity_type, count in sorted(Counter(out.done.values()).items()):
             await store._breaker_success(conn, activity_type, now, count)
-        # the workflows as they stand after the completions' events (the size is near enough:
-        # the single path checks it exactly)
-        followed = [(r["id"], WorkflowInstance.from_row({
-            **locked[r["workflow_id"]], "last_event_seq": following[r["id"]].after_seq + 1, "updated_at": now,
-        }), following[r["id"]]) for r in rows if r["followed"]]
+        followed = [r["id"] for r in rows if r["followed"]]
         if followed:
-            await _apply_following(store, conn, worker_id, followed, now, out)
+            await _apply_following(store, conn, worker_id, plan, followed, now, out)
+        ended = sorted(r["workflow_id"] for r in rows if r["ended"])
+        if ended:
+            cancelled = await conn.fetch(Q.cancel_open_steps_of, ended, now)
+            await store._free_trials(conn, cancelled, now)
+            out.ended.extend(ended)
     return out
+
+
+@dataclass(slots=True)
+class _Plan:
+    """The following decisions of a completion batch, planned before its statement from the
+    locked workflows: those the statement may apply itself (`together`: the common commands,
+    their events numbered after the completion's), and the others, which the single path
+    applies once the statement has found them followed."""
+
+    following: Mapping[UUID, Following]
+    workflows: dict[UUID, WorkflowInstance] = field(default_factory=dict)  # by task, as after its event
+    together: dict[UUID, tuple[Decided, list[UUID | None], PlannedEvents]] = field(default_factory=dict)
+    events: tuple[list[Any], ...] = field(default_factory=lambda: tuple([] for _ in range(4)))
+
+    @classmethod
+    def of(cls, store: StoreBase, worker_id: str, items: Sequence[tuple[UUID, int, str]],
+           following: Mapping[UUID, Following], locked: Mapping[UUID, asyncpg.Record], now: datetime) -> _Plan:
+        plan = cls(following)
+        if not following:
+            return plan
+        per_workflow = Counter(r["id"] for r in locked.values())
+        for task_id, _, _ in items:
+            f = following.get(task_id)
+            row = locked.get(task_id)
+            if f is None or row is None or per_workflow[row["id"]] > 1:
+                continue  # a workflow with two outcomes here gets a decision task (as the statement rules)
+            # the workflow as it stands after the completion's event (the size is near enough:
+            # the single path checks it exactly)
+            wf = WorkflowInstance.from_row({**row, "last_event_seq": f.after_seq + 1, "updated_at": now})
+            plan.workflows[task_id] = wf
+            if not set_based(store, wf, f.actions):
+                continue
+            d = Decided(wf, None, f.after_seq + 1, list(f.actions), worker_id if f.keeps_instance else None)
+            step_ids = [uuid.uuid4() if a["type"] in ("schedule_activity", "start_timer") else None for a in d.actions]
+            planned = command_events(d, step_ids, None, now)
+            plan.together[task_id] = (d, step_ids, planned)
+            for seq, event_type, data in planned.events:
+                for column, value in zip(plan.events, (wf.id, seq, event_type, data), strict=True):
+                    column.append(value)
+        return plan
+
+    def columns(self, items: Sequence[tuple[UUID, int, str]]) -> tuple[list[Any], ...]:
+        """The statement's per-item columns $7-$14."""
+        out: tuple[list[Any], ...] = tuple([] for _ in range(8))
+        for task_id, _, _ in items:
+            f = self.following.get(task_id) if task_id in self.workflows else None
+            together = self.together.get(task_id)
+            if together is None:
+                row: tuple[Any, ...] = (f.after_seq if f is not None else -1, f.stamped_at if f is not None else None,
+                                        False, None, None, None, None, None)
+            else:
+                d, _, planned = together
+                row = (d.seen_through_seq - 1, f.stamped_at, True, len(planned.events), d.sticky,  # type: ignore[union-attr]
+                       planned.status, planned.result, planned.error)
+            for column, value in zip(out, row, strict=True):
+                column.append(value)
+        return out
+
+    def command_bytes(self, task_id: UUID) -> int | None:
+        together = self.together.get(task_id)
+        return None if together is None else sum(len(data.encode()) for _, _, data in together[2].events)
 
 
 async def _apply_following(
     store: StoreBase,
     conn: asyncpg.Connection,
     worker_id: str,
-    followed: Sequence[tuple[UUID, WorkflowInstance, Following]],
+    plan: _Plan,
+    followed: Sequence[UUID],
     now: datetime,
     out: Completed,
 ) -> None:
-    """The decisions that ride on completions the statement found `followed` (each its
-    workflow's only outcome, the history where its worker saw it), in the caller's
-    transaction: the common ones together, the others (children, cancellations,
-    continue-as-new, a history near its limit) one by one, as a decision task's would be."""
-    together: list[tuple[UUID, Decided]] = []
-    for task_id, wf, f in followed:
-        sticky = worker_id if f.keeps_instance else None
-        if set_based(store, wf, f.actions):
-            together.append((task_id, Decided(wf, None, f.after_seq + 1, list(f.actions), sticky)))
+    """After the statement, for the completions it found `followed` (each its workflow's only
+    outcome, the history where its worker saw it): the steps of the decisions it applied (all
+    of them, or the batch rolls back), and the other decisions one by one on the single path
+    (children, cancellations, continue-as-new, a history near its limit), in the caller's
+    transaction."""
+    steps: list[tuple[Any, ...]] = []
+    planned_ids: set[UUID] = set()
+    for task_id in followed:
+        together = plan.together.get(task_id)
+        if together is None:
+            f = plan.following[task_id]
+            wf = plan.workflows[task_id]
+            ended = await store._apply(conn, wf, None, f.after_seq + 1, list(f.actions), now,  # type: ignore[attr-defined]
+                                       sticky=worker_id if f.keeps_instance else None)
+            out.followed[task_id] = Followed(True)
+            out.decided_types.append(wf.workflow_type)
+            if ended:
+                out.ended.append(wf.id)
             continue
-        ended = await store._apply(conn, wf, None, f.after_seq + 1, list(f.actions), now, sticky=sticky)  # type: ignore[attr-defined]
-        out.followed[task_id] = Followed(True)
-        out.decided_types.append(wf.workflow_type)
-        if ended:
-            out.ended.append(wf.id)
-    if together:
-        batch = await apply_decisions(store, conn, worker_id, [d for _, d in together], now)
-        for task_id, d in together:
-            out.followed[task_id] = Followed(True, tuple(batch.handed.get(d.wf.id, ())), tuple(batch.events.get(d.wf.id, ())))
-            out.decided_types.append(d.wf.workflow_type)
-        out.ended.extend(sorted(batch.ended))
+        d, step_ids, _ = together
+        steps.extend(decided_steps(d, step_ids))
+        planned_ids.update(i for i in step_ids if i is not None)
+    handed: dict[str, list[ClaimedTask]] = {}
+    if steps:
+        guarded = (await store.breaker_keys(conn)) | (await store.rate_limited_types(conn))
+        inserted, handed = await insert_steps(store, conn, worker_id, steps, guarded, now)
+        if inserted != planned_ids:  # a command that had its step already (it cannot, from a kept instance)
+            raise ConcurrencyConflict("a following decision scheduled a step its workflow already has")
+    for task_id in followed:
+        together = plan.together.get(task_id)
+        if together is None:
+            continue
+        d, _, planned = together
+        out.followed[task_id] = Followed(True, tuple(handed.get(d.wf.id, ())), tuple(planned.told))
+        out.decided_types.append(d.wf.workflow_type)
 
 
 # -- decisions ---------------------------------------------------------------------------
@@ -234,6 +310,99 @@ class AppliedDecisions:
     events: dict[str, list[Event]]
 
 
+@dataclass(slots=True)
+class PlannedEvents:
+    """A decision's command events, numbered after its workflow's history (seq, type, data
+    JSON); how it ends the run (status, result and error JSON), if it does; what its worker is
+    told of them (keeping the instance)."""
+
+    events: list[tuple[int, str, str]] = field(default_factory=list)
+    status: str | None = None
+    result: str | None = None
+    error: str | None = None
+    told: list[Event] = field(default_factory=list)
+
+
+def command_events(d: Decided, step_ids: Sequence[UUID | None], inserted: set[UUID] | None,
+                   now: datetime) -> PlannedEvents:
+    """The events of decision `d` (set-based commands only), a step's only if it was
+    `inserted` (None: all were)."""
+    out = PlannedEvents()
+    seq = d.wf.last_event_seq
+    for action, step_id in zip(d.actions, step_ids, strict=True):
+        kind = action["type"]
+        if kind == "schedule_activity":
+            if inserted is not None and step_id not in inserted:
+                continue
+            event = ("ActivityScheduled", {"activity_id": action["activity_id"], "activity_type": action["activity_type"],
+                                           "input": action["input"], "task_id": str(step_id)})
+        elif kind == "start_timer":
+            if inserted is not None and step_id not in inserted:
+                continue
+            fire_at = now + timedelta(seconds=action["fire_after"])
+            event = ("TimerStarted", {"timer_id": action["timer_id"], "fire_at": fire_at.isoformat()})
+        elif kind == "record_marker":
+            event = ("MarkerRecorded", {"kind": action["kind"], "marker_id": action["marker_id"], "value": action["value"]})
+        elif kind == "complete_workflow":
+            event = ("WorkflowCompleted", {"result": action["result"]})
+            out.status, out.result = "completed", dumps(action["result"])
+        else:
+            event = ("WorkflowFailed", {"error": action["error"]})
+            out.status, out.error = "failed", dumps(action["error"])
+        seq += 1
+        out.events.append((seq, event[0], dumps(event[1])))
+        if d.sticky is not None and out.status is None:
+            out.told.append(Event(seq, event[0], dumps({k: event[1][k] for k in IDENTIFYING if k in event[1]}),
+                                  now))
+    return out
+
+
+def decided_steps(d: Decided, step_ids: Sequence[UUID | None]) -> list[tuple[Any, ...]]:
+    """The activities and timers decision `d` schedules, one row each, ids chosen."""
+    trace_id, span_id = (d.wf.trace_id, d.wf.span_id) if d.wf.trace_id and d.wf.span_id else (None, None)
+    steps: list[tuple[Any, ...]] = []
+    for action, step_id in zip(d.actions, step_ids, strict=True):
+        kind = action["type"]
+        if kind == "schedule_activity":
+            opts: ActivityOptions = action["options"]
+            steps.append((step_id, "activity", d.wf.id, action["activity_id"], action["activity_type"],
+                          action["input_json"], opts, trace_id, span_id, bool(action.get("eager"))))
+        elif kind == "start_timer":
+            opts = ActivityOptions(start_delay=action["fire_after"])
+            steps.append((step_id, "timer", d.wf.id, action["timer_id"], "timer",
+                          dumps({"timer_id": action["timer_id"]}), opts, trace_id, span_id, False))
+    return steps
+
+
+async def insert_steps(
+    store: StoreBase, conn: asyncpg.Connection, worker_id: str, steps: Sequence[tuple[Any, ...]],
+    guarded: frozenset[str], now: datetime,
+) -> tuple[set[UUID], dict[str, list[ClaimedTask]]]:
+    """Insert decided steps (decided_steps) in one statement: the ids inserted, and per
+    workflow the activities handed to `worker_id` at once (eager dispatch, where it asked and
+    the activity has no concurrency key, circuit breaker or rate limit)."""
+    columns: tuple[list[Any], ...] = tuple([] for _ in range(18))
+    for step_id, kind, workflow_id, activity_id, activity_type, input_json, opts, trace_id, span_id, eager in steps:
+        policy = opts.retry_policy
+        eager = eager and opts.concurrency_key is None and activity_type not in guarded and not opts.start_delay
+        row = (step_id, kind, workflow_id, activity_id, activity_type, input_json, opts.priority,
+               now + timedelta(seconds=opts.start_delay), policy.max_attempts, policy_json(opts),
+               opts.schedule_to_start_timeout, opts.start_to_close_timeout, opts.heartbeat_timeout,
+               trace_id, span_id, opts.concurrency_key, opts.concurrency_limit, eager)
+        for column, value in zip(columns, row, strict=True):
+            column.append(value)
+    inserted: set[UUID] = set()
+    handed: dict[str, list[ClaimedTask]] = {}
+    for r in await conn.fetch(Q.insert_decided_steps, now, worker_id, *columns):
+        inserted.add(r["id"])
+        if r["eager"]:
+            task = ClaimedTask(*list(r.values())[:-1])
+            handed.setdefault(task.workflow_id or "", []).append(task)
+    for activity_type, count in Counter(t.activity_type for ts in handed.values() for t in ts).items():
+        store.observer.claimed("activity", activity_type, count)
+    return inserted, handed
+
+
 async def apply_decisions(
     store: StoreBase, conn: asyncpg.Connection, worker_id: str, decisions: Sequence[Decided], now: datetime
 ) -> AppliedDecisions:
@@ -242,83 +411,28 @@ async def apply_decisions(
     statement. Eager dispatch hands activities to `worker_id` when it asked, for activities
     with no concurrency key, circuit breaker or rate limit. Raises ConcurrencyConflict when a
     history moved under its lock (it cannot; the caller rolls back)."""
-    guarded = (await store.breaker_keys(conn)) | (await store.rate_limited_types(conn))
-    steps: list[tuple[Any, ...]] = []
-    planned_ids: list[list[UUID | None]] = []
-    for d in decisions:
-        trace_id, span_id = (d.wf.trace_id, d.wf.span_id) if d.wf.trace_id and d.wf.span_id else (None, None)
-        ids: list[UUID | None] = []
-        for action in d.actions:
-            kind = action["type"]
-            if kind == "schedule_activity":
-                opts: ActivityOptions = action["options"]
-                step_id = uuid.uuid4()
-                eager = bool(action.get("eager")) and opts.concurrency_key is None \
-                    and action["activity_type"] not in guarded
-                steps.append((step_id, "activity", d.wf.id, action["activity_id"], action["activity_type"],
-                              action["input_json"], opts, trace_id, span_id, eager))
-            elif kind == "start_timer":
-                step_id = uuid.uuid4()
-                opts = ActivityOptions(start_delay=action["fire_after"])
-                steps.append((step_id, "timer", d.wf.id, action["timer_id"], "timer",
-                              dumps({"timer_id": action["timer_id"]}), opts, trace_id, span_id, False))
-            else:
-                step_id = None
-            ids.append(step_id)
-        planned_ids.append(ids)
+    planned_ids = [[uuid.uuid4() if a["type"] in ("schedule_activity", "start_timer") else None for a in d.actions]
+                   for d in decisions]
+    steps = [step for d, ids in zip(decisions, planned_ids, strict=True) for step in decided_steps(d, ids)]
     inserted: set[UUID] = set()
     handed: dict[str, list[ClaimedTask]] = {}
     if steps:
-        columns: tuple[list[Any], ...] = tuple([] for _ in range(18))
-        for step_id, kind, workflow_id, activity_id, activity_type, input_json, opts, trace_id, span_id, eager in steps:
-            policy = opts.retry_policy
-            row = (step_id, kind, workflow_id, activity_id, activity_type, input_json, opts.priority,
-                   now + timedelta(seconds=opts.start_delay), policy.max_attempts, policy_json(opts),
-                   opts.schedule_to_start_timeout, opts.start_to_close_timeout, opts.heartbeat_timeout,
-                   trace_id, span_id, opts.concurrency_key, opts.concurrency_limit, eager and not opts.start_delay)
-            for column, value in zip(columns, row, strict=True):
-                column.append(value)
-        for r in await conn.fetch(Q.insert_decided_steps, now, worker_id, *columns):
-            inserted.add(r["id"])
-            if r["eager"]:
-                task = ClaimedTask(*list(r.values())[:-1])
-                handed.setdefault(task.workflow_id or "", []).append(task)
-        for activity_type, count in Counter(t.activity_type for ts in handed.values() for t in ts).items():
-            store.observer.claimed("activity", activity_type, count)
+        guarded = (await store.breaker_keys(conn)) | (await store.rate_limited_types(conn))
+        inserted, handed = await insert_steps(store, conn, worker_id, steps, guarded, now)
     per_decision: tuple[list[Any], ...] = tuple([] for _ in range(10))
     events: tuple[list[Any], ...] = tuple([] for _ in range(4))
     told: dict[str, list[Event]] = {}
     for d, ids in zip(decisions, planned_ids, strict=True):
-        seq = d.wf.last_event_seq
-        status = result = error = None
-        for action, step_id in zip(d.actions, ids, strict=True):
-            kind = action["type"]
-            if kind == "schedule_activity":
-                if step_id not in inserted:
-                    continue
-                event = ("ActivityScheduled", {"activity_id": action["activity_id"], "activity_type": action["activity_type"],
-                                               "input": action["input"], "task_id": str(step_id)})
-            elif kind == "start_timer":
-                if step_id not in inserted:
-                    continue
-                fire_at = now + timedelta(seconds=action["fire_after"])
-                event = ("TimerStarted", {"timer_id": action["timer_id"], "fire_at": fire_at.isoformat()})
-            elif kind == "record_marker":
-                event = ("MarkerRecorded", {"kind": action["kind"], "marker_id": action["marker_id"], "value": action["value"]})
-            elif kind == "complete_workflow":
-                event = ("WorkflowCompleted", {"result": action["result"]})
-                status, result = "completed", dumps(action["result"])
-            else:
-                event = ("WorkflowFailed", {"error": action["error"]})
-                status, error = "failed", dumps(action["error"])
-            seq += 1
-            for column, value in zip(events, (d.wf.id, seq, event[0], dumps(event[1])), strict=True):
+        planned = command_events(d, ids, inserted, now)
+        for seq, event_type, data in planned.events:
+            for column, value in zip(events, (d.wf.id, seq, event_type, data), strict=True):
                 column.append(value)
-            if d.sticky is not None and status is None:
-                told.setdefault(d.wf.id, []).append(Event(seq, event[0], dumps(
-                    {k: event[1][k] for k in IDENTIFYING if k in event[1]}), now))
-        decided: tuple[Any, ...] = (d.wf.id, d.wf.last_event_seq, seq, d.seen_through_seq, d.sticky, d.task_id,
-                                    dumps({"applied": True, "actions": len(d.actions)}), status, result, error)
+        if planned.told:
+            told[d.wf.id] = planned.told
+        last = planned.events[-1][0] if planned.events else d.wf.last_event_seq
+        decided: tuple[Any, ...] = (d.wf.id, d.wf.last_event_seq, last, d.seen_through_seq, d.sticky, d.task_id,
+                                    dumps({"applied": True, "actions": len(d.actions)}), planned.status,
+                                    planned.result, planned.error)
         for column, value in zip(per_decision, decided, strict=True):
             column.append(value)
     rows = await conn.fetch(Q.apply_decisions, now, *per_decision, *events)

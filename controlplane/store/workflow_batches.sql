@@ -3,16 +3,17 @@
 
 -- name: lock_workflows_of_tasks
 -- The lock order of every write path, for a batch: the workflows of tasks $1, locked in id
--- order (two batches that share workflows cannot deadlock). Runs as its own statement so the
--- next one's snapshot sees what the transactions it waited for wrote. The rows are what a
--- decision that follows a completion needs; the input, result and error stay unread (NULL).
-SELECT w.id, w.workflow_type, w.status, NULL AS input, NULL AS result, NULL AS error,
+-- order (two batches that share workflows cannot deadlock), each with the task it was found
+-- by (a workflow with two tasks here comes twice). Runs as its own statement so the next
+-- one's snapshot sees what the transactions it waited for wrote. The rows are what a decision
+-- that follows a completion needs; the input, result and error stay unread (NULL).
+SELECT t.id AS task_id, w.id, w.workflow_type, w.status, NULL AS input, NULL AS result, NULL AS error,
        w.last_event_seq, w.decided_through_seq, w.created_at, w.updated_at, w.started_at, w.completed_at,
        w.trace_id, w.span_id, w.blocked, w.cancel_requested_at, w.pinned, w.sticky_worker_id,
        w.decision_seen_seq, w.parent_workflow_id, w.parent_close_policy, w.run_number, w.history_bytes,
        w.history_warned
-FROM durable_workflow_instances w
-WHERE w.id IN (SELECT workflow_id FROM durable_task_queue WHERE id = ANY($1::uuid[]) AND workflow_id IS NOT NULL)
+FROM durable_task_queue t JOIN durable_workflow_instances w ON w.id = t.workflow_id
+WHERE t.id = ANY($1::uuid[])
 ORDER BY w.id
 FOR UPDATE OF w;
 
@@ -27,16 +28,25 @@ FOR UPDATE OF w;
 -- is `followed` when that decision can be applied instead of queueing one: it is the
 -- workflow's only outcome here, the history was at $7 and decided through it, the worker is
 -- the one that keeps the instance, the workflow runs unblocked, and no decision waits. Its
--- event then bears the worker's time (the time its decision saw). Rows that come back
--- completed; the caller finds out why the others did not.
+-- event then bears the worker's time (the time its decision saw).
+-- A followed decision with $9 set is applied here too (the caller adds its steps after):
+-- its $10 command events (given in $15-$18, numbered after the completion's) appended, the
+-- workflow decided through them, kept by $11 (the worker that keeps the instance, or none),
+-- and ended with status $12 and its result $13 or error $14 if the decision ended it (its
+-- NOTIFY durable_workflows goes out on commit); $19: the bytes of those events. The others
+-- the caller applies itself. Rows that come back completed; the caller finds out why the
+-- others did not.
 WITH done AS (
     UPDATE durable_task_queue t
     SET status = 'completed', result = c.result::jsonb, completed_at = $2
-    FROM unnest($3::uuid[], $4::int[], $5::text[], $7::int[], $8::timestamptz[])
-        WITH ORDINALITY AS c(id, attempt, result, follows_seq, stamped_at, ord)
+    FROM unnest($3::uuid[], $4::int[], $5::text[], $7::int[], $8::timestamptz[], $9::boolean[], $10::int[],
+                $11::text[], $12::text[], $13::text[], $14::text[], $19::bigint[])
+        WITH ORDINALITY AS c(id, attempt, result, follows_seq, stamped_at, applies, commands, sticky, ends,
+                             ended_result, ended_error, command_bytes, ord)
     WHERE t.id = c.id AND t.status || '' = 'claimed' AND t.claimed_by = $1 AND t.attempt = c.attempt
       AND t.kind = 'activity' AND t.workflow_id IS NOT NULL
     RETURNING t.id, t.workflow_id, t.activity_id, t.activity_type, t.attempt, c.ord, c.follows_seq, c.stamped_at,
+        c.applies, c.commands, c.sticky, c.ends, c.ended_result, c.ended_error, c.command_bytes,
         jsonb_build_object(
             'activity_id', t.activity_id, 'activity_type', t.activity_type,
             'result', CASE WHEN jsonb_typeof(c.result::jsonb) = 'null' THEN '{}'::jsonb ELSE c.result::jsonb END,
@@ -47,31 +57,52 @@ WITH done AS (
               AND e.event_data->>'activity_id' = t.activity_id
         ) AS outcome_recorded
 ), outcomes AS (
-    SELECT d.*, row_number() OVER (PARTITION BY d.workflow_id ORDER BY d.ord) AS n
+    -- with the workflow as it stood before this statement (its row is locked by the caller):
+    -- whether a decision that follows the completion can be taken
+    SELECT d.*, row_number() OVER (PARTITION BY d.workflow_id ORDER BY d.ord) AS n,
+           d.follows_seq >= 0 AND w.last_event_seq = d.follows_seq AND w.status = 'running'
+               AND w.blocked IS NULL AND w.decided_through_seq = w.last_event_seq
+               AND w.sticky_worker_id = $1 AS may_follow
     FROM done d JOIN durable_workflow_instances w ON w.id = d.workflow_id
     WHERE NOT d.outcome_recorded AND w.status NOT IN ('completed', 'failed', 'cancelled')
 ), counted AS (
     SELECT workflow_id, count(*) AS n, sum(octet_length(event_data::text)) AS bytes
     FROM outcomes GROUP BY workflow_id
-), advanced AS (
-    UPDATE durable_workflow_instances w
-    SET last_event_seq = w.last_event_seq + c.n, updated_at = $2, history_bytes = w.history_bytes + c.bytes
-    FROM counted c WHERE w.id = c.workflow_id
-    RETURNING w.id, w.workflow_type, w.last_event_seq - c.n AS after_seq, c.n, w.trace_id, w.span_id,
-        w.sticky_worker_id,
-        (w.status = 'running' AND w.blocked IS NULL AND w.decided_through_seq = w.last_event_seq - c.n) AS settled
 ), followed AS (
-    SELECT o.id, o.workflow_id FROM outcomes o JOIN advanced a ON a.id = o.workflow_id
-    WHERE o.follows_seq >= 0 AND a.n = 1 AND a.after_seq = o.follows_seq AND a.settled
-      AND a.sticky_worker_id = $1
+    SELECT o.id, o.workflow_id, o.applies, o.commands, o.sticky, o.ends, o.ended_result, o.ended_error,
+           o.command_bytes
+    FROM outcomes o JOIN counted c ON c.workflow_id = o.workflow_id
+    WHERE o.may_follow AND c.n = 1
       AND NOT EXISTS (
           SELECT 1 FROM durable_task_queue q
-          WHERE q.workflow_id = a.id AND q.kind = 'workflow' AND q.status IN ('pending', 'claimed'))
+          WHERE q.workflow_id = o.workflow_id AND q.kind = 'workflow' AND q.status IN ('pending', 'claimed'))
+), applied AS (
+    SELECT * FROM followed WHERE applies
+), advanced AS (
+    UPDATE durable_workflow_instances w
+    SET last_event_seq = w.last_event_seq + c.n + COALESCE(f.commands, 0), updated_at = $2,
+        history_bytes = w.history_bytes + c.bytes + COALESCE(f.command_bytes, 0),
+        decided_through_seq = CASE WHEN f.applies THEN w.last_event_seq + c.n + f.commands
+                                   ELSE w.decided_through_seq END,
+        decision_seen_seq = CASE WHEN f.applies THEN w.last_event_seq + c.n ELSE w.decision_seen_seq END,
+        sticky_worker_id = CASE WHEN f.applies THEN f.sticky ELSE w.sticky_worker_id END,
+        status = COALESCE(f.ends, w.status),
+        result = COALESCE(f.ended_result::jsonb, w.result),
+        error = COALESCE(f.ended_error::jsonb, w.error),
+        completed_at = CASE WHEN f.ends IS NOT NULL THEN $2 ELSE w.completed_at END
+    FROM counted c LEFT JOIN applied f ON f.workflow_id = c.workflow_id
+    WHERE w.id = c.workflow_id
+    RETURNING w.id, w.workflow_type, w.last_event_seq - c.n - COALESCE(f.commands, 0) AS after_seq, w.trace_id,
+        w.span_id, w.sticky_worker_id
 ), appended AS (
     INSERT INTO durable_workflow_events (workflow_id, sequence_num, event_type, event_data, created_at)
     SELECT o.workflow_id, a.after_seq + o.n, 'ActivityCompleted', o.event_data,
            CASE WHEN o.id IN (SELECT id FROM followed) THEN o.stamped_at ELSE $2 END
     FROM outcomes o JOIN advanced a ON a.id = o.workflow_id
+    UNION ALL
+    SELECT e.workflow_id, e.seq, e.event_type, e.event_data::jsonb, $2
+    FROM unnest($15::text[], $16::int[], $17::text[], $18::text[]) AS e(workflow_id, seq, event_type, event_data)
+    WHERE e.workflow_id IN (SELECT workflow_id FROM applied)
 ), woken AS (
     INSERT INTO durable_task_queue (kind, workflow_id, activity_type, visible_at, created_at, max_attempts, trace_id, span_id, sticky_to)
     SELECT 'workflow', a.id, a.workflow_type, $2, $2, $6, a.trace_id, a.span_id,
@@ -80,7 +111,10 @@ WITH done AS (
     WHERE a.id NOT IN (SELECT workflow_id FROM followed)
     ON CONFLICT (workflow_id) WHERE kind = 'workflow' AND status IN ('pending', 'claimed') DO NOTHING
 )
-SELECT d.id, d.workflow_id, d.activity_type, d.id IN (SELECT id FROM followed) AS followed FROM done d;
+SELECT d.id, d.workflow_id, d.activity_type, f.id IS NOT NULL AS followed, COALESCE(f.applies, false) AS applied,
+       f.ends IS NOT NULL AND f.applies AS ended,
+       CASE WHEN f.ends IS NOT NULL AND f.applies THEN pg_notify('durable_workflows', d.workflow_id) END AS notified
+FROM done d LEFT JOIN followed f ON f.id = d.id;
 
 -- name: lock_workflows_of_decisions
 -- The workflows of decision tasks $1, locked in id order (every batch's lock order), each
