@@ -119,7 +119,8 @@ async def test_the_batched_workflow_writes_read_their_rows_through_indexes(fille
     checks = {
         "lock_workflows_of_tasks": (Q.lock_workflows_of_tasks, ids),
         "complete_workflow_activities": (Q.complete_workflow_activities, "w1", now, ids, ints, ["{}"] * 3, 5,
-                                         [2] * 3, [now] * 3),
+                                         [2] * 3, [now] * 3, [True] * 3, ints, texts, nulls, nulls, nulls,
+                                         wfs, [3] * 3, ["MarkerRecorded"] * 3, ["{}"] * 3, ints),
         "lock_workflows_of_decisions": (Q.lock_workflows_of_decisions, ids),
         "lock_owned_decisions": (Q.lock_owned_decisions, "w1", ids, ints),
         "insert_decided_steps": (Q.insert_decided_steps, now, "w1", ids, ["activity"] * 3, wfs, texts, texts,

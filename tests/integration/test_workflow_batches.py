@@ -5,6 +5,7 @@ cannot take answered by the single path with its reason."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import asyncpg
@@ -284,3 +285,84 @@ def test_dropped_following_decisions_are_said_once_a_minute_per_worker(caplog: p
     with caplog.at_level(logging.WARNING, logger=workflow_batches.__name__):
         workflow_batches.log_dropped("skewed", "t-50", "its event is stamped far off")
     assert "49 more from this worker" in caplog.records[-1].getMessage()
+
+
+async def test_one_batch_applies_following_decisions_together_on_the_single_path_and_not_at_all(
+    store: Store, worker: str, db: asyncpg.Connection
+) -> None:
+    """Three workflows' completions in one batch: one decision goes with the statement (a
+    step), one takes the single path after it (a timer cancelled: not a set-based command),
+    one carries none (a decision task follows). Each history stays whole and numbered."""
+    from durable.controlplane.store.workflow_batches import Following
+
+    acts = [await _kept_with_step(store, worker, f"mix-{i}") for i in range(3)]
+    us, stamped = _stamp()
+    outcomes, followed = await store.complete_tasks_following(
+        worker, [(act.id, act.attempt, {"i": i}) for i, (act, _) in enumerate(acts)], {
+            0: Following.stamped_us(2, us, [schedule("s2")], True),
+            1: Following.stamped_us(2, us, [{"type": "cancel_timer", "timer_id": "never"}, schedule("s2")], True),
+        })
+    assert [error for _, error in outcomes] == [None, None, None]
+    assert followed[0].applied and followed[1].applied and 2 not in followed
+    for i, expected in enumerate([
+        ["WorkflowStarted", "ActivityScheduled", "ActivityCompleted", "ActivityScheduled"],
+        ["WorkflowStarted", "ActivityScheduled", "ActivityCompleted", "TimerCancelled", "ActivityScheduled"],
+        ["WorkflowStarted", "ActivityScheduled", "ActivityCompleted"],
+    ]):
+        events = await store.load_events(f"mix-{i}")
+        assert [e.event_type for e in events] == expected
+        assert [e.sequence_num for e in events] == list(range(1, len(expected) + 1))
+        assert (events[2].created_at == stamped) is (i < 2)
+        wf = await store.get_workflow(f"mix-{i}")
+        decided = len(expected) if i < 2 else 2
+        assert (wf.last_event_seq, wf.decided_through_seq) == (len(expected), decided)
+    pending = await db.fetch("SELECT workflow_id FROM durable_task_queue WHERE kind = 'workflow' AND status = 'pending'")
+    assert [r["workflow_id"] for r in pending] == ["mix-2"]
+    assert await db.fetchval(
+        "SELECT count(*) FROM durable_task_queue WHERE kind = 'activity' AND activity_id = 's2'") == 2
+
+
+async def test_a_following_decision_that_ends_the_workflow_cancels_its_open_steps_and_notifies(
+    store: Store, worker: str, db: asyncpg.Connection
+) -> None:
+    from durable.controlplane.store.workflow_batches import Following
+
+    act, at = await _kept_with_step(store, worker, "end-1")
+    # a timer the workflow left open, then the completion's decision ends the run
+    await db.execute("INSERT INTO durable_task_queue (kind, workflow_id, activity_id, activity_type, visible_at) "
+                     "VALUES ('timer', 'end-1', 't1', 'timer', now() + interval '1 hour')")
+    heard: list[str] = []
+    await db.add_listener("durable_workflows", lambda *args: heard.append(args[3]))
+    us, _ = _stamp()
+    _, followed = await store.complete_tasks_following(worker, [(act.id, act.attempt, {})], {
+        0: Following.stamped_us(at, us, [{"type": "complete_workflow", "result": {"ok": 1}}], False)})
+    assert followed[0].applied and not followed[0].events  # an instance that ended is told nothing
+    wf = await store.get_workflow("end-1")
+    assert (wf.status, wf.result, wf.last_event_seq, wf.decided_through_seq) == ("completed", {"ok": 1}, 4, 4)
+    assert wf.completed_at is not None
+    assert await db.fetchval("SELECT status FROM durable_task_queue WHERE activity_id = 't1'") == "cancelled"
+    deadline = asyncio.get_running_loop().time() + 5
+    while not heard and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.01)
+    assert heard == ["end-1"]
+
+
+async def test_a_following_decision_that_would_schedule_a_step_twice_rolls_back_and_the_completion_stays(
+    store: Store, worker: str, db: asyncpg.Connection
+) -> None:
+    """A decision that schedules the step just completed again (no kept instance does; a bug
+    might): its step already has a task, so the batch is done again without the decision."""
+    from durable.controlplane.store.workflow_batches import Following
+
+    act, at = await _kept_with_step(store, worker, "twice-1")
+    us, stamped = _stamp()
+    outcomes, followed = await store.complete_tasks_following(
+        worker, [(act.id, act.attempt, {"v": 2})], {0: Following.stamped_us(at, us, [schedule("s1")], True)})
+    assert outcomes == [(act.id, None)]
+    assert 0 not in followed or not followed[0].applied
+    events = await store.load_events("twice-1")
+    assert [e.event_type for e in events] == ["WorkflowStarted", "ActivityScheduled", "ActivityCompleted"]
+    assert events[2].created_at != stamped
+    assert await db.fetchval("SELECT count(*) FROM durable_task_queue WHERE kind = 'workflow' AND status = 'pending'") == 1
+    wf = await store.get_workflow("twice-1")
+    assert (wf.last_event_seq, wf.decided_through_seq) == (3, 2)
