@@ -249,14 +249,17 @@ class TaskRunner:
             return "FailTask", self._fail_request(task, failure)
         timeout = task.start_to_close_timeout or definition.options.start_to_close_timeout or None
         # the deadline on this task itself (wait_for would run the activity in a task of its own)
-        limit = asyncio.timeout(timeout)
+        limit = asyncio.timeout(timeout) if timeout is not None else None
         try:
-            async with limit:
+            if limit is None:
                 result = await self._call(definition, ctx, data)
+            else:
+                async with limit:
+                    result = await self._call(definition, ctx, data)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - user code may raise anything
-            if isinstance(exc, TimeoutError) and limit.expired():
+            if isinstance(exc, TimeoutError) and limit is not None and limit.expired():
                 failure = failure_to_proto(
                     f"activity {task.activity_type} exceeded its start_to_close_timeout of "
                     f"{timeout} s",

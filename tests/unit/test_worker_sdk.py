@@ -253,6 +253,10 @@ async def test_activity_outcomes_become_the_right_requests() -> None:
         await asyncio.Event().wait()
         return {}
 
+    @app.activity(name="times_out_itself", start_to_close_timeout=60)
+    async def times_out_itself(ctx: ActivityContext, input: dict[str, Any]) -> dict[str, Any]:
+        raise TimeoutError("the upstream API did not answer")
+
     runner = _runner(app)
 
     def task(kind: str, **kw: Any) -> RunningTask:
@@ -276,6 +280,11 @@ async def test_activity_outcomes_become_the_right_requests() -> None:
 
     method, request = await runner._run_activity(task("slow"))
     assert method == "FailTask" and request.failure.type == "StartToCloseTimeout"
+
+    # a TimeoutError of the activity's own is its failure, not the deadline's
+    method, request = await runner._run_activity(task("times_out_itself"))
+    assert method == "FailTask" and request.failure.type == "TimeoutError"
+    assert "upstream" in request.failure.message
 
     method, request = await runner._run_activity(task("unregistered"))
     assert method == "FailTask" and request.failure.type == "ActivityNotRegistered"
