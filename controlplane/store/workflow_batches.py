@@ -7,6 +7,10 @@ that writes sees what the transactions it waited for committed. What the batch c
 (a task no longer held, a task of another kind) is left to the single path, which says why.
 A batch that meets a deadlock (a path that locks two workflows in another order: a child
 telling its parent) is rolled back and left to the single path too.
+
+A decision that rides on a completion (Following) is planned from the locked workflows before
+the completion's statement; when of the common commands, that statement applies it too (the
+workflow row written once per step), and its steps go in one INSERT after it.
 """
 
 from __future__ import annotations
