@@ -534,7 +534,8 @@ class TaskRunner:
                     for handed in response.tasks:  # eager: in the slots this decision reserved
                         self.slots.start_task(handed)
                 if not response.applied:
-                    log.info("workflow %s: decision out of date, dropped; a new task follows",
+                    log.info("workflow %s: decision not applied (out of date, or taken by a report whose answer "
+                             "was lost); the next decision replays",
                              task.workflow_id)
             elif method == "FailTask":
                 log.debug("task %s failed: outcome %s", task.id, response.outcome)

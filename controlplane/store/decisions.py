@@ -19,7 +19,7 @@ from uuid import UUID
 
 import asyncpg
 
-from durable.common.errors import DurableError, InvalidArgument, NotFound
+from durable.common.errors import DurableError, InvalidArgument, NotFound, StaleAttempt
 from durable.common.policies import ActivityOptions
 from durable.controlplane.store import lineage, workflow_batches
 from durable.controlplane.store.base import StoreBase, check_name, dumps, parse_uuid
@@ -166,6 +166,12 @@ class DecisionStore(StoreBase):
                 kind = owned.get(task_id) or (await self._lock_owned(conn, task_id, worker_id, decision.attempt)).kind
                 if kind != "workflow":
                     raise InvalidArgument(f"task {task_id} is a {kind} task, not a workflow task")
+            except StaleAttempt as exc:
+                # taken already, and the answer that handed out its steps lost: not applied
+                # again, with them (no workflow: no decision to count); else refused
+                again = await workflow_batches.handed_before(conn, worker_id, task_id, decision.attempt)
+                out[index] = (Applied(False, again), None, False) if again else (exc, wf, False)
+                continue
             except DurableError as exc:
                 out[index] = (exc, wf, False)
                 continue

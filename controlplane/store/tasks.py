@@ -16,7 +16,7 @@ from uuid import UUID
 
 import asyncpg
 
-from durable.common.errors import DurableError, InvalidArgument, NotFound, WrongState
+from durable.common.errors import DurableError, InvalidArgument, NotFound, StaleAttempt, WrongState
 from durable.common.payloads import Checked, plain
 from durable.common.policies import ActivityOptions, RetryPolicy
 from durable.controlplane.store import lineage, workflow_batches
@@ -331,6 +331,13 @@ class TaskStore(BreakerStore):
                     activity_type = await self._complete_one(conn, worker_id, task_id, attempt, result_json, result, now)
                     outcomes[index] = None
                     self.observer.completed(activity_type)
+                except StaleAttempt as exc:
+                    # taken already, and the answer that handed out its next steps lost: taken,
+                    # with them (otherwise completing twice is refused, as it changes nothing)
+                    again = await workflow_batches.handed_before(conn, worker_id, task_id, attempt)
+                    outcomes[index] = None if again else exc
+                    if again:
+                        followed[index] = workflow_batches.Followed(False, again)
                 except DurableError as exc:
                     outcomes[index] = exc
         if ended:  # after the commit: the children's locks come after the parent's (lineage)

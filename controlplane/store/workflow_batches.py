@@ -448,3 +448,22 @@ async def apply_decisions(
         cancelled = await conn.fetch(Q.cancel_open_steps_of, sorted(ended), now)
         await store._free_trials(conn, cancelled, now)
     return AppliedDecisions(ended, handed, told)
+
+
+async def handed_before(
+    conn: asyncpg.Connection, worker_id: str, task_id: UUID, attempt: int
+) -> tuple[ClaimedTask, ...] | None:
+    """A report the worker makes again because its answer was lost (the connection dropped,
+    the call timed out) finds its task done by that worker and attempt: None if it was not so;
+    else the activities that report's answer handed the worker (eager dispatch), held for it
+    ever since. With some, the report is answered as taken, with them, instead of refused:
+    they would otherwise wait for the reaper (REAPER_STALE_AFTER_SECONDS) with no worker
+    running them."""
+    taken = await conn.fetchrow(Q.report_taken, task_id, worker_id, attempt)
+    if taken is None:
+        return None
+    if taken["workflow_id"] is None:
+        return ()
+    rows = await conn.fetch(Q.handed_at, taken["workflow_id"], worker_id, taken["completed_at"])
+    return tuple(ClaimedTask.from_row(r) for r in rows)
+

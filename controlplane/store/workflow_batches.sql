@@ -231,3 +231,21 @@ FROM (
 ) AS was
 WHERE t.id = was.id
 RETURNING t.id, t.kind, t.activity_type, was.status AS was_status;
+
+-- name: report_taken
+-- Whether worker $2's report of task $1's attempt $3 was taken already (the task is done, by
+-- this worker and attempt): the worker lost the answer and reports again. The workflow and the
+-- time of that report's transaction, or no row.
+SELECT workflow_id, completed_at FROM durable_task_queue
+WHERE id = $1 AND claimed_by = $2 AND attempt = $3 AND status = 'completed' AND completed_at IS NOT NULL;
+
+-- name: handed_at
+-- The activities of workflow $1 handed to worker $2 at once (eager) by the transaction of time
+-- $3 and still held on their first attempt: what a report's lost answer carried.
+SELECT id, kind, workflow_id, activity_id, activity_type, input, attempt, max_attempts,
+    priority, visible_at, claimed_by, heartbeat_timeout, start_to_close_timeout,
+    heartbeat_details, trace_id, span_id, sticky_to
+FROM durable_task_queue
+WHERE workflow_id = $1 AND kind = 'activity' AND status = 'claimed' AND claimed_by = $2 AND attempt = 1
+  AND created_at = $3 AND claimed_at = $3
+ORDER BY id;

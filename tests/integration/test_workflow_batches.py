@@ -366,3 +366,50 @@ async def test_a_following_decision_that_would_schedule_a_step_twice_rolls_back_
     assert await db.fetchval("SELECT count(*) FROM durable_task_queue WHERE kind = 'workflow' AND status = 'pending'") == 1
     wf = await store.get_workflow("twice-1")
     assert (wf.last_event_seq, wf.decided_through_seq) == (3, 2)
+
+
+async def test_a_completion_reported_again_after_its_answer_was_lost_gets_what_that_answer_handed_out(
+    store: Store, worker: str, db: asyncpg.Connection
+) -> None:
+    """The worker's first CompleteTasks was taken but its answer never came (the connection
+    dropped): the same report again is taken, not refused, and hands out the activities the lost
+    answer carried (eager), instead of leaving them held for no one until the reaper."""
+    from durable.controlplane.store.workflow_batches import Following
+
+    act, at = await _kept_with_step(store, worker, "lost-1")
+    us, _ = _stamp()
+    eager = {**schedule("s2"), "eager": True}
+    report = ([(act.id, act.attempt, {"v": 1})], {0: Following.stamped_us(at, us, [eager], True)})
+    _, first = await store.complete_tasks_following(worker, *report)
+    assert first[0].applied and [t.activity_id for t in first[0].tasks] == ["s2"]
+    outcomes, again = await store.complete_tasks_following(worker, *report)
+    assert outcomes == [(act.id, None)]
+    assert not again[0].applied  # taken before: nothing applied again, and the instance replays
+    assert [t.id for t in again[0].tasks] == [t.id for t in first[0].tasks]
+    assert [e.event_type for e in await store.load_events("lost-1")].count("ActivityCompleted") == 1
+    assert await db.fetchval("SELECT count(*) FROM durable_task_queue WHERE activity_id = 's2'") == 1
+    # another worker's report of the same attempt is still refused
+    await store.register_worker("w2", activity_types=["a"], workflow_types=["wf"])
+    [(_, error)] = (await store.complete_tasks_following("w2", [(act.id, act.attempt, {"v": 1})]))[0]
+    assert isinstance(error, StaleAttempt)
+
+
+async def test_a_decision_reported_again_after_its_answer_was_lost_gets_what_that_answer_handed_out(
+    store: Store, worker: str
+) -> None:
+    from durable.controlplane.store.decisions import Applied, Decision
+
+    await store.start_workflow("wf", {}, workflow_id="lost-2")
+    _, [d] = await store.claim(worker, [], ["wf"], limit=1)
+    decision = Decision(d.task.id, d.task.attempt, 1, [{**schedule("s1"), "eager": True}], True)
+    [first] = await store.complete_workflow_tasks(worker, [decision])
+    assert isinstance(first, Applied) and first.applied and [t.activity_id for t in first.tasks] == ["s1"]
+    [again] = await store.complete_workflow_tasks(worker, [decision])
+    assert isinstance(again, Applied) and not again.applied
+    assert [t.id for t in again.tasks] == [t.id for t in first.tasks]
+    assert [e.event_type for e in await store.load_events("lost-2")] == ["WorkflowStarted", "ActivityScheduled"]
+    # once the activity ran and reported, a late copy of the decision hands out nothing
+    [act] = first.tasks
+    await store.complete_tasks_following(worker, [(act.id, act.attempt, {})])
+    [late] = await store.complete_workflow_tasks(worker, [decision])
+    assert isinstance(late, StaleAttempt)  # refused, as any report of an attempt taken
