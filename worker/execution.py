@@ -354,34 +354,34 @@ class TaskRunner:
             return None
         started = time.perf_counter()
         if not tracing.recording():
-            following = await self._make_following(task, result_json)
+            following = self._make_following(task, result_json)
         else:
             with tracing.span(f"durable.decision {workflow_type}", task.traceparent, **{
                     "durable.workflow.id": task.workflow_id, "durable.worker.id": self.worker_id,
                     "durable.decision.follows_task": task.id}):
-                following = await self._make_following(task, result_json)
+                following = self._make_following(task, result_json)
         if following is not None and self.metrics is not None:  # a decision made, not a task's
             self.metrics.observe("workflow", workflow_type, "followed", time.perf_counter() - started)
         return following
 
-    async def _make_following(self, task: pb.Task, result_json: str) -> Following | None:
+    def _make_following(self, task: pb.Task, result_json: str) -> Following | None:
         try:
             following = decide_on_completion(self.cache, task, result_json)  # type: ignore[arg-type]
         except Exception:  # noqa: BLE001 - the workflow's code (the instance is closed)
             return None
         if following is None:
             return None
+        # A decision that waits on local activities does not ride: running them here would
+        # hold the activity's completion back (and, were the worker to die meanwhile, its
+        # result) for as long as they take. The completion goes now, alone, and the decision
+        # task that follows runs them (replaying). One too large to ride (a quarter of the
+        # batch budget) goes with its decision task too.
         try:
-            if following.decision.local_activities:
-                following.decision = await self.local_activities.settle(
-                    following.instance, following.decision, task.workflow_id)
-            size = following.request.ByteSize() + len(result_json)
-        except BaseException as exc:
-            following.instance.close()
-            if not isinstance(exc, Exception):
-                raise
-            return None
-        if size > self.completions.budget // 4:
+            rides = not following.decision.local_activities and \
+                following.request.ByteSize() + len(result_json) <= self.completions.budget // 4
+        except Exception:  # noqa: BLE001 - an action that does not encode: its decision task says so
+            rides = False
+        if not rides:
             following.instance.close()
             return None
         return following

@@ -84,3 +84,40 @@ def test_a_decision_task_after_a_confirmation_passes_over_the_events_the_instanc
     ], 1)
     [schedule] = decision.actions
     assert isinstance(schedule, ScheduleActivity) and schedule.input == 2 and decision.seen_through_seq == 3
+
+
+@app.activity(name="parse")
+async def parse(ctx: Any, input: Any) -> Any:
+    return input
+
+
+@app.workflow(name="then_local")
+async def then_local(ctx: WorkflowContext, input: Any) -> Any:
+    fetched = await ctx.activity("step", 1)
+    return await ctx.local_activity(parse, fetched)
+
+
+def test_a_decision_that_waits_on_local_activities_does_not_hold_the_completion_back() -> None:
+    """Running them in the following decision would hold the activity's completion (and its
+    result) until they end: the completion goes alone, and a decision task runs them."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from durable.worker.execution import TaskRunner
+
+    runner = TaskRunner(app, None, worker_id="w", executor=ThreadPoolExecutor(1),  # type: ignore[arg-type]
+                        backoff=lambda: None, cache_size=10, following_decisions=True)  # type: ignore[arg-type,return-value]
+    instance = app.workflows["then_local"].instance("wf-1")
+    decision = instance.replay([HistoryEvent(1, "WorkflowStarted", {"input": None})], 0, keep_open=True)
+    [schedule] = decision.actions
+    runner.cache.put("wf-1", instance, decision.seen_through_seq)  # type: ignore[union-attr]
+    runner.cache.confirm("wf-1", instance, [HistoryEvent(2, "ActivityScheduled", {  # type: ignore[union-attr]
+        "activity_id": schedule.activity_id, "activity_type": "step"})], 1)
+    task = pb.Task(id="t-1", kind="activity", workflow_id="wf-1", activity_id=schedule.activity_id,
+                   activity_type="step", attempt=1)
+    assert runner._make_following(task, "7") is None
+    assert len(runner.cache) == 0 and instance.torn_down  # type: ignore[arg-type]  # past the history: a task replays
+    # the same instance, ending on the activity's result alone, would ride
+    cache, first, activity_id = _first_decision()
+    cache.confirm("wf-1", first, [HistoryEvent(2, "ActivityScheduled", {"activity_id": activity_id, "activity_type": "step"})], 1)
+    runner.cache = cache
+    assert runner._make_following(_task(activity_id), "2") is not None
