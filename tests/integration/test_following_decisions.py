@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -107,3 +108,50 @@ async def test_a_result_reads_back_from_jsonb_as_the_following_decision_saw_it(d
     for odd in (1e16, -0.0, {"deep": [1.5e300]}):
         with pytest.raises(_Unstorable):
             stored_result(json.dumps(odd))
+
+
+async def test_a_completion_whose_answer_is_lost_hands_out_its_next_step_on_the_retry(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first CompleteTasks that carries a following decision is taken by the control
+    plane, but its answer (with the next step, handed out eager) never reaches the worker: the
+    call fails UNAVAILABLE. The worker reports again and gets that step in the answer. With
+    the reaper far off (an hour), a step left held for no one would never run."""
+    import grpc
+
+    from durable.controlplane.grpc.worker_service import WorkerService
+    from durable.worker import Worker, WorkerSettings
+    from durable.worker.testing import RunningWorker
+    from tests.support.controlplane import running_control_plane
+
+    original = WorkerService.CompleteTasks
+    dropped: list[int] = []
+
+    async def lose_first_answer(self: WorkerService, request: Any, context: Any) -> Any:
+        response = await original(self, request, context)
+        handed = sum(len(o.tasks) for o in response.outcomes)
+        if not dropped and handed:
+            dropped.append(handed)
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "the answer was lost (test)")
+        return response
+
+    monkeypatch.setattr(WorkerService, "CompleteTasks", lose_first_answer)
+    async with running_control_plane(database_url, poll_interval=0.2, stale_after=3600) as address:
+        worker = Worker(app, WorkerSettings(
+            GRPC_ADDRESS=address, WORKER_ID="lost-answer", WORKER_HEALTH_PORT=0, WORKER_HEALTH_HOST="127.0.0.1",
+            MAX_CONCURRENT_TASKS=4, DURABLE_CLAIM_WAIT=1, DURABLE_RECONNECT_INITIAL_BACKOFF=0.05,
+            DURABLE_RECONNECT_MAX_BACKOFF=0.5))
+        async with RunningWorker(worker), Client(address) as client:
+            workflow_id, _ = await client.start_workflow("steps", {"n": 4})
+            view = await client.wait_workflow(workflow_id, timeout=30)
+            assert (view.status, view.result) == ("completed", 4), view.error
+    assert dropped == [1]
+    conn = await asyncpg.connect(database_url)
+    try:
+        # each step ran once, on its first attempt, and none was taken back
+        attempts = await conn.fetch(
+            "SELECT activity_id, attempt, status FROM durable_task_queue WHERE workflow_id = $1 AND kind = 'activity' "
+            "ORDER BY created_at", workflow_id)
+        assert [(r["attempt"], r["status"]) for r in attempts] == [(1, "completed")] * 4
+    finally:
+        await conn.close()
