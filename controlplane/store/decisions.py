@@ -182,10 +182,10 @@ class DecisionStore(StoreBase):
                     worker_id if decision.keeps_instance else None)))
                 continue
             try:
-                applied, ended = await self._decide(conn, wf, task_id, decision, actions, worker_id, now)
+                applied, ended, told = await self._decide(conn, wf, task_id, decision, actions, worker_id, now)
             except DurableError as exc:
                 raise _Unapplied(str(exc)) from exc
-            out[index] = (Applied(applied), wf, ended)
+            out[index] = (Applied(applied, (), told), wf, ended)
         if together:
             if len({d.wf.id for _, d in together}) < len(together):
                 raise _Unapplied("a batch holds two decisions of one workflow")
@@ -217,8 +217,9 @@ class DecisionStore(StoreBase):
         planned: list[dict[str, Any]],
         worker_id: str,
         now: datetime,
-    ) -> tuple[bool, bool]:
-        """One decision on its locked workflow and task: (applied, the run ended)."""
+    ) -> tuple[bool, bool, tuple[Event, ...]]:
+        """One decision on its locked workflow and task: (applied, the run ended, the command
+        events told to the worker that keeps the instance)."""
         seen = decision.seen_through_seq
         sticky = worker_id if decision.keeps_instance else None
         unseen = wf.last_event_seq > seen
@@ -226,11 +227,13 @@ class DecisionStore(StoreBase):
             await conn.execute(Q.complete_task, task_id, dumps({"applied": False}), now)
             if not wf.is_terminal:
                 await self._wake(conn, wf, now)
-            return False, False
-        ended = await self._apply(conn, wf, task_id, seen, planned, now, sticky=sticky)
+            return False, False, ()
+        # told only when they follow what the instance saw (not after events it did not see)
+        told: list[Event] | None = [] if sticky is not None and not unseen else None
+        ended = await self._apply(conn, wf, task_id, seen, planned, now, sticky=sticky, told=told)
         if unseen and not ended:  # the events it did not see start the next decision
             await self._wake(conn, wf, now, sticky=sticky)
-        return True, ended
+        return True, ended, tuple(told or ())
 
     async def _apply(
         self,
@@ -242,9 +245,12 @@ class DecisionStore(StoreBase):
         now: datetime,
         *,
         sticky: str | None = None,
+        told: list[Event] | None = None,
     ) -> bool:
         """Record the decision's events and tasks; the caller holds the workflow's lock.
-        Returns whether the workflow's run ended (its children's policy then applies)."""
+        Returns whether the workflow's run ended (its children's policy then applies). With
+        `told`, the command events appended go into it (for the worker that keeps the
+        instance) when they end the history: not when the run ended or other events followed."""
         limits = self.history_limits
         if limits.exceeded(wf.last_event_seq + len(planned), wf.history_bytes):
             await self._fail_for_history(conn, wf, task_id, seen_through_seq, now)
@@ -336,6 +342,9 @@ class DecisionStore(StoreBase):
             return True
         if after:
             last_seq = await self._append(conn, wf.id, last_seq, after, now, wake=True)
+        elif told is not None and not (not wf.history_warned and limits.warns(last_seq, wf.history_bytes)):
+            told.extend(workflow_batches.told_event(wf.last_event_seq + 1 + i, event_type, data, now)
+                        for i, (event_type, data) in enumerate(events))
         if not wf.history_warned and limits.warns(last_seq, wf.history_bytes):
             await self._append(conn, wf.id, last_seq, [("HistorySizeWarning", {
                 "events": last_seq, "max_events": limits.max_events,

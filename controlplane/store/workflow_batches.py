@@ -240,9 +240,11 @@ async def _apply_following(
         if together is None:
             f = plan.following[task_id]
             wf = plan.workflows[task_id]
+            told: list[Event] = []
             ended = await store._apply(conn, wf, None, f.after_seq + 1, list(f.actions), now,  # type: ignore[attr-defined]
-                                       sticky=worker_id if f.keeps_instance else None)
-            out.followed[task_id] = Followed(True)
+                                       sticky=worker_id if f.keeps_instance else None,
+                                       told=told if f.keeps_instance else None)
+            out.followed[task_id] = Followed(True, (), tuple(told))
             out.decided_types.append(wf.workflow_type)
             if ended:
                 out.ended.append(wf.id)
@@ -300,7 +302,12 @@ def set_based(store: StoreBase, wf: WorkflowInstance, actions: Sequence[dict[str
 
 # The fields of a command event that say which command it records (what the worker's
 # matching reads): what a kept instance is told of the events its decision appended.
-IDENTIFYING = ("activity_id", "activity_type", "timer_id", "kind", "marker_id")
+IDENTIFYING = ("activity_id", "activity_type", "timer_id", "kind", "marker_id", "workflow_type", "child_id")
+
+
+def told_event(seq: int, event_type: str, data: Mapping[str, Any], now: datetime) -> Event:
+    """What the worker that keeps the instance is told of a command event it appended."""
+    return Event(seq, event_type, dumps({k: data[k] for k in IDENTIFYING if k in data}), now)
 
 
 @dataclass(slots=True)
@@ -356,8 +363,7 @@ def command_events(d: Decided, step_ids: Sequence[UUID | None], inserted: set[UU
         seq += 1
         out.events.append((seq, event[0], dumps(event[1])))
         if d.sticky is not None and out.status is None:
-            out.told.append(Event(seq, event[0], dumps({k: event[1][k] for k in IDENTIFYING if k in event[1]}),
-                                  now))
+            out.told.append(told_event(seq, event[0], event[1], now))
     return out
 
 

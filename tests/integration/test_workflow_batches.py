@@ -304,6 +304,10 @@ async def test_one_batch_applies_following_decisions_together_on_the_single_path
         })
     assert [error for _, error in outcomes] == [None, None, None]
     assert followed[0].applied and followed[1].applied and 2 not in followed
+    # the worker that keeps each instance is told its command events, on either path
+    assert [(e.sequence_num, e.event_type) for e in followed[0].events] == [(4, "ActivityScheduled")]
+    assert [(e.sequence_num, e.event_type) for e in followed[1].events] == [(4, "TimerCancelled"), (5, "ActivityScheduled")]
+    assert followed[1].events[0].event_data == {"timer_id": "never"}
     for i, expected in enumerate([
         ["WorkflowStarted", "ActivityScheduled", "ActivityCompleted", "ActivityScheduled"],
         ["WorkflowStarted", "ActivityScheduled", "ActivityCompleted", "TimerCancelled", "ActivityScheduled"],
@@ -413,3 +417,46 @@ async def test_a_decision_reported_again_after_its_answer_was_lost_gets_what_tha
     await store.complete_tasks_following(worker, [(act.id, act.attempt, {})])
     [late] = await store.complete_workflow_tasks(worker, [decision])
     assert isinstance(late, StaleAttempt)  # refused, as any report of an attempt taken
+
+
+async def test_a_following_decision_that_starts_a_child_tells_its_keeper_the_event_to_match(
+    store: Store, worker: str
+) -> None:
+    from durable.controlplane.store.workflow_batches import Following
+
+    act, at = await _kept_with_step(store, worker, "parent-1")
+    us, _ = _stamp()
+    child = {"type": "start_child_workflow", "child_id": "parent-1-child", "workflow_type": "child", "input": {"x": 1}}
+    _, followed = await store.complete_tasks_following(
+        worker, [(act.id, act.attempt, {})], {0: Following.stamped_us(at, us, [child], True)})
+    assert followed[0].applied
+    [told] = followed[0].events
+    assert (told.sequence_num, told.event_type) == (4, "ChildWorkflowStarted")
+    assert told.event_data == {"child_id": "parent-1-child", "workflow_type": "child"}  # what the matcher reads
+    assert (await store.get_workflow("parent-1-child")).status == "pending"
+    # not kept: told nothing
+    act2, at2 = await _kept_with_step(store, worker, "parent-2")
+    _, followed = await store.complete_tasks_following(worker, [(act2.id, act2.attempt, {})], {
+        0: Following.stamped_us(at2, us, [{**child, "child_id": "parent-2-child"}], False)})
+    assert followed[0].applied and followed[0].events == ()
+
+
+async def test_a_decision_on_the_single_path_tells_its_keeper_the_command_events_unless_it_saw_less(
+    store: Store, worker: str
+) -> None:
+    from durable.controlplane.store.decisions import Applied, Decision
+
+    for workflow_id in ("single-1", "single-2"):
+        await store.start_workflow("wf", {}, workflow_id=workflow_id)
+    _, decisions = await store.claim(worker, [], ["wf"], limit=2)
+    by_id = {d.workflow.id: d for d in decisions}
+    child = {"type": "start_child_workflow", "child_id": "single-1-child", "workflow_type": "child", "input": {}}
+    await store.signal_workflow("single-2", "poke", {})  # single-2's decision does not see it
+    one, two = await store.complete_workflow_tasks(worker, [
+        Decision(by_id["single-1"].task.id, by_id["single-1"].task.attempt, 1, [child], True),
+        Decision(by_id["single-2"].task.id, by_id["single-2"].task.attempt, 1,
+                 [{**child, "child_id": "single-2-child"}], True)])
+    assert isinstance(one, Applied) and one.applied
+    assert [(e.sequence_num, e.event_type, e.event_data) for e in one.events] == [
+        (2, "ChildWorkflowStarted", {"child_id": "single-1-child", "workflow_type": "child"})]
+    assert isinstance(two, Applied) and two.applied and two.events == ()  # after an event it did not see
