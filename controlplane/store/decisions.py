@@ -342,10 +342,11 @@ class DecisionStore(StoreBase):
             return True
         if after:
             last_seq = await self._append(conn, wf.id, last_seq, after, now, wake=True)
-        elif told is not None and not (not wf.history_warned and limits.warns(last_seq, wf.history_bytes)):
+        warn = not wf.history_warned and limits.warns(last_seq, wf.history_bytes)
+        if told is not None and not after and not warn:  # its events end the history
             told.extend(workflow_batches.told_event(wf.last_event_seq + 1 + i, event_type, data, now)
                         for i, (event_type, data) in enumerate(events))
-        if not wf.history_warned and limits.warns(last_seq, wf.history_bytes):
+        if warn:
             await self._append(conn, wf.id, last_seq, [("HistorySizeWarning", {
                 "events": last_seq, "max_events": limits.max_events,
                 "bytes": wf.history_bytes, "max_bytes": limits.max_bytes,

@@ -189,7 +189,7 @@ class _Plan:
             if not set_based(store, wf, f.actions):
                 continue
             d = Decided(wf, None, f.after_seq + 1, list(f.actions), worker_id if f.keeps_instance else None)
-            step_ids = [uuid.uuid4() if a["type"] in ("schedule_activity", "start_timer") else None for a in d.actions]
+            step_ids = new_step_ids(d.actions)
             planned = command_events(d, step_ids, None, now)
             plan.together[task_id] = (d, step_ids, planned)
             for seq, event_type, data in planned.events:
@@ -203,12 +203,14 @@ class _Plan:
         for task_id, _, _ in items:
             f = self.following.get(task_id) if task_id in self.workflows else None
             together = self.together.get(task_id)
-            if together is None:
-                row: tuple[Any, ...] = (f.after_seq if f is not None else -1, f.stamped_at if f is not None else None,
-                                        False, None, None, None, None, None)
+            row: tuple[Any, ...]
+            if f is None:
+                row = (-1, None, False, None, None, None, None, None)
+            elif together is None:
+                row = (f.after_seq, f.stamped_at, False, None, None, None, None, None)
             else:
                 d, _, planned = together
-                row = (d.seen_through_seq - 1, f.stamped_at, True, len(planned.events), d.sticky,  # type: ignore[union-attr]
+                row = (f.after_seq, f.stamped_at, True, len(planned.events), d.sticky,
                        planned.status, planned.result, planned.error)
             for column, value in zip(out, row, strict=True):
                 column.append(value)
@@ -254,8 +256,7 @@ async def _apply_following(
         planned_ids.update(i for i in step_ids if i is not None)
     handed: dict[str, list[ClaimedTask]] = {}
     if steps:
-        guarded = (await store.breaker_keys(conn)) | (await store.rate_limited_types(conn))
-        inserted, handed = await insert_steps(store, conn, worker_id, steps, guarded, now)
+        inserted, handed = await insert_steps(store, conn, worker_id, steps, now)
         if inserted != planned_ids:  # a command that had its step already (it cannot, from a kept instance)
             raise ConcurrencyConflict("a following decision scheduled a step its workflow already has")
     for task_id in followed:
@@ -367,6 +368,11 @@ def command_events(d: Decided, step_ids: Sequence[UUID | None], inserted: set[UU
     return out
 
 
+def new_step_ids(actions: Sequence[dict[str, Any]]) -> list[UUID | None]:
+    """The ids of the steps (activities, timers) `actions` schedule; None for the others."""
+    return [uuid.uuid4() if a["type"] in ("schedule_activity", "start_timer") else None for a in actions]
+
+
 def decided_steps(d: Decided, step_ids: Sequence[UUID | None]) -> list[tuple[Any, ...]]:
     """The activities and timers decision `d` schedules, one row each, ids chosen."""
     trace_id, span_id = (d.wf.trace_id, d.wf.span_id) if d.wf.trace_id and d.wf.span_id else (None, None)
@@ -385,12 +391,12 @@ def decided_steps(d: Decided, step_ids: Sequence[UUID | None]) -> list[tuple[Any
 
 
 async def insert_steps(
-    store: StoreBase, conn: asyncpg.Connection, worker_id: str, steps: Sequence[tuple[Any, ...]],
-    guarded: frozenset[str], now: datetime,
+    store: StoreBase, conn: asyncpg.Connection, worker_id: str, steps: Sequence[tuple[Any, ...]], now: datetime,
 ) -> tuple[set[UUID], dict[str, list[ClaimedTask]]]:
     """Insert decided steps (decided_steps) in one statement: the ids inserted, and per
     workflow the activities handed to `worker_id` at once (eager dispatch, where it asked and
     the activity has no concurrency key, circuit breaker or rate limit)."""
+    guarded = (await store.breaker_keys(conn)) | (await store.rate_limited_types(conn))
     columns: tuple[list[Any], ...] = tuple([] for _ in range(18))
     for step_id, kind, workflow_id, activity_id, activity_type, input_json, opts, trace_id, span_id, eager in steps:
         policy = opts.retry_policy
@@ -421,14 +427,12 @@ async def apply_decisions(
     statement. Eager dispatch hands activities to `worker_id` when it asked, for activities
     with no concurrency key, circuit breaker or rate limit. Raises ConcurrencyConflict when a
     history moved under its lock (it cannot; the caller rolls back)."""
-    planned_ids = [[uuid.uuid4() if a["type"] in ("schedule_activity", "start_timer") else None for a in d.actions]
-                   for d in decisions]
+    planned_ids = [new_step_ids(d.actions) for d in decisions]
     steps = [step for d, ids in zip(decisions, planned_ids, strict=True) for step in decided_steps(d, ids)]
     inserted: set[UUID] = set()
     handed: dict[str, list[ClaimedTask]] = {}
     if steps:
-        guarded = (await store.breaker_keys(conn)) | (await store.rate_limited_types(conn))
-        inserted, handed = await insert_steps(store, conn, worker_id, steps, guarded, now)
+        inserted, handed = await insert_steps(store, conn, worker_id, steps, now)
     per_decision: tuple[list[Any], ...] = tuple([] for _ in range(10))
     events: tuple[list[Any], ...] = tuple([] for _ in range(4))
     told: dict[str, list[Event]] = {}

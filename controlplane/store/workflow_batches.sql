@@ -111,7 +111,7 @@ WITH done AS (
     WHERE a.id NOT IN (SELECT workflow_id FROM followed)
     ON CONFLICT (workflow_id) WHERE kind = 'workflow' AND status IN ('pending', 'claimed') DO NOTHING
 )
-SELECT d.id, d.workflow_id, d.activity_type, f.id IS NOT NULL AS followed, COALESCE(f.applies, false) AS applied,
+SELECT d.id, d.workflow_id, d.activity_type, f.id IS NOT NULL AS followed,
        f.ends IS NOT NULL AND f.applies AS ended,
        CASE WHEN f.ends IS NOT NULL AND f.applies THEN pg_notify('durable_workflows', d.workflow_id) END AS notified
 FROM done d LEFT JOIN followed f ON f.id = d.id;
