@@ -75,10 +75,17 @@ class BackgroundLoad:
         self.batches = 0
         self.insert_s: list[float] = []
         self.late_s = 0.0  # the furthest behind its schedule a batch started
+        self.run_s = 0.0  # how long it ran
 
     async def run(self, stop: asyncio.Event) -> None:
         insert = insert_activities if self.per_row else insert_activities_batched
         t0 = time.monotonic()
+        try:
+            await self._run(stop, insert, t0)
+        finally:
+            self.run_s = time.monotonic() - t0
+
+    async def _run(self, stop: asyncio.Event, insert: Any, t0: float) -> None:
         k = 0
         while not stop.is_set():
             now = time.monotonic()
@@ -103,7 +110,7 @@ class BackgroundLoad:
             "sent": self.sent, "batches": self.batches, "per_row": self.per_row,
             "insert_p50_ms": statistics.median(self.insert_s) * 1e3 if self.insert_s else float("nan"),
             "insert_max_ms": max(self.insert_s) * 1e3 if self.insert_s else float("nan"),
-            "late_max_ms": self.late_s * 1e3,
+            "late_max_ms": self.late_s * 1e3, "run_s": self.run_s,
         }
 
 

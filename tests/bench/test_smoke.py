@@ -65,10 +65,10 @@ async def test_latency_sweep_offers_each_load(server: Server, tmp_path: Path) ->
     idle, half = sweep["rows"]
     assert (idle["fraction"], idle["load_rate"], idle["load_sent"]) == (0.0, 0, 0)
     assert (half["fraction"], half["load_rate"]) == (0.5, 200)
-    # what the loader sent in the probe window is what it was asked to (within a batch or two),
-    # unless a slow moment of the box made it late: it then catches up inside the window (a
-    # short one: 25 probes at 50/s), and the run says how late it was
-    assert half["load_sent_per_s"] == pytest.approx(200, rel=0.2) or half["load"]["late_max_ms"] > 40, half["load"]
+    # the loader sent what it was asked to over its run (its schedule is cumulative: a batch
+    # that runs late carries what fell due, so the short probe window alone may see a catch-up)
+    assert half["load"]["sent"] == pytest.approx(200 * half["load"]["run_s"], rel=0.1), half["load"]
+    assert half["load_sent_per_s"] > 0
     assert half["load"]["batches"] > 0 and not half["load"]["per_row"]
     for row in sweep["rows"]:
         assert row["got"] == 25
