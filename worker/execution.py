@@ -26,6 +26,7 @@ from durable.worker.app import ActivityDefinition, App
 from durable.worker.batching import CompletionBatcher, DecisionBatcher
 from durable.worker.context import ActivityContext
 from durable.worker.following import Following, decide_on_completion
+from durable.worker.journals import DecisionDropped, Journal
 from durable.worker.link import Backoff, ControlPlaneLink, ControlPlaneUnreachable
 from durable.worker.local_activities import LocalActivityRunner
 from durable.worker.metrics import WorkerMetrics
@@ -136,6 +137,9 @@ class TaskRunner:
         # An activity of a workflow whose instance is kept here: its completion carries the
         # decision that follows (durable.worker.following).
         self.following_decisions = following_decisions and self.cache is not None
+        # The control plane writes journals (it says so when the worker registers): the
+        # commands before each ctx.step are written before it runs (durable.worker.journals).
+        self.journals = False
 
     async def execute(self, running: RunningTask) -> None:
         """Run the task to its end and report it (unless it was cancelled locally).
@@ -185,6 +189,8 @@ class TaskRunner:
             if task.kind == "workflow":
                 taken, kept = kept, None
                 method, request = await self._decide(task, running, taken)
+                if method is None:  # a journal not applied: nothing to report
+                    return "dropped"
             elif task.kind == "query":
                 method, request = self._answer_query(task)
             else:
@@ -296,11 +302,12 @@ class TaskRunner:
 
     async def _decide(
         self, task: pb.Task, running: RunningTask | None = None, kept: WorkflowInstance | None = None
-    ) -> tuple[str, Any]:
+    ) -> tuple[str | None, Any]:
         """Replay the history on a fresh instance, or feed the new events to the `kept` one;
-        then run the local activities the code waits on, in this decision. With the cache on,
-        the instance is kept after the decision (until its report says whether it was
-        applied)."""
+        then run the local activities the code waits on, in this decision (its steps'
+        journals written on the way: None, nothing to report, when one is not applied). With
+        the cache on, the instance is kept after the decision (until its report says whether
+        it was applied)."""
         definition = self.app.workflows.get(task.activity_type)
         if definition is None:
             failure = failure_to_proto(
@@ -320,8 +327,14 @@ class TaskRunner:
                 instance = definition.instance(task.workflow_id, activity_defaults=self.app.activity_options)
                 decision = instance.replay(history, task.decided_through_seq, keep_open=True)
             if decision.local_activities:
-                decision = await self.local_activities.settle(instance, decision, task.workflow_id)
+                journal = Journal(task, instance, self.decisions, self.worker_id, self._backoff) \
+                    if self.journals else None
+                decision = await self.local_activities.settle(instance, decision, task.workflow_id, journal)
             actions = actions_to_proto(decision.actions)
+        except DecisionDropped as exc:
+            log.info("%s; the next decision runs on from the history", exc)
+            instance.close()  # type: ignore[union-attr]
+            return None, None
         except Exception as exc:  # noqa: BLE001 - workflow code may raise anything
             if instance is not None:
                 instance.close()

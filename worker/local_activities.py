@@ -55,14 +55,25 @@ class LocalActivityRunner:
         self._sleep = sleep or asyncio.sleep
         self._rng = rng or random.Random()
 
-    async def settle(self, instance: WorkflowInstance, decision: Decision, workflow_id: str) -> Decision:
+    async def settle(
+        self,
+        instance: WorkflowInstance,
+        decision: Decision,
+        workflow_id: str,
+        journal: Callable[[Decision], Awaitable[Decision]] | None = None,
+    ) -> Decision:
         """Run what `decision` waits on, hand it to `instance`, again until the code waits on
         no local activity; the decision to send. Raises WorkflowCodeError for a name no
-        activity of the App (or fake) has."""
+        activity of the App (or fake) has. `journal` writes the decision's commands so far
+        before a step runs (ctx.step; None: they go with the decision) and returns the
+        decision that then stands."""
         while decision.local_activities and not decision.ended:
             requests = decision.local_activities
             for request in requests:  # a name nothing runs fails the decision before anything runs
                 self._function(request)
+            if journal is not None and decision.actions and any(r.journalled for r in requests):
+                decision = await journal(decision)
+                requests = decision.local_activities
             if len(requests) == 1:
                 outcomes = [await self.run(requests[0], workflow_id)]
             else:

@@ -61,7 +61,7 @@ class Registrar:
         )
         try:
             response = await w.link.call("RegisterWorker", request)
-            w.apply_server_limits(response.max_request_bytes)
+            w.apply_server_limits(response.max_request_bytes, response.journals)
             if w.draining:
                 await w.link.call("DrainWorker", pb.DrainWorkerRequest(worker_id=w.worker_id))
         except ControlPlaneUnreachable as exc:

@@ -138,15 +138,17 @@ class Worker:
             ))
         return out
 
-    def apply_server_limits(self, max_request_bytes: int) -> None:
+    def apply_server_limits(self, max_request_bytes: int, journals: bool = False) -> None:
         """Budget completion and heartbeat batches below the control plane's receive limit
-        (0: an older control plane that does not say; the default stays)."""
+        (0: an older control plane that does not say; the default stays); `journals`: it
+        writes journals (else ctx.step runs as a local activity)."""
         if max_request_bytes > 0 and max_request_bytes != self.max_request_bytes:
             log.debug("control plane receives messages up to %d bytes", max_request_bytes)
             self.max_request_bytes = max_request_bytes
         if hasattr(self, "_runner"):
             self._runner.completions.max_request_bytes = self.max_request_bytes
             self._runner.decisions.max_request_bytes = self.max_request_bytes
+            self._runner.journals = journals
 
     def new_backoff(self) -> Backoff:
         return Backoff(self.settings.reconnect_initial_backoff, self.settings.reconnect_max_backoff)

@@ -70,7 +70,7 @@ class WorkerService(pb_grpc.WorkerServiceServicer):
         for activity_type, policy in breakers:
             await self.store.configure_circuit_breaker(activity_type, policy)
         return pb.RegisterWorkerResponse(
-            max_request_bytes=self.max_message_bytes, max_payload_bytes=self.limit
+            max_request_bytes=self.max_message_bytes, max_payload_bytes=self.limit, journals=True
         )
 
     def _breakers(self, request: pb.RegisterWorkerRequest) -> list[tuple[str, CircuitBreakerPolicy]]:
@@ -328,7 +328,7 @@ class WorkerService(pb_grpc.WorkerServiceServicer):
         actions = [convert.action(a, i, self.limit) for i, a in enumerate(request.actions)]
         [outcome] = await self.store.complete_workflow_tasks(required(request.worker_id, "worker_id"), [Decision(
             required(request.task_id, "task_id"), request.attempt, request.seen_through_seq, actions,
-            request.keeps_instance)])
+            request.keeps_instance, request.journal, request.journalled)])
         if isinstance(outcome, DurableError):
             raise outcome
         return pb.CompleteWorkflowTaskResponse(applied=outcome.applied, tasks=[convert.task(t) for t in outcome.tasks],
@@ -347,7 +347,7 @@ class WorkerService(pb_grpc.WorkerServiceServicer):
             try:
                 actions = [convert.action(a, i, self.limit) for i, a in enumerate(d.actions)]
                 decisions.append(Decision(required(d.task_id, "decisions[].task_id"), d.attempt,
-                                          d.seen_through_seq, actions, d.keeps_instance))
+                                          d.seen_through_seq, actions, d.keeps_instance, d.journal, d.journalled))
             except DurableError as exc:
                 early[index] = exc
         results = iter(await self.store.complete_workflow_tasks(worker_id, decisions))

@@ -21,7 +21,7 @@ import asyncpg
 
 from durable.common.errors import DurableError, InvalidArgument, NotFound, StaleAttempt
 from durable.common.policies import ActivityOptions
-from durable.controlplane.store import lineage, workflow_batches
+from durable.controlplane.store import journals, lineage, workflow_batches
 from durable.controlplane.store.base import StoreBase, check_name, dumps, parse_uuid
 from durable.controlplane.store.queries import Q
 from durable.controlplane.store.records import ClaimedTask, Event, Task, WorkflowInstance
@@ -41,13 +41,16 @@ MAX_TIMER_SECONDS = 366 * 24 * 3600.0
 class Decision:
     """A worker's decision for one workflow task: what it saw and what it commands.
     `keeps_instance`: the worker holds the instance, and the workflow's next decision is
-    routed to it."""
+    routed to it. `journal`: the decision's commands so far, its task kept (ctx.step;
+    durable.controlplane.store.journals), after `journalled` commands its journals wrote."""
 
     task_id: Any
     attempt: int
     seen_through_seq: int
     actions: Sequence[dict[str, Any]]
     keeps_instance: bool = False
+    journal: bool = False
+    journalled: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +101,10 @@ class DecisionStore(StoreBase):
         planned: list[tuple[int, UUID, Decision, list[dict[str, Any]]]] = []
         for index, decision in enumerate(decisions):
             try:
-                planned.append((index, parse_uuid(decision.task_id, "task_id"), decision, self._plan(decision.actions)))
+                actions = self._plan(decision.actions)
+                if decision.journal:
+                    journals.check(actions, TERMINAL_ACTIONS)
+                planned.append((index, parse_uuid(decision.task_id, "task_id"), decision, actions))
             except DurableError as exc:
                 outcomes[index] = exc
         if planned:
@@ -119,7 +125,8 @@ class DecisionStore(StoreBase):
             for index, (outcome, wf, end) in decided.items():
                 outcomes[index] = outcome
                 if isinstance(outcome, Applied) and wf is not None:
-                    self.observer.decided(wf.workflow_type, outcome.applied)
+                    if not decisions[index].journal:  # a journal is part of a decision
+                        self.observer.decided(wf.workflow_type, outcome.applied)
                     if end:
                         ended.append(wf.id)
             if ended:  # after the commit: the children's locks come after the parent's (lineage)
@@ -151,9 +158,10 @@ class DecisionStore(StoreBase):
         workflows = {r["decision_task_id"]: WorkflowInstance.from_row(r) for r in rows}
         fenced = await conn.fetch(Q.lock_owned_decisions, worker_id, [p[1] for p in planned],
                                   [p[2].attempt for p in planned])
-        owned = {r["id"]: r["kind"] for r in fenced}
+        owned = {r["id"]: (r["kind"], r["heartbeat_details"]) for r in fenced}
         out: dict[int, tuple[Applied | DurableError, WorkflowInstance | None, bool]] = {}
         together: list[tuple[int, workflow_batches.Decided]] = []
+        marked: list[tuple[int, journals.Marked]] = []
         for index, task_id, decision, actions in sorted(
                 planned, key=lambda p: workflows[p[1]].id if p[1] in workflows else ""):
             wf = workflows.get(task_id)
@@ -163,9 +171,11 @@ class DecisionStore(StoreBase):
                     if workflow_id is None:
                         raise InvalidArgument(f"task {task_id} is not a workflow task")
                     raise NotFound(f"workflow {workflow_id!r} does not exist")
-                kind = owned.get(task_id) or (await self._lock_owned(conn, task_id, worker_id, decision.attempt)).kind
+                kind, details = owned.get(task_id) or _kind_details(
+                    await self._lock_owned(conn, task_id, worker_id, decision.attempt))
                 if kind != "workflow":
                     raise InvalidArgument(f"task {task_id} is a {kind} task, not a workflow task")
+                done = journals.written(details, decision) if decision.journal else 0
             except StaleAttempt as exc:
                 # taken already, and the answer that handed out its steps lost: not applied
                 # again, with them (no workflow: no decision to count); else refused
@@ -174,6 +184,17 @@ class DecisionStore(StoreBase):
                 continue
             except DurableError as exc:
                 out[index] = (exc, wf, False)
+                continue
+            if decision.journal:
+                journal = journals.Marked(wf, task_id, decision, actions, done)
+                if journals.set_based(self, journal):
+                    marked.append((index, journal))
+                    continue
+                try:
+                    applied, ended, told = await journals.write(self, conn, wf, task_id, decision, actions, done, now)
+                except DurableError as exc:
+                    raise _Unapplied(str(exc)) from exc
+                out[index] = (Applied(applied, (), told), wf, ended)
                 continue
             if self._applies(wf, decision, actions) and workflow_batches.set_based(self, wf, actions) \
                     and wf.last_event_seq == decision.seen_through_seq:
@@ -186,6 +207,13 @@ class DecisionStore(StoreBase):
             except DurableError as exc:
                 raise _Unapplied(str(exc)) from exc
             out[index] = (Applied(applied, (), told), wf, ended)
+        if marked:
+            try:
+                told_by_workflow = await journals.write_markers(conn, [j for _, j in marked], now)
+            except DurableError as exc:
+                raise _Unapplied(str(exc)) from exc
+            for index, j in marked:
+                out[index] = (Applied(True, (), told_by_workflow[j.wf.id]), j.wf, False)
         if together:
             if len({d.wf.id for _, d in together}) < len(together):
                 raise _Unapplied("a batch holds two decisions of one workflow")
@@ -246,11 +274,14 @@ class DecisionStore(StoreBase):
         *,
         sticky: str | None = None,
         told: list[Event] | None = None,
+        journal: tuple[int, int] | None = None,
     ) -> bool:
         """Record the decision's events and tasks; the caller holds the workflow's lock.
         Returns whether the workflow's run ended (its children's policy then applies). With
         `told`, the command events appended go into it (for the worker that keeps the
-        instance) when they end the history: not when the run ended or other events followed."""
+        instance) when they end the history: not when the run ended or other events followed.
+        `journal` (attempt, commands its journals wrote with this one): a journal's, whose
+        task stays held (durable.controlplane.store.journals)."""
         limits = self.history_limits
         if limits.exceeded(wf.last_event_seq + len(planned), wf.history_bytes):
             await self._fail_for_history(conn, wf, task_id, seen_through_seq, now)
@@ -317,10 +348,13 @@ class DecisionStore(StoreBase):
                 events.append(("WorkflowFailed", {"error": action["error"]}))
                 terminal = ("failed", action["error"])
         last_seq = await self._append(conn, wf.id, wf.last_event_seq, events, now)
-        await conn.execute(
-            Q.finish_decision, wf.id, now, seen_through_seq, last_seq, task_id,
-            dumps({"applied": True, "actions": len(planned)}), sticky,
-        )
+        if journal is not None:
+            await conn.execute(Q.journal_decision, wf.id, now, task_id, *journal)
+        else:
+            await conn.execute(
+                Q.finish_decision, wf.id, now, seen_through_seq, last_seq, task_id,
+                dumps({"applied": True, "actions": len(planned)}), sticky,
+            )
         if continued is not None:
             await lineage.continue_as_new(self, conn, wf, continued, now)
             return True
@@ -463,6 +497,10 @@ class DecisionStore(StoreBase):
                         )
                     fired += 1
         return fired
+
+
+def _kind_details(task: Task) -> tuple[str, Any]:
+    return task.kind, task.heartbeat_details
 
 
 def _trace(wf: WorkflowInstance) -> tuple[str, str] | None:

@@ -132,6 +132,21 @@ UPDATE durable_task_queue
 SET status = 'completed', result = $6::jsonb, completed_at = $2
 WHERE id = $5;
 
+-- name: journal_decision
+-- A journal's bookkeeping (ctx.step): the workflow running (decided no further: the decision
+-- is still being made), and its decision task $3 still held, with what this attempt's journals
+-- wrote so far ({"attempt": $4, "journalled": $5}: a journal made again is known by it).
+WITH running AS (
+    UPDATE durable_workflow_instances
+    SET updated_at = $2, blocked = NULL,
+        status = CASE WHEN status = 'pending' THEN 'running' ELSE status END,
+        started_at = COALESCE(started_at, $2)
+    WHERE id = $1
+)
+UPDATE durable_task_queue
+SET heartbeat_details = jsonb_build_object('attempt', $4::int, 'journalled', $5::int), heartbeat_at = $2
+WHERE id = $3;
+
 -- name: start_workflows_running
 -- Skips rows another transaction holds: the decision's own commit sets `running` too.
 UPDATE durable_workflow_instances

@@ -132,8 +132,9 @@ FOR UPDATE OF w;
 
 -- name: lock_owned_decisions
 -- The fence for a batch of decisions: the tasks ($2 ids, $3 attempts) worker $1 still holds,
--- locked in id order. The caller asks the single fence why any other is missing.
-SELECT t.id, t.kind FROM durable_task_queue t
+-- locked in id order, with their heartbeat details (a journal's count). The caller asks the
+-- single fence why any other is missing.
+SELECT t.id, t.kind, t.heartbeat_details FROM durable_task_queue t
 JOIN unnest($2::uuid[], $3::int[]) AS c(id, attempt) ON t.id = c.id
 WHERE t.status || '' = 'claimed' AND t.claimed_by = $1 AND t.attempt = c.attempt
 ORDER BY t.id
@@ -249,3 +250,33 @@ FROM durable_task_queue
 WHERE workflow_id = $1 AND kind = 'activity' AND status = 'claimed' AND claimed_by = $2 AND attempt = 1
   AND created_at = $3 AND claimed_at = $3
 ORDER BY id;
+
+-- name: journal_markers
+-- Journals of markers only (ctx.step), set-based: the events ($1 workflow ids, $2 sequence
+-- numbers, $3 data) appended where each history ends ($4 workflow ids, $5 the last sequence
+-- number each journal saw), each workflow running, and each journal's decision task ($6 ids)
+-- kept with what its attempt's journals wrote ($7 attempts, $8 counts). The workflows whose
+-- history was where the journal saw it come back (the caller holds their locks).
+WITH ev AS (
+    SELECT * FROM unnest($1::text[], $2::int[], $3::text[]) AS e(workflow_id, seq, data)
+), sums AS (
+    SELECT workflow_id, count(*)::int AS n, sum(octet_length(data)) AS bytes FROM ev GROUP BY workflow_id
+), advanced AS (
+    UPDATE durable_workflow_instances w
+    SET last_event_seq = w.last_event_seq + s.n, updated_at = $9, history_bytes = w.history_bytes + s.bytes,
+        blocked = NULL, status = CASE WHEN w.status = 'pending' THEN 'running' ELSE w.status END,
+        started_at = COALESCE(w.started_at, $9)
+    FROM sums s JOIN unnest($4::text[], $5::int[]) AS j(id, seen) ON j.id = s.workflow_id
+    WHERE w.id = j.id AND w.last_event_seq = j.seen
+    RETURNING w.id
+), appended AS (
+    INSERT INTO durable_workflow_events (workflow_id, sequence_num, event_type, event_data, created_at)
+    SELECT ev.workflow_id, ev.seq, 'MarkerRecorded', ev.data::jsonb, $9
+    FROM ev WHERE ev.workflow_id IN (SELECT id FROM advanced)
+), kept AS (
+    UPDATE durable_task_queue t
+    SET heartbeat_details = jsonb_build_object('attempt', k.attempt, 'journalled', k.journalled), heartbeat_at = $9
+    FROM unnest($6::uuid[], $7::int[], $8::int[]) AS k(id, attempt, journalled)
+    WHERE t.id = k.id
+)
+SELECT id FROM advanced;

@@ -141,12 +141,14 @@ class ActivityCircuitBreaker(_message.Message):
     def __init__(self, activity_type: _Optional[str] = ..., failure_threshold: _Optional[int] = ..., window_seconds: _Optional[float] = ..., reset_timeout_seconds: _Optional[float] = ..., half_open_max_trials: _Optional[int] = ..., success_threshold: _Optional[int] = ...) -> None: ...
 
 class RegisterWorkerResponse(_message.Message):
-    __slots__ = ("max_request_bytes", "max_payload_bytes")
+    __slots__ = ("max_request_bytes", "max_payload_bytes", "journals")
     MAX_REQUEST_BYTES_FIELD_NUMBER: _ClassVar[int]
     MAX_PAYLOAD_BYTES_FIELD_NUMBER: _ClassVar[int]
+    JOURNALS_FIELD_NUMBER: _ClassVar[int]
     max_request_bytes: int
     max_payload_bytes: int
-    def __init__(self, max_request_bytes: _Optional[int] = ..., max_payload_bytes: _Optional[int] = ...) -> None: ...
+    journals: bool
+    def __init__(self, max_request_bytes: _Optional[int] = ..., max_payload_bytes: _Optional[int] = ..., journals: _Optional[bool] = ...) -> None: ...
 
 class WorkerHeartbeatRequest(_message.Message):
     __slots__ = ("worker_id", "current_load")
@@ -441,20 +443,24 @@ class WorkflowAction(_message.Message):
     def __init__(self, schedule_activity: _Optional[_Union[ScheduleActivity, _Mapping]] = ..., start_timer: _Optional[_Union[StartTimer, _Mapping]] = ..., complete_workflow: _Optional[_Union[CompleteWorkflow, _Mapping]] = ..., fail_workflow: _Optional[_Union[FailWorkflow, _Mapping]] = ..., record_marker: _Optional[_Union[RecordMarker, _Mapping]] = ..., cancel_activity: _Optional[_Union[CancelActivity, _Mapping]] = ..., cancel_timer: _Optional[_Union[CancelTimer, _Mapping]] = ..., cancel_workflow: _Optional[_Union[CancelWorkflowAction, _Mapping]] = ..., start_child_workflow: _Optional[_Union[StartChildWorkflow, _Mapping]] = ..., continue_as_new: _Optional[_Union[ContinueAsNewAction, _Mapping]] = ...) -> None: ...
 
 class CompleteWorkflowTaskRequest(_message.Message):
-    __slots__ = ("worker_id", "task_id", "attempt", "seen_through_seq", "actions", "keeps_instance")
+    __slots__ = ("worker_id", "task_id", "attempt", "seen_through_seq", "actions", "keeps_instance", "journal", "journalled")
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     SEEN_THROUGH_SEQ_FIELD_NUMBER: _ClassVar[int]
     ACTIONS_FIELD_NUMBER: _ClassVar[int]
     KEEPS_INSTANCE_FIELD_NUMBER: _ClassVar[int]
+    JOURNAL_FIELD_NUMBER: _ClassVar[int]
+    JOURNALLED_FIELD_NUMBER: _ClassVar[int]
     worker_id: str
     task_id: str
     attempt: int
     seen_through_seq: int
     actions: _containers.RepeatedCompositeFieldContainer[WorkflowAction]
     keeps_instance: bool
-    def __init__(self, worker_id: _Optional[str] = ..., task_id: _Optional[str] = ..., attempt: _Optional[int] = ..., seen_through_seq: _Optional[int] = ..., actions: _Optional[_Iterable[_Union[WorkflowAction, _Mapping]]] = ..., keeps_instance: _Optional[bool] = ...) -> None: ...
+    journal: bool
+    journalled: int
+    def __init__(self, worker_id: _Optional[str] = ..., task_id: _Optional[str] = ..., attempt: _Optional[int] = ..., seen_through_seq: _Optional[int] = ..., actions: _Optional[_Iterable[_Union[WorkflowAction, _Mapping]]] = ..., keeps_instance: _Optional[bool] = ..., journal: _Optional[bool] = ..., journalled: _Optional[int] = ...) -> None: ...
 
 class CompleteWorkflowTaskResponse(_message.Message):
     __slots__ = ("applied", "tasks", "events")

@@ -71,10 +71,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="the background loader inserts one statement per task (the single insert), not one per batch")
     ap.add_argument("--workflows-n", type=int, default=1000)
     ap.add_argument("--long-steps", type=int, default=300, help="steps of --only long_workflow's workflows")
-    ap.add_argument("--workflow-apps", default="four_steps,agent_turn")
+    ap.add_argument("--workflow-apps", default="four_steps,agent_turn,four_local_steps")
     ap.add_argument("--w3-n", type=int, default=1000,
                     help="workflows per run, both sides, of --only workflows' comparison with peer-bench W3")
-    ap.add_argument("--w3-steps", default="4,1", help="W3 steps per workflow (durable: 4 = four_steps, 1 = one_step)")
+    ap.add_argument("--w3-steps", default="4,1", help="W3 steps per workflow (4 and 1)")
+    ap.add_argument("--w3-durable", default="step,activity",
+                    help="how durable runs W3's steps: step (ctx.step: four_journalled_steps / one_journalled_step), "
+                         "activity (four_steps / one_step), or both")
     ap.add_argument("--w3-conc", type=int, default=64,
                     help="W3 steps in flight: the peers' C; durable's task slots in all, split over --w3-workers")
     ap.add_argument("--w3-workers", type=int, default=2, help="durable worker processes in the W3 comparison")
@@ -120,7 +123,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def w3_plan(args: argparse.Namespace) -> W3Plan:
     return W3Plan(n=args.w3_n, steps=tuple(int(s) for s in args.w3_steps.split(",")), conc=args.w3_conc,
-                  workers=args.w3_workers, reps=args.w3_reps)
+                  workers=args.w3_workers, reps=args.w3_reps, kinds=tuple(filter(None, args.w3_durable.split(","))))
 
 
 def _git_head() -> str:
@@ -216,7 +219,8 @@ async def run_all(server: Server, args: argparse.Namespace) -> dict[str, Any]:
                                      profile_dir=args.profile)
             for app, n, workers, concurrency in runs
         ]
-        data["w3"] = {"n": plan.n, "steps": list(plan.steps), "conc": plan.conc, "workers": plan.workers,
+        data["w3"] = {"n": plan.n, "steps": list(plan.steps), "kinds": list(plan.kinds), "conc": plan.conc,
+                      "workers": plan.workers,
                       "concurrency": plan.concurrency, "reps": plan.reps,
                       "peers": await _w3_peers(server, args, plan)}
         data["w3"].update(compare(data["w3"], data["workflows"]))

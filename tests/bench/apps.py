@@ -10,6 +10,10 @@
 - `one_step`: the same with one `noop` activity (peer-bench W3's 1-step workflows).
 - `four_local_steps`: the same four `noop` steps as local activities: one decision task, four
   markers, no activity tasks.
+- `four_journalled_steps`: the same four `noop` steps as steps (`ctx.step`): local
+  activities whose marker is written before the next step runs (three journals and the
+  decision), like DBOS's steps and Restate's ctx.run in peer-bench W3; `one_journalled_step`
+  the same with one.
 """
 
 from __future__ import annotations
@@ -65,4 +69,18 @@ async def four_local_steps(ctx: WorkflowContext, input: dict[str, Any]) -> dict[
     """`four_steps` with local activities: run by the worker within the first decision."""
     for step in range(1, STEPS + 1):
         await ctx.local_activity(noop, {"step": step}, activity_id=f"step-{step}")
+    return {"steps": STEPS}
+
+
+@app.workflow(name="one_journalled_step")
+async def one_journalled_step(ctx: WorkflowContext, input: dict[str, Any]) -> dict[str, Any]:
+    await ctx.step(noop, {"step": 1}, activity_id="step-1")
+    return {"steps": 1}
+
+
+@app.workflow(name="four_journalled_steps")
+async def four_journalled_steps(ctx: WorkflowContext, input: dict[str, Any]) -> dict[str, Any]:
+    """`four_steps` as steps: each one's outcome written before the next runs."""
+    for step in range(1, STEPS + 1):
+        await ctx.step(noop, {"step": step}, activity_id=f"step-{step}")
     return {"steps": STEPS}

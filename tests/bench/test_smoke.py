@@ -98,6 +98,14 @@ async def test_workflows_complete_with_each_step_once(server: Server, tmp_path: 
     assert result["activities_claimed_twice"] == 0
 
 
+async def test_journalled_steps_complete_in_one_decision_each(server: Server, tmp_path: Path) -> None:
+    result = await run_workflows_once(server, app="four_journalled_steps", n=10, workers=1, concurrency=8,
+                                      log_dir=tmp_path, limit_s=60)
+    assert result["statuses"] == {"completed": 10}
+    assert (result["activity_tasks"], result["decision_tasks"], result["decisions_retried"]) == (0, 10, 0)
+    assert (result["markers"], result["markers_retried"]) == (40, 0)
+
+
 async def test_scale_hands_each_task_to_one_simulated_worker(server: Server, tmp_path: Path) -> None:
     result = await run_scale_once(server, workers=6, tasks=30, rate=100, per_process=3, idle_s=0.3, settle_s=0.2, log_dir=tmp_path)
     assert result["processes"] == 2
@@ -153,17 +161,20 @@ def test_peer_bench_json_is_read_and_ratios_rendered() -> None:
     assert "| pgqueuer (peer-bench) | 1 x 16 |" in text and "**2.00x**" in text
 
 
-def _durable_w3_run(app: str, steps: int, wps: float) -> dict[str, Any]:
+def _durable_w3_run(app: str, steps: int, wps: float, journalled: bool = False) -> dict[str, Any]:
     n = 1000
     return {"app": app, "n": n, "workers": 2, "concurrency": 32, "wall_s": n / wps, "workflows_per_s": wps,
             "timed_out": False, "completed": n, "not_completed": 0, "statuses": {"completed": n},
-            "activity_tasks": n * steps, "decision_tasks": n * (steps + 1), "activities_claimed_twice": 0,
-            "tasks_per_s": n * (2 * steps + 1) / (n / wps), "cp_cpu_s": 2.0, "worker_cpu_s": 1.0, "pg_cpu_s": 3.0,
-            "start_s": 1.0}
+            "activity_tasks": 0 if journalled else n * steps, "decision_tasks": n if journalled else n * (steps + 1),
+            "activities_claimed_twice": 0, "decisions_retried": 0, "markers": n * steps if journalled else 0,
+            "markers_retried": 0, "tasks_per_s": n * (2 * steps + 1) / (n / wps), "cp_cpu_s": 2.0,
+            "worker_cpu_s": 1.0, "pg_cpu_s": 3.0, "start_s": 1.0}
 
 
 def _w3(peers_part: dict[str, Any]) -> dict[str, Any]:
-    runs = [_durable_w3_run("four_steps", 4, 400.0), _durable_w3_run("one_step", 1, 1000.0)]
+    runs = [_durable_w3_run("four_steps", 4, 400.0), _durable_w3_run("one_step", 1, 1000.0),
+            _durable_w3_run("four_journalled_steps", 4, 800.0, journalled=True),
+            _durable_w3_run("one_journalled_step", 1, 1500.0, journalled=True)]
     w3: dict[str, Any] = {"n": 1000, "steps": [4, 1], "conc": 64, "workers": 2, "concurrency": 32, "reps": 1,
                           "peers": {"systems": list(peers.W3_SYSTEMS), **peers_part}}
     w3.update(compare(w3, runs))
@@ -193,20 +204,26 @@ def test_peer_bench_w3_json_is_read_and_compared() -> None:
     assert all(r["steps_once"] and r["store_ok"] and not r["outbound"] for r in summary["rows"])
 
     w3 = _w3({"mode": "same", "summary": summary})
-    ratios = {(r["steps"], r["peer"]): r for r in w3["ratios"]}
+    ratios = {(r["steps"], r["peer"]): r for r in w3["ratios"] if r["kind"] == "activity"}
+    steps = {(r["steps"], r["peer"]): r for r in w3["ratios"] if r["kind"] == "step"}
+    assert steps[4, "restate-wf"]["ratio"] == pytest.approx(800.0 / restate["workflows_per_s"])
+    assert steps[4, "restate-wf"]["met"] is (800.0 >= restate["workflows_per_s"])
     assert ratios[4, "restate-wf"]["ratio"] == pytest.approx(400.0 / restate["workflows_per_s"])
     assert ratios[4, "dbos-wf"]["ratio"] == pytest.approx(400.0 / dbos4["workflows_per_s"])
     assert (ratios[4, "restate-wf"]["goal"], ratios[4, "dbos-wf"]["goal"], ratios[1, "dbos-wf"]["goal"]) == (1.0, 8.0, None)
     assert ratios[4, "dbos-wf"]["met"] is False and ratios[1, "dbos-wf"]["met"] is None
-    durable4 = next(r for r in w3["rows"] if (r["system"], r["steps"]) == ("durable", 4))
+    durable4 = next(r for r in w3["rows"] if (r["system"], r["steps"], r["kind"]) == ("durable", 4, "activity"))
     assert durable4["cpu_ms_per_workflow"] == {"server": 2.0, "workers": 1.0, "postgres": 3.0, "total": 6.0}
+    assert all(r["steps_once"] for r in w3["rows"] if r["system"] == "durable")
     data: dict[str, Any] = {"meta": {"when": "now", "host": "h", "pg": "pg"}, "w3": w3}
     data["targets"] = targets(data)
-    assert [t["met"] for t in data["targets"]] == [False, False]
+    assert [t["met"] for t in data["targets"]] == [steps[4, "restate-wf"]["met"], True, False, False]
+    assert data["targets"][0]["target"].startswith("4-step workflows/s, as steps (ctx.step), >= 1x Restate's")
     text = markdown(data)
-    assert "| 4 | **durable** | `four_steps`, 1000 wf, 2 worker procs x 32 task slots" in text
+    assert "| 4 | **durable**, activities | `four_steps`, 1000 wf, 2 worker procs x 32 task slots" in text
+    assert "| 4 | **durable**, steps (ctx.step) | `four_journalled_steps`, 1000 wf" in text
     assert "| 1 | restate-wf | 1000 wf, 1 worker proc + engine server, C=64;" in text
-    assert "durable / Restate = **0.95x** (goal >= 1: **not met**)" in text
+    assert "durable (activities) / Restate = **0.95x** (goal >= 1: **not met**)" in text
 
 
 def test_w3_peer_failures_are_rows_and_ratios_say_na() -> None:
@@ -215,7 +232,7 @@ def test_w3_peer_failures_are_rows_and_ratios_say_na() -> None:
               "restate-server tries to reach the internet at start-up and there is no switch for it")
     raw.append({"kind": "ERR", "cfg": "restate-wf", "error": reason})
     w3 = _w3({"mode": "same", "summary": peers.summarize_w3(raw)})
-    ratios = {(r["steps"], r["peer"]): r for r in w3["ratios"]}
+    ratios = {(r["steps"], r["peer"]): r for r in w3["ratios"] if r["kind"] == "activity"}
     assert ratios[4, "restate-wf"]["ratio"] is None and ratios[4, "restate-wf"]["met"] is None
     assert ratios[4, "restate-wf"]["why"] == f"failed: {reason}"
     assert ratios[4, "dbos-wf"]["ratio"] is not None
@@ -223,7 +240,7 @@ def test_w3_peer_failures_are_rows_and_ratios_say_na() -> None:
     data["targets"] = targets(data)
     text = markdown(data)
     assert "| 4 | restate-wf | | **failed: RuntimeError: restate-wf runs only inside a private network" in text
-    assert "durable / Restate = n/a (failed: RuntimeError" in text
+    assert "durable (activities) / Restate = n/a (failed: RuntimeError" in text
     assert "| n/a |" in text  # the Restate target: neither met nor missed
 
     # the whole driver failing (a multi-line message), and --no-peers: every peer row says why
@@ -240,12 +257,15 @@ def test_w3_peer_failures_are_rows_and_ratios_say_na() -> None:
 def test_w3_durable_runs_are_planned_once_each() -> None:
     plan = W3Plan(n=1000, steps=(4, 1), conc=64, workers=2, reps=1)
     assert plan_workflow_runs(["four_steps", "agent_turn"], 1000, 2, 32, plan) == [
-        ("four_steps", 1000, 2, 32), ("agent_turn", 1000, 2, 32), ("one_step", 1000, 2, 32)]
-    three = W3Plan(n=200, steps=(4,), conc=64, workers=1, reps=3)
+        ("four_steps", 1000, 2, 32), ("agent_turn", 1000, 2, 32), ("four_journalled_steps", 1000, 2, 32),
+        ("one_journalled_step", 1000, 2, 32), ("one_step", 1000, 2, 32)]
+    three = W3Plan(n=200, steps=(4,), conc=64, workers=1, reps=3, kinds=("activity",))
     assert plan_workflow_runs(["four_steps"], 1000, 2, 32, three) == [
         ("four_steps", 1000, 2, 32), *[("four_steps", 200, 1, 64)] * 3]
     with pytest.raises(ValueError, match="of 1, 4 steps only"):
         W3Plan(n=10, steps=(2,), conc=64, workers=2, reps=1)
+    with pytest.raises(ValueError, match="as step or activity"):
+        W3Plan(n=10, steps=(4,), conc=64, workers=2, reps=1, kinds=("inline",))
     with pytest.raises(ValueError, match="split evenly"):
         W3Plan(n=10, steps=(4,), conc=64, workers=3, reps=1)
 

@@ -45,6 +45,8 @@ APPS = {
     "four_steps": ("tests.bench.apps:app", "four_steps", lambda i: {"i": i}),
     "one_step": ("tests.bench.apps:app", "one_step", lambda i: {"i": i}),
     "four_local_steps": ("tests.bench.apps:app", "four_local_steps", lambda i: {"i": i}),
+    "four_journalled_steps": ("tests.bench.apps:app", "four_journalled_steps", lambda i: {"i": i}),
+    "one_journalled_step": ("tests.bench.apps:app", "one_journalled_step", lambda i: {"i": i}),
     "agent_turn": ("durable.examples.agent_turn:app", "agent_turn", lambda i: {"message": f"what is {i}+3*4?"}),
 }
 
@@ -113,8 +115,13 @@ async def run_workflows_once(
                 tasks = await conn.fetchrow(
                     "SELECT count(*) FILTER (WHERE kind = 'activity') AS activities, "
                     "count(*) FILTER (WHERE kind = 'workflow') AS decisions, "
-                    "count(*) FILTER (WHERE kind = 'activity' AND attempt > 1) AS activities_twice "
+                    "count(*) FILTER (WHERE kind = 'activity' AND attempt > 1) AS activities_twice, "
+                    "count(*) FILTER (WHERE kind = 'workflow' AND attempt > 1) AS decisions_twice "
                     "FROM durable_task_queue")
+                markers = await conn.fetchrow(
+                    "SELECT count(*) AS markers, "
+                    "count(*) FILTER (WHERE (event_data->'value'->>'attempts')::int > 1) AS retried "
+                    "FROM durable_workflow_events WHERE event_type = 'MarkerRecorded'")
         finally:
             await conn.close()
     completed = int(status.get("completed", 0))
@@ -125,6 +132,8 @@ async def run_workflows_once(
         "not_completed": n - completed, "statuses": status,
         "activity_tasks": int(tasks["activities"]), "decision_tasks": int(tasks["decisions"]),
         "activities_claimed_twice": int(tasks["activities_twice"]),
+        "decisions_retried": int(tasks["decisions_twice"]),
+        "markers": int(markers["markers"]), "markers_retried": int(markers["retried"]),
         "tasks_per_s": (int(tasks["activities"]) + int(tasks["decisions"])) / wall,
         "cp_cpu_s": c1[0] - c0[0], "worker_cpu_s": c1[1] - c0[1], "pg_cpu_s": pg, "start_s": start_s,
     }

@@ -21,7 +21,8 @@ from tests.support.processes import read_records, wait_for, worker_process
 APP = "tests.support.local_app:app"
 FAST = {"DURABLE_TASK_HEARTBEAT_INTERVAL": "0.2"}
 # A killed worker's kept workflow moves to another worker after a second (the sticky fallback).
-CONTROL_PLANE = {"DURABLE_STICKY_FALLBACK_SECONDS": "1", "REAPER_INTERVAL_SECONDS": "0.5"}
+CONTROL_PLANE = {"DURABLE_STICKY_FALLBACK_SECONDS": "1", "REAPER_INTERVAL_SECONDS": "0.5",
+                 "REAPER_STALE_AFTER_SECONDS": "3"}  # a killed worker's claimed decision, taken back
 
 
 class Deployment:
@@ -131,3 +132,47 @@ async def test_a_fresh_worker_replays_a_local_activity_from_its_marker(deploymen
     assert kinds.count("MarkerRecorded") == 2
     # local-b replayed the first local activity from its marker and ran only the second
     assert calls(deployment, "parse", workflow_id) == [1, 1]
+
+
+async def test_steps_are_journalled_in_one_decision(deployment: Deployment) -> None:
+    with deployment.worker("steps-1"):
+        async with Client(deployment.address) as client:
+            four, events = await run(client, "four_steps")
+    assert four.status == "completed" and four.result == 10, four.error
+    assert [e.event_type for e in events] == ["WorkflowStarted", *["MarkerRecorded"] * 4, "WorkflowCompleted"]
+    assert [e.data["value"]["seen_seq"] for e in events[1:5]] == [1, 1, 1, 1]
+    assert await decisions(deployment.url, four.id) == 1  # one decision, its task kept through the steps
+    assert calls(deployment, "parse", four.id) == [1, 1, 1, 1]
+
+
+async def test_a_step_journalled_before_its_worker_died_is_not_run_again(deployment: Deployment) -> None:
+    conn = await asyncpg.connect(deployment.url)
+    try:
+        async with Client(deployment.address) as client:
+            with worker_process(deployment.address, "steps-a", APP, log_dir=deployment.logs,
+                                DURABLE_TEST_RECORDS=str(deployment.records), DURABLE_TEST_HOLD="1",
+                                **FAST) as first:
+                workflow_id, _ = await client.start_workflow("steps_then_hold")
+
+                async def holding() -> bool:
+                    # the third step runs, and the two before it are in the history
+                    written = await conn.fetchval(
+                        "SELECT count(*) FROM durable_workflow_events WHERE workflow_id = $1 "
+                        "AND event_type = 'MarkerRecorded'", workflow_id)
+                    return written == 2 and calls(deployment, "hold", workflow_id) == [1]
+
+                await wait_for(holding, 30, "the third step running, the first two journalled")
+                os.kill(first.pid, signal.SIGKILL)
+                first.wait()
+            with deployment.worker("steps-b"):
+                view = await client.wait_workflow(workflow_id, timeout=60)
+            events = await client.history(workflow_id)
+    finally:
+        await conn.close()
+    assert view.status == "completed" and view.result == [1, 2, 2, "held"], view.error
+    markers = [e.data["marker_id"] for e in events if e.event_type == "MarkerRecorded"]
+    assert markers == ["parse-1", "parse-2", "hold-3"]
+    assert [e.event_type for e in events].count("ActivityScheduled") == 1
+    # the two journalled steps ran once; the one that was running when the worker died, again
+    assert calls(deployment, "parse", workflow_id) == [1, 1]
+    assert len(calls(deployment, "hold", workflow_id)) == 2

@@ -6,6 +6,7 @@ the calls (a replay must not add any).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from pathlib import Path
@@ -68,3 +69,31 @@ async def local_then_wait(ctx: WorkflowContext, input: None) -> list[Any]:
     go = await ctx.wait_signal("go")
     again = await ctx.local_activity("parse", {"text": str(doubled)})
     return [parsed["n"], doubled, go, again["n"]]
+
+
+@app.activity(name="hold")
+async def hold(ctx: Any, input: dict[str, Any]) -> str:
+    """Waits for ever in a worker started with DURABLE_TEST_HOLD=1 (the test kills it)."""
+    _record("hold", workflow=ctx.workflow_id, attempt=ctx.attempt)
+    if os.environ.get("DURABLE_TEST_HOLD") == "1":
+        await asyncio.Event().wait()
+    return "held"
+
+
+@app.workflow(name="four_steps")
+async def four_steps(ctx: WorkflowContext, input: None) -> int:
+    total = 0
+    for i in range(1, 5):
+        total += (await ctx.step(parse, {"text": str(i)}))["n"]
+    return total
+
+
+@app.workflow(name="steps_then_hold")
+async def steps_then_hold(ctx: WorkflowContext, input: None) -> list[Any]:
+    """Two steps, an activity between them, then a step that holds in the first worker:
+    the first two must be journalled when it runs, and never run again."""
+    first = await ctx.step(parse, {"text": "1"})
+    doubled = ctx.start_activity(double, first["n"])
+    second = await ctx.step(parse, {"text": "2"})
+    held = await ctx.step(hold, {})
+    return [first["n"], second["n"], await doubled, held]

@@ -158,9 +158,10 @@ class WorkflowContext:
         retry_policy: RetryPolicy | dict[str, Any] | None = None,
         start_to_close_timeout: Seconds | None = None,
         schedule_to_close_timeout: Seconds | None = None,
+        journal: bool = False,
     ) -> asyncio.Future[Any]:
         """Call a local activity now and return the future of its result. Most code awaits
-        ``ctx.local_activity(...)`` instead."""
+        ``ctx.local_activity(...)`` or ``ctx.step(...)`` (`journal`) instead."""
         name, fn, takes_ctx, in_type, default_result_type = _local_function(activity)
         if activity_id is not None and (not isinstance(activity_id, str) or not 1 <= len(activity_id) <= 255):
             raise ValueError(f"a local activity id must be 1..255 characters, got {activity_id!r}")
@@ -177,6 +178,7 @@ class WorkflowContext:
             retry_policy=retry_policy_of(retry_policy, field="retry_policy"),
             start_to_close_timeout=to_seconds(start_to_close_timeout, field="start_to_close_timeout") or None,
             schedule_to_close_timeout=budget,
+            journalled=journal,
         )
         if result_type is NO_CONVERSION:
             result_type = default_result_type
@@ -198,6 +200,20 @@ class WorkflowContext:
         attempts and the waits between them; default 5 s, at most 60 s: a retry that would
         end past it is not made). The rules: durable.worker.workflows.local."""
         return await self.start_local_activity(activity, input, **options)
+
+    async def step(
+        self,
+        activity: str | Callable[..., Any],
+        input: Any = None,
+        **options: Any,
+    ) -> Any:
+        """Run a step in the worker and return its result, its outcome written to the
+        history before the workflow's next step runs (DBOS's steps, Restate's ctx.run): a
+        step that returned is never run again, even if the worker dies later in the same
+        decision. A local activity otherwise (the same function shapes, options and
+        ActivityError); each costs a write, where local activities are written together with
+        their decision. The rules: durable.worker.workflows.local (rule 6)."""
+        return await self.start_local_activity(activity, input, journal=True, **options)
 
     # -- child workflows ----------------------------------------------------------------
 

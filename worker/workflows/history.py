@@ -190,6 +190,7 @@ class CommandMatcher:
         self.workflow = workflow
         self.issued: deque[Command] = deque()
         self.issued_at: deque[HistoryEvent | None] = deque()  # the event being handled then
+        self.sent = 0  # the oldest of `issued` a journal wrote (ctx.step), not in the history yet
 
     def issue(self, command: Command, handling: HistoryEvent | None = None) -> None:
         self.issued.append(command)
@@ -224,6 +225,7 @@ class CommandMatcher:
         if matches(command, event):
             self.issued.popleft()
             self.issued_at.popleft()
+            self.sent = max(0, self.sent - 1)
             return
         if is_patch_marker(event):
             return  # rule 4
@@ -233,8 +235,8 @@ class CommandMatcher:
         )
 
     def new_commands(self) -> list[Command]:
-        """Rule 3: the commands beyond the history, in order."""
-        return list(self.issued)
+        """Rule 3: the commands beyond the history, in order (less those a journal wrote)."""
+        return list(self.issued)[self.sent:] if self.sent else list(self.issued)
 
 
 def sorted_history(events: Iterable[HistoryEvent]) -> list[HistoryEvent]:

@@ -17,7 +17,7 @@ import logging
 import random
 import traceback
 from collections import defaultdict, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -235,6 +235,24 @@ class WorkflowInstance:
                 if pending is None or pending.future.done() or self.ended:
                     continue  # cancelled meanwhile, or the workflow ended: no marker
                 self._resolve_local(pending, outcome.marker_value(seen))
+            return self._decision()
+        except BaseException:
+            self._close()
+            raise
+
+    def journalled(self, count: int, told: Sequence[HistoryEvent] = ()) -> Decision:
+        """The decision's first `count` new commands were written by a journal (ctx.step;
+        durable.worker.workflows.local, rule 6): they are not sent again. `told`: their
+        events, when they end the history; the instance then stands there, matched as replay
+        would match them. The decision that stands now."""
+        try:
+            self.matcher.sent += count
+            told = sorted_history(told)
+            last = self._events[-1].sequence_num if self._events else 0
+            if len(told) == count and told and told[0].sequence_num == last + 1:
+                for event in told:
+                    self._events.append(event)
+                    self._record(event)
             return self._decision()
         except BaseException:
             self._close()

@@ -30,8 +30,17 @@ decision. The rules, all of them:
    "schedule_to_close". A failure for good raises ActivityError in the workflow, as an
    activity's does. A step that needs longer is an activity.
 
+6. **Steps** (``await ctx.step(...)``) are local activities whose outcome is written before
+   the next step runs: before the worker runs a step, the commands the decision issued so
+   far (the markers of the steps before it among them) are written as a journal, the
+   decision's task staying the worker's (durable.controlplane.store.journals). A step
+   whose marker was written is never run again; a worker that dies mid-decision loses at
+   most the step it was running. The markers are the same as a local activity's, and so is
+   replay. A journal that is not applied (the workflow ended meanwhile, the task was taken
+   back) drops the decision, which runs again from the history.
+
 A local activity runs at least once: a decision that is dropped (its worker died, the
-workflow moved on meanwhile) runs it again the next time.
+workflow moved on meanwhile) runs it again the next time; a step, from its last journal on.
 """
 
 from __future__ import annotations
@@ -74,6 +83,7 @@ class LocalActivity:
     retry_policy: RetryPolicy | None = None
     start_to_close_timeout: float | None = None
     schedule_to_close_timeout: float = DEFAULT_SCHEDULE_TO_CLOSE
+    journalled: bool = False  # a step (ctx.step): what the decision issued before it is written first (rule 6)
 
 
 @dataclass(frozen=True)
