@@ -223,7 +223,7 @@ def test_peer_bench_w3_json_is_read_and_compared() -> None:
     assert "| 4 | **durable**, activities | `four_steps`, 1000 wf, 2 worker procs x 32 task slots" in text
     assert "| 4 | **durable**, steps (ctx.step) | `four_journalled_steps`, 1000 wf" in text
     assert "| 1 | restate-wf | 1000 wf, 1 worker proc + engine server, C=64;" in text
-    assert "durable (activities) / Restate = **0.95x** (goal >= 1: **not met**)" in text
+    assert "durable as activities / Restate = **0.95x** (goal >= 1: **not met**)" in text
 
 
 def test_w3_peer_failures_are_rows_and_ratios_say_na() -> None:
@@ -240,7 +240,7 @@ def test_w3_peer_failures_are_rows_and_ratios_say_na() -> None:
     data["targets"] = targets(data)
     text = markdown(data)
     assert "| 4 | restate-wf | | **failed: RuntimeError: restate-wf runs only inside a private network" in text
-    assert "durable (activities) / Restate = n/a (failed: RuntimeError" in text
+    assert "durable as activities / Restate = n/a (failed: RuntimeError" in text
     assert "| n/a |" in text  # the Restate target: neither met nor missed
 
     # the whole driver failing (a multi-line message), and --no-peers: every peer row says why

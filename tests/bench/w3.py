@@ -227,7 +227,7 @@ def w3_markdown(w3: dict[str, Any]) -> list[str]:
             value = f"**{x['ratio']:.2f}x**" if x["ratio"] is not None else f"n/a ({_short(x['why'], 120)})"
             goal = "" if x["goal"] is None else (
                 f" (goal >= {x['goal']:g}: " + {True: "met", False: "**not met**", None: "n/a"}[x["met"]] + ")")
-            parts.append(f"durable ({KIND_LABELS[x.get('kind', 'activity')]}) / {x['label']} = {value}{goal}")
+            parts.append(f"durable as {KIND_LABELS[x.get('kind', 'activity')]} / {x['label']} = {value}{goal}")
         lines.append(f"Ratios, {steps} step{'s' if steps != 1 else ''}: " + "; ".join(parts)
                      + ("." if steps in GOALS else " (no goal set for this size)."))
         lines.append("")

@@ -371,3 +371,82 @@ def test_a_query_may_not_start_a_local_activity() -> None:
 
     with pytest.raises(WorkflowCodeError, match="tried to change the workflow"):
         app.workflows["asking"].query(history(STARTED), "peek")
+
+
+def _steps_app() -> tuple[App, list[str]]:
+    app = App()
+    calls: list[str] = []
+
+    @app.activity(name="parse")
+    async def parse(ctx: Any, input: dict[str, Any]) -> dict[str, Any]:
+        calls.append(f"parse:{input['text']}")
+        return {"n": int(input["text"])}
+
+    @app.workflow(name="three_steps")
+    async def three_steps(ctx: WorkflowContext, input: None) -> int:
+        total = (await ctx.step(parse, {"text": "1"}))["n"]
+        later = ctx.start_activity("double", total)  # issued between two steps: journalled with the first
+        total += (await ctx.step(parse, {"text": "2"}))["n"]
+        total += (await ctx.step(parse, {"text": "3"}))["n"]
+        return total + await later
+
+    return app, calls
+
+
+@pytest.mark.parametrize("told", [True, False])
+async def test_steps_write_what_came_before_them_and_replay_from_it(told: bool) -> None:
+    """Before each step the decision's commands so far go out as a journal (none before the
+    first); the decision sends only what no journal wrote, and a fresh replay of the history
+    the journals made runs nothing again. Untold (events came meanwhile), the instance stands
+    where it was and is not sent the same commands twice."""
+    app, calls = _steps_app()
+    definition = app.workflows["three_steps"]
+    instance = definition.instance("wf-1")
+    events = [HistoryEvent(1, *STARTED)]
+    journals: list[list[str]] = []
+
+    async def journal(decision: Any) -> Any:
+        sent = [type(a).__name__ + ":" + getattr(a, "marker_id", getattr(a, "activity_id", "")) for a in decision.actions]
+        journals.append(sent)
+        appended = []
+        for action in decision.actions:
+            if isinstance(action, RecordMarker):
+                appended.append(HistoryEvent(len(events) + 1, "MarkerRecorded", {
+                    "kind": action.kind, "marker_id": action.marker_id, "value": action.value}))
+            else:
+                appended.append(HistoryEvent(len(events) + 1, "ActivityScheduled", {
+                    "activity_type": action.activity_type, "activity_id": action.activity_id, "input": 1}))
+            events.append(appended[-1])
+        return instance.journalled(len(decision.actions), appended if told else [])
+
+    decision = instance.replay(events, 0, keep_open=True)
+    assert [r.journalled for r in decision.local_activities] == [True]
+    decision = await LocalActivityRunner(app.activities).settle(instance, decision, "wf-1", journal)
+    assert journals == [["RecordMarker:parse-1", "ScheduleActivity:double-1"], ["RecordMarker:parse-2"]]
+    # the decision: the last step's marker only; it saw through its journals' events when told
+    assert [type(a).__name__ for a in decision.actions] == ["RecordMarker"]
+    assert decision.seen_through_seq == (4 if told else 1)
+    assert calls == ["parse:1", "parse:2", "parse:3"]
+    instance.close()
+
+    [last] = decision.actions
+    events.append(HistoryEvent(5, "MarkerRecorded", {"kind": last.kind, "marker_id": last.marker_id,
+                                                     "value": last.value}))
+    events.append(HistoryEvent(6, "ActivityCompleted", {"activity_id": "double-1", "result": 2}))
+    again = definition.instance("wf-1").replay(events, 5)
+    assert [type(a).__name__ for a in again.actions] == ["CompleteWorkflow"] and again.ended
+    assert calls == ["parse:1", "parse:2", "parse:3"]  # nothing ran again
+
+
+async def test_a_worker_that_died_after_a_journal_runs_only_the_steps_after_it() -> None:
+    app, calls = _steps_app()
+    value = {"activity_type": "parse", "attempts": 1, "seen_seq": 1, "result": {"n": 1}}
+    events = history(STARTED, ("MarkerRecorded", {"kind": "local_activity", "marker_id": "parse-1", "value": value}),
+                     ("ActivityScheduled", {"activity_type": "double", "activity_id": "double-1", "input": 1}))
+    instance = app.workflows["three_steps"].instance("wf-1")
+    decision = instance.replay(events, 0, keep_open=True)  # decided through nothing: the journal's decision died
+    assert [r.marker_id for r in decision.local_activities] == ["parse-2"] and decision.actions == []
+    decision = await LocalActivityRunner(app.activities).settle(instance, decision, "wf-1")
+    assert calls == ["parse:2", "parse:3"]
+    assert [a.marker_id for a in decision.actions] == ["parse-2", "parse-3"]
+    instance.close()
