@@ -125,6 +125,10 @@ class ControlPlaneMetrics(MetricsEndpoint, StoreObserver):
             "durable_workflow_decisions", "Workflow decisions, applied or dropped on a moved history.", ["type", "result"],
             registry=self.registry,
         )
+        self.journals = Counter(
+            "durable_workflow_journals", "Journals of decisions (ctx.step), applied or not.", ["type", "result"],
+            registry=self.registry,
+        )
         self.decision_failures = Counter(
             "durable_workflow_decision_failures",
             "Workflow decisions that failed (workflow code raised, or a non-determinism): the "
@@ -200,6 +204,9 @@ class ControlPlaneMetrics(MetricsEndpoint, StoreObserver):
 
     def decided(self, workflow_type: str, applied: bool) -> None:
         self.decisions.labels(workflow_type, "applied" if applied else "dropped").inc()
+
+    def journalled(self, workflow_type: str, applied: bool) -> None:
+        self.journals.labels(workflow_type, "applied" if applied else "dropped").inc()
 
     def decision_failed(self, workflow_type: str, error_type: str) -> None:
         self.decision_failures.labels(workflow_type, error_type).inc()

@@ -125,7 +125,9 @@ class DecisionStore(StoreBase):
             for index, (outcome, wf, end) in decided.items():
                 outcomes[index] = outcome
                 if isinstance(outcome, Applied) and wf is not None:
-                    if not decisions[index].journal:  # a journal is part of a decision
+                    if decisions[index].journal:  # part of a decision: counted apart
+                        self.observer.journalled(wf.workflow_type, outcome.applied)
+                    else:
                         self.observer.decided(wf.workflow_type, outcome.applied)
                     if end:
                         ended.append(wf.id)
