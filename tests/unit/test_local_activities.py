@@ -450,3 +450,16 @@ async def test_a_worker_that_died_after_a_journal_runs_only_the_steps_after_it()
     assert calls == ["parse:2", "parse:3"]
     assert [a.marker_id for a in decision.actions] == ["parse-2", "parse-3"]
     instance.close()
+
+
+async def test_durable_testing_runs_steps_as_local_activities() -> None:
+    app, calls = _steps_app()
+
+    @app.activity(name="double")
+    async def double(ctx: Any, input: int) -> int:
+        return input * 2
+
+    handle = await WorkflowEnvironment(app).start("three_steps")
+    assert await handle.result() == 8
+    assert [e.data["marker_id"] for e in handle.events("MarkerRecorded")] == ["parse-1", "parse-2", "parse-3"]
+    assert calls == ["parse:1", "parse:2", "parse:3"]
