@@ -145,13 +145,19 @@ async def test_steps_are_journalled_in_one_decision(deployment: Deployment) -> N
     assert calls(deployment, "parse", four.id) == [1, 1, 1, 1]
 
 
-async def test_a_step_journalled_before_its_worker_died_is_not_run_again(deployment: Deployment) -> None:
+@pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGTERM], ids=["killed", "drained"])
+async def test_a_step_journalled_before_its_worker_stopped_is_not_run_again(
+    deployment: Deployment, stop: signal.Signals
+) -> None:
+    """Killed, the worker's decision comes back through the reaper; drained, it is handed back
+    once its grace period ends (the held step cancelled): either way the next worker goes on
+    from the journals."""
     conn = await asyncpg.connect(deployment.url)
     try:
         async with Client(deployment.address) as client:
-            with worker_process(deployment.address, "steps-a", APP, log_dir=deployment.logs,
+            with worker_process(deployment.address, f"steps-a-{stop.name}", APP, log_dir=deployment.logs,
                                 DURABLE_TEST_RECORDS=str(deployment.records), DURABLE_TEST_HOLD="1",
-                                **FAST) as first:
+                                DURABLE_DRAIN_GRACE_PERIOD="0.5", **FAST) as first:
                 workflow_id, _ = await client.start_workflow("steps_then_hold")
 
                 async def holding() -> bool:
@@ -162,9 +168,9 @@ async def test_a_step_journalled_before_its_worker_died_is_not_run_again(deploym
                     return written == 2 and calls(deployment, "hold", workflow_id) == [1]
 
                 await wait_for(holding, 30, "the third step running, the first two journalled")
-                os.kill(first.pid, signal.SIGKILL)
-                first.wait()
-            with deployment.worker("steps-b"):
+                os.kill(first.pid, stop)
+                first.wait(timeout=30)
+            with deployment.worker(f"steps-b-{stop.name}"):
                 view = await client.wait_workflow(workflow_id, timeout=60)
             events = await client.history(workflow_id)
     finally:
