@@ -463,3 +463,33 @@ async def test_durable_testing_runs_steps_as_local_activities() -> None:
     assert await handle.result() == 8
     assert [e.data["marker_id"] for e in handle.events("MarkerRecorded")] == ["parse-1", "parse-2", "parse-3"]
     assert calls == ["parse:1", "parse:2", "parse:3"]
+
+
+async def test_parallel_steps_run_together_and_are_journalled_before_the_next() -> None:
+    app = App()
+
+    @app.activity(name="parse")
+    async def parse(ctx: Any, input: dict[str, Any]) -> dict[str, Any]:
+        return {"n": int(input["text"])}
+
+    @app.workflow(name="fan_out")
+    async def fan_out(ctx: WorkflowContext, input: None) -> int:
+        a, b = await asyncio.gather(ctx.step(parse, {"text": "1"}), ctx.step(parse, {"text": "2"}))
+        plain = await ctx.local_activity(parse, {"text": "3"})  # no journal before a local activity
+        last = await ctx.step(parse, {"text": "4"})
+        return a["n"] + b["n"] + plain["n"] + last["n"]
+
+    instance = app.workflows["fan_out"].instance("wf-2")
+    journals: list[list[str]] = []
+
+    async def journal(decision: Any) -> Any:
+        journals.append([a.marker_id for a in decision.actions])
+        return instance.journalled(len(decision.actions))
+
+    decision = instance.replay([HistoryEvent(1, *STARTED)], 0, keep_open=True)
+    assert len(decision.local_activities) == 2
+    decision = await LocalActivityRunner(app.activities).settle(instance, decision, "wf-2", journal)
+    assert journals == [["parse-1", "parse-2", "parse-3"]]
+    assert [type(a).__name__ for a in decision.actions] == ["RecordMarker", "CompleteWorkflow"]
+    assert decision.actions[-1].result == 10
+    instance.close()
