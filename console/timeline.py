@@ -1,9 +1,13 @@
-"""A workflow's history as a Gantt-style picture: one row per activity, timer and signal.
+"""A workflow's history as a Gantt-style picture: one row per activity, timer, local activity
+or step, and signal.
 
 Pure data in, geometry out (in the units of the SVG's viewBox); the template draws it. Bars
 run from when a step was scheduled to when its outcome was recorded (or now, while it runs);
 retries are ticks on their step's bar, taken from the tasks' error histories; signals are
-points on a row of their own. Child workflows get rows of their own when the engine has them.
+points on a row of their own. A local activity or step (a marker of kind "local_activity")
+has no scheduled time: its bar runs from the event before its marker to the marker, which is
+when its outcome was written (a step's, before the next step ran; a local activity's, with its
+decision). Child workflows get rows of their own when the engine has them.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ class Mark:
 @dataclass
 class Row:
     label: str
-    kind: str  # "workflow", "activity", "timer", "signals"
+    kind: str  # "workflow", "activity", "timer", "local", "signals"
     outcome: str  # completed, failed, cancelled, running, waiting, scheduled
     start: float
     end: float | None
@@ -105,9 +109,21 @@ def build(workflow: WorkflowView, events: Sequence[EventView], tasks: Sequence[T
             row.end, row.outcome = at, outcome
             row.title += f": {outcome}{note} after {span_label(at - row.start)}"
 
+    before = start  # when the event before this one was written
     for e in events:
         d = e.data
-        if e.event_type == "ActivityScheduled":
+        at_before, before = before, e.created_at
+        if e.event_type == "MarkerRecorded" and d.get("kind") == "local_activity":
+            value = d.get("value") if isinstance(d.get("value"), dict) else {}
+            mid, kind = str(d.get("marker_id", "")), value.get("activity_type", "?")
+            outcome = "failed" if value.get("error") is not None else "completed"
+            attempts = value.get("attempts")
+            row = Row(f"{kind} · {mid}", "local", outcome, at_before, e.created_at,
+                      f"local activity or step {kind} ({mid}): {outcome}"
+                      + (f" after {attempts} attempt{'s' if attempts != 1 else ''}" if attempts else "")
+                      + f", written {span_label(e.created_at - at_before)} after the event before it")
+            order.append(row)
+        elif e.event_type == "ActivityScheduled":
             aid = str(d.get("activity_id", ""))
             open_step("activity", aid, f"{d.get('activity_type', '?')} · {aid}", e.created_at,
                       f"activity {d.get('activity_type', '?')} ({aid})")

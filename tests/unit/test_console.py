@@ -63,6 +63,24 @@ def test_timeline_rows_outcomes_retries_and_signals() -> None:
     assert picture.ticks[0][1] == "0" and picture.ticks[-1][1] == "+10.0 s"
 
 
+def test_timeline_rows_for_steps_run_from_the_event_before_to_their_marker() -> None:
+    def marker(seq: int, at: float, mid: str, **value: Any) -> EventView:
+        return ev(seq, at, "MarkerRecorded", kind="local_activity", marker_id=mid,
+                  value={"activity_type": "parse", "attempts": 1, "seen_seq": 1, **value})
+
+    events = [ev(1, 0, "WorkflowStarted"), marker(2, 2, "parse-1", result={}),
+              marker(3, 5, "parse-2", attempts=3, error={"type": "E", "message": "no"}),
+              ev(4, 5, "MarkerRecorded", kind="patch", marker_id="v2", value=True)]
+    picture = timeline.build(wf("completed", completed_at=T0 + 10), events, [], now=T0 + 10)
+    assert [(r.kind, r.outcome, r.label) for r in picture.rows] == [
+        ("workflow", "completed", "workflow demo"), ("local", "completed", "parse · parse-1"),
+        ("local", "failed", "parse · parse-2")]
+    _, first, second = picture.rows
+    assert (first.start, first.end, second.start, second.end) == (T0, T0 + 2, T0 + 2, T0 + 5)
+    assert "failed after 3 attempts, written 3.0 s after the event before it" in second.title
+    assert first.x + first.width == pytest.approx(second.x)
+
+
 def test_timeline_of_an_ended_workflow_closes_open_steps_and_caps_rows() -> None:
     events = [ev(1, 0, "WorkflowStarted")] + [
         ev(i + 2, i * 0.01, "ActivityScheduled", activity_id=f"s{i}", activity_type="x") for i in range(250)
