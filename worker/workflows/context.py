@@ -211,8 +211,9 @@ class WorkflowContext:
         history before the workflow's next step runs (DBOS's steps, Restate's ctx.run): a
         step that returned is never run again, even if the worker dies later in the same
         decision. A local activity otherwise (the same function shapes, options and
-        ActivityError); each costs a write, where local activities are written together with
-        their decision. The rules: durable.worker.workflows.local (rule 6)."""
+        ActivityError); each but a decision's last costs a write (a journal), where local
+        activities are written together with their decision. The rules:
+        durable.worker.workflows.local (rule 6)."""
         return await self.start_local_activity(activity, input, journal=True, **options)
 
     # -- child workflows ----------------------------------------------------------------
