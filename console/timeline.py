@@ -114,15 +114,16 @@ def build(workflow: WorkflowView, events: Sequence[EventView], tasks: Sequence[T
         d = e.data
         at_before, before = before, e.created_at
         if e.event_type == "MarkerRecorded" and d.get("kind") == "local_activity":
-            value = d.get("value") if isinstance(d.get("value"), dict) else {}
+            raw = d.get("value")
+            value: dict[str, Any] = raw if isinstance(raw, dict) else {}
             mid, kind = str(d.get("marker_id", "")), value.get("activity_type", "?")
             outcome = "failed" if value.get("error") is not None else "completed"
             attempts = value.get("attempts")
-            row = Row(f"{kind} · {mid}", "local", outcome, at_before, e.created_at,
+            local = Row(f"{kind} · {mid}", "local", outcome, at_before, e.created_at,
                       f"local activity or step {kind} ({mid}): {outcome}"
                       + (f" after {attempts} attempt{'s' if attempts != 1 else ''}" if attempts else "")
                       + f", written {span_label(e.created_at - at_before)} after the event before it")
-            order.append(row)
+            order.append(local)
         elif e.event_type == "ActivityScheduled":
             aid = str(d.get("activity_id", ""))
             open_step("activity", aid, f"{d.get('activity_type', '?')} · {aid}", e.created_at,
