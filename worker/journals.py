@@ -48,7 +48,6 @@ class Journal:
         self.worker_id = worker_id
         self._backoff = backoff
         self.written = 0  # commands this decision's journals wrote
-        self.journals = 0
 
     async def __call__(self, decision: Decision) -> Decision:
         """Write `decision`'s commands; the decision that then stands (those not sent again)."""
@@ -64,7 +63,6 @@ class Journal:
                                   "(the workflow ended, or the task was taken back)")
         count = len(decision.actions)
         self.written += count
-        self.journals += 1
         return self.instance.journalled(count, history_from_proto(response.events))
 
     async def _send(self, request: pb.CompleteWorkflowTaskRequest) -> pb.CompleteWorkflowTaskResponse | None:

@@ -211,7 +211,7 @@ class DecisionStore(StoreBase):
             out[index] = (Applied(applied, (), told), wf, ended)
         if marked:
             try:
-                told_by_workflow = await journals.write_markers(conn, [j for _, j in marked], now)
+                told_by_workflow = await journals.write_markers(conn, worker_id, [j for _, j in marked], now)
             except DurableError as exc:
                 raise _Unapplied(str(exc)) from exc
             for index, j in marked:
@@ -254,9 +254,7 @@ class DecisionStore(StoreBase):
         sticky = worker_id if decision.keeps_instance else None
         unseen = wf.last_event_seq > seen
         if not self._applies(wf, decision, planned):
-            await conn.execute(Q.complete_task, task_id, dumps({"applied": False}), now)
-            if not wf.is_terminal:
-                await self._wake(conn, wf, now)
+            await self._not_applied(conn, wf, task_id, now)
             return False, False, ()
         # told only when they follow what the instance saw (not after events it did not see)
         told: list[Event] | None = [] if sticky is not None and not unseen else None
@@ -264,6 +262,13 @@ class DecisionStore(StoreBase):
         if unseen and not ended:  # the events it did not see start the next decision
             await self._wake(conn, wf, now, sticky=sticky)
         return True, ended, tuple(told or ())
+
+    async def _not_applied(self, conn: asyncpg.Connection, wf: WorkflowInstance, task_id: UUID, now: datetime) -> None:
+        """A decision (or journal) that is not applied: its task done, the workflow woken
+        (unless it ended) for the next decision."""
+        await conn.execute(Q.complete_task, task_id, dumps({"applied": False}), now)
+        if not wf.is_terminal:
+            await self._wake(conn, wf, now)
 
     async def _apply(
         self,

@@ -34,7 +34,6 @@ import asyncpg
 
 from durable.common.errors import ConcurrencyConflict, InvalidArgument
 from durable.controlplane.store import workflow_batches
-from durable.controlplane.store.base import dumps
 from durable.controlplane.store.queries import Q
 from durable.controlplane.store.records import Event, WorkflowInstance
 
@@ -76,9 +75,7 @@ async def write(
     """One journal on its locked workflow and task, `done` commands written before it:
     (applied, the run ended, the command events told when they end the history)."""
     if not store._applies(wf, decision, planned):  # rule 4
-        await conn.execute(Q.complete_task, task_id, dumps({"applied": False}), now)
-        if not wf.is_terminal:
-            await store._wake(conn, wf, now)
+        await store._not_applied(conn, wf, task_id, now)
         return False, False, ()
     if decision.journalled < done:  # rule 3: made again; the first was written
         return True, False, ()
@@ -109,24 +106,24 @@ def set_based(store: DecisionStore, marked: Marked) -> bool:
             and not (wf.history_warned or store.history_limits.warns(wf.last_event_seq + len(planned), wf.history_bytes)))
 
 
-async def write_markers(conn: asyncpg.Connection, journals: Sequence[Marked], now: datetime) -> dict[str, tuple[Event, ...]]:
-    """The journals (set_based) in one statement, on their locked workflows and tasks; per
-    workflow the events told. ConcurrencyConflict when a history is not where its journal saw
-    it (the caller rolls back)."""
+async def write_markers(
+    conn: asyncpg.Connection, worker_id: str, journals: Sequence[Marked], now: datetime
+) -> dict[str, tuple[Event, ...]]:
+    """The journals (set_based) of `worker_id`, which holds their instances, in one statement,
+    on their locked workflows and tasks; per workflow the events told. ConcurrencyConflict
+    when a history is not where its journal saw it (the caller rolls back)."""
     ids: list[str] = []
     seqs: list[int] = []
     data: list[str] = []
     told: dict[str, tuple[Event, ...]] = {}
     for j in journals:
-        events = []
-        for i, action in enumerate(j.planned):
-            seq = j.wf.last_event_seq + 1 + i
-            body = {"kind": action["kind"], "marker_id": action["marker_id"], "value": action["value"]}
+        d = workflow_batches.Decided(j.wf, j.task_id, j.decision.seen_through_seq, j.planned, worker_id)
+        planned = workflow_batches.command_events(d, [None] * len(j.planned), None, now)
+        for seq, _, event_data in planned.events:
             ids.append(j.wf.id)
             seqs.append(seq)
-            data.append(dumps(body))
-            events.append(workflow_batches.told_event(seq, "MarkerRecorded", body, now))
-        told[j.wf.id] = tuple(events)
+            data.append(event_data)
+        told[j.wf.id] = tuple(planned.told)
     rows = await conn.fetch(
         Q.journal_markers, ids, seqs, data, [j.wf.id for j in journals],
         [j.decision.seen_through_seq for j in journals], [j.task_id for j in journals],

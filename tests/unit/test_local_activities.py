@@ -374,13 +374,8 @@ def test_a_query_may_not_start_a_local_activity() -> None:
 
 
 def _steps_app() -> tuple[App, list[str]]:
-    app = App()
-    calls: list[str] = []
-
-    @app.activity(name="parse")
-    async def parse(ctx: Any, input: dict[str, Any]) -> dict[str, Any]:
-        calls.append(f"parse:{input['text']}")
-        return {"n": int(input["text"])}
+    app, calls = make_app()
+    parse = app.activities["parse"].fn
 
     @app.workflow(name="three_steps")
     async def three_steps(ctx: WorkflowContext, input: None) -> int:
@@ -466,11 +461,8 @@ async def test_durable_testing_runs_steps_as_local_activities() -> None:
 
 
 async def test_parallel_steps_run_together_and_are_journalled_before_the_next() -> None:
-    app = App()
-
-    @app.activity(name="parse")
-    async def parse(ctx: Any, input: dict[str, Any]) -> dict[str, Any]:
-        return {"n": int(input["text"])}
+    app, _ = make_app()
+    parse = app.activities["parse"].fn
 
     @app.workflow(name="fan_out")
     async def fan_out(ctx: WorkflowContext, input: None) -> int:

@@ -236,7 +236,7 @@ class CommandMatcher:
 
     def new_commands(self) -> list[Command]:
         """Rule 3: the commands beyond the history, in order (less those a journal wrote)."""
-        return list(self.issued)[self.sent:] if self.sent else list(self.issued)
+        return list(self.issued)[self.sent:]
 
 
 def sorted_history(events: Iterable[HistoryEvent]) -> list[HistoryEvent]:
