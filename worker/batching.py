@@ -173,7 +173,8 @@ class DecisionBatcher(_Batcher[pb.CompleteWorkflowTaskRequest]):
         if self.batched:
             try:
                 outcome = await self._submit(request)
-                return pb.CompleteWorkflowTaskResponse(applied=outcome.applied, tasks=outcome.tasks, events=outcome.events)
+                return pb.CompleteWorkflowTaskResponse(applied=outcome.applied, tasks=outcome.tasks, events=outcome.events,
+                                                       unseen=outcome.unseen)
             except Unimplemented:
                 if self.batched:
                     log.info("the control plane does not know CompleteWorkflowTasks (an older version); "

@@ -10,7 +10,9 @@ A journal is retried while the control plane is unreachable, and counts what thi
 journals wrote before it, so one made again after its answer was lost is not written twice.
 A journal that is not applied, or whose task this worker no longer holds, drops the
 decision (DecisionDropped): the next decision runs on from the history. One the control plane
-refuses (too large, invalid) fails the decision, and the workflow blocks saying why.
+refuses (too large, invalid) fails the decision, and the workflow blocks saying why. One
+answered `unseen` (events came meanwhile) ends a decision that ran a step already, its next
+steps deferred to the decision those events start (durable.worker.workflows.local, rule 7).
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ class Journal:
         self.worker_id = worker_id
         self._backoff = backoff
         self.written = 0  # commands this decision's journals wrote
+        self.unseen = False  # the last answer: events came that the decision has not seen
 
     async def __call__(self, decision: Decision) -> Decision:
         """Write `decision`'s commands; the decision that then stands (those not sent again)."""
@@ -63,6 +66,7 @@ class Journal:
                                   "(the workflow ended, or the task was taken back)")
         count = len(decision.actions)
         self.written += count
+        self.unseen = response.unseen
         return self.instance.journalled(count, history_from_proto(response.events))
 
     async def _send(self, request: pb.CompleteWorkflowTaskRequest) -> pb.CompleteWorkflowTaskResponse | None:

@@ -17,7 +17,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import Executor
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from durable.common import DurableError, NonRetryableError, RetryableError, RetryPolicy
 from durable.common.converter import NO_CONVERSION, from_json, to_json
@@ -31,6 +31,14 @@ from durable.worker.workflows.local import EXHAUSTED, NON_RETRYABLE, OUT_OF_TIME
 log = logging.getLogger(__name__)
 
 MAX_MESSAGE_CHARS = 4000
+
+
+class Journaller(Protocol):
+    """Writes a decision's commands so far before its next step (durable.worker.journals)."""
+
+    unseen: bool  # the last journal's answer: events came that the decision has not seen
+
+    async def __call__(self, decision: Decision) -> Decision: ...
 
 
 class LocalActivityRunner:
@@ -60,19 +68,23 @@ class LocalActivityRunner:
         instance: WorkflowInstance,
         decision: Decision,
         workflow_id: str,
-        journal: Callable[[Decision], Awaitable[Decision]] | None = None,
+        journal: Journaller | None = None,
     ) -> Decision:
         """Run what `decision` waits on, hand it to `instance`, again until the code waits on
         no local activity; the decision to send. Raises WorkflowCodeError for a name no
         activity of the App (or fake) has. `journal` writes the decision's commands so far
         before a step runs (ctx.step; None: they go with the decision) and returns the
-        decision that then stands."""
+        decision that then stands; when it says events came that the decision has not seen,
+        a decision that ran a step already ends there, what it waits on deferred (rule 7)."""
+        ran = False
         while decision.local_activities and not decision.ended:
             requests = decision.local_activities
             for request in requests:  # a name nothing runs fails the decision before anything runs
                 self._function(request)
             if journal is not None and decision.actions and any(r.journalled for r in requests):
                 decision = await journal(decision)
+                if journal.unseen and ran:
+                    return instance.defer_local()
                 requests = decision.local_activities
             if len(requests) == 1:
                 outcomes = [await self.run(requests[0], workflow_id)]
@@ -82,6 +94,7 @@ class LocalActivityRunner:
                                                  name=f"local-activity:{workflow_id}/{r.marker_id}")
                                for r in requests]
                 outcomes = [task.result() for task in running]
+            ran = True
             decision = instance.resolve_local(outcomes)
         return decision
 

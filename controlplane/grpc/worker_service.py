@@ -332,7 +332,7 @@ class WorkerService(pb_grpc.WorkerServiceServicer):
         if isinstance(outcome, DurableError):
             raise outcome
         return pb.CompleteWorkflowTaskResponse(applied=outcome.applied, tasks=[convert.task(t) for t in outcome.tasks],
-                                               events=[convert.event(e) for e in outcome.events])
+                                               events=[convert.event(e) for e in outcome.events], unseen=outcome.unseen)
 
     @rpc
     async def CompleteWorkflowTasks(
@@ -357,6 +357,7 @@ class WorkerService(pb_grpc.WorkerServiceServicer):
             item = response.outcomes.add(task_id=d.task_id, accepted=isinstance(outcome, Applied))
             if isinstance(outcome, Applied):
                 item.applied = outcome.applied
+                item.unseen = outcome.unseen
                 item.tasks.extend(convert.task(t) for t in outcome.tasks)
                 item.events.extend(convert.event(e) for e in outcome.events)
             else:

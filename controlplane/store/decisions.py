@@ -62,6 +62,7 @@ class Applied:
     applied: bool
     tasks: tuple[ClaimedTask, ...] = ()
     events: tuple[Event, ...] = ()  # the command events appended, for the worker that keeps the instance
+    unseen: bool = False  # a journal: the history holds events its decision has not seen (journals, rule 5)
 
 
 class _Unapplied(Exception):
@@ -193,10 +194,11 @@ class DecisionStore(StoreBase):
                     marked.append((index, journal))
                     continue
                 try:
-                    applied, ended, told = await journals.write(self, conn, wf, task_id, decision, actions, done, now)
+                    applied, ended, told, unseen = await journals.write(
+                        self, conn, wf, task_id, decision, actions, done, now)
                 except DurableError as exc:
                     raise _Unapplied(str(exc)) from exc
-                out[index] = (Applied(applied, (), told), wf, ended)
+                out[index] = (Applied(applied, (), told, unseen), wf, ended)
                 continue
             if self._applies(wf, decision, actions) and workflow_batches.set_based(self, wf, actions) \
                     and wf.last_event_seq == decision.seen_through_seq:

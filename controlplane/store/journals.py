@@ -16,6 +16,10 @@ decision task stays the worker's. The rules:
    applied with nothing written; one that counts more than were written is refused.
 4. Not applied (the workflow ended, the task's attempt moved on): as a decision that is not
    applied, the task is completed and the workflow woken; the worker drops the decision.
+5. Its answer says `unseen` when the history holds events after what the decision saw (a
+   signal, a completion, a cancellation request; a journal made again counts its own first
+   writing among them). Its worker then ends the decision, the steps it waits on deferred
+   (durable.worker.workflows.local, rule 7), and the decision's end queues the next one.
 
 A batch's journals of markers alone (a step's outcome, the common case) where their history
 ends go in one statement (`write_markers`); the others take the decision's single path.
@@ -71,18 +75,20 @@ async def write(
     planned: list[dict[str, Any]],
     done: int,
     now: datetime,
-) -> tuple[bool, bool, tuple[Event, ...]]:
+) -> tuple[bool, bool, tuple[Event, ...], bool]:
     """One journal on its locked workflow and task, `done` commands written before it:
-    (applied, the run ended, the command events told when they end the history)."""
+    (applied, the run ended, the command events told when they end the history, unseen:
+    rule 5)."""
     if not store._applies(wf, decision, planned):  # rule 4
         await store._not_applied(conn, wf, task_id, now)
-        return False, False, ()
+        return False, False, (), False
+    unseen = wf.last_event_seq > decision.seen_through_seq
     if decision.journalled < done:  # rule 3: made again; the first was written
-        return True, False, ()
-    told: list[Event] | None = [] if wf.last_event_seq == decision.seen_through_seq else None
+        return True, False, (), unseen
+    told: list[Event] | None = None if unseen else []
     ended = await store._apply(conn, wf, task_id, decision.seen_through_seq, planned, now, told=told,
                                journal=(decision.attempt, done + len(planned)))
-    return not ended, ended, tuple(told or ())
+    return not ended, ended, tuple(told or ()), unseen
 
 
 @dataclass(frozen=True, slots=True)

@@ -293,7 +293,7 @@ class CompleteTasksRequest(_message.Message):
     def __init__(self, worker_id: _Optional[str] = ..., completions: _Optional[_Iterable[_Union[TaskCompletion, _Mapping]]] = ...) -> None: ...
 
 class CompletionOutcome(_message.Message):
-    __slots__ = ("task_id", "accepted", "code", "message", "applied", "tasks", "events")
+    __slots__ = ("task_id", "accepted", "code", "message", "applied", "tasks", "events", "unseen")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     ACCEPTED_FIELD_NUMBER: _ClassVar[int]
     CODE_FIELD_NUMBER: _ClassVar[int]
@@ -301,6 +301,7 @@ class CompletionOutcome(_message.Message):
     APPLIED_FIELD_NUMBER: _ClassVar[int]
     TASKS_FIELD_NUMBER: _ClassVar[int]
     EVENTS_FIELD_NUMBER: _ClassVar[int]
+    UNSEEN_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     accepted: bool
     code: str
@@ -308,7 +309,8 @@ class CompletionOutcome(_message.Message):
     applied: bool
     tasks: _containers.RepeatedCompositeFieldContainer[Task]
     events: _containers.RepeatedCompositeFieldContainer[Event]
-    def __init__(self, task_id: _Optional[str] = ..., accepted: _Optional[bool] = ..., code: _Optional[str] = ..., message: _Optional[str] = ..., applied: _Optional[bool] = ..., tasks: _Optional[_Iterable[_Union[Task, _Mapping]]] = ..., events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ...) -> None: ...
+    unseen: bool
+    def __init__(self, task_id: _Optional[str] = ..., accepted: _Optional[bool] = ..., code: _Optional[str] = ..., message: _Optional[str] = ..., applied: _Optional[bool] = ..., tasks: _Optional[_Iterable[_Union[Task, _Mapping]]] = ..., events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ..., unseen: _Optional[bool] = ...) -> None: ...
 
 class CompleteTasksResponse(_message.Message):
     __slots__ = ("outcomes",)
@@ -463,14 +465,16 @@ class CompleteWorkflowTaskRequest(_message.Message):
     def __init__(self, worker_id: _Optional[str] = ..., task_id: _Optional[str] = ..., attempt: _Optional[int] = ..., seen_through_seq: _Optional[int] = ..., actions: _Optional[_Iterable[_Union[WorkflowAction, _Mapping]]] = ..., keeps_instance: _Optional[bool] = ..., journal: _Optional[bool] = ..., journalled: _Optional[int] = ...) -> None: ...
 
 class CompleteWorkflowTaskResponse(_message.Message):
-    __slots__ = ("applied", "tasks", "events")
+    __slots__ = ("applied", "tasks", "events", "unseen")
     APPLIED_FIELD_NUMBER: _ClassVar[int]
     TASKS_FIELD_NUMBER: _ClassVar[int]
     EVENTS_FIELD_NUMBER: _ClassVar[int]
+    UNSEEN_FIELD_NUMBER: _ClassVar[int]
     applied: bool
     tasks: _containers.RepeatedCompositeFieldContainer[Task]
     events: _containers.RepeatedCompositeFieldContainer[Event]
-    def __init__(self, applied: _Optional[bool] = ..., tasks: _Optional[_Iterable[_Union[Task, _Mapping]]] = ..., events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ...) -> None: ...
+    unseen: bool
+    def __init__(self, applied: _Optional[bool] = ..., tasks: _Optional[_Iterable[_Union[Task, _Mapping]]] = ..., events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ..., unseen: _Optional[bool] = ...) -> None: ...
 
 class CompleteWorkflowTasksRequest(_message.Message):
     __slots__ = ("worker_id", "decisions")

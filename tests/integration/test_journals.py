@@ -39,7 +39,7 @@ async def test_a_journal_writes_the_commands_and_keeps_the_task(
 ) -> None:
     task = await _deciding(store, worker)
     first = await journal(store, worker, task, 1, [marker(1)], 0)
-    assert first.applied
+    assert first.applied and not first.unseen
     # told: the instance stands where the history ends
     assert [(e.sequence_num, e.event_type, e.event_data["marker_id"]) for e in first.events] == [
         (2, "MarkerRecorded", "parse-1")]
@@ -66,6 +66,7 @@ async def test_a_journal_made_again_is_not_written_twice(store: Store, worker: s
     assert (await journal(store, worker, task, 1, [marker(1)], 0)).applied
     again = await journal(store, worker, task, 1, [marker(1)], 0)  # its answer was lost
     assert again.applied and again.events == ()
+    assert again.unseen  # its own first writing is beyond what it saw
     assert [e.event_type for e in await store.load_events("wf-j")] == ["WorkflowStarted", "MarkerRecorded"]
     # one that counts more than was written is refused, and writes nothing
     ahead = await journal(store, worker, task, 2, [marker(2)], 5)
@@ -88,8 +89,17 @@ async def test_a_journal_after_events_it_did_not_see_is_written_untold(store: St
     await store.signal_workflow("wf-j", "go", {"now": True})
     outcome = await journal(store, worker, task, 1, [marker(1)], 0)
     assert outcome.applied and outcome.events == ()  # after an event it did not see: not told
+    assert outcome.unseen  # and said: its worker ends the decision there (journals, rule 5)
     assert [e.event_type for e in await store.load_events("wf-j")] == [
         "WorkflowStarted", "SignalReceived", "MarkerRecorded"]
+    # the decision that ends there, its next step deferred: applied after the signal, which
+    # starts the next decision
+    deferral = {"type": "record_marker", "kind": "local_activity_deferred", "marker_id": "parse-2",
+                "value": {"activity_type": "parse", "seen_seq": 1}}
+    assert await store.complete_workflow_task(worker, task.id, task.attempt, 1, [deferral])
+    assert [e.event_type for e in await store.load_events("wf-j")][-1] == "MarkerRecorded"
+    _, [following] = await store.claim(worker, [], ["wf"], limit=1)
+    assert following.task.workflow_id == "wf-j"
 
 
 async def test_a_journal_that_is_not_applied_drops_its_decision(

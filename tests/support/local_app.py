@@ -97,3 +97,22 @@ async def steps_then_hold(ctx: WorkflowContext, input: None) -> list[Any]:
     second = await ctx.step(parse, {"text": "2"})
     held = await ctx.step(hold, {})
     return [first["n"], second["n"], await doubled, held]
+
+
+@app.activity(name="tick")
+async def tick(ctx: Any, input: dict[str, Any]) -> None:
+    _record("tick", workflow=ctx.workflow_id, attempt=ctx.attempt)
+    await asyncio.sleep(0.002)
+
+
+@app.workflow(name="steps_until_stopped")
+async def steps_until_stopped(ctx: WorkflowContext, input: None) -> dict[str, Any]:
+    """Steps in a loop that waits on nothing else, until a signal says stop (or 2,000 steps):
+    the signal must reach the code between two steps, not once the loop is over."""
+    stop: list[Any] = []
+    ctx.set_signal_handler("stop", stop.append)
+    steps = 0
+    while not stop and steps < 2000:
+        await ctx.step(tick, {})
+        steps += 1
+    return {"steps": steps, "stopped": bool(stop)}

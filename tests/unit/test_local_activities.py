@@ -373,6 +373,34 @@ def test_a_query_may_not_start_a_local_activity() -> None:
         app.workflows["asking"].query(history(STARTED), "peek")
 
 
+class Journaller:
+    """Stands in for durable.worker.journals.Journal: `write` makes a journal; `unseen` is what
+    its answer says (events came that the decision has not seen)."""
+
+    def __init__(self, write: Any) -> None:
+        self.write = write
+        self.unseen = False
+
+    async def __call__(self, decision: Any) -> Any:
+        return await self.write(decision)
+
+
+def appended(events: list[HistoryEvent], actions: Any) -> list[HistoryEvent]:
+    """The command events the store appends for `actions` (markers and activities)."""
+    new = []
+    for action in actions:
+        if isinstance(action, RecordMarker):
+            new.append(HistoryEvent(len(events) + 1, "MarkerRecorded", {
+                "kind": action.kind, "marker_id": action.marker_id, "value": action.value}))
+        elif isinstance(action, ScheduleActivity):
+            new.append(HistoryEvent(len(events) + 1, "ActivityScheduled", {
+                "activity_type": action.activity_type, "activity_id": action.activity_id, "input": 1}))
+        else:
+            new.append(HistoryEvent(len(events) + 1, "WorkflowCompleted", {"result": action.result}))
+        events.append(new[-1])
+    return new
+
+
 def _steps_app() -> tuple[App, list[str]]:
     app, calls = make_app()
     parse = app.activities["parse"].fn
@@ -403,20 +431,12 @@ async def test_steps_write_what_came_before_them_and_replay_from_it(told: bool) 
     async def journal(decision: Any) -> Any:
         sent = [type(a).__name__ + ":" + getattr(a, "marker_id", getattr(a, "activity_id", "")) for a in decision.actions]
         journals.append(sent)
-        appended = []
-        for action in decision.actions:
-            if isinstance(action, RecordMarker):
-                appended.append(HistoryEvent(len(events) + 1, "MarkerRecorded", {
-                    "kind": action.kind, "marker_id": action.marker_id, "value": action.value}))
-            else:
-                appended.append(HistoryEvent(len(events) + 1, "ActivityScheduled", {
-                    "activity_type": action.activity_type, "activity_id": action.activity_id, "input": 1}))
-            events.append(appended[-1])
-        return instance.journalled(len(decision.actions), appended if told else [])
+        new = appended(events, decision.actions)
+        return instance.journalled(len(decision.actions), new if told else [])
 
     decision = instance.replay(events, 0, keep_open=True)
     assert [r.journalled for r in decision.local_activities] == [True]
-    decision = await LocalActivityRunner(app.activities).settle(instance, decision, "wf-1", journal)
+    decision = await LocalActivityRunner(app.activities).settle(instance, decision, "wf-1", Journaller(journal))
     assert journals == [["RecordMarker:parse-1", "ScheduleActivity:double-1"], ["RecordMarker:parse-2"]]
     # the decision: the last step's marker only; it saw through its journals' events when told
     assert [type(a).__name__ for a in decision.actions] == ["RecordMarker"]
@@ -480,8 +500,84 @@ async def test_parallel_steps_run_together_and_are_journalled_before_the_next() 
 
     decision = instance.replay([HistoryEvent(1, *STARTED)], 0, keep_open=True)
     assert len(decision.local_activities) == 2
-    decision = await LocalActivityRunner(app.activities).settle(instance, decision, "wf-2", journal)
+    decision = await LocalActivityRunner(app.activities).settle(instance, decision, "wf-2", Journaller(journal))
     assert journals == [["parse-1", "parse-2", "parse-3"]]
     assert [type(a).__name__ for a in decision.actions] == ["RecordMarker", "CompleteWorkflow"]
     assert decision.actions[-1].result == 10
     instance.close()
+
+
+def _stepping_app() -> tuple[App, list[str]]:
+    app, calls = make_app()
+    parse = app.activities["parse"].fn
+
+    @app.workflow(name="stepping")
+    async def stepping(ctx: WorkflowContext, input: None) -> list[Any]:
+        notes: list[Any] = []
+        done = {"steps": 0}
+        ctx.set_signal_handler("note", lambda value: notes.append([value, done["steps"]]))
+        for i in range(1, 5):
+            await ctx.step(parse, {"text": str(i)})
+            done["steps"] = i
+        return notes
+
+    return app, calls
+
+
+@pytest.mark.parametrize("kept", [True, False])
+async def test_a_loop_of_steps_sees_a_signal_between_two_steps(kept: bool) -> None:
+    """A signal that comes while a decision runs its steps: the journal before the next step
+    says so (unseen), the decision ends there with that step deferred, and the next decision
+    (the kept instance fed the new events, or a fresh replay) delivers the signal first, then
+    runs the deferred step; the whole history replays with nothing run again."""
+    app, calls = _stepping_app()
+    definition = app.workflows["stepping"]
+    instance = definition.instance("wf-3")
+    events = [HistoryEvent(1, *STARTED)]
+
+    async def first(decision: Any) -> Any:  # a signal comes while step 1 runs
+        count = len(decision.actions)
+        appended(events, decision.actions)
+        events.append(HistoryEvent(len(events) + 1, "SignalReceived", {"signal_type": "note", "payload": "hi"}))
+        journal.unseen = True
+        return instance.journalled(count)
+
+    journal = Journaller(first)
+    decision = instance.replay(events, 0, keep_open=True)
+    decision = await LocalActivityRunner(app.activities).settle(instance, decision, "wf-3", journal)
+    assert calls == ["parse:1"]  # step 2 deferred
+    [deferral] = decision.actions
+    assert (deferral.kind, deferral.marker_id) == ("local_activity_deferred", "parse-2")
+    assert decision.seen_through_seq == 1 and not decision.ended
+    appended(events, decision.actions)  # the decision, applied after the signal
+    assert [e.event_type for e in events] == ["WorkflowStarted", "MarkerRecorded", "SignalReceived", "MarkerRecorded"]
+
+    # without its deferral marker, that history would not be deterministic (local rule 4)
+    with pytest.raises(NonDeterminismError, match="parse-2"):
+        definition.instance("wf-3").replay(events[:3], 3)
+
+    if kept:
+        decision = instance.advance(events[1:], 4)
+    else:
+        instance.close()
+        instance = definition.instance("wf-3")
+        decision = instance.replay(events, 4, keep_open=True)
+    assert [r.marker_id for r in decision.local_activities] == ["parse-2"] and decision.actions == []
+
+    async def later(decision: Any) -> Any:
+        count = len(decision.actions)
+        return instance.journalled(count, appended(events, decision.actions))
+
+    journal = Journaller(later)
+    decision = await LocalActivityRunner(app.activities).settle(instance, decision, "wf-3", journal)
+    assert calls == ["parse:1", "parse:2", "parse:3", "parse:4"]
+    assert decision.ended and decision.actions[-1].result == [["hi", 1]]  # seen after step 1, before step 2
+    appended(events, decision.actions)
+    instance.close()
+    markers = {e.data["marker_id"]: e.data["value"]["seen_seq"] for e in events
+               if e.event_type == "MarkerRecorded" and e.data["kind"] == "local_activity"}
+    assert markers == {"parse-1": 1, "parse-2": 3, "parse-3": 3, "parse-4": 3}  # run after the signal (rule 3)
+
+    again = replay(definition, events, decided_through_seq=events[-1].sequence_num)
+    assert again.ended and again.actions == []
+    assert calls == ["parse:1", "parse:2", "parse:3", "parse:4"]  # nothing ran again

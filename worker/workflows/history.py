@@ -21,10 +21,12 @@ The matching rules, all of them, are in `CommandMatcher`:
    those decisions recorded all their commands. The commands issued while handling the
    later events, beyond the recorded ones, are the new decision.
 4. A recorded patch marker the code does not ask about is skipped (a retired `patched`
-   call); any other difference raises NonDeterminismError naming the event.
+   call), and so is a local activity's deferral marker (the runtime's, not the code's);
+   any other difference raises NonDeterminismError naming the event.
 
 A local activity's marker is a command event too, issued when its outcome is handed to the
-code; when replay issues it again is the rule of durable.worker.workflows.local.
+code; when replay issues it again is the rule of durable.worker.workflows.local (its rule 7
+is the deferral marker's).
 """
 
 from __future__ import annotations
@@ -71,6 +73,7 @@ CHILD_WORKFLOW_FAILED = "ChildWorkflowFailed"
 CHILD_WORKFLOW_CANCELLED = "ChildWorkflowCancelled"
 HISTORY_SIZE_WARNING = "HistorySizeWarning"
 LOCAL_ACTIVITY = "local_activity"  # the kind of a local activity's marker
+LOCAL_DEFERRED = "local_activity_deferred"  # a local activity a decision ended before running
 
 COMMAND_EVENTS = frozenset({
     ACTIVITY_SCHEDULED, TIMER_STARTED, ACTIVITY_CANCEL_REQUESTED, TIMER_CANCELLED,
@@ -178,6 +181,15 @@ def is_local_marker(event: HistoryEvent) -> bool:
     return event.event_type == MARKER_RECORDED and event.data.get("kind") == LOCAL_ACTIVITY
 
 
+def is_deferral_marker(event: HistoryEvent) -> bool:
+    return event.event_type == MARKER_RECORDED and event.data.get("kind") == LOCAL_DEFERRED
+
+
+def _skipped(event: HistoryEvent) -> bool:
+    """Rule 4: a command event the code need not have issued."""
+    return is_patch_marker(event) or is_deferral_marker(event)
+
+
 class CommandMatcher:
     """Pairs the commands the code issues with the command events of the history.
 
@@ -215,8 +227,8 @@ class CommandMatcher:
     def record(self, event: HistoryEvent) -> None:
         """A command event of the history: it must be the oldest unconfirmed command."""
         if not self.issued:
-            if is_patch_marker(event):
-                return  # rule 4: a retired patch
+            if _skipped(event):
+                return  # rule 4: a retired patch, a deferral
             raise NonDeterminismError(
                 f"workflow {self.workflow}: event {event.sequence_num} in the history is "
                 f"{describe_event(event)}; the code issued no command there"
@@ -227,7 +239,7 @@ class CommandMatcher:
             self.issued_at.popleft()
             self.sent = max(0, self.sent - 1)
             return
-        if is_patch_marker(event):
+        if _skipped(event):
             return  # rule 4
         raise NonDeterminismError(
             f"workflow {self.workflow}: event {event.sequence_num} in the history is "

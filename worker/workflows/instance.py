@@ -59,15 +59,18 @@ from durable.worker.workflows.history import (
     WORKFLOW_STARTED,
     CommandMatcher,
     HistoryEvent,
+    is_deferral_marker,
     is_patch_marker,
     matches,
     sorted_history,
 )
 from durable.worker.workflows.local import (
     LOCAL_ACTIVITY,
+    LOCAL_DEFERRED,
     LocalActivity,
     LocalOutcome,
     PendingLocal,
+    deferral_value,
     recorded,
     settle,
     unresolved,
@@ -198,6 +201,10 @@ class WorkflowInstance:
                     break
                 self._index = index
                 if event.is_command:
+                    if is_deferral_marker(event):  # local rule 7
+                        deferred = self.local_pending.get(str(event.data.get("marker_id", "")))
+                        if deferred is not None:
+                            deferred.deferred = True
                     self._record(event)
                     if event.event_type in ENDING_EVENTS:
                         self.ended = True
@@ -235,6 +242,22 @@ class WorkflowInstance:
                 if pending is None or pending.future.done() or self.ended:
                     continue  # cancelled meanwhile, or the workflow ended: no marker
                 self._resolve_local(pending, outcome.marker_value(seen))
+            return self._decision()
+        except BaseException:
+            self._close()
+            raise
+
+    def defer_local(self) -> Decision:
+        """End the decision before the local activities the code waits on run (events it has
+        not seen came meanwhile; durable.worker.workflows.local, rule 7): each is recorded as
+        deferred, to run in a later decision. The decision that stands now."""
+        try:
+            seen = self.current.sequence_num if self.current is not None else 0
+            for pending in self.local_pending.values():
+                if not pending.future.done() and not pending.deferred:
+                    self.issue(RecordMarker(kind=LOCAL_DEFERRED, marker_id=pending.request.marker_id,
+                                            value=deferral_value(pending, seen)))
+                    pending.deferred = True
             return self._decision()
         except BaseException:
             self._close()

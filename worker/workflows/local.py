@@ -38,6 +38,16 @@ decision. The rules, all of them:
    most the step it was running. The markers are the same as a local activity's, and so is
    replay. A journal that is not applied (the workflow ended meanwhile, the task was taken
    back) drops the decision, which runs again from the history.
+7. **Events come first.** A decision that has run a step ends early when the answer to its
+   next journal says events came that it has not seen (a signal, a completion, a cancellation
+   request): the local activities the code waits on are not run there. Each is recorded
+   instead as a deferral marker (kind "local_activity_deferred", its marker id), and the
+   events start the next decision, which delivers them first and then runs what was deferred;
+   those markers carry the later event they ran after (rule 3). Replay skips a deferral marker
+   as a command (durable.worker.workflows.history, rule 4) and notes the local activity
+   deferred, which rule 4 above then does not hold against the decision that deferred it. So
+   a loop of steps that waits on nothing else still sees its signals, and a cancellation,
+   between two steps.
 
 A local activity runs at least once: a decision that is dropped (its worker died, the
 workflow moved on meanwhile) runs it again the next time; a step, from its last journal on.
@@ -53,9 +63,10 @@ from typing import Any
 from durable.common import RetryPolicy
 from durable.common.converter import NO_CONVERSION, from_json
 from durable.worker.workflows.errors import ActivityError, NonDeterminismError
-from durable.worker.workflows.history import LOCAL_ACTIVITY, HistoryEvent, is_local_marker
+from durable.worker.workflows.history import LOCAL_ACTIVITY, LOCAL_DEFERRED, HistoryEvent, is_local_marker
 
-__all__ = ["LOCAL_ACTIVITY", "LocalActivity", "LocalOutcome", "PendingLocal", "recorded", "settle", "unresolved"]
+__all__ = ["LOCAL_ACTIVITY", "LOCAL_DEFERRED", "LocalActivity", "LocalOutcome", "PendingLocal", "deferral_value", "recorded",
+           "settle", "unresolved"]
 DEFAULT_SCHEDULE_TO_CLOSE = 5.0
 MAX_SCHEDULE_TO_CLOSE = 60.0
 
@@ -118,6 +129,12 @@ class PendingLocal:
     future: asyncio.Future[Any]
     result_type: Any
     called_at: int  # the sequence number of the event being handled at the call
+    deferred: bool = False  # a decision recorded it deferred (rule 7)
+
+
+def deferral_value(pending: PendingLocal, seen_seq: int) -> dict[str, Any]:
+    """Rule 7: a deferral marker's value; `seen_seq`, the event the code had handled last."""
+    return {"activity_type": pending.request.activity_type, "seen_seq": seen_seq}
 
 
 def settle(pending: PendingLocal, value: dict[str, Any]) -> None:
@@ -171,9 +188,9 @@ def recorded(
 
 def unresolved(pending: dict[str, PendingLocal], decided_through_seq: int, workflow: str) -> None:
     """Rule 4: the local activities called while handling a decided event were all resolved
-    by the decision recorded there."""
+    by the decision recorded there, or deferred by it (rule 7)."""
     for entry in pending.values():
-        if not entry.future.done() and entry.called_at <= decided_through_seq:
+        if not entry.future.done() and not entry.deferred and entry.called_at <= decided_through_seq:
             request = entry.request
             raise NonDeterminismError(
                 f"workflow {workflow}: handling event {entry.called_at}, the code called local activity "
