@@ -128,7 +128,10 @@ class TaskRunner:
         self._backoff = backoff
         self.completions = CompletionBatcher(link, worker_id)
         self.decisions = DecisionBatcher(link, worker_id)
-        self.local_activities = LocalActivityRunner(self.activities, executor=executor)
+        self.local_activities = LocalActivityRunner(
+            self.activities, executor=executor,
+            observe=(lambda r, outcome, seconds: metrics.local_ran(
+                r.activity_type, "step" if r.journalled else "local", outcome, seconds)) if metrics else None)
         self.metrics = metrics
         self.on_slot_freed = on_slot_freed
         self.cache: InstanceCache | None = InstanceCache(

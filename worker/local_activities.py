@@ -41,10 +41,16 @@ class Journaller(Protocol):
     async def __call__(self, decision: Decision) -> Decision: ...
 
 
+# Told how each local activity or step went: (its request, "completed", "failed" or "deferred",
+# the seconds it took, None when deferred).
+Observer = Callable[[LocalActivity, str, "float | None"], None]
+
+
 class LocalActivityRunner:
     """Runs local activities: `activities` are the App's registrations (what a name runs),
     `fakes` replace them by name (durable.testing). Sync functions run on `executor` (None:
-    inline). `clock` and `sleep` are the time the budget is counted in (injectable)."""
+    inline). `clock` and `sleep` are the time the budget is counted in (injectable).
+    `observe` is told how each one went (the worker's metrics)."""
 
     def __init__(
         self,
@@ -55,8 +61,10 @@ class LocalActivityRunner:
         clock: Callable[[], float] | None = None,
         sleep: Callable[[float], Awaitable[None]] | None = None,
         rng: random.Random | None = None,
+        observe: Observer | None = None,
     ) -> None:
         self.activities = activities
+        self.observe = observe
         self.executor = executor
         self.fakes = fakes or {}
         self._clock = clock or time.monotonic
@@ -84,6 +92,9 @@ class LocalActivityRunner:
             if journal is not None and decision.actions and any(r.journalled for r in requests):
                 decision = await journal(decision)
                 if journal.unseen and ran:
+                    if self.observe is not None:
+                        for request in requests:
+                            self.observe(request, "deferred", None)
                     return instance.defer_local()
                 requests = decision.local_activities
             if len(requests) == 1:
@@ -113,6 +124,14 @@ class LocalActivityRunner:
 
     async def run(self, request: LocalActivity, workflow_id: str) -> LocalOutcome:
         """Run one local activity to its outcome, retrying within its budget."""
+        if self.observe is None:
+            return await self._run(request, workflow_id)
+        started = time.perf_counter()
+        outcome = await self._run(request, workflow_id)
+        self.observe(request, "completed" if outcome.error is None else "failed", time.perf_counter() - started)
+        return outcome
+
+    async def _run(self, request: LocalActivity, workflow_id: str) -> LocalOutcome:
         fn, takes_ctx, input_type = self._function(request)
         policy = request.retry_policy or RetryPolicy()
         budget = request.schedule_to_close_timeout

@@ -40,7 +40,26 @@ class WorkerMetrics(MetricsEndpoint):
             "dropped to stay within DURABLE_WORKFLOW_CACHE_SIZE).",
             ["result"], registry=self.registry,
         )
+        self.local = Counter(
+            "durable_worker_local_activities",
+            "Local activities and steps run within decisions, by kind (local, step) and outcome "
+            "(completed, failed: their retries within count once; deferred: a step a decision "
+            "ended before because events came, run by the next decision).",
+            ["type", "kind", "outcome"], registry=self.registry,
+        )
+        self.local_durations = Histogram(
+            "durable_worker_local_activity_duration_seconds",
+            "Time a local activity or step took in its decision, its retries included.", ["type", "kind"],
+            registry=self.registry,
+            buckets=(0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+        )
         self._children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+
+    def local_ran(self, activity_type: str, kind: str, outcome: str, seconds: float | None) -> None:
+        """A local activity or step ended (`seconds` it took), or was deferred (None)."""
+        self.local.labels(activity_type, kind, outcome).inc()
+        if seconds is not None:
+            self.local_durations.labels(activity_type, kind).observe(seconds)
 
     def decision_failed(self, workflow_type: str, error_type: str) -> None:
         self.decision_failures.labels(workflow_type, error_type).inc()

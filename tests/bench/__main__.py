@@ -69,6 +69,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                          "median, else one drain of --n measured before the sweep)")
     ap.add_argument("--load-per-row", action="store_true",
                     help="the background loader inserts one statement per task (the single insert), not one per batch")
+    ap.add_argument("--load-tick", type=float, default=0.02,
+                    help="latency under load: seconds between the background loader's batches")
     ap.add_argument("--workflows-n", type=int, default=1000)
     ap.add_argument("--long-steps", type=int, default=300, help="steps of --only long_workflow's workflows")
     ap.add_argument("--workflow-apps", default="four_steps,agent_turn,four_local_steps")
@@ -210,7 +212,7 @@ async def run_all(server: Server, args: argparse.Namespace) -> dict[str, Any]:
         data["latency"]["sweep"] = await run_latency_sweep(
             server, n=args.latency_n, rate=args.latency_rate, drain_rate=drain, drain_source=source,
             fractions=[float(f) for f in args.load_fractions.split(",")], workers=2, concurrency=32,
-            per_row=args.load_per_row, log_dir=log_dir)
+            per_row=args.load_per_row, load_tick=args.load_tick, log_dir=log_dir)
     if "workflows" in only:
         plan = w3_plan(args)
         runs = plan_workflow_runs(list(filter(None, args.workflow_apps.split(","))), args.workflows_n, 2, 32, plan)

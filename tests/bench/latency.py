@@ -166,6 +166,7 @@ async def run_latency_once(
     concurrency: int = 16,
     load_rate: float = 0.0,
     per_row: bool = False,
+    load_tick: float = 0.02,
     idle_s: float = 2.0,
     log_dir: Path | None = None,
     worker_env: dict[str, str] | None = None,
@@ -190,7 +191,7 @@ async def run_latency_once(
                     return not await any_left(conn, ["probe"])
 
                 await wait_until(drained, 30, "the warm-up task")
-                load = BackgroundLoad(load_conn, load_rate, per_row=per_row)
+                load = BackgroundLoad(load_conn, load_rate, tick=load_tick, per_row=per_row)
                 loader = asyncio.create_task(load.run(stop_load), name="bench-load") if load_rate > 0 else None
                 if loader is not None:
                     await asyncio.sleep(1.0)  # let the load reach its steady state

@@ -9,7 +9,7 @@ import pytest
 
 from durable.client import Client
 from durable.controlplane.settings import MetricsSettings
-from durable.worker import App, Worker, WorkerSettings
+from durable.worker import ActivityError, App, Worker, WorkerSettings, WorkflowContext
 from durable.worker.testing import RunningWorker
 from tests.support.controlplane import free_port, running_control_plane
 from tests.support.processes import wait_for
@@ -42,6 +42,16 @@ async def test_control_plane_and_worker_metrics_exist_and_move(database_url: str
             raise RuntimeError("boom")
         return {}
 
+    @app.workflow(name="stepping")
+    async def stepping(ctx: WorkflowContext, data: None) -> str:
+        await ctx.step(flaky, {})
+        await ctx.step(flaky, {})
+        try:
+            await ctx.local_activity(flaky, {"fail": True}, retry_policy={"max_attempts": 1})
+        except ActivityError:
+            return "failed as meant"
+        return "unexpected"
+
     async with running_control_plane(database_url, metrics=metrics) as address:
         before = scrape(cp_port)
         for name in ("durable_tasks_pending", "durable_workers", "durable_database_up", "durable_claim_duration_seconds_count"):
@@ -69,3 +79,11 @@ async def test_control_plane_and_worker_metrics_exist_and_move(database_url: str
                 assert value(w, 'durable_worker_tasks_total{kind="activity",outcome="failed",type="flaky"}') == 1
                 assert value(w, "durable_worker_task_duration_seconds_count") == 4
                 assert "durable_worker_running_tasks" in w
+                # a workflow's two steps and a local activity that fails
+                workflow_id, _ = await client.start_workflow("stepping")
+                view = await client.wait_workflow(workflow_id, timeout=30)
+                assert view.result == "failed as meant", view.error
+                w = scrape(worker_port)
+                assert value(w, 'durable_worker_local_activities_total{kind="step",outcome="completed",type="flaky"}') == 2
+                assert value(w, 'durable_worker_local_activities_total{kind="local",outcome="failed",type="flaky"}') == 1
+                assert value(w, "durable_worker_local_activity_duration_seconds_count") == 3

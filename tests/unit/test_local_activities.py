@@ -543,9 +543,12 @@ async def test_a_loop_of_steps_sees_a_signal_between_two_steps(kept: bool) -> No
         return instance.journalled(count)
 
     journal = Journaller(first)
+    seen: list[tuple[str, str, bool]] = []  # what the worker's metrics are told
+    runner = LocalActivityRunner(app.activities, observe=lambda r, outcome, s: seen.append((r.marker_id, outcome, s is None)))
     decision = instance.replay(events, 0, keep_open=True)
-    decision = await LocalActivityRunner(app.activities).settle(instance, decision, "wf-3", journal)
+    decision = await runner.settle(instance, decision, "wf-3", journal)
     assert calls == ["parse:1"]  # step 2 deferred
+    assert seen == [("parse-1", "completed", False), ("parse-2", "deferred", True)]
     [deferral] = decision.actions
     assert (deferral.kind, deferral.marker_id) == ("local_activity_deferred", "parse-2")
     assert decision.seen_through_seq == 1 and not decision.ended
