@@ -63,13 +63,14 @@ FROM unnest(
 -- Workflows with their WorkflowStarted event ($4, as JSON text) and their first decision, in
 -- one statement; ids that exist are skipped (no event, no task) and do not come back. The
 -- caller passes each id once. Events and tasks reference rows of the same statement: the
--- foreign keys are checked at its end.
+-- foreign keys are checked at its end. history_bytes counts the event's data, as appending it
+-- does on the single path.
 WITH created AS (
     INSERT INTO durable_workflow_instances (
-        id, workflow_type, input, created_at, updated_at, last_event_seq, trace_id, span_id)
-    SELECT w.id, w.workflow_type, w.input::jsonb, $1, $1, 1, w.trace_id, w.span_id
-    FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
-        AS w(id, workflow_type, input, trace_id, span_id)
+        id, workflow_type, input, created_at, updated_at, last_event_seq, trace_id, span_id, history_bytes)
+    SELECT w.id, w.workflow_type, w.input::jsonb, $1, $1, 1, w.trace_id, w.span_id, octet_length(w.data)
+    FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])
+        AS w(id, workflow_type, input, trace_id, span_id, data)
     ON CONFLICT (id) DO NOTHING
     RETURNING id, workflow_type, trace_id, span_id
 ), started AS (

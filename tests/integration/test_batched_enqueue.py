@@ -121,6 +121,10 @@ async def test_start_workflows_with_existing_ids(
     data = json.loads(await db.fetchval(
         "SELECT event_data FROM durable_workflow_events WHERE workflow_id = 'batch'"))
     assert (data["workflow_type"], data["input"], type(data["random_seed"])) == ("wf", {"n": 3}, int)
+    # and counts its first event's bytes towards the history limit, as a single start does (the
+    # random seeds' digits may differ)
+    sizes = dict(await db.fetch("SELECT id, history_bytes FROM durable_workflow_instances WHERE id IN ('single', 'batch')"))
+    assert sizes["batch"] > len('{"n": 3}') and abs(sizes["batch"] - sizes["single"]) <= 3, sizes
 
 
 async def test_concurrent_single_calls_coalesce_and_each_gets_its_own_outcome(
