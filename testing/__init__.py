@@ -19,7 +19,9 @@ blocking.
 
 Local activities (`ctx.local_activity`) run within the decision, as on a worker, with fakes
 replacing them by name too; the waits between their retries move the clock instead of
-waiting.
+waiting. Steps (`ctx.step`) too, with their journals: what the decision issued before a step
+is in the history before it runs, and a signal or cancellation sent while steps run reaches
+the code before the next step (the step deferred to the next decision), as on the engine.
 
 Child workflows run in the same environment (`env.handles[child_id]`), with the engine's
 rules: a taken id fails the start, a parent's end cancels its children of policy "cancel".
@@ -59,6 +61,30 @@ __all__ = ["WorkflowEnvironment", "WorkflowHandle", "WorkflowEnded"]
 
 # Event-loop turns given to running activities before the clock jumps to the next timer.
 _SETTLE_TURNS = 20
+
+
+class _Journal:
+    """A decision's journals (ctx.step), as the control plane writes them: the commands so
+    far appended to the history at once; `unseen` when events came that the decision has not
+    seen (its steps then wait for the next decision: durable.worker.workflows.local, rule 7).
+    `seen`: the last event the decision saw."""
+
+    def __init__(self, handle: WorkflowHandle, instance: Any) -> None:
+        self.handle = handle
+        self.instance = instance
+        self.seen = handle.history[-1].sequence_num
+        self.unseen = False
+
+    async def __call__(self, decision: Any) -> Any:
+        history = self.handle.history
+        self.unseen = history[-1].sequence_num > self.seen
+        first = len(history)
+        for command in decision.actions:
+            self.handle._apply(command)
+        told = [] if self.unseen else history[first:]
+        if not self.unseen:
+            self.seen = history[-1].sequence_num
+        return self.instance.journalled(len(decision.actions), told)
 
 
 class WorkflowEnded(Exception):
@@ -247,17 +273,18 @@ class WorkflowHandle:
 
     async def _decide(self) -> None:
         instance = self.definition.instance(self.workflow_id, activity_defaults=self.env.app.activity_options)
-        seen = self.history[-1].sequence_num
+        journal = _Journal(self, instance)
+        self._after, self._continued = [], None
         try:
             decision = instance.replay(list(self.history), self.decided_through, keep_open=True)
             if decision.local_activities:
-                decision = await self.env.local_activities.settle(instance, decision, self.workflow_id)
+                decision = await self.env.local_activities.settle(instance, decision, self.workflow_id, journal)
         finally:
             instance.close()
+        seen = journal.seen
         unseen = self.history[-1].sequence_num > seen  # arrived while its local activities ran
         if unseen and decision.ended:
             return  # dropped, as the engine drops it: the code sees those events first
-        self._after, self._continued = [], None
         for command in decision.actions:
             self._apply(command)
         # what the decision saw and the events of its own commands (no await in between),

@@ -467,7 +467,7 @@ async def test_a_worker_that_died_after_a_journal_runs_only_the_steps_after_it()
     instance.close()
 
 
-async def test_durable_testing_runs_steps_as_local_activities() -> None:
+async def test_durable_testing_runs_steps_with_their_journals() -> None:
     app, calls = _steps_app()
 
     @app.activity(name="double")
@@ -557,14 +557,14 @@ async def test_a_loop_of_steps_sees_a_signal_between_two_steps(kept: bool) -> No
 
     # without its deferral marker, that history would not be deterministic (local rule 4)
     with pytest.raises(NonDeterminismError, match="parse-2"):
-        definition.instance("wf-3").replay(events[:3], 3)
+        definition.instance("wf-3").replay(events[:3], 1)
 
     if kept:
-        decision = instance.advance(events[1:], 4)
+        decision = instance.advance(events[1:], 1)  # replay_through_seq: what the decision saw
     else:
         instance.close()
         instance = definition.instance("wf-3")
-        decision = instance.replay(events, 4, keep_open=True)
+        decision = instance.replay(events, 1, keep_open=True)
     assert [r.marker_id for r in decision.local_activities] == ["parse-2"] and decision.actions == []
 
     async def later(decision: Any) -> Any:
@@ -584,3 +584,30 @@ async def test_a_loop_of_steps_sees_a_signal_between_two_steps(kept: bool) -> No
     again = replay(definition, events, decided_through_seq=events[-1].sequence_num)
     assert again.ended and again.actions == []
     assert calls == ["parse:1", "parse:2", "parse:3", "parse:4"]  # nothing ran again
+
+
+async def test_durable_testing_delivers_a_signal_between_two_steps() -> None:
+    app = App()
+
+    @app.activity(name="tick")
+    async def tick(ctx: Any, input: None) -> None:
+        await asyncio.sleep(0)
+
+    @app.workflow(name="ticking")
+    async def ticking(ctx: WorkflowContext, input: None) -> dict[str, Any]:
+        stop: list[Any] = []
+        ctx.set_signal_handler("stop", stop.append)
+        steps = 0
+        while not stop and steps < 2000:
+            await ctx.step(tick, None)
+            steps += 1
+        return {"steps": steps, "stopped": bool(stop)}
+
+    handle = await WorkflowEnvironment(app).start("ticking")
+    await handle.wait_for_event("MarkerRecorded")  # a journal: the steps are running
+    await handle.signal("stop")
+    result = await handle.result()
+    assert result["stopped"] and result["steps"] < 2000, result
+    kinds = [(e.event_type, e.data.get("kind")) for e in handle.history]
+    assert kinds.index(("SignalReceived", None)) < kinds.index(("MarkerRecorded", "local_activity_deferred"))
+    assert kinds.count(("MarkerRecorded", "local_activity")) == result["steps"]
