@@ -126,7 +126,8 @@ class ControlPlaneMetrics(MetricsEndpoint, StoreObserver):
             registry=self.registry,
         )
         self.journals = Counter(
-            "durable_workflow_journals", "Journals of decisions (ctx.step), applied or not.", ["type", "result"],
+            "durable_workflow_journals", "Journals of decisions (ctx.step): applied, unseen (applied after events the decision had "
+            "not seen: it ends there, its next step deferred) or dropped.", ["type", "result"],
             registry=self.registry,
         )
         self.decision_failures = Counter(
@@ -205,8 +206,8 @@ class ControlPlaneMetrics(MetricsEndpoint, StoreObserver):
     def decided(self, workflow_type: str, applied: bool) -> None:
         self.decisions.labels(workflow_type, "applied" if applied else "dropped").inc()
 
-    def journalled(self, workflow_type: str, applied: bool) -> None:
-        self.journals.labels(workflow_type, "applied" if applied else "dropped").inc()
+    def journalled(self, workflow_type: str, applied: bool, unseen: bool = False) -> None:
+        self.journals.labels(workflow_type, ("unseen" if unseen else "applied") if applied else "dropped").inc()
 
     def decision_failed(self, workflow_type: str, error_type: str) -> None:
         self.decision_failures.labels(workflow_type, error_type).inc()

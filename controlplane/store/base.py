@@ -99,8 +99,9 @@ class StoreObserver:
     def decided(self, workflow_type: str, applied: bool) -> None:
         """A decision was applied, or dropped because the history moved."""
 
-    def journalled(self, workflow_type: str, applied: bool) -> None:
-        """A journal of a decision (ctx.step) was written, or not (its decision dropped)."""
+    def journalled(self, workflow_type: str, applied: bool, unseen: bool = False) -> None:
+        """A journal of a decision (ctx.step) was written, or not (its decision dropped);
+        `unseen`: written after events its decision had not seen (the decision ends there)."""
 
     def decision_failed(self, workflow_type: str, error_type: str) -> None:
         """A decision failed (workflow code raised, or a non-determinism): blocked."""

@@ -127,7 +127,7 @@ class DecisionStore(StoreBase):
                 outcomes[index] = outcome
                 if isinstance(outcome, Applied) and wf is not None:
                     if decisions[index].journal:  # part of a decision: counted apart
-                        self.observer.journalled(wf.workflow_type, outcome.applied)
+                        self.observer.journalled(wf.workflow_type, outcome.applied, outcome.unseen)
                     else:
                         self.observer.decided(wf.workflow_type, outcome.applied)
                     if end:

@@ -87,3 +87,5 @@ async def test_control_plane_and_worker_metrics_exist_and_move(database_url: str
                 assert value(w, 'durable_worker_local_activities_total{kind="step",outcome="completed",type="flaky"}') == 2
                 assert value(w, 'durable_worker_local_activities_total{kind="local",outcome="failed",type="flaky"}') == 1
                 assert value(w, "durable_worker_local_activity_duration_seconds_count") == 3
+                # the second step's journal (none before the first)
+                assert value(scrape(cp_port), 'durable_workflow_journals_total{result="applied",type="stepping"}') == 1
