@@ -13,8 +13,11 @@ walks the keys of a type in key order from where the last claim of that type sto
 Workflow starts with a key work the same way, counting the key's running workflows.
 
 Unkeyed tasks never come here: the claim index holds only them, and their claim statements
-are the ones they always were. Keyed tasks are looked for only when the unkeyed claim came up
-short.
+are the ones they always were. Keyed tasks are looked for when the unkeyed claim came up short;
+and every KEYED_LOOK_EVERY seconds a claim first asks whether keyed tasks of its types wait
+(one statement) and, if some do, leaves them half of itself (the unkeyed ones then get what
+those leave): an unkeyed backlog that fills every claim does not hold keyed tasks back until
+it has drained.
 
 Rate limits. An activity type may have a token bucket in durable_rate_limits: at most `rate`
 starts per second across the cluster, `burst` at once after a quiet spell. A claim of that
@@ -25,6 +28,7 @@ whole tokens there are and writes back what is left, all in its transaction.
 from __future__ import annotations
 
 import math
+import time
 from datetime import datetime, timedelta
 
 import asyncpg
@@ -35,6 +39,8 @@ from durable.controlplane.store.queries import Q
 # most MAX_KEYS_PER_CLAIM (one index probe and one advisory lock each)
 KEYS_PER_CLAIM = 8
 MAX_KEYS_PER_CLAIM = 200
+# a claim leaves half of itself to keyed tasks when none has looked for them this long (seconds)
+KEYED_LOOK_EVERY = 0.1
 # advisory-lock namespaces (the first of the two int4 keys): activity keys and workflow keys
 LOCK_NAMESPACES = {"activity": 1685418593, "workflow": 1685418615}
 
@@ -46,15 +52,26 @@ class Gates:
 
     def __init__(self) -> None:
         self.cursors: dict[tuple[str, str], str] = {}
+        self.keyed_looked_at = -math.inf  # time.monotonic() of the last look for keyed tasks
+
+    async def keyed_first(
+        self, conn: asyncpg.Connection, activity_types: list[str], workflow_types: list[str]
+    ) -> list[tuple[str, str]] | None:
+        """The (kind, type)s with keyed tasks waiting when the claim is to leave half of itself
+        to them (none looked for KEYED_LOOK_EVERY, and some wait); else None."""
+        if time.monotonic() - self.keyed_looked_at < KEYED_LOOK_EVERY:
+            return None
+        self.keyed_looked_at = time.monotonic()
+        return await self.keyed_types(conn, activity_types, workflow_types, probe=True) or None
 
     async def keyed_types(
-        self, conn: asyncpg.Connection, activity_types: list[str], workflow_types: list[str]
+        self, conn: asyncpg.Connection, activity_types: list[str], workflow_types: list[str], *, probe: bool = False
     ) -> list[tuple[str, str]]:
         """Which of these (kind, type)s have keyed tasks waiting: one statement (none for a
-        single type: the key scan itself finds nothing then)."""
+        single type unless `probe`: the key scan itself finds nothing then)."""
         if not activity_types and not workflow_types:
             return []
-        if len(activity_types) + len(workflow_types) == 1:
+        if len(activity_types) + len(workflow_types) == 1 and not probe:
             return [("activity", activity_types[0])] if activity_types else [("workflow", workflow_types[0])]
         return [(r["kind"], r["type"]) for r in await conn.fetch(Q.keyed_types, activity_types, workflow_types)]
 

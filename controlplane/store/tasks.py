@@ -160,13 +160,17 @@ class TaskStore(BreakerStore):
             trials = {}
         held_back = blocked | set(trials) | set(rated)
         # one type: the single ordered scan locks exactly what it takes; several: candidates
-        # first, then only the rows taken are locked (see queries.sql). Unkeyed tasks only.
+        # first, then only the rows taken are locked (see queries.sql). Unkeyed tasks only. Now
+        # and then they leave half of the claim to the keyed ones (gates: KEYED_LOOK_EVERY).
         query = Q.claim_tasks if len(activity_types) + len(workflow_types) <= 1 else Q.claim_tasks_of_types
-        rows.extend(
-            await conn.fetch(
-                query, worker_id, activity_types, workflow_types, limit - len(rows), now, sorted(held_back),
-            )
-        )
+        free = [t for t in activity_types if t not in held_back]
+        keyed = await self.gates.keyed_first(conn, free, workflow_types) if len(rows) < limit else None
+        unkeyed = (limit - len(rows)) // 2 if keyed else limit - len(rows)
+        again = bool(keyed)  # a second look at the unkeyed ones, for what the keyed ones leave
+        if unkeyed:
+            got = await conn.fetch(query, worker_id, activity_types, workflow_types, unkeyed, now, sorted(held_back))
+            rows.extend(got)
+            again = again and len(got) == unkeyed  # not when they ran out
         if rated and active:
             for activity_type in rated:
                 if len(rows) >= limit:
@@ -175,14 +179,33 @@ class TaskStore(BreakerStore):
                 rows.extend(got)
                 if wake is not None:
                     await self.notify_due(conn, f"activity:{activity_type}", wake)
-        if len(rows) < limit:  # keyed tasks: looked for only when the unkeyed ones did not fill the claim
-            free = [t for t in activity_types if t not in held_back]
-            for kind, type_ in await self.gates.keyed_types(conn, free, workflow_types):
-                claim = self.gates.claim_keyed if kind == "activity" else self.gates.claim_keyed_workflows
-                rows.extend(await claim(conn, worker_id, type_, limit - len(rows), now))
-                if len(rows) >= limit:
-                    break
+        if len(rows) < limit:  # keyed tasks: when the unkeyed ones did not fill the claim
+            await self._claim_keyed(conn, worker_id, free, workflow_types, rows, limit, now, keyed)
+        if again and len(rows) < limit:
+            rows.extend(await conn.fetch(query, worker_id, activity_types, workflow_types, limit - len(rows), now,
+                                         sorted(held_back)))
         return rows
+
+    async def _claim_keyed(
+        self,
+        conn: asyncpg.Connection,
+        worker_id: str,
+        activity_types: list[str],
+        workflow_types: list[str],
+        rows: list[asyncpg.Record],
+        limit: int,
+        now: datetime,
+        waiting: Sequence[tuple[str, str]] | None = None,
+    ) -> None:
+        """Keyed tasks of the types added to `rows` until it holds `limit`; `waiting`: the
+        (kind, type)s with keyed tasks, when the caller looked already."""
+        if waiting is None:
+            waiting = await self.gates.keyed_types(conn, activity_types, workflow_types)
+        for kind, type_ in waiting:
+            claim = self.gates.claim_keyed if kind == "activity" else self.gates.claim_keyed_workflows
+            rows.extend(await claim(conn, worker_id, type_, limit - len(rows), now))
+            if len(rows) >= limit:
+                break
 
     async def _with_histories(
         self, conn: asyncpg.Connection, decisions: list[ClaimedTask], now: datetime

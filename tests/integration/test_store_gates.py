@@ -315,3 +315,14 @@ async def test_a_workflow_schedules_keyed_activities(store: Store, worker: str) 
     keys = await store.pool.fetch("SELECT DISTINCT concurrency_key, concurrency_limit FROM durable_task_queue "
                                   "WHERE kind = 'activity'")
     assert [(r["concurrency_key"], r["concurrency_limit"]) for r in keys] == [("cust-9", 1)]
+
+
+async def test_keyed_tasks_are_not_held_behind_an_unkeyed_backlog(store: Store, worker: str) -> None:
+    """Claims that unkeyed tasks fill still take keyed ones now and then (half a claim at least
+    every KEYED_LOOK_EVERY seconds), so a keyed task does not wait out the unkeyed backlog."""
+    keyed_id = await store.enqueue_activity("a", {"keyed": True}, options=keyed("tenant-1", 1))
+    for i in range(40):
+        await store.enqueue_activity("a", {"i": i})
+    first, _ = await store.claim(worker, ["a"], limit=10)
+    assert keyed_id in [t.id for t in first], "the keyed task waited behind the unkeyed backlog"
+    assert len(first) == 10  # the claim is still full
