@@ -57,12 +57,12 @@ class Gates:
     async def keyed_first(
         self, conn: asyncpg.Connection, activity_types: list[str], workflow_types: list[str]
     ) -> list[tuple[str, str]] | None:
-        """The (kind, type)s with keyed tasks waiting when the claim is to leave half of itself
-        to them (none looked for KEYED_LOOK_EVERY, and some wait); else None."""
+        """None when a claim looked less than KEYED_LOOK_EVERY ago; else the (kind, type)s with
+        keyed tasks waiting (one statement), to which the claim leaves half of itself."""
         if time.monotonic() - self.keyed_looked_at < KEYED_LOOK_EVERY:
             return None
         self.keyed_looked_at = time.monotonic()
-        return await self.keyed_types(conn, activity_types, workflow_types, probe=True) or None
+        return await self.keyed_types(conn, activity_types, workflow_types, probe=True)
 
     async def keyed_types(
         self, conn: asyncpg.Connection, activity_types: list[str], workflow_types: list[str], *, probe: bool = False

@@ -198,7 +198,7 @@ class TaskStore(BreakerStore):
         waiting: Sequence[tuple[str, str]] | None = None,
     ) -> None:
         """Keyed tasks of the types added to `rows` until it holds `limit`; `waiting`: the
-        (kind, type)s with keyed tasks, when the caller looked already."""
+        (kind, type)s with keyed tasks, when the caller looked already (none: nothing to do)."""
         if waiting is None:
             waiting = await self.gates.keyed_types(conn, activity_types, workflow_types)
         for kind, type_ in waiting:
