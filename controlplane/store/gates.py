@@ -13,11 +13,12 @@ walks the keys of a type in key order from where the last claim of that type sto
 Workflow starts with a key work the same way, counting the key's running workflows.
 
 Unkeyed tasks never come here: the claim index holds only them, and their claim statements
-are the ones they always were. Keyed tasks are looked for when the unkeyed claim came up short;
-and every KEYED_LOOK_EVERY seconds a claim first asks whether keyed tasks of its types wait
-(one statement) and, if some do, leaves them half of itself (the unkeyed ones then get what
-those leave): an unkeyed backlog that fills every claim does not hold keyed tasks back until
-it has drained.
+are the ones they always were. Keyed tasks are looked for when the unkeyed claim came up short.
+After a claim that came back full, at most every KEYED_LOOK_EVERY seconds, a look in the
+background (one statement, on a connection of its own) asks whether keyed tasks of its types
+wait; if some do, the next claim of those types leaves them half of itself (the unkeyed ones
+then get what they leave). So an unkeyed backlog that fills every claim does not hold keyed
+tasks back until it has drained, and no claim waits for the look.
 
 Rate limits. An activity type may have a token bucket in durable_rate_limits: at most `rate`
 starts per second across the cluster, `burst` at once after a quiet spell. A claim of that
@@ -27,6 +28,7 @@ whole tokens there are and writes back what is left, all in its transaction.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from datetime import datetime, timedelta
@@ -53,16 +55,35 @@ class Gates:
     def __init__(self) -> None:
         self.cursors: dict[tuple[str, str], str] = {}
         self.keyed_looked_at = -math.inf  # time.monotonic() of the last look for keyed tasks
+        # (activity types, workflow types) of a claim -> the keyed (kind, type)s found waiting
+        self.owed: dict[tuple[tuple[str, ...], tuple[str, ...]], list[tuple[str, str]]] = {}
+        self._looks: set[asyncio.Task[None]] = set()
 
-    async def keyed_first(
-        self, conn: asyncpg.Connection, activity_types: list[str], workflow_types: list[str]
-    ) -> list[tuple[str, str]] | None:
-        """None when a claim looked less than KEYED_LOOK_EVERY ago; else the (kind, type)s with
-        keyed tasks waiting (one statement), to which the claim leaves half of itself."""
+    def owed_to_keyed(self, key: tuple[tuple[str, ...], tuple[str, ...]]) -> list[tuple[str, str]] | None:
+        """The keyed (kind, type)s a claim of these (activity types, workflow types) leaves half
+        of itself to (found waiting after a claim of the same types that came back full),
+        taken; None: no debt."""
+        return self.owed.pop(key, None)
+
+    def after_full_claim(self, pool: asyncpg.Pool, activity_types: list[str], workflow_types: list[str]) -> None:
+        """A claim came back full: at most every KEYED_LOOK_EVERY, look (in the background, on
+        a connection of its own: the claim's answer does not wait) whether keyed tasks of its
+        types wait; if so, the next claim of those types owes them half of itself."""
         if time.monotonic() - self.keyed_looked_at < KEYED_LOOK_EVERY:
-            return None
+            return
         self.keyed_looked_at = time.monotonic()
-        return await self.keyed_types(conn, activity_types, workflow_types, probe=True)
+        look = asyncio.get_running_loop().create_task(self._look(pool, activity_types, workflow_types))
+        self._looks.add(look)
+        look.add_done_callback(self._looks.discard)
+
+    async def _look(self, pool: asyncpg.Pool, activity_types: list[str], workflow_types: list[str]) -> None:
+        try:
+            async with pool.acquire() as conn:
+                waiting = await self.keyed_types(conn, activity_types, workflow_types, probe=True)
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+            return  # best effort: the next full claim looks again
+        if waiting:
+            self.owed[(tuple(activity_types), tuple(workflow_types))] = waiting
 
     async def keyed_types(
         self, conn: asyncpg.Connection, activity_types: list[str], workflow_types: list[str], *, probe: bool = False

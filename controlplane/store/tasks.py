@@ -119,6 +119,8 @@ class TaskStore(BreakerStore):
                         break
                     # A worker that claims is alive after all: reactivate it and try again.
                     await conn.execute(Q.worker_heartbeat, worker_id, 0, now)
+            if len(rows) >= limit:  # keyed tasks may be waiting behind the unkeyed ones (gates)
+                self.gates.after_full_claim(self.pool, activity_types, workflow_types)
             # UPDATE ... RETURNING keeps no order: hand tasks out highest priority first.
             tasks = sorted(map(ClaimedTask.from_row, rows), key=lambda t: (-t.priority, t.visible_at))
             for (kind, activity_type), count in Counter((t.kind, t.activity_type) for t in tasks).items():
@@ -160,17 +162,19 @@ class TaskStore(BreakerStore):
             trials = {}
         held_back = blocked | set(trials) | set(rated)
         # one type: the single ordered scan locks exactly what it takes; several: candidates
-        # first, then only the rows taken are locked (see queries.sql). Unkeyed tasks only. Now
-        # and then they leave half of the claim to the keyed ones (gates: KEYED_LOOK_EVERY).
+        # first, then only the rows taken are locked (see queries.sql). Unkeyed tasks only; half
+        # of a claim when keyed ones were found waiting after a full one (gates).
         query = Q.claim_tasks if len(activity_types) + len(workflow_types) <= 1 else Q.claim_tasks_of_types
         free = [t for t in activity_types if t not in held_back]
-        keyed = await self.gates.keyed_first(conn, free, workflow_types) if len(rows) < limit else None
-        unkeyed = (limit - len(rows)) // 2 if keyed else limit - len(rows)
-        again = bool(keyed)  # a second look at the unkeyed ones, for what the keyed ones leave
+        owed = self.gates.owed_to_keyed((tuple(activity_types), tuple(workflow_types))) if len(rows) < limit else None
+        if owed:  # not to types held back (an open breaker, a rate limit)
+            owed = [(kind, t) for kind, t in owed if kind == "workflow" or t in free] or None
+        unkeyed = (limit - len(rows)) // 2 if owed else limit - len(rows)
+        full = False  # the unkeyed ones filled what they were asked for
         if unkeyed:
             got = await conn.fetch(query, worker_id, activity_types, workflow_types, unkeyed, now, sorted(held_back))
             rows.extend(got)
-            again = again and len(got) == unkeyed  # not when they ran out
+            full = len(got) == unkeyed
         if rated and active:
             for activity_type in rated:
                 if len(rows) >= limit:
@@ -180,8 +184,8 @@ class TaskStore(BreakerStore):
                 if wake is not None:
                     await self.notify_due(conn, f"activity:{activity_type}", wake)
         if len(rows) < limit:  # keyed tasks: when the unkeyed ones did not fill the claim
-            await self._claim_keyed(conn, worker_id, free, workflow_types, rows, limit, now, keyed)
-        if again and len(rows) < limit:
+            await self._claim_keyed(conn, worker_id, free, workflow_types, rows, limit, now, owed)
+        if owed and (full or not unkeyed) and len(rows) < limit:  # what the keyed ones left
             rows.extend(await conn.fetch(query, worker_id, activity_types, workflow_types, limit - len(rows), now,
                                          sorted(held_back)))
         return rows

@@ -19,6 +19,7 @@ from durable.controlplane.store import Store
 from durable.controlplane.store.queries import Q
 from durable.controlplane.store.rate_limits import RateLimitStore
 from tests.support.clock import FakeClock
+from tests.support.processes import wait_for
 
 FAST_RETRY = {"max_attempts": 3, "initial_interval": 0.001, "max_interval": 0.001, "jitter": 0}
 
@@ -318,11 +319,19 @@ async def test_a_workflow_schedules_keyed_activities(store: Store, worker: str) 
 
 
 async def test_keyed_tasks_are_not_held_behind_an_unkeyed_backlog(store: Store, worker: str) -> None:
-    """Claims that unkeyed tasks fill still take keyed ones now and then (half a claim at least
-    every KEYED_LOOK_EVERY seconds), so a keyed task does not wait out the unkeyed backlog."""
+    """After a claim that comes back full, a look for keyed tasks (at most every
+    KEYED_LOOK_EVERY seconds, in the background), and the next claim of its types leaves them
+    half of itself: a keyed task does not wait out the unkeyed backlog."""
     keyed_id = await store.enqueue_activity("a", {"keyed": True}, options=keyed("tenant-1", 1))
     for i in range(40):
         await store.enqueue_activity("a", {"i": i})
     first, _ = await store.claim(worker, ["a"], limit=10)
-    assert keyed_id in [t.id for t in first], "the keyed task waited behind the unkeyed backlog"
-    assert len(first) == 10  # the claim is still full
+    assert keyed_id not in [t.id for t in first] and len(first) == 10  # unkeyed first, as before
+
+    async def looked() -> bool:  # the look runs in the background, after the full claim
+        return bool(store.gates.owed)
+
+    await wait_for(looked, 10, "the look for keyed tasks after a full claim")
+    second, _ = await store.claim(worker, ["a"], limit=10)
+    assert keyed_id in [t.id for t in second], "the keyed task waited behind the unkeyed backlog"
+    assert len(second) == 10  # the claim is still full: the unkeyed ones take what it leaves
